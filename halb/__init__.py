@@ -1,0 +1,1 @@
+"""halb: a highly available HAProxy + Keepalived pair with one floating VIP."""

@@ -1,0 +1,41 @@
+"""`python -m halb check|render --stack NAME`: validate and render without the Pulumi CLI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from halb.config import ConfigError, load_stack_file
+from halb.render import write_tree
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m halb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="validate Pulumi.<stack>.yaml; exit 2 listing every error")
+    check.add_argument("--stack", required=True)
+    render = sub.add_parser("render", help="write each node's files under OUT/<node>/ (secrets as placeholders)")
+    render.add_argument("--stack", required=True)
+    render.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+
+    path = Path(f"Pulumi.{args.stack}.yaml")
+    if not path.is_file():
+        print(f"halb: no stack file {path} (run from the project directory)", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_stack_file(str(path))
+    except ConfigError as e:
+        print(f"halb: {path}: {e}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        print(f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services)")
+        return 0
+    written = write_tree(cfg, args.out)
+    print(f"halb: wrote {len(written)} files under {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

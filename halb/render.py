@@ -1,0 +1,168 @@
+"""Rendering: pure functions from a validated config to the files on each node.
+
+Main files never contain a secret; the VRRP and stats passwords go into two
+small files of their own (`secret=True`) that the main files include, so a
+preview shows line-level changes of the main files while secrets stay secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+
+from halb.addresses import AddressPlan, plan_addresses
+from halb.config import HalbConfig
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+# Where things live on a node.
+PATHS = {
+    "keepalived_conf": "/etc/keepalived/keepalived.conf",
+    "keepalived_auth": "/etc/keepalived/halb-auth.conf",
+    "haproxy_cfg": "/etc/haproxy/haproxy.cfg",
+    "haproxy_secrets": "/etc/haproxy/halb-secrets.cfg",
+    "haproxy_dropin": "/etc/systemd/system/haproxy.service.d/halb.conf",
+    "tmpfiles": "/etc/tmpfiles.d/halb.conf",
+    "haproxy_check": "/usr/local/libexec/halb/haproxy-check",
+    "haproxy_state": "/usr/local/libexec/halb/haproxy-state",
+    "vrrp_notify": "/usr/local/libexec/halb/vrrp-notify",
+    "state_dir": "/run/halb",
+    "haproxy_down": "/run/halb/haproxy-down",
+    "vrrp_state": "/run/halb/vrrp-state",
+}
+SCRIPT_USER = "keepalived_script"
+INSTANCE = "halb"
+HAPROXY_BIN = "/usr/sbin/haproxy"
+
+# Which provisioning step installs a file; each step has its validator and reload.
+Step = Literal["system", "haproxy", "keepalived"]
+
+
+@dataclass(frozen=True)
+class NodeFile:
+    path: str  # absolute path on the node
+    content: str
+    mode: str  # octal, as chmod takes it
+    step: Step
+    secret: bool = False
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secret values to render. `halb render` passes marked placeholders."""
+
+    vrrp_password: str
+    stats_password: str
+
+
+PLACEHOLDERS = Secrets(vrrp_password="@SECRET@", stats_password="@SECRET:haproxy.stats.password@")
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+def _render(template: str, **ctx: object) -> str:
+    return _env.get_template(template).render(paths=PATHS, **ctx)
+
+
+def _advert(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, object]:
+    node, peer = cfg.node(node_name), cfg.peer(node_name)
+    k = cfg.keepalived
+    return {
+        "node": {
+            "name": node.name,
+            "role": node.role,
+            "address": plan.nodes[node.name],
+            "interface": cfg.interface(node),
+            "priority": cfg.priority(node),
+        },
+        "peer": {"name": peer.name, "address": plan.nodes[peer.name]},
+        "state": "BACKUP" if k.nopreempt or node.role == "backup" else "MASTER",
+        "vip": plan.vip,
+        "prefixlen": plan.prefixlen,
+        "vrid": cfg.vrid,
+        "advert_int": _advert(k.advert_int),
+        "instance": INSTANCE,
+        "script_user": SCRIPT_USER,
+        "track_file_name": "halb_haproxy_down",
+        "check_script_name": "halb_haproxy_alive",
+        "stats_userlist": "halb_stats",
+        "haproxy_bin": HAPROXY_BIN,
+        "check_args": {
+            "tcp": " check",
+            "tls": " check check-ssl verify none",
+            "http": " check",
+            "none": "",
+        },
+        "k": k,
+        "h": cfg.haproxy,
+    }
+
+
+def node_files(cfg: HalbConfig, node_name: str, plan: AddressPlan | None = None) -> list[NodeFile]:
+    """Every non-secret file halb installs on `node_name`, in install order."""
+    plan = plan or plan_addresses(cfg)
+    ctx = context(cfg, plan, node_name)
+    return [
+        NodeFile(PATHS["tmpfiles"], _render("tmpfiles.d/halb.conf.j2", **ctx), "0644", "system"),
+        NodeFile(PATHS["haproxy_state"], _render("haproxy-state.j2", **ctx), "0755", "system"),
+        NodeFile(PATHS["haproxy_check"], _render("haproxy-check.j2", **ctx), "0755", "system"),
+        NodeFile(PATHS["vrrp_notify"], _render("vrrp-notify.j2", **ctx), "0755", "system"),
+        NodeFile(PATHS["haproxy_dropin"], _render("haproxy.service.d/halb.conf.j2", **ctx), "0644", "system"),
+        NodeFile(PATHS["haproxy_cfg"], _render("haproxy.cfg.j2", **ctx), "0644", "haproxy"),
+        NodeFile(PATHS["keepalived_conf"], _render("keepalived.conf.j2", **ctx), "0644", "keepalived"),
+    ]
+
+
+def secret_files(cfg: HalbConfig, node_name: str, secrets: Secrets) -> list[NodeFile]:
+    """The files that hold secrets (mode 0600), rendered from the given values."""
+    ctx = context(cfg, plan_addresses(cfg), node_name)
+    files = [
+        NodeFile(
+            PATHS["haproxy_secrets"],
+            _render("halb-secrets.cfg.j2", stats_password=secrets.stats_password, **ctx),
+            "0600", "haproxy", secret=True,
+        )
+    ]
+    if cfg.keepalived.version == 2:
+        files.append(NodeFile(
+            PATHS["keepalived_auth"],
+            _render("halb-auth.conf.j2", auth_password=secrets.vrrp_password, **ctx),
+            "0600", "keepalived", secret=True,
+        ))
+    return files
+
+
+def all_files(cfg: HalbConfig, node_name: str, secrets: Secrets = PLACEHOLDERS) -> list[NodeFile]:
+    return node_files(cfg, node_name) + secret_files(cfg, node_name, secrets)
+
+
+def write_tree(cfg: HalbConfig, out: Path, secrets: Secrets = PLACEHOLDERS) -> list[Path]:
+    """Write every node's files under out/<node>/<absolute path>; returns the paths written."""
+    written = []
+    for node in cfg.nodes:
+        for f in all_files(cfg, node.name, secrets):
+            dest = out / node.name / f.path.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(f.content, encoding="utf-8")
+            dest.chmod(int(f.mode, 8))
+            written.append(dest)
+    return written
