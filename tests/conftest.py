@@ -1,0 +1,78 @@
+"""Shared helpers. With CI=true a missing prerequisite fails instead of skipping."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from halb.config import strip_prefix
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip locally when a prerequisite is missing; fail in CI, where it must be there."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"prerequisite missing in CI: {what}")
+    pytest.skip(f"prerequisite missing: {what}")
+
+
+def require_root_tools(*tools: str) -> None:
+    require(os.geteuid() == 0, "root")
+    for tool in tools:
+        require(shutil.which(tool) is not None, f"the `{tool}` binary")
+
+
+def stack_raw(stack: str) -> dict[str, Any]:
+    """The halb:* keys of Pulumi.<stack>.yaml, prefix stripped."""
+    doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return strip_prefix(doc["config"])
+
+
+def with_(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of raw with the dotted path (list indexes as numbers) set to value."""
+    out = copy.deepcopy(raw)
+    node: Any = out
+    parts = [int(p) if p.isdigit() else p for p in path.split(".")]
+    for part in parts[:-1]:
+        if isinstance(part, str) and part not in node:
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+    return out
+
+
+def without(raw: dict[str, Any], path: str) -> dict[str, Any]:
+    out = copy.deepcopy(raw)
+    node: Any = out
+    parts = [int(p) if p.isdigit() else p for p in path.split(".")]
+    for part in parts[:-1]:
+        node = node[part]
+    del node[parts[-1]]
+    return out
+
+
+def variants() -> dict[str, dict[str, Any]]:
+    """The configurations whose rendered files are proven by the daemons and kept as golden files."""
+    dev = stack_raw("dev")
+    http = with_(dev, "haproxy.services", dev["haproxy"]["services"] + [{
+        "name": "web", "port": 8081, "mode": "http", "check": "http", "checkPath": "/healthz",
+        "balance": "leastconn",
+        "servers": [{"name": "app1", "address": "192.168.4.70", "port": 8000},
+                    {"name": "app2", "address": "192.168.4.71", "port": 8000}],
+    }])
+    nopreempt = with_(dev, "keepalived.nopreempt", True)
+    vrrp3 = with_(with_(dev, "keepalived.version", 3), "keepalived.advertInt", 0.5)
+    pool = with_(dev, "addresses", {"pool": {"first": "192.168.4.60", "last": "192.168.4.69"}})
+    pool["nodes"] = [{"name": "lb1", "role": "master"}, {"name": "lb2", "role": "backup"}]
+    pool = with_(pool, "keepalived", {"healthCheck": {"interval": 2, "fall": 3}, "unicast": False})
+    return {"dev": dev, "http": http, "nopreempt": nopreempt, "vrrp3": vrrp3, "pool": pool}

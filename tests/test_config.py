@@ -1,0 +1,140 @@
+"""The config model: defaults, and every bad input rejected with key, value and expectation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conftest import stack_raw, with_, without
+from halb.config import ConfigError, HalbConfig, load_config
+
+DEV = stack_raw("dev")
+
+
+def problems(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_config(raw)
+    return [str(p) for p in err.value.problems]
+
+
+def test_dev_stack_is_valid_and_defaults_are_applied() -> None:
+    cfg = load_config(DEV)
+    assert cfg.platform == "vsphere"
+    assert [(n.name, n.role, str(n.address)) for n in cfg.nodes] == [
+        ("lb1", "master", "192.168.4.61"), ("lb2", "backup", "192.168.4.62")]
+    assert cfg.vrid == 66
+    assert cfg.keepalived.version == 2 and cfg.keepalived.unicast is True
+    assert cfg.keepalived.master_priority > cfg.keepalived.backup_priority
+    assert cfg.haproxy.stats.port == 8080 and cfg.haproxy.services[0].mode == "tcp"
+
+
+def test_vrid_defaults_to_the_vips_last_octet() -> None:
+    assert load_config(without(DEV, "keepalived.vrid")).vrid == 60
+
+
+BAD: list[tuple[str, dict[str, Any], str, str]] = [
+    # (case, raw, key in the message, fragment of the expectation)
+    ("malformed address", with_(DEV, "addresses.vip", "192.168.4.300"), "halb:addresses.vip", "valid IPv4 address"),
+    ("malformed server address", with_(DEV, "haproxy.services.0.servers.0.address", "worker"),
+     "halb:haproxy.services[0].servers[0].address", "valid IPv4 address"),
+    ("subnet not a CIDR", with_(DEV, "network.subnet", "192.168.4.0/33"), "halb:network.subnet", "IPv4 network"),
+    ("subnet with host bits", with_(DEV, "network.subnet", "192.168.4.7/24"), "halb:network.subnet", "IPv4 network"),
+    ("gateway outside subnet", with_(DEV, "network.gateway", "192.168.5.1"), "halb:network.gateway", "inside `network.subnet`"),
+    ("vip outside subnet", with_(DEV, "addresses.vip", "192.168.5.60"), "halb:addresses.vip", "inside `network.subnet`"),
+    ("node outside subnet", with_(DEV, "nodes.1.address", "192.168.5.62"), "halb:nodes[1].address", "inside `network.subnet`"),
+    ("vip equal to a node", with_(DEV, "addresses.vip", "192.168.4.61"), "halb:nodes[0].address", "not already used by `addresses.vip`"),
+    ("vip equal to gateway", with_(DEV, "addresses.vip", "192.168.4.1"), "halb:addresses.vip", "not the gateway"),
+    ("vip equal to network", with_(DEV, "addresses.vip", "192.168.4.0"), "halb:addresses.vip", "not the network address"),
+    ("vip equal to broadcast", with_(DEV, "addresses.vip", "192.168.4.255"), "halb:addresses.vip", "not the broadcast address"),
+    ("duplicate node addresses", with_(DEV, "nodes.1.address", "192.168.4.61"), "halb:nodes[1].address", "not already used by `nodes[0].address`"),
+    ("server equal to vip", with_(DEV, "haproxy.services.1.servers.2.address", "192.168.4.60"),
+     "halb:haproxy.services[1].servers[2].address", "other than `addresses.vip`"),
+    ("server equal to node", with_(DEV, "haproxy.services.0.servers.0.address", "192.168.4.62"),
+     "halb:haproxy.services[0].servers[0].address", "other than `nodes[1].address`"),
+    ("vrid 0", with_(DEV, "keepalived.vrid", 0), "halb:keepalived.vrid", "from 1 to 255"),
+    ("vrid 256", with_(DEV, "keepalived.vrid", 256), "halb:keepalived.vrid", "from 1 to 255"),
+    ("equal priorities", with_(with_(DEV, "keepalived.masterPriority", 100), "keepalived.backupPriority", 100),
+     "halb:keepalived.masterPriority", "above the backup's"),
+    ("priority 255", with_(DEV, "keepalived.masterPriority", 255), "halb:keepalived.masterPriority", "from 1 to 254"),
+    ("priority 0", with_(DEV, "keepalived.backupPriority", 0), "halb:keepalived.backupPriority", "from 1 to 254"),
+    ("v2 password empty", with_(DEV, "keepalived.authPassword", ""), "halb:keepalived.authPassword", "1 to 8 characters"),
+    ("v2 password too long", with_(DEV, "keepalived.authPassword", "ninechars"), "halb:keepalived.authPassword", "1 to 8 characters"),
+    ("password with v3", with_(with_(DEV, "keepalived.version", 3), "keepalived.authPassword", "abc"),
+     "halb:keepalived.authPassword", "no password with VRRPv3"),
+    ("fractional advert with v2", with_(DEV, "keepalived.advertInt", 0.5), "halb:keepalived.advertInt", "whole seconds with VRRPv2"),
+    ("zero advert", with_(DEV, "keepalived.advertInt", 0), "halb:keepalived.advertInt", "positive number"),
+    ("negative advert", with_(DEV, "keepalived.advertInt", -1), "halb:keepalived.advertInt", "positive number"),
+    ("duplicate frontend ports", with_(DEV, "haproxy.services.1.port", 80), "halb:haproxy.services[1].port", "not already used by `haproxy.services[0].port`"),
+    ("frontend port equal to stats port", with_(DEV, "haproxy.services.0.port", 8080), "halb:haproxy.services[0].port", "not already used by `haproxy.stats.port`"),
+    ("port 0", with_(DEV, "haproxy.services.0.port", 0), "halb:haproxy.services[0].port", "greater than or equal to 1"),
+    ("port 65536", with_(DEV, "haproxy.stats.port", 65536), "halb:haproxy.stats.port", "less than or equal to 65535"),
+    ("server port 70000", with_(DEV, "haproxy.services.0.servers.0.port", 70000), "halb:haproxy.services[0].servers[0].port", "less than or equal to 65535"),
+    ("empty server list", with_(DEV, "haproxy.services.0.servers", []), "halb:haproxy.services[0].servers", "at least one backend server"),
+    ("unknown balance", with_(DEV, "haproxy.services.0.balance", "fastest"), "halb:haproxy.services[0].balance", "one of roundrobin"),
+    ("missing vsphere placement", without(DEV, "vsphere"), "halb:vsphere", "VM placement when `platform: vsphere`"),
+    ("vsphere key missing", without(DEV, "vsphere.template"), "halb:vsphere.template", "required"),
+    ("unknown top-level key", with_(DEV, "keepalive", {"vrid": 3}), "halb:keepalive", "no such key"),
+    ("unknown nested key", with_(DEV, "haproxy.stats.passwd", "x"), "halb:haproxy.stats.passwd", "no such key"),
+    ("unknown key in a list item", with_(DEV, "nodes.0.adress", "192.168.4.61"), "halb:nodes[0].adress", "no such key"),
+    ("two masters", with_(DEV, "nodes.1.role", "master"), "halb:nodes", "one `role: master` and one `role: backup`"),
+    ("bad role", with_(DEV, "nodes.1.role", "standby"), "halb:nodes[1].role", "'master' or 'backup'"),
+    ("bad platform", with_(DEV, "platform", "aws"), "halb:platform", "'vsphere' or 'hosts'"),
+    ("hosts without addresses", with_(without(DEV, "nodes.1.address"), "platform", "hosts"), "halb:nodes", "`address` for every node"),
+    ("pool needed", without(DEV, "nodes.1.address"), "halb:addresses.pool", "a pool to allocate lb2"),
+    ("pool too small", with_(without(DEV, "addresses.vip"), "addresses.pool", {"first": "192.168.4.61", "last": "192.168.4.62"}),
+     "halb:addresses.pool", "enough free addresses"),
+    ("no ssh credentials", with_(DEV, "ssh.agent", False), "halb:ssh", "`privateKey` (secret) or `agent: true`"),
+    ("bad interface name", with_(DEV, "network.interface", "eth 0"), "halb:network.interface", "matching"),
+]
+
+
+@pytest.mark.parametrize("raw,key,expected", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_input_is_rejected_naming_key_value_and_expectation(raw: dict[str, Any], key: str, expected: str) -> None:
+    found = problems(raw)
+    matching = [p for p in found if p.startswith(key + ":")]
+    assert matching, f"no error names {key}; got {found}"
+    assert any(expected in p for p in matching), f"{key}: expected text {expected!r} not in {matching}"
+    assert all(": got " in p and "; expected " in p for p in found), f"message shape off: {found}"
+
+
+def test_all_semantic_errors_are_reported_at_once() -> None:
+    raw = with_(with_(with_(DEV, "keepalived.vrid", 300), "haproxy.services.1.port", 80), "addresses.vip", "192.168.4.1")
+    keys = {p.split(":")[1] for p in problems(raw)}
+    assert {"keepalived.vrid", "haproxy.services[1].port", "addresses.vip"} <= keys
+
+
+def test_all_field_errors_are_reported_at_once() -> None:
+    raw = with_(with_(with_(DEV, "network.subnet", "nope"), "haproxy.stats.port", "x"), "bogus", 1)
+    keys = {p.split(":")[1] for p in problems(raw)}
+    assert {"network.subnet", "haproxy.stats.port", "bogus"} <= keys
+
+
+def test_errors_show_a_valid_example() -> None:
+    found = problems(with_(DEV, "network.subnet", "nope"))
+    assert any("e.g. `subnet: 192.168.4.0/24`" in p for p in found), found
+
+
+def test_secret_values_never_appear_in_errors() -> None:
+    raw = with_(with_(DEV, "keepalived.authPassword", "hunter2-is-long"), "haproxy.stats.password", 12345)
+    text = "\n".join(problems(raw))
+    assert "hunter2" not in text and "12345" not in text, text
+    assert "<secret" in text
+
+
+def test_encrypted_secret_from_a_stack_file_is_accepted_unread() -> None:
+    cfg = load_config(with_(DEV, "keepalived.authPassword", {"secure": "v1:abcd"}))
+    assert cfg.keepalived.auth_password is not None and cfg.keepalived.auth_password.value is None
+    assert "abcd" not in repr(cfg)
+
+
+def test_every_key_is_documented() -> None:
+    def walk(model: type[HalbConfig] | Any) -> None:
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no description"
+            for arg in getattr(field.annotation, "__args__", (field.annotation,)):
+                inner = getattr(arg, "__args__", (arg,))
+                for t in inner:
+                    if isinstance(t, type) and hasattr(t, "model_fields"):
+                        walk(t)
+    walk(HalbConfig)

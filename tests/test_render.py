@@ -1,0 +1,160 @@
+"""Rendered node files: golden output, structure, and acceptance by the real daemons.
+
+Regenerate golden files after an intended change: `make golden`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from conftest import ROOT, require, require_root_tools, variants, with_
+from daemons import haproxy_check, keepalived_check, shellcheck
+from halb.config import HalbConfig, load_config
+from halb.render import PATHS, Secrets, all_files, node_files, secret_files, write_tree
+
+GOLDEN = ROOT / "tests" / "golden"
+VARIANTS = {name: load_config(raw) for name, raw in variants().items()}
+CASES = [(v, n.name) for v, cfg in VARIANTS.items() for n in cfg.nodes]
+REAL = Secrets(vrrp_password="s3cr3tPw", stats_password="stats-Pass-123")
+
+
+def rendered(tmp: Path, variant: str) -> Path:
+    write_tree(VARIANTS[variant], tmp)
+    return tmp
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_render_matches_golden_files(variant: str, tmp_path: Path) -> None:
+    out = rendered(tmp_path, variant)
+    golden = GOLDEN / variant
+    if os.environ.get("UPDATE_GOLDEN"):
+        shutil.rmtree(golden, ignore_errors=True)
+        shutil.copytree(out, golden)
+    got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    want = sorted(p.relative_to(golden).as_posix() for p in golden.rglob("*") if p.is_file())
+    assert got == want, f"{variant}: rendered file set differs from golden (run `make golden` if intended)"
+    for rel in got:
+        assert (out / rel).read_text() == (golden / rel).read_text(), f"{variant}/{rel} differs from golden"
+
+
+@pytest.mark.parametrize("variant,node", CASES)
+def test_haproxy_accepts_rendered_config_with_no_warnings(variant: str, node: str, tmp_path: Path) -> None:
+    require(shutil.which("haproxy") is not None, "the `haproxy` binary")
+    result = haproxy_check(rendered(tmp_path, variant) / node)
+    assert result.rc == 0 and "WARNING" not in result.output.upper(), f"{variant}/{node} haproxy.cfg: {result.output}"
+
+
+@pytest.mark.parametrize("variant,node", CASES)
+def test_keepalived_accepts_rendered_config(variant: str, node: str, tmp_path: Path) -> None:
+    require_root_tools("keepalived", "unshare", "ip")
+    cfg = VARIANTS[variant]
+    result = keepalived_check(rendered(tmp_path, variant) / node, cfg.interface(cfg.node(node)))
+    assert result.rc == 0 and not result.output.strip(), f"{variant}/{node} keepalived.conf: rc={result.rc} {result.output}"
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_scripts_pass_shellcheck(variant: str, tmp_path: Path) -> None:
+    require(shutil.which("shellcheck") is not None, "the `shellcheck` binary")
+    out = rendered(tmp_path, variant)
+    scripts = [p for p in out.rglob("*") if p.is_file() and p.read_text().startswith("#!")]
+    assert len(scripts) == 2 * 3, f"{variant}: expected 3 scripts per node, found {scripts}"
+    for script in scripts:
+        result = shellcheck(script)
+        assert result.rc == 0, f"{variant}/{script.relative_to(out)}: {result.output}"
+
+
+def test_validators_catch_broken_files(tmp_path: Path) -> None:
+    """Negative controls: the harness must be able to fail."""
+    require_root_tools("keepalived", "haproxy", "unshare")
+    out = rendered(tmp_path, "dev") / "lb1"
+    cfg = out / PATHS["haproxy_cfg"].lstrip("/")
+    # what the seed inherits from the distribution's defaults: HTTP logging on a TCP frontend
+    cfg.write_text(cfg.read_text().replace("    option tcplog\n", "    option httplog\n", 1))
+    assert haproxy_check(out).rc != 0, "haproxy -dW accepted inherited `option httplog` in tcp proxies"
+    (out / PATHS["haproxy_check"].lstrip("/")).unlink()
+    assert keepalived_check(out, "ens192").rc == 5, "keepalived -t accepted a missing check script"
+
+
+def test_roles_states_and_priorities() -> None:
+    dev = VARIANTS["dev"]
+    lb1 = _file(dev, "lb1", "keepalived_conf")
+    lb2 = _file(dev, "lb2", "keepalived_conf")
+    assert "state MASTER" in lb1 and "priority 250" in lb1, "lb1 keepalived.conf: master state/priority"
+    assert "state BACKUP" in lb2 and "priority 240" in lb2, "lb2 keepalived.conf: backup state/priority"
+    assert "unicast_src_ip 192.168.4.61" in lb1 and re.search(r"unicast_peer \{\s+192.168.4.62\s+\}", lb1)
+    assert "virtual_router_id 66" in lb1 and "192.168.4.60/24 dev ens192" in lb1
+    assert "nopreempt" not in lb1
+
+
+def test_nopreempt_starts_both_nodes_as_backup() -> None:
+    cfg = VARIANTS["nopreempt"]
+    for node in ("lb1", "lb2"):
+        text = _file(cfg, node, "keepalived_conf")
+        assert "state BACKUP" in text and "nopreempt" in text, f"{node} keepalived.conf under nopreempt"
+
+
+def test_vrrp3_has_subsecond_adverts_and_no_authentication() -> None:
+    cfg = VARIANTS["vrrp3"]
+    text = _file(cfg, "lb1", "keepalived_conf")
+    assert "vrrp_version 3" in text and "advert_int 0.5" in text and "authentication" not in text
+    assert [f.path for f in secret_files(cfg, "lb1", REAL)] == [PATHS["haproxy_secrets"]]
+
+
+def test_haproxy_owns_the_file_with_tcp_defaults_and_one_frontend_per_service() -> None:
+    cfg = VARIANTS["http"]
+    text = _file(cfg, "lb1", "haproxy_cfg")
+    assert text.count("\nglobal\n") == 1 and re.search(r"defaults\n    mode tcp\n", text)
+    for svc in cfg.haproxy.services:
+        assert f"frontend {svc.name}\n    mode {svc.mode}\n    bind *:{svc.port}\n" in text, f"frontend {svc.name}"
+        assert f"backend {svc.name}\n    mode {svc.mode}\n" in text, f"backend {svc.name}"
+    assert "option httpchk" in text and "http-check send meth GET uri /healthz" in text
+    assert "server app1 192.168.4.70:8000 check" in text
+    assert "check check-ssl verify none" in text, "https backend uses a real TLS check"
+    assert "stats http-request auth" in text and "prometheus-exporter" in text
+
+
+def test_secrets_live_only_in_secret_files() -> None:
+    for variant, cfg in VARIANTS.items():
+        for node in cfg.nodes:
+            files = all_files(cfg, node.name, REAL)
+            for f in files:
+                leaked = [s for s in (REAL.vrrp_password, REAL.stats_password) if s in f.content]
+                assert f.secret == bool(leaked) or (f.secret and cfg.keepalived.version == 3), (
+                    f"{variant}/{node.name}:{f.path} secret={f.secret} but holds {len(leaked)} secret values")
+                if f.secret:
+                    assert f.mode == "0600", f"{f.path} must be 0600"
+
+
+def test_every_file_carries_the_managed_by_halb_header() -> None:
+    for f in all_files(VARIANTS["dev"], "lb1"):
+        head = "\n".join(f.content.splitlines()[:2])
+        assert "Managed by halb" in head, f"{f.path} lacks the header"
+
+
+def test_templates_render_with_strict_undefined(tmp_path: Path) -> None:
+    from halb import render
+
+    env = render._env
+    assert env.undefined is jinja2.StrictUndefined
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ missing }}").render()
+
+
+def test_removing_a_backend_server_changes_only_haproxy_cfg() -> None:
+    dev = variants()["dev"]
+    servers = dev["haproxy"]["services"][0]["servers"]
+    smaller = load_config(with_(dev, "haproxy.services.0.servers", servers[:-1]))
+    before = {f.path: f.sha256 for f in node_files(VARIANTS["dev"], "lb1")}
+    after = {f.path: f.sha256 for f in node_files(smaller, "lb1")}
+    changed = {p for p in before if before[p] != after[p]}
+    assert changed == {PATHS["haproxy_cfg"]}, changed
+
+
+def _file(cfg: HalbConfig, node: str, key: str) -> str:
+    return next(f.content for f in all_files(cfg, node, REAL) if f.path == PATHS[key])
