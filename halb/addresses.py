@@ -57,11 +57,16 @@ def plan_addresses(cfg: HalbConfig) -> AddressPlan:
     if wanted:
         pool = cfg.addresses.pool
         if pool is None:
-            raise AddressError([Problem(
-                "addresses.pool", "nothing",
-                f"a pool to allocate {', '.join(wanted)} from, or explicit addresses, "
-                "e.g. `pool: {first: 192.168.4.60, last: 192.168.4.69}`",
-            )])
+            raise AddressError(
+                [
+                    Problem(
+                        "addresses.pool",
+                        "nothing",
+                        f"a pool to allocate {', '.join(wanted)} from, or explicit addresses, "
+                        "e.g. `pool: {first: 192.168.4.60, last: 192.168.4.69}`",
+                    )
+                ]
+            )
         problems = []
         for key, addr in (("addresses.pool.first", pool.first), ("addresses.pool.last", pool.last)):
             if addr not in net:
@@ -72,13 +77,18 @@ def plan_addresses(cfg: HalbConfig) -> AddressPlan:
             raise AddressError(problems)
         free = (a for a in _pool(pool.first, pool.last) if a not in taken)
         for name in wanted:
-            addr = next(free, None)
-            if addr is None:
-                raise AddressError([Problem(
-                    "addresses.pool", f"{pool.first}-{pool.last}",
-                    f"enough free addresses for {', '.join(wanted)} ({len(wanted)} needed)",
-                )])
-            allocated[name] = addr
+            found = next(free, None)
+            if found is None:
+                raise AddressError(
+                    [
+                        Problem(
+                            "addresses.pool",
+                            f"{pool.first}-{pool.last}",
+                            f"enough free addresses for {', '.join(wanted)} ({len(wanted)} needed)",
+                        )
+                    ]
+                )
+            allocated[name] = found
 
     vip = cfg.addresses.vip or allocated["vip"]
     nodes = {n.name: n.address or allocated[n.name] for n in cfg.nodes}

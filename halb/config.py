@@ -128,7 +128,9 @@ class Node(Model):
         None, description="Static address; allocated from `addresses.pool` when unset.", examples=["192.168.4.61"]
     )
     interface: str | None = Field(
-        None, description="Overrides `network.interface` on this node.", examples=["ens192"],
+        None,
+        description="Overrides `network.interface` on this node.",
+        examples=["ens192"],
         pattern=r"^[A-Za-z0-9_.:-]{1,15}$",
     )
 
@@ -144,7 +146,9 @@ class AntiAffinity(Model):
 
 class VSphere(Model):
     datacenter: str = Field(description="Datacenter name.", examples=["dc1"], min_length=1)
-    cluster: str = Field(description="Compute cluster name (its resource pool is used).", examples=["cluster1"], min_length=1)
+    cluster: str = Field(
+        description="Compute cluster name (its resource pool is used).", examples=["cluster1"], min_length=1
+    )
     datastore: str = Field(description="Datastore for the VM disks.", examples=["vsanDatastore"], min_length=1)
     network: str = Field(description="Port group the VMs attach to.", examples=["VM Network"], min_length=1)
     template: str = Field(description="VM template to clone.", examples=["debian-12-template"], min_length=1)
@@ -165,7 +169,9 @@ class Ssh(Model):
     )
     agent: bool = Field(False, description="Use the running ssh-agent (SSH_AUTH_SOCK) instead of a key.")
     dial_error_limit: int = Field(
-        60, ge=-1, description="SSH connection attempts before a step fails (-1: unlimited); VMs reboot while customized."
+        60,
+        ge=-1,
+        description="SSH connection attempts before a step fails (-1: unlimited); VMs reboot while customized.",
     )
 
 
@@ -184,7 +190,9 @@ class Keepalived(Model):
         description="VRRP virtual router id, unique per L2 segment. Defaults to the VIP's last octet.",
         examples=[66],
     )
-    version: Literal[2, 3] = Field(2, description="VRRP version: 2 (with PASS auth) or 3 (sub-second adverts, no auth).")
+    version: Literal[2, 3] = Field(
+        2, description="VRRP version: 2 (with PASS auth) or 3 (sub-second adverts, no auth)."
+    )
     advert_int: float = Field(
         1.0, description="Seconds between adverts; whole seconds with VRRPv2, 0.01 steps with v3.", examples=[1]
     )
@@ -215,7 +223,9 @@ class Server(Model):
 
 
 class Service(Model):
-    name: str = Field(description="Service name (frontend/backend names).", examples=["https"], pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    name: str = Field(
+        description="Service name (frontend/backend names).", examples=["https"], pattern=r"^[a-z][a-z0-9_-]{0,31}$"
+    )
     port: Port = Field(description="Port the service listens on, on every node address and the VIP.", examples=[443])
     mode: Literal["tcp", "http"] = Field("tcp", description="`tcp` pass-through or `http` proxying.")
     balance: str = Field("roundrobin", description=f"Balance algorithm: one of {', '.join(BALANCE)}.")
@@ -223,7 +233,9 @@ class Service(Model):
         "tcp", description="Server health check: TCP connect, TLS handshake, HTTP request, or none."
     )
     check_path: str = Field("/", description="Path for `check: http`.", pattern=r"^/\S*$")
-    servers: list[Server] = Field(description="Backend servers.", examples=[[{"name": "worker1", "address": "192.168.4.66"}]])
+    servers: list[Server] = Field(
+        description="Backend servers.", examples=[[{"name": "worker1", "address": "192.168.4.66"}]]
+    )
 
 
 class Stats(Model):
@@ -248,7 +260,9 @@ class Timeouts(Model):
 
 
 class Haproxy(Model):
-    services: list[Service] = Field(description="Frontends and their backends.", examples=[[{"name": "http", "port": 80, "servers": []}]])
+    services: list[Service] = Field(
+        description="Frontends and their backends.", examples=[[{"name": "http", "port": 80, "servers": []}]]
+    )
     stats: Stats = Field(default_factory=Stats, description="Password-protected stats page.")
     metrics: Metrics = Field(default_factory=Metrics, description="Prometheus exporter.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Proxy timeouts.")
@@ -269,7 +283,9 @@ class HalbConfig(Model):
     os_family: Literal["auto", "debian", "rhel"] = Field(
         "auto", description="Package family of the nodes; `auto` detects it on each node."
     )
-    preflight: bool = Field(False, description="Refuse addresses that already answer on the network before creating anything.")
+    preflight: bool = Field(
+        False, description="Refuse addresses that already answer on the network before creating anything."
+    )
 
     # Derived values, computed from validated fields.
     @property
@@ -335,9 +351,7 @@ def _field_for(loc: tuple[int | str, ...]) -> Any:
         if field is None:
             return None
         ann = field.annotation
-        model = next(
-            (a for a in _flatten(ann) if isinstance(a, type) and issubclass(a, BaseModel)), None
-        )
+        model = next((a for a in _flatten(ann) if isinstance(a, type) and issubclass(a, BaseModel)), None)
     return field
 
 
@@ -369,12 +383,11 @@ def _pydantic_problems(err: ValidationError) -> list[Problem]:
         field = _field_for(loc)
         secret = field is not None and "Secret" in repr(field.annotation)
         if e["type"] == "extra_forbidden":
-            problems.append(Problem(key, _show(e["input"]), "no such key (check the spelling; see README 'Config reference')"))
+            problems.append(
+                Problem(key, _show(e["input"]), "no such key (check the spelling; see README 'Config reference')")
+            )
             continue
-        if e["type"] == "missing":
-            value = "nothing"
-        else:
-            value = "<secret>" if secret else _show(e.get("input"))
+        value = "nothing" if e["type"] == "missing" else "<secret>" if secret else _show(e.get("input"))
         expected = _expected(e["msg"])
         if field is not None and field.examples:
             expected += f", e.g. `{loc[-1]}: {_yaml_scalar(field.examples[0])}`"
@@ -393,7 +406,7 @@ def _expected(msg: str) -> str:
         ("String should have at least 1 character", "a non-empty string"),
     ):
         if msg.startswith(prefix):
-            msg = repl + msg[len(prefix):]
+            msg = repl + msg[len(prefix) :]
             break
     return msg
 
@@ -418,56 +431,90 @@ def semantic_problems(cfg: HalbConfig) -> list[Problem]:
     # Nodes: exactly one master and one backup, unique names.
     roles = sorted(n.role for n in cfg.nodes)
     if roles != ["backup", "master"]:
-        add("nodes", _show([f"{n.name}:{n.role}" for n in cfg.nodes]),
+        add(
+            "nodes",
+            _show([f"{n.name}:{n.role}" for n in cfg.nodes]),
             "exactly two nodes, one `role: master` and one `role: backup`, e.g. "
-            "`[{name: lb1, role: master}, {name: lb2, role: backup}]`")
+            "`[{name: lb1, role: master}, {name: lb2, role: backup}]`",
+        )
     names = [n.name for n in cfg.nodes]
     if len(set(names)) != len(names):
         add("nodes", _show(names), "unique node names, e.g. `lb1` and `lb2`")
 
     # Network.
     if net.prefixlen > 30:
-        add("network.subnet", _show(str(net)), "a subnet with room for a VIP and two nodes (/30 or larger), e.g. `192.168.4.0/24`")
+        add(
+            "network.subnet",
+            _show(str(net)),
+            "a subnet with room for a VIP and two nodes (/30 or larger), e.g. `192.168.4.0/24`",
+        )
     if cfg.network.gateway is not None and not _is_host(cfg.network.gateway, net):
         add("network.gateway", _show(str(cfg.network.gateway)), f"a host address inside `network.subnet` {net}")
 
     # Platform.
     if cfg.platform == "vsphere" and cfg.vsphere is None:
-        add("vsphere", "nothing", "VM placement when `platform: vsphere`, e.g. "
-            "`{datacenter: dc1, cluster: cluster1, datastore: ds1, network: VM Network, template: debian-12}`")
+        add(
+            "vsphere",
+            "nothing",
+            "VM placement when `platform: vsphere`, e.g. "
+            "`{datacenter: dc1, cluster: cluster1, datastore: ds1, network: VM Network, template: debian-12}`",
+        )
     if cfg.platform == "hosts" and any(n.address is None for n in cfg.nodes):
         missing = [n.name for n in cfg.nodes if n.address is None]
         add("nodes", _show(missing), "an `address` for every node when `platform: hosts` (existing machines)")
 
     # SSH.
     if cfg.ssh.private_key is None and not cfg.ssh.agent:
-        add("ssh", "no privateKey and agent: false",
-            "`privateKey` (secret) or `agent: true`, e.g. `pulumi config set --secret --path halb:ssh.privateKey < ~/.ssh/id_ed25519`")
+        add(
+            "ssh",
+            "no privateKey and agent: false",
+            "`privateKey` (secret) or `agent: true`, e.g. "
+            "`pulumi config set --secret --path halb:ssh.privateKey < ~/.ssh/id_ed25519`",
+        )
 
     # Keepalived.
     k = cfg.keepalived
     if k.vrid is not None and not 1 <= k.vrid <= 255:
         add("keepalived.vrid", _show(k.vrid), "an integer from 1 to 255, e.g. `vrid: 66`")
-    for key, prio in (("keepalived.masterPriority", k.master_priority), ("keepalived.backupPriority", k.backup_priority)):
+    for key, prio in (
+        ("keepalived.masterPriority", k.master_priority),
+        ("keepalived.backupPriority", k.backup_priority),
+    ):
         if not 1 <= prio <= 254:
             add(key, _show(prio), "a priority from 1 to 254 (255 is reserved for the address owner), e.g. `250`")
     if k.master_priority <= k.backup_priority:
-        add("keepalived.masterPriority", f"{k.master_priority} (backupPriority {k.backup_priority})",
-            "a master priority above the backup's, e.g. `masterPriority: 250, backupPriority: 240`")
+        add(
+            "keepalived.masterPriority",
+            f"{k.master_priority} (backupPriority {k.backup_priority})",
+            "a master priority above the backup's, e.g. `masterPriority: 250, backupPriority: 240`",
+        )
     if k.advert_int <= 0:
         add("keepalived.advertInt", _show(k.advert_int), "a positive number of seconds, e.g. `advertInt: 1`")
     elif k.version == 2 and k.advert_int != int(k.advert_int):
-        add("keepalived.advertInt", _show(k.advert_int),
-            "whole seconds with VRRPv2 (use `version: 3` for sub-second adverts), e.g. `advertInt: 1`")
+        add(
+            "keepalived.advertInt",
+            _show(k.advert_int),
+            "whole seconds with VRRPv2 (use `version: 3` for sub-second adverts), e.g. `advertInt: 1`",
+        )
     elif k.version == 3 and (round(k.advert_int * 100) != k.advert_int * 100 or k.advert_int > 40.95):
-        add("keepalived.advertInt", _show(k.advert_int), "0.01 to 40.95 s in 0.01 s steps with VRRPv3, e.g. `advertInt: 0.5`")
+        add(
+            "keepalived.advertInt",
+            _show(k.advert_int),
+            "0.01 to 40.95 s in 0.01 s steps with VRRPv3, e.g. `advertInt: 0.5`",
+        )
     if k.auth_password is not None:
         if k.version == 3:
-            add("keepalived.authPassword", "<secret>",
-                "no password with VRRPv3 (it has no authentication); remove it or use `version: 2`")
+            add(
+                "keepalived.authPassword",
+                "<secret>",
+                "no password with VRRPv3 (it has no authentication); remove it or use `version: 2`",
+            )
         elif k.auth_password.value is not None and not 1 <= len(k.auth_password.value) <= 8:
-            add("keepalived.authPassword", f"<secret of {len(k.auth_password.value)} characters>",
-                "1 to 8 characters (VRRPv2 PASS truncates longer ones), or unset to generate one")
+            add(
+                "keepalived.authPassword",
+                f"<secret of {len(k.auth_password.value)} characters>",
+                "1 to 8 characters (VRRPv2 PASS truncates longer ones), or unset to generate one",
+            )
 
     # Addresses.
     try:
@@ -491,8 +538,11 @@ def semantic_problems(cfg: HalbConfig) -> list[Problem]:
                 add(key, _show(str(addr)), f"an address not already used by `{owners[addr]}`")
             owners.setdefault(addr, key)
         if k.vrid is None and not 1 <= int(plan.vip) & 0xFF <= 254:
-            add("keepalived.vrid", f"nothing (VIP {plan.vip} ends in {int(plan.vip) & 0xFF})",
-                "an explicit `vrid` (1-255) because the VIP's last octet cannot be used, e.g. `vrid: 66`")
+            add(
+                "keepalived.vrid",
+                f"nothing (VIP {plan.vip} ends in {int(plan.vip) & 0xFF})",
+                "an explicit `vrid` (1-255) because the VIP's last octet cannot be used, e.g. `vrid: 66`",
+            )
 
     # haproxy.
     h = cfg.haproxy
@@ -508,19 +558,34 @@ def semantic_problems(cfg: HalbConfig) -> list[Problem]:
             add(f"haproxy.services[{i}].name", _show(s.name), "a unique service name")
         names_seen.add(s.name)
         if s.balance not in BALANCE:
-            add(f"haproxy.services[{i}].balance", _show(s.balance), f"one of {', '.join(BALANCE)}, e.g. `balance: roundrobin`")
+            add(
+                f"haproxy.services[{i}].balance",
+                _show(s.balance),
+                f"one of {', '.join(BALANCE)}, e.g. `balance: roundrobin`",
+            )
         if not s.servers:
-            add(f"haproxy.services[{i}].servers", "[]", "at least one backend server, e.g. `[{name: worker1, address: 192.168.4.66}]`")
+            add(
+                f"haproxy.services[{i}].servers",
+                "[]",
+                "at least one backend server, e.g. `[{name: worker1, address: 192.168.4.66}]`",
+            )
         server_names: set[str] = set()
         for j, srv in enumerate(s.servers):
             if plan is not None and srv.address in owners:
-                add(f"haproxy.services[{i}].servers[{j}].address", _show(str(srv.address)),
-                    f"a backend address other than `{owners[srv.address]}` (halb's own addresses would loop)")
+                add(
+                    f"haproxy.services[{i}].servers[{j}].address",
+                    _show(str(srv.address)),
+                    f"a backend address other than `{owners[srv.address]}` (halb's own addresses would loop)",
+                )
             if srv.name in server_names:
                 add(f"haproxy.services[{i}].servers[{j}].name", _show(srv.name), "a server name unique in its service")
             server_names.add(srv.name)
     if h.metrics.enabled and h.metrics.path in (h.stats.uri, "/healthz"):
-        add("haproxy.metrics.path", _show(h.metrics.path), "a path other than the stats uri and /healthz, e.g. `/metrics`")
+        add(
+            "haproxy.metrics.path",
+            _show(h.metrics.path),
+            "a path other than the stats uri and /healthz, e.g. `/metrics`",
+        )
     if h.stats.uri == "/healthz":
         add("haproxy.stats.uri", _show(h.stats.uri), "a path other than /healthz, e.g. `/stats`")
     return out
@@ -548,7 +613,7 @@ def load_config(raw: dict[str, Any]) -> HalbConfig:
 def strip_prefix(config: dict[str, Any]) -> dict[str, Any]:
     """`{halb:platform: x, vsphere:user: y}` -> `{platform: x}`; other namespaces are not ours."""
     prefix = PROJECT + ":"
-    return {k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
 
 
 def load_stack_file(path: str) -> HalbConfig:
@@ -558,4 +623,3 @@ def load_stack_file(path: str) -> HalbConfig:
     with open(path, encoding="utf-8") as f:
         doc = yaml.safe_load(f) or {}
     return load_config(strip_prefix(doc.get("config") or {}))
-

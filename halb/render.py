@@ -139,15 +139,21 @@ def secret_files(cfg: HalbConfig, node_name: str, secrets: Secrets) -> list[Node
         NodeFile(
             PATHS["haproxy_secrets"],
             _render("halb-secrets.cfg.j2", stats_password=secrets.stats_password, **ctx),
-            "0600", "haproxy", secret=True,
+            "0600",
+            "haproxy",
+            secret=True,
         )
     ]
     if cfg.keepalived.version == 2:
-        files.append(NodeFile(
-            PATHS["keepalived_auth"],
-            _render("halb-auth.conf.j2", auth_password=secrets.vrrp_password, **ctx),
-            "0600", "keepalived", secret=True,
-        ))
+        files.append(
+            NodeFile(
+                PATHS["keepalived_auth"],
+                _render("halb-auth.conf.j2", auth_password=secrets.vrrp_password, **ctx),
+                "0600",
+                "keepalived",
+                secret=True,
+            )
+        )
     return files
 
 

@@ -64,12 +64,25 @@ def without(raw: dict[str, Any], path: str) -> dict[str, Any]:
 def variants() -> dict[str, dict[str, Any]]:
     """The configurations whose rendered files are proven by the daemons and kept as golden files."""
     dev = stack_raw("dev")
-    http = with_(dev, "haproxy.services", dev["haproxy"]["services"] + [{
-        "name": "web", "port": 8081, "mode": "http", "check": "http", "checkPath": "/healthz",
-        "balance": "leastconn",
-        "servers": [{"name": "app1", "address": "192.168.4.70", "port": 8000},
-                    {"name": "app2", "address": "192.168.4.71", "port": 8000}],
-    }])
+    http = with_(
+        dev,
+        "haproxy.services",
+        dev["haproxy"]["services"]
+        + [
+            {
+                "name": "web",
+                "port": 8081,
+                "mode": "http",
+                "check": "http",
+                "checkPath": "/healthz",
+                "balance": "leastconn",
+                "servers": [
+                    {"name": "app1", "address": "192.168.4.70", "port": 8000},
+                    {"name": "app2", "address": "192.168.4.71", "port": 8000},
+                ],
+            }
+        ],
+    )
     nopreempt = with_(dev, "keepalived.nopreempt", True)
     vrrp3 = with_(with_(dev, "keepalived.version", 3), "keepalived.advertInt", 0.5)
     pool = with_(dev, "addresses", {"pool": {"first": "192.168.4.60", "last": "192.168.4.69"}})

@@ -29,7 +29,9 @@ def haproxy_check(tree: Path) -> Result:
     secrets = tree / PATHS["haproxy_secrets"].lstrip("/")
     p = subprocess.run(
         ["haproxy", "-c", "-dW", "-f", str(cfg), "-f", str(secrets)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     return Result(p.returncode, p.stdout + p.stderr)
 
@@ -52,7 +54,9 @@ exec keepalived -t -f {PATHS["keepalived_conf"]}
 """
     p = subprocess.run(
         ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     return Result(p.returncode, p.stdout + p.stderr)
 

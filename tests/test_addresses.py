@@ -44,7 +44,11 @@ def test_pool_skips_gateway_dns_backends_and_given_addresses() -> None:
 def test_given_vip_with_pooled_nodes() -> None:
     raw = pooled("192.168.4.100", "192.168.4.110", **{"addresses.vip": "192.168.4.100"})
     plan = plan_addresses(load_config(raw))
-    assert (plan.vip, plan.nodes["lb1"], plan.nodes["lb2"]) == (A("192.168.4.100"), A("192.168.4.101"), A("192.168.4.102"))
+    assert (plan.vip, plan.nodes["lb1"], plan.nodes["lb2"]) == (
+        A("192.168.4.100"),
+        A("192.168.4.101"),
+        A("192.168.4.102"),
+    )
 
 
 def test_plan_is_deterministic() -> None:

@@ -22,7 +22,9 @@ def test_dev_stack_is_valid_and_defaults_are_applied() -> None:
     cfg = load_config(DEV)
     assert cfg.platform == "vsphere"
     assert [(n.name, n.role, str(n.address)) for n in cfg.nodes] == [
-        ("lb1", "master", "192.168.4.61"), ("lb2", "backup", "192.168.4.62")]
+        ("lb1", "master", "192.168.4.61"),
+        ("lb2", "backup", "192.168.4.62"),
+    ]
     assert cfg.vrid == 66
     assert cfg.keepalived.version == 2 and cfg.keepalived.unicast is True
     assert cfg.keepalived.master_priority > cfg.keepalived.backup_priority
@@ -36,42 +38,137 @@ def test_vrid_defaults_to_the_vips_last_octet() -> None:
 BAD: list[tuple[str, dict[str, Any], str, str]] = [
     # (case, raw, key in the message, fragment of the expectation)
     ("malformed address", with_(DEV, "addresses.vip", "192.168.4.300"), "halb:addresses.vip", "valid IPv4 address"),
-    ("malformed server address", with_(DEV, "haproxy.services.0.servers.0.address", "worker"),
-     "halb:haproxy.services[0].servers[0].address", "valid IPv4 address"),
+    (
+        "malformed server address",
+        with_(DEV, "haproxy.services.0.servers.0.address", "worker"),
+        "halb:haproxy.services[0].servers[0].address",
+        "valid IPv4 address",
+    ),
     ("subnet not a CIDR", with_(DEV, "network.subnet", "192.168.4.0/33"), "halb:network.subnet", "IPv4 network"),
     ("subnet with host bits", with_(DEV, "network.subnet", "192.168.4.7/24"), "halb:network.subnet", "IPv4 network"),
-    ("gateway outside subnet", with_(DEV, "network.gateway", "192.168.5.1"), "halb:network.gateway", "inside `network.subnet`"),
-    ("vip outside subnet", with_(DEV, "addresses.vip", "192.168.5.60"), "halb:addresses.vip", "inside `network.subnet`"),
-    ("node outside subnet", with_(DEV, "nodes.1.address", "192.168.5.62"), "halb:nodes[1].address", "inside `network.subnet`"),
-    ("vip equal to a node", with_(DEV, "addresses.vip", "192.168.4.61"), "halb:nodes[0].address", "not already used by `addresses.vip`"),
+    (
+        "gateway outside subnet",
+        with_(DEV, "network.gateway", "192.168.5.1"),
+        "halb:network.gateway",
+        "inside `network.subnet`",
+    ),
+    (
+        "vip outside subnet",
+        with_(DEV, "addresses.vip", "192.168.5.60"),
+        "halb:addresses.vip",
+        "inside `network.subnet`",
+    ),
+    (
+        "node outside subnet",
+        with_(DEV, "nodes.1.address", "192.168.5.62"),
+        "halb:nodes[1].address",
+        "inside `network.subnet`",
+    ),
+    (
+        "vip equal to a node",
+        with_(DEV, "addresses.vip", "192.168.4.61"),
+        "halb:nodes[0].address",
+        "not already used by `addresses.vip`",
+    ),
     ("vip equal to gateway", with_(DEV, "addresses.vip", "192.168.4.1"), "halb:addresses.vip", "not the gateway"),
-    ("vip equal to network", with_(DEV, "addresses.vip", "192.168.4.0"), "halb:addresses.vip", "not the network address"),
-    ("vip equal to broadcast", with_(DEV, "addresses.vip", "192.168.4.255"), "halb:addresses.vip", "not the broadcast address"),
-    ("duplicate node addresses", with_(DEV, "nodes.1.address", "192.168.4.61"), "halb:nodes[1].address", "not already used by `nodes[0].address`"),
-    ("server equal to vip", with_(DEV, "haproxy.services.1.servers.2.address", "192.168.4.60"),
-     "halb:haproxy.services[1].servers[2].address", "other than `addresses.vip`"),
-    ("server equal to node", with_(DEV, "haproxy.services.0.servers.0.address", "192.168.4.62"),
-     "halb:haproxy.services[0].servers[0].address", "other than `nodes[1].address`"),
+    (
+        "vip equal to network",
+        with_(DEV, "addresses.vip", "192.168.4.0"),
+        "halb:addresses.vip",
+        "not the network address",
+    ),
+    (
+        "vip equal to broadcast",
+        with_(DEV, "addresses.vip", "192.168.4.255"),
+        "halb:addresses.vip",
+        "not the broadcast address",
+    ),
+    (
+        "duplicate node addresses",
+        with_(DEV, "nodes.1.address", "192.168.4.61"),
+        "halb:nodes[1].address",
+        "not already used by `nodes[0].address`",
+    ),
+    (
+        "server equal to vip",
+        with_(DEV, "haproxy.services.1.servers.2.address", "192.168.4.60"),
+        "halb:haproxy.services[1].servers[2].address",
+        "other than `addresses.vip`",
+    ),
+    (
+        "server equal to node",
+        with_(DEV, "haproxy.services.0.servers.0.address", "192.168.4.62"),
+        "halb:haproxy.services[0].servers[0].address",
+        "other than `nodes[1].address`",
+    ),
     ("vrid 0", with_(DEV, "keepalived.vrid", 0), "halb:keepalived.vrid", "from 1 to 255"),
     ("vrid 256", with_(DEV, "keepalived.vrid", 256), "halb:keepalived.vrid", "from 1 to 255"),
-    ("equal priorities", with_(with_(DEV, "keepalived.masterPriority", 100), "keepalived.backupPriority", 100),
-     "halb:keepalived.masterPriority", "above the backup's"),
+    (
+        "equal priorities",
+        with_(with_(DEV, "keepalived.masterPriority", 100), "keepalived.backupPriority", 100),
+        "halb:keepalived.masterPriority",
+        "above the backup's",
+    ),
     ("priority 255", with_(DEV, "keepalived.masterPriority", 255), "halb:keepalived.masterPriority", "from 1 to 254"),
     ("priority 0", with_(DEV, "keepalived.backupPriority", 0), "halb:keepalived.backupPriority", "from 1 to 254"),
-    ("v2 password empty", with_(DEV, "keepalived.authPassword", ""), "halb:keepalived.authPassword", "1 to 8 characters"),
-    ("v2 password too long", with_(DEV, "keepalived.authPassword", "ninechars"), "halb:keepalived.authPassword", "1 to 8 characters"),
-    ("password with v3", with_(with_(DEV, "keepalived.version", 3), "keepalived.authPassword", "abc"),
-     "halb:keepalived.authPassword", "no password with VRRPv3"),
-    ("fractional advert with v2", with_(DEV, "keepalived.advertInt", 0.5), "halb:keepalived.advertInt", "whole seconds with VRRPv2"),
+    (
+        "v2 password empty",
+        with_(DEV, "keepalived.authPassword", ""),
+        "halb:keepalived.authPassword",
+        "1 to 8 characters",
+    ),
+    (
+        "v2 password too long",
+        with_(DEV, "keepalived.authPassword", "ninechars"),
+        "halb:keepalived.authPassword",
+        "1 to 8 characters",
+    ),
+    (
+        "password with v3",
+        with_(with_(DEV, "keepalived.version", 3), "keepalived.authPassword", "abc"),
+        "halb:keepalived.authPassword",
+        "no password with VRRPv3",
+    ),
+    (
+        "fractional advert with v2",
+        with_(DEV, "keepalived.advertInt", 0.5),
+        "halb:keepalived.advertInt",
+        "whole seconds with VRRPv2",
+    ),
     ("zero advert", with_(DEV, "keepalived.advertInt", 0), "halb:keepalived.advertInt", "positive number"),
     ("negative advert", with_(DEV, "keepalived.advertInt", -1), "halb:keepalived.advertInt", "positive number"),
-    ("duplicate frontend ports", with_(DEV, "haproxy.services.1.port", 80), "halb:haproxy.services[1].port", "not already used by `haproxy.services[0].port`"),
-    ("frontend port equal to stats port", with_(DEV, "haproxy.services.0.port", 8080), "halb:haproxy.services[0].port", "not already used by `haproxy.stats.port`"),
+    (
+        "duplicate frontend ports",
+        with_(DEV, "haproxy.services.1.port", 80),
+        "halb:haproxy.services[1].port",
+        "not already used by `haproxy.services[0].port`",
+    ),
+    (
+        "frontend port equal to stats port",
+        with_(DEV, "haproxy.services.0.port", 8080),
+        "halb:haproxy.services[0].port",
+        "not already used by `haproxy.stats.port`",
+    ),
     ("port 0", with_(DEV, "haproxy.services.0.port", 0), "halb:haproxy.services[0].port", "greater than or equal to 1"),
     ("port 65536", with_(DEV, "haproxy.stats.port", 65536), "halb:haproxy.stats.port", "less than or equal to 65535"),
-    ("server port 70000", with_(DEV, "haproxy.services.0.servers.0.port", 70000), "halb:haproxy.services[0].servers[0].port", "less than or equal to 65535"),
-    ("empty server list", with_(DEV, "haproxy.services.0.servers", []), "halb:haproxy.services[0].servers", "at least one backend server"),
-    ("unknown balance", with_(DEV, "haproxy.services.0.balance", "fastest"), "halb:haproxy.services[0].balance", "one of roundrobin"),
+    (
+        "server port 70000",
+        with_(DEV, "haproxy.services.0.servers.0.port", 70000),
+        "halb:haproxy.services[0].servers[0].port",
+        "less than or equal to 65535",
+    ),
+    (
+        "empty server list",
+        with_(DEV, "haproxy.services.0.servers", []),
+        "halb:haproxy.services[0].servers",
+        "at least one backend server",
+    ),
+    (
+        "unknown balance",
+        with_(DEV, "haproxy.services.0.balance", "fastest"),
+        "halb:haproxy.services[0].balance",
+        "one of roundrobin",
+    ),
     ("missing vsphere placement", without(DEV, "vsphere"), "halb:vsphere", "VM placement when `platform: vsphere`"),
     ("vsphere key missing", without(DEV, "vsphere.template"), "halb:vsphere.template", "required"),
     ("unknown top-level key", with_(DEV, "keepalive", {"vrid": 3}), "halb:keepalive", "no such key"),
@@ -80,10 +177,19 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("two masters", with_(DEV, "nodes.1.role", "master"), "halb:nodes", "one `role: master` and one `role: backup`"),
     ("bad role", with_(DEV, "nodes.1.role", "standby"), "halb:nodes[1].role", "'master' or 'backup'"),
     ("bad platform", with_(DEV, "platform", "aws"), "halb:platform", "'vsphere' or 'hosts'"),
-    ("hosts without addresses", with_(without(DEV, "nodes.1.address"), "platform", "hosts"), "halb:nodes", "`address` for every node"),
+    (
+        "hosts without addresses",
+        with_(without(DEV, "nodes.1.address"), "platform", "hosts"),
+        "halb:nodes",
+        "`address` for every node",
+    ),
     ("pool needed", without(DEV, "nodes.1.address"), "halb:addresses.pool", "a pool to allocate lb2"),
-    ("pool too small", with_(without(DEV, "addresses.vip"), "addresses.pool", {"first": "192.168.4.61", "last": "192.168.4.62"}),
-     "halb:addresses.pool", "enough free addresses"),
+    (
+        "pool too small",
+        with_(without(DEV, "addresses.vip"), "addresses.pool", {"first": "192.168.4.61", "last": "192.168.4.62"}),
+        "halb:addresses.pool",
+        "enough free addresses",
+    ),
     ("no ssh credentials", with_(DEV, "ssh.agent", False), "halb:ssh", "`privateKey` (secret) or `agent: true`"),
     ("bad interface name", with_(DEV, "network.interface", "eth 0"), "halb:network.interface", "matching"),
 ]
@@ -99,7 +205,9 @@ def test_bad_input_is_rejected_naming_key_value_and_expectation(raw: dict[str, A
 
 
 def test_all_semantic_errors_are_reported_at_once() -> None:
-    raw = with_(with_(with_(DEV, "keepalived.vrid", 300), "haproxy.services.1.port", 80), "addresses.vip", "192.168.4.1")
+    raw = with_(
+        with_(with_(DEV, "keepalived.vrid", 300), "haproxy.services.1.port", 80), "addresses.vip", "192.168.4.1"
+    )
     keys = {p.split(":")[1] for p in problems(raw)}
     assert {"keepalived.vrid", "haproxy.services[1].port", "addresses.vip"} <= keys
 
@@ -137,4 +245,5 @@ def test_every_key_is_documented() -> None:
                 for t in inner:
                     if isinstance(t, type) and hasattr(t, "model_fields"):
                         walk(t)
+
     walk(HalbConfig)

@@ -55,7 +55,9 @@ def test_keepalived_accepts_rendered_config(variant: str, node: str, tmp_path: P
     require_root_tools("keepalived", "unshare", "ip")
     cfg = VARIANTS[variant]
     result = keepalived_check(rendered(tmp_path, variant) / node, cfg.interface(cfg.node(node)))
-    assert result.rc == 0 and not result.output.strip(), f"{variant}/{node} keepalived.conf: rc={result.rc} {result.output}"
+    assert result.rc == 0 and not result.output.strip(), (
+        f"{variant}/{node} keepalived.conf: rc={result.rc} {result.output}"
+    )
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -126,7 +128,8 @@ def test_secrets_live_only_in_secret_files() -> None:
             for f in files:
                 leaked = [s for s in (REAL.vrrp_password, REAL.stats_password) if s in f.content]
                 assert f.secret == bool(leaked) or (f.secret and cfg.keepalived.version == 3), (
-                    f"{variant}/{node.name}:{f.path} secret={f.secret} but holds {len(leaked)} secret values")
+                    f"{variant}/{node.name}:{f.path} secret={f.secret} but holds {len(leaked)} secret values"
+                )
                 if f.secret:
                     assert f.mode == "0600", f"{f.path} must be 0600"
 
