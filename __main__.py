@@ -1,0 +1,18 @@
+"""halb: a highly available HAProxy + Keepalived pair with one floating VIP."""
+
+import pulumi
+
+from halb.components import HaLoadBalancer, HaLoadBalancerArgs
+from halb.stack import load_stack_config, vsphere_credentials
+
+config = load_stack_config()
+lb = HaLoadBalancer("halb", HaLoadBalancerArgs(config=config, vsphere=vsphere_credentials()))
+
+pulumi.export("vip", lb.vip)
+pulumi.export("nodes", lb.node_info)
+pulumi.export("stats_urls", lb.stats_urls)
+pulumi.export("metrics_urls", lb.metrics_urls)
+pulumi.export("frontends", lb.frontends)
+pulumi.export("stats_user", lb.stats_user)
+pulumi.export("stats_password", lb.stats_password)
+pulumi.export("vrrp_password", lb.vrrp_password)

@@ -1,0 +1,198 @@
+"""Shell scripts for each provisioning step: pure functions of the config and rendered files.
+
+Each step's script is what `pulumi preview --diff` shows (main file contents included,
+line by line); secret file contents arrive on the command's stdin and never appear in
+a script. Every script is idempotent and safe to re-run, and runs as root through
+`sudo -n` when the SSH user is not root (no reliance on sshd's AcceptEnv).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import shlex
+
+from halb.config import HalbConfig
+from halb.render import PATHS, SCRIPT_USER, NodeFile
+
+PACKAGES = ("keepalived", "haproxy", "curl")
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _heredoc(content: str, target: str) -> str:
+    """`cat > target` with content verbatim (quoted delimiter: nothing is expanded)."""
+    if not content.endswith("\n"):
+        content += "\n"
+    tag = f"HALB_EOF_{sha256(content)[:16]}"
+    return f"cat > {target} <<'{tag}'\n{content}{tag}\n"
+
+
+def as_root(script: str, user: str) -> str:
+    """Wrap a script so it runs as root for any SSH user, keeping stdin for the script."""
+    runner = "sh" if user == "root" else "sudo -n sh"
+    tag = f"HALB_SCRIPT_{sha256(script)[:16]}"
+    return (
+        "halb_script=$(mktemp) || exit 1\n"
+        f"cat > \"$halb_script\" <<'{tag}'\n{script}{tag}\n"
+        f'{runner} "$halb_script"\n'
+        'halb_rc=$?\nrm -f "$halb_script"\nexit $halb_rc\n'
+    )
+
+
+def install_file(f: NodeFile) -> str:
+    """Write one file atomically (temp file beside it, then rename)."""
+    path = shlex.quote(f.path)
+    tmp = shlex.quote(f.path + ".halb-new")
+    return (
+        f"install -d -m 0755 {shlex.quote(posixpath.dirname(f.path))}\n"
+        + _heredoc(f.content, tmp)
+        + f"chmod {f.mode} {tmp}\nmv -f {tmp} {path}\n"
+    )
+
+
+def wait_script() -> str:
+    return """set -u
+# The VM reboots during guest customization: wait until boot has really finished.
+if command -v cloud-init >/dev/null 2>&1; then
+    timeout 900 cloud-init status --wait >/dev/null 2>&1 || true
+fi
+if command -v systemctl >/dev/null 2>&1; then
+    state=$(timeout 900 systemctl is-system-running --wait 2>/dev/null || true)
+    echo "halb: boot finished ($state)"
+fi
+"""
+
+
+def packages_script(cfg: HalbConfig) -> str:
+    pkgs = " ".join(PACKAGES)
+    return f"""set -eu
+family={cfg.os_family}
+if [ "$family" = auto ]; then
+    if command -v apt-get >/dev/null 2>&1; then family=debian
+    elif command -v dnf >/dev/null 2>&1 || command -v yum >/dev/null 2>&1; then family=rhel
+    else echo "halb: no apt-get, dnf or yum on this node; set halb:osFamily" >&2; exit 1
+    fi
+fi
+missing=""
+case "$family" in
+debian)
+    for p in {pkgs}; do
+        dpkg-query -W -f='${{Status}}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        # waits for other package managers (cloud-init, unattended-upgrades) instead of failing
+        apt-get -o DPkg::Lock::Timeout=600 update -q
+        # shellcheck disable=SC2086
+        apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing
+    fi ;;
+rhel)
+    for p in {pkgs}; do rpm -q "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+    if [ -n "$missing" ]; then
+        pm=$(command -v dnf || command -v yum)
+        # shellcheck disable=SC2086
+        "$pm" -y install $missing
+    fi ;;
+*) echo "halb: unknown OS family $family" >&2; exit 1 ;;
+esac
+echo "halb: packages ready ($family:${{missing:- none installed}})"
+"""
+
+
+def system_script(cfg: HalbConfig, node: str, files: list[NodeFile], peer_address: str) -> str:
+    ports = " ".join(str(p) for p in [*(s.port for s in cfg.haproxy.services), cfg.haproxy.stats.port])
+    body = "".join(install_file(f) for f in files if f.step == "system")
+    return f"""set -eu
+# Unprivileged user for keepalived's health probe (enable_script_security).
+if ! id {SCRIPT_USER} >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent \\
+        --shell "$(command -v nologin || echo /bin/false)" {SCRIPT_USER}
+fi
+{body}systemd-tmpfiles --create {PATHS["tmpfiles"]}
+systemctl daemon-reload
+# No sysctl is needed: haproxy binds the wildcard address, so the VIP need not be local.
+# Open VRRP from the peer and the service ports where a host firewall is active.
+if command -v firewall-cmd >/dev/null 2>&1 && systemctl is-active --quiet firewalld; then
+    firewall-cmd --permanent --add-rich-rule='rule family="ipv4" source address="{peer_address}/32" protocol value="vrrp" accept'
+    for p in {ports}; do firewall-cmd --permanent --add-port="$p/tcp"; done
+    firewall-cmd --reload
+fi
+if command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q 'Status: active'; then
+    ufw allow from {peer_address} comment 'halb peer: VRRP'
+    for p in {ports}; do ufw allow "$p/tcp"; done
+fi
+if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
+    setsebool -P haproxy_connect_any 1
+fi
+echo "halb: system settings for {node} in place"
+"""
+
+
+def _config_script(
+    main: NodeFile, secret: NodeFile | None, stage_parent: str, validate: str, apply: str, what: str
+) -> str:
+    """Stage, validate, then move into place and apply. A rejected file never replaces the live one."""
+    name = posixpath.basename(main.path)
+    write_main = _heredoc(main.content, f'"$stage/{name}"')
+    write_secret = ""
+    move = ""
+    if secret is not None:
+        sname = posixpath.basename(secret.path)
+        write_secret = f'cat > "$stage/{sname}"\nchmod {secret.mode} "$stage/{sname}"\n'
+        move = f'mv -f "$stage/{sname}" {shlex.quote(secret.path)}\n'
+    move += f'mv -f "$stage/{name}" {shlex.quote(main.path)}\n'
+    return f"""set -eu
+stage=$(mktemp -d {stage_parent}/.halb-stage.XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+{write_main}chmod {main.mode} "$stage/{name}"
+{write_secret}if ! out=$({validate} 2>&1); then
+    echo "halb: {what} rejected the new {name}; the running config is untouched:" >&2
+    printf '%s\\n' "$out" >&2
+    exit 1
+fi
+{move}{apply}echo "halb: {name} {sha256(main.content)[:12]} is live"
+"""
+
+
+def haproxy_script(files: list[NodeFile]) -> str:
+    main = next(f for f in files if f.path == PATHS["haproxy_cfg"])
+    secret = next(f for f in files if f.path == PATHS["haproxy_secrets"])
+    # Reload (never restart) a haproxy that already runs halb's unit; the first time, the
+    # distribution's haproxy runs its default config without halb's files and is restarted.
+    apply = f"""pid=$(systemctl show -p MainPID --value haproxy 2>/dev/null || echo 0)
+if [ "${{pid:-0}}" != 0 ] && tr '\\0' ' ' < "/proc/$pid/cmdline" | grep -q {shlex.quote(secret.path)}; then
+    systemctl reload haproxy
+else
+    systemctl restart haproxy
+fi
+"""
+    validate = 'haproxy -c -f "$stage/haproxy.cfg" -f "$stage/halb-secrets.cfg"'
+    return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "haproxy -c")
+
+
+def keepalived_script(files: list[NodeFile]) -> str:
+    main = next(f for f in files if f.path == PATHS["keepalived_conf"])
+    secret = next((f for f in files if f.path == PATHS["keepalived_auth"]), None)
+    # The main file includes the live auth file; validate a copy that includes the staged one.
+    # keepalived 2.2.7's -t kills itself after dropping to script_user unless it is PID 1 of a
+    # PID namespace, hence unshare.
+    validate = (
+        f'sed "s#include {secret.path}#include $stage/halb-auth.conf#" "$stage/keepalived.conf" > "$stage/check.conf"'
+        ' && unshare --pid --fork --mount-proc keepalived -t -f "$stage/check.conf"'
+        if secret is not None
+        else 'unshare --pid --fork --mount-proc keepalived -t -f "$stage/keepalived.conf"'
+    )
+    apply = "systemctl reload-or-restart keepalived\n"
+    return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "keepalived -t")
+
+
+def services_script() -> str:
+    return """set -eu
+systemctl enable haproxy keepalived
+systemctl is-active --quiet haproxy || systemctl start haproxy
+systemctl is-active --quiet keepalived || systemctl start keepalived
+systemctl is-active haproxy keepalived
+"""

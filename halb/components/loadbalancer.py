@@ -1,0 +1,134 @@
+"""halb:index:HaLoadBalancer: addresses, machines, per-node provisioning, outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+from pulumi_command import remote
+
+from halb.addresses import AddressPlan, plan_addresses
+from halb.components.node import NodeProvisioning, NodeProvisioningArgs
+from halb.components.reservations import AddressReservations, AddressReservationsArgs, Reservation
+from halb.components.vsphere import VmPair, VmPairArgs, VmSpec
+from halb.config import HalbConfig, Secret
+from halb.stack import VsphereCredentials
+
+
+@dataclass(frozen=True)
+class HaLoadBalancerArgs:
+    config: HalbConfig
+    vsphere: VsphereCredentials | None = None
+
+
+class HaLoadBalancer(pulumi.ComponentResource):
+    def __init__(self, name: str, args: HaLoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("halb:index:HaLoadBalancer", name, None, opts)
+        cfg = args.config
+        plan = plan_addresses(cfg)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # Addresses: the VIP must be free; new VMs' addresses too. Existing hosts answer, of course.
+        on_vsphere = cfg.platform == "vsphere"
+        self.addresses = AddressReservations(
+            f"{name}-address",
+            AddressReservationsArgs(
+                [Reservation("vip", plan.vip, cfg.preflight)]
+                + [Reservation(n.name, plan.nodes[n.name], cfg.preflight and on_vsphere) for n in cfg.nodes]
+            ),
+            child,
+        )
+
+        # Machines.
+        host_ids: dict[str, pulumi.Input[str]]
+        self.vms: VmPair | None = None
+        if on_vsphere:
+            assert cfg.vsphere is not None and args.vsphere is not None  # checked by the config model
+            self.vms = VmPair(
+                f"{name}-vm",
+                VmPairArgs(
+                    config=cfg,
+                    placement=cfg.vsphere,
+                    credentials=args.vsphere,
+                    vms=[VmSpec(n.name, plan.nodes[n.name]) for n in cfg.nodes],
+                    vip=plan.vip,
+                    depends_on=list(self.addresses.records.values()),
+                ),
+                child,
+            )
+            host_ids = dict(self.vms.ids)
+        else:
+            host_ids = {n.name: self.addresses.ids[n.name] for n in cfg.nodes}
+
+        # Secrets: from config, else generated once and kept in state.
+        self.stats_password = self._password(name, "stats-password", cfg.haproxy.stats.password, 24)
+        self.vrrp_password = (
+            self._password(name, "vrrp-password", cfg.keepalived.auth_password, 8)
+            if cfg.keepalived.version == 2
+            else pulumi.Output.secret("")  # VRRPv3 has no authentication
+        )
+
+        # Provisioning: the BACKUP's config steps finish before the MASTER's begin.
+        ssh = cfg.ssh
+        key = pulumi.Output.secret(ssh.private_key.value) if ssh.private_key and ssh.private_key.value else None
+        self.nodes: dict[str, NodeProvisioning] = {}
+        for node in sorted(cfg.nodes, key=lambda n: n.role != "backup"):
+            after = [p.done for p in self.nodes.values()]
+            self.nodes[node.name] = NodeProvisioning(
+                f"{name}-{node.name}",
+                NodeProvisioningArgs(
+                    config=cfg,
+                    node=node.name,
+                    host_id=host_ids[node.name],
+                    connection=remote.ConnectionArgs(
+                        host=str(plan.nodes[node.name]),
+                        port=ssh.port,
+                        user=ssh.user,
+                        private_key=key,
+                        dial_error_limit=ssh.dial_error_limit,
+                        per_dial_timeout=10,
+                    ),
+                    vrrp_password=self.vrrp_password,
+                    stats_password=self.stats_password,
+                    after=after,
+                ),
+                child,
+            )
+
+        # Outputs: derived from the plan, never from addresses the guests report.
+        h = cfg.haproxy
+        self.vip = pulumi.Output.from_input(str(plan.vip))
+        self.node_info = {n.name: {"address": str(plan.nodes[n.name]), "role": n.role} for n in cfg.nodes}
+        self.stats_urls = {n: f"http://{a}:{h.stats.port}{h.stats.uri}" for n, a in _addrs(plan).items()}
+        self.metrics_urls = (
+            {n: f"http://{a}:{h.stats.port}{h.metrics.path}" for n, a in _addrs(plan).items()}
+            if h.metrics.enabled
+            else {}
+        )
+        self.frontends = {s.name: f"{plan.vip}:{s.port}" for s in h.services}
+        self.stats_user = h.stats.user
+        self.register_outputs(
+            {
+                "vip": self.vip,
+                "nodes": self.node_info,
+                "statsUrls": self.stats_urls,
+                "metricsUrls": self.metrics_urls,
+                "frontends": self.frontends,
+                "statsUser": self.stats_user,
+                "statsPassword": self.stats_password,
+                "vrrpPassword": self.vrrp_password,
+            }
+        )
+
+    def _password(self, name: str, what: str, configured: Secret | None, length: int) -> pulumi.Output[str]:
+        if configured is not None and configured.value is not None:
+            return pulumi.Output.secret(configured.value)
+        generated = random.RandomPassword(
+            f"{name}-{what}", length=length, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        return pulumi.Output.secret(generated.result)
+
+
+def _addrs(plan: AddressPlan) -> dict[str, str]:
+    return {n: str(a) for n, a in plan.nodes.items()}

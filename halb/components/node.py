@@ -1,0 +1,98 @@
+"""Per-node provisioning: one stateful remote command per step, in order.
+
+wait -> packages -> system -> haproxy -> keepalived -> services
+
+Each step's triggers hold the node's identity (VM id or address record) and the hash
+of what the step installs, so a change re-runs only the steps it touches and a
+replaced VM is provisioned from scratch. Secret file contents travel on stdin, marked
+secret, and steps that carry them log nothing and keep stdout/stderr secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+from pulumi_command import remote
+
+from halb import commands
+from halb.config import HalbConfig
+from halb.render import NodeFile, Secrets, node_files, secret_files
+
+STEPS = ("wait", "packages", "system", "haproxy", "keepalived", "services")
+
+
+@dataclass(frozen=True)
+class NodeProvisioningArgs:
+    config: HalbConfig
+    node: str
+    host_id: pulumi.Input[str]  # VM id, or the address record of an existing host
+    connection: remote.ConnectionArgs
+    vrrp_password: pulumi.Output[str]  # secret
+    stats_password: pulumi.Output[str]  # secret
+    after: list[pulumi.Resource] = field(default_factory=list)  # steps that must finish first (the peer's)
+
+
+def _secret_file(cfg: HalbConfig, node: str, secrets: pulumi.Output[list[str]], path: str) -> pulumi.Output[str]:
+    """The content of one secret file, rendered inside apply (pure) and kept secret."""
+
+    def render(values: list[str]) -> str:
+        files = secret_files(cfg, node, Secrets(vrrp_password=values[0], stats_password=values[1]))
+        return next(f.content for f in files if f.path == path)
+
+    return pulumi.Output.secret(secrets.apply(render))
+
+
+class NodeProvisioning(pulumi.ComponentResource):
+    def __init__(self, name: str, args: NodeProvisioningArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("halb:node:NodeProvisioning", name, None, opts)
+        cfg, node = args.config, args.node
+        user = cfg.ssh.user
+        files: list[NodeFile] = node_files(cfg, node)
+        peer = cfg.peer(node)
+        from halb.addresses import plan_addresses
+
+        plan = plan_addresses(cfg)
+        placeholders = secret_files(cfg, node, Secrets("x", "x"))  # which secret files exist, not their content
+        secrets = pulumi.Output.all(args.vrrp_password, args.stats_password)
+
+        scripts: dict[str, str] = {
+            "wait": commands.wait_script(),
+            "packages": commands.packages_script(cfg),
+            "system": commands.system_script(cfg, node, files, str(plan.nodes[peer.name])),
+            "haproxy": commands.haproxy_script(files + placeholders),
+            "keepalived": commands.keepalived_script(files + placeholders),
+            "services": commands.services_script(),
+        }
+        stdin: dict[str, pulumi.Output[str]] = {}
+        for f in placeholders:
+            stdin[f.step] = _secret_file(cfg, node, secrets, f.path)
+
+        self.steps: dict[str, remote.Command] = {}
+        previous: list[pulumi.Resource] = []
+        for step in STEPS:
+            script = commands.as_root(scripts[step], user)
+            secret_step = step in stdin
+            triggers: list[pulumi.Input[str]] = [args.host_id, commands.sha256(script)]
+            if secret_step:
+                # a changed password re-runs the step; its hash is stored encrypted
+                triggers.append(pulumi.Output.secret(stdin[step].apply(commands.sha256)))
+            depends = previous + (args.after if step == "system" else [])
+            self.steps[step] = remote.Command(
+                f"{name}-{step}",
+                connection=args.connection,
+                create=script,
+                update=script,
+                stdin=stdin.get(step),
+                triggers=triggers,
+                logging=remote.Logging.NONE if secret_step else remote.Logging.STDOUT_AND_STDERR,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=depends,
+                    additional_secret_outputs=["stdout", "stderr"] if secret_step else None,
+                ),
+            )
+            previous = [self.steps[step]]
+
+        self.done = self.steps["services"]
+        self.register_outputs({"steps": {s: c.id for s, c in self.steps.items()}})

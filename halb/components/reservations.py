@@ -1,0 +1,50 @@
+"""The VIP and both node addresses as resources in state (shown in every preview)."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+import pulumi
+from pulumi_command import local
+
+
+@dataclass(frozen=True)
+class Reservation:
+    key: str  # "vip" or a node name
+    address: IPv4Address
+    preflight: bool  # refuse the address if it already answers
+
+
+@dataclass(frozen=True)
+class AddressReservationsArgs:
+    reservations: list[Reservation]
+
+
+def preflight_script(address: IPv4Address) -> str:
+    a = shlex.quote(str(address))
+    return (
+        f"if ping -c 2 -W 1 {a} >/dev/null 2>&1; then\n"
+        f"    echo 'halb: {address} already answers on the network; refusing to use it' >&2\n"
+        "    exit 1\n"
+        "fi\n"
+        f"echo {a}\n"
+    )
+
+
+class AddressReservations(pulumi.ComponentResource):
+    """One record per address; changing an address replaces it and what depends on it."""
+
+    def __init__(self, name: str, args: AddressReservationsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("halb:network:AddressReservations", name, None, opts)
+        self.records: dict[str, local.Command] = {}
+        for r in args.reservations:
+            self.records[r.key] = local.Command(
+                f"{name}-{r.key}",
+                create=preflight_script(r.address) if r.preflight else f"echo {r.address}",
+                triggers=[str(r.address)],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.ids = {key: rec.id for key, rec in self.records.items()}
+        self.register_outputs({"addresses": {r.key: str(r.address) for r in args.reservations}})

@@ -1,0 +1,51 @@
+"""Read the stack's `halb:*` and `vsphere:*` config through Pulumi and validate it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from halb.config import PROJECT, ConfigError, HalbConfig, load_config
+
+
+@dataclass(frozen=True)
+class VsphereCredentials:
+    user: str | None
+    password: pulumi.Output[str] | None  # always a secret
+    server: str | None
+    allow_unverified_ssl: bool
+
+
+def _parse(value: str) -> Any:
+    """Pulumi hands structured config over as JSON text and plain strings as they are."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def load_stack_config() -> HalbConfig:
+    """Every `halb:*` key, validated; all problems reported before any resource exists."""
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    everything = {**(get_config_env() or {}), **CONFIG.get()}
+    prefix = PROJECT + ":"
+    raw = {k[len(prefix) :]: _parse(v) for k, v in everything.items() if k.startswith(prefix)}
+    try:
+        return load_config(raw)
+    except ConfigError as e:
+        raise pulumi.RunError(str(e)) from None
+
+
+def vsphere_credentials() -> VsphereCredentials:
+    config = pulumi.Config("vsphere")
+    password = config.get_secret("password")
+    return VsphereCredentials(
+        user=config.get("user"),
+        password=password,
+        server=config.get("vsphereServer"),
+        allow_unverified_ssl=config.get_bool("allowUnverifiedSsl") or False,
+    )
