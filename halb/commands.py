@@ -116,7 +116,8 @@ systemctl daemon-reload
 # No sysctl is needed: haproxy binds the wildcard address, so the VIP need not be local.
 # Open VRRP from the peer and the service ports where a host firewall is active.
 if command -v firewall-cmd >/dev/null 2>&1 && systemctl is-active --quiet firewalld; then
-    firewall-cmd --permanent --add-rich-rule='rule family="ipv4" source address="{peer_address}/32" protocol value="vrrp" accept'
+    firewall-cmd --permanent \
+        --add-rich-rule='rule family="ipv4" source address="{peer_address}/32" protocol value="vrrp" accept'
     for p in {ports}; do firewall-cmd --permanent --add-port="$p/tcp"; done
     firewall-cmd --reload
 fi

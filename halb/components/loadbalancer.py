@@ -74,7 +74,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
         key = pulumi.Output.secret(ssh.private_key.value) if ssh.private_key and ssh.private_key.value else None
         self.nodes: dict[str, NodeProvisioning] = {}
         for node in sorted(cfg.nodes, key=lambda n: n.role != "backup"):
-            after = [p.done for p in self.nodes.values()]
+            after: list[pulumi.Resource] = [p.done for p in self.nodes.values()]
             self.nodes[node.name] = NodeProvisioning(
                 f"{name}-{node.name}",
                 NodeProvisioningArgs(

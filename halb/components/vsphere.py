@@ -48,19 +48,21 @@ class VmPair(pulumi.ComponentResource):
         network = vsphere.get_network_output(name=p.network, datacenter_id=dc.id, opts=invoke)
         template = vsphere.get_virtual_machine_output(name=p.template, datacenter_id=dc.id, opts=invoke)
 
-        def disks(template_disks: list[vsphere.outputs.GetVirtualMachineDiskResult]) -> list[dict[str, object]]:
+        def disks(
+            template_disks: list[vsphere.outputs.GetVirtualMachineDiskResult],
+        ) -> list[vsphere.VirtualMachineDiskArgs]:
             # The template's disk layout; the first disk grows to diskGb when that is larger.
-            out: list[dict[str, object]] = []
+            out: list[vsphere.VirtualMachineDiskArgs] = []
             for i, d in enumerate(template_disks):
                 size = max(d.size, p.disk_gb) if i == 0 and p.disk_gb else d.size
                 out.append(
-                    {
-                        "label": f"disk{i}",
-                        "unit_number": i,
-                        "size": size,
-                        "thin_provisioned": d.thin_provisioned,
-                        "eagerly_scrub": d.eagerly_scrub,
-                    }
+                    vsphere.VirtualMachineDiskArgs(
+                        label=f"disk{i}",
+                        unit_number=i,
+                        size=size,
+                        thin_provisioned=d.thin_provisioned,
+                        eagerly_scrub=d.eagerly_scrub,
+                    )
                 )
             return out
 
