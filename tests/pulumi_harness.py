@@ -49,6 +49,7 @@ class Registered:
     dependencies: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
 
 
 class Recorder(pulumi.runtime.Mocks):
@@ -70,7 +71,7 @@ class Recorder(pulumi.runtime.Mocks):
         if args.typ == "vsphere:index/virtualMachine:VirtualMachine":
             rid = f"4221{abs(hash(args.name)) % 10**8:08d}-vm"
         rec = self.resources.setdefault(args.name, Registered(args.typ, args.name, {}))
-        rec.inputs, rec.outputs = args.inputs, outputs
+        rec.inputs, rec.outputs, rec.id = args.inputs, outputs, rid
         return rid, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:

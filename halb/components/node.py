@@ -73,10 +73,9 @@ class NodeProvisioning(pulumi.ComponentResource):
         for step in STEPS:
             script = commands.as_root(scripts[step], user)
             secret_step = step in stdin
+            # Triggers replace the step (re-run create). A changed password changes only the
+            # secret stdin, which runs `update` (the same script) without exposing anything.
             triggers: list[pulumi.Input[str]] = [args.host_id, commands.sha256(script)]
-            if secret_step:
-                # a changed password re-runs the step; its hash is stored encrypted
-                triggers.append(pulumi.Output.secret(stdin[step].apply(commands.sha256)))
             depends = previous + (args.after if step == "system" else [])
             self.steps[step] = remote.Command(
                 f"{name}-{step}",

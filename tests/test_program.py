@@ -1,0 +1,320 @@
+"""`__main__.py` under Pulumi's mocks: what it registers, in what order, with which secrets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from conftest import stack_raw, with_, without
+from halb.components.node import STEPS
+from pulumi_harness import SECRET_SIG, Run, run_main, stack_config
+
+VM = "vsphere:index/virtualMachine:VirtualMachine"
+RULE = "vsphere:index/computeClusterVmAntiAffinityRule:ComputeClusterVmAntiAffinityRule"
+REMOTE = "command:remote:Command"
+LOCAL = "command:local:Command"
+
+SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUtest-key-material\n-----END OPENSSH PRIVATE KEY-----\n"
+VC_PASSWORD = "vc-Pa55word-XYZ"
+VRRP_PASSWORD = "vRrP-pw8"
+STATS_PASSWORD = "st4ts-Secret-Pass"
+
+
+def dev(**changes: Any) -> dict[str, Any]:
+    raw = stack_raw("dev")
+    for path, value in changes.items():
+        raw = with_(raw, path, value)
+    return raw
+
+
+def deploy(raw: dict[str, Any], secrets_in_config: bool = True) -> Run:
+    if secrets_in_config:
+        raw = with_(raw, "ssh.privateKey", SSH_KEY)
+        raw = with_(raw, "ssh.agent", False)
+    config = stack_config(raw, {"vsphere:password": VC_PASSWORD, "vsphere:user": "admin@vsphere.local"})
+    secret_keys = ["vsphere:password", "halb:ssh", "halb:keepalived", "halb:haproxy"]
+    return run_main(config, secret_keys)
+
+
+@pytest.fixture(scope="module")
+def dev_run() -> Run:
+    raw = dev(**{"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": STATS_PASSWORD})
+    return deploy(raw)
+
+
+def unwrap(value: Any) -> Any:
+    return value["value"] if isinstance(value, dict) and SECRET_SIG in value else value
+
+
+# --------------------------------------------------------------------------- VMs
+
+
+def test_two_vms_cloned_with_static_addresses(dev_run: Run) -> None:
+    vms = dev_run.of_type(VM)
+    assert set(vms) == {"halb-vm-lb1", "halb-vm-lb2"}
+    for node, address in (("lb1", "192.168.4.61"), ("lb2", "192.168.4.62")):
+        vm = vms[f"halb-vm-{node}"].inputs
+        clone = vm["clone"]
+        custom = clone["customize"]
+        assert clone["templateUuid"] == "42216e55-7cf6-9d4b-1e3c-2d56e2c4f9a1", f"halb-vm-{node}: template"
+        assert custom["linuxOptions"] == {"hostName": node, "domain": "example.com"}, f"halb-vm-{node}: hostname"
+        assert custom["networkInterfaces"] == [{"ipv4Address": address, "ipv4Netmask": 24}], f"halb-vm-{node}: address"
+        assert custom["ipv4Gateway"] == "192.168.4.1" and custom["dnsServerLists"] == ["192.168.4.1"]
+        assert custom["dnsSuffixLists"] == ["example.com"]
+        assert vm["ignoredGuestIps"] == ["192.168.4.60"], f"halb-vm-{node}: the VIP must be ignored"
+        assert (vm["numCpus"], vm["memory"]) == (2, 2048), f"halb-vm-{node}: size"
+        assert (vm["guestId"], vm["scsiType"], vm["firmware"]) == ("debian12_64Guest", "pvscsi", "efi")
+        assert vm["resourcePoolId"] == "resgroup-9" and vm["datastoreId"] == "datastore-11" and vm["folder"] == "halb"
+        assert vm["networkInterfaces"] == [{"networkId": "network-13", "adapterType": "vmxnet3"}]
+        assert [(d["label"], d["size"], d["unitNumber"]) for d in vm["disks"]] == [("disk0", 16, 0), ("disk1", 8, 1)]
+        assert dev_run.resources[f"halb-vm-{node}"].options["provider"].startswith("urn:"), "explicit vSphere provider"
+
+
+def test_disk_grows_to_configured_size() -> None:
+    run = deploy(dev(**{"vsphere.diskGb": 40}))
+    disks = run.resources["halb-vm-lb1"].inputs["disks"]
+    assert [d["size"] for d in disks] == [40, 8]
+
+
+def test_vsphere_provider_takes_a_secret_password(dev_run: Run) -> None:
+    provider = dev_run.resources["halb-vm-provider"]
+    assert SECRET_SIG in provider.inputs["password"], "halb-vm-provider: password must be secret"
+    assert provider.inputs["user"] == "admin@vsphere.local"
+
+
+def test_anti_affinity_rule_over_both_vm_ids(dev_run: Run) -> None:
+    rule = dev_run.resources["halb-vm-anti-affinity"]
+    vm_ids = {dev_run.recorder.resources[n].outputs.get("id") or n for n in ("halb-vm-lb1", "halb-vm-lb2")}
+    assert len(rule.inputs["virtualMachineIds"]) == 2 and all(
+        i.endswith("-vm") for i in rule.inputs["virtualMachineIds"]
+    )
+    assert len(vm_ids) == 2
+    assert rule.inputs["computeClusterId"] == "domain-c8" and rule.inputs["mandatory"] is False
+    assert rule.options["replaceOnChanges"] == ["virtualMachineIds"] and rule.options["deleteBeforeReplace"]
+    assert dev_run.deps("halb-vm-anti-affinity") >= {"halb-vm-lb1", "halb-vm-lb2"}
+
+
+def test_anti_affinity_mandatory_and_off() -> None:
+    assert (
+        deploy(dev(**{"vsphere.antiAffinity": {"mandatory": True}}))
+        .resources["halb-vm-anti-affinity"]
+        .inputs["mandatory"]
+    )
+    assert not deploy(dev(**{"vsphere.antiAffinity": {"enabled": False}})).of_type(RULE)
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+def test_reservations_for_vip_and_nodes(dev_run: Run) -> None:
+    records = dev_run.of_type(LOCAL)
+    assert {n: r.inputs["triggers"] for n, r in records.items()} == {
+        "halb-address-vip": ["192.168.4.60"],
+        "halb-address-lb1": ["192.168.4.61"],
+        "halb-address-lb2": ["192.168.4.62"],
+    }
+    for vm in ("halb-vm-lb1", "halb-vm-lb2"):
+        assert dev_run.deps(vm) >= set(records), f"{vm} must wait for the reservations"
+
+
+def test_preflight_pings_vip_and_new_vm_addresses_only() -> None:
+    run = deploy(dev(preflight=True))
+    assert all("ping -c 2" in r.inputs["create"] for r in run.of_type(LOCAL).values())
+    hosts = deploy(dev(platform="hosts", preflight=True))
+    creates = {n: r.inputs["create"] for n, r in hosts.of_type(LOCAL).items()}
+    assert "ping" in creates["halb-address-vip"] and "ping" not in creates["halb-address-lb1"]
+
+
+# --------------------------------------------------------------------------- provisioning
+
+
+def test_every_step_per_node_in_order(dev_run: Run) -> None:
+    for node, vm in (("lb1", "halb-vm-lb1"), ("lb2", "halb-vm-lb2")):
+        previous = None
+        for step in STEPS:
+            name = f"halb-{node}-{step}"
+            res = dev_run.resources[name]
+            assert res.type == REMOTE, f"{name}: type"
+            assert res.inputs["create"] == res.inputs["update"], f"{name}: update re-runs the same script"
+            triggers = res.inputs["triggers"]
+            assert triggers[0] == dev_run.resources[vm].id, f"{name}: first trigger is {vm}'s id, got {triggers[0]}"
+            assert len(triggers[1]) == 64, f"{name}: second trigger is the script hash"
+            assert res.inputs["connection"], f"{name}: connection"
+            if previous:
+                assert previous in dev_run.deps(name), f"{name} must run after {previous}"
+            assert dev_run.name(res.parent) == f"halb-{node}", f"{name}: parent is its node component"
+            previous = name
+
+
+def test_backup_is_configured_before_master(dev_run: Run) -> None:
+    assert "halb-lb2-services" in dev_run.deps("halb-lb1-system"), "lb1 (MASTER) config waits for lb2 (BACKUP)"
+    assert not any(d.startswith("halb-lb1") for n in STEPS for d in dev_run.deps(f"halb-lb2-{n}"))
+
+
+def test_connection_allows_many_dial_attempts_and_uses_the_secret_key(dev_run: Run) -> None:
+    conn = unwrap(dev_run.resources["halb-lb1-wait"].inputs["connection"])
+    assert conn["host"] == "192.168.4.61" and conn["user"] == "root" and conn["port"] == 22
+    assert conn["dialErrorLimit"] == 60
+    assert SECRET_SIG in conn["privateKey"] or SECRET_SIG in dev_run.resources["halb-lb1-wait"].inputs["connection"]
+
+
+def test_config_steps_validate_before_replacing_and_reload(dev_run: Run) -> None:
+    haproxy = dev_run.resources["halb-lb1-haproxy"].inputs["create"]
+    assert haproxy.index("haproxy -c -f") < haproxy.index('mv -f "$stage/haproxy.cfg" /etc/haproxy/haproxy.cfg')
+    assert "systemctl reload haproxy" in haproxy and "frontend https" in haproxy, "main file shown in the script"
+    keepalived = dev_run.resources["halb-lb1-keepalived"].inputs["create"]
+    assert "unshare --pid --fork --mount-proc keepalived -t" in keepalived
+    assert keepalived.index("keepalived -t") < keepalived.index("/etc/keepalived/keepalived.conf\n")
+    assert "systemctl reload-or-restart keepalived" in keepalived and "restart haproxy" not in keepalived
+
+
+def test_secret_steps_take_secrets_on_stdin_log_nothing_and_hide_output(dev_run: Run) -> None:
+    for node in ("lb1", "lb2"):
+        for step in ("haproxy", "keepalived"):
+            res = dev_run.resources[f"halb-{node}-{step}"]
+            assert SECRET_SIG in res.inputs["stdin"], f"halb-{node}-{step}: stdin must be secret"
+            assert res.inputs["logging"] == "none", f"halb-{node}-{step}: logging"
+            assert set(res.options["additionalSecretOutputs"]) >= {"stdout", "stderr"}, f"halb-{node}-{step}"
+            assert SECRET_SIG not in json.dumps(res.inputs["triggers"]), f"halb-{node}-{step}: triggers stay reviewable"
+        content = unwrap(dev_run.resources[f"halb-{node}-haproxy"].inputs["stdin"])
+        assert f"insecure-password {STATS_PASSWORD}" in content
+        assert unwrap(dev_run.resources[f"halb-{node}-keepalived"].inputs["stdin"]).rstrip().endswith(VRRP_PASSWORD)
+
+
+def test_non_root_user_runs_steps_through_sudo() -> None:
+    run = deploy(dev(**{"ssh.user": "deploy"}))
+    for step in STEPS:
+        assert 'sudo -n sh "$halb_script"' in run.resources[f"halb-lb1-{step}"].inputs["create"], step
+    assert not any("environment" in r.inputs for r in run.of_type(REMOTE).values()), "never relies on AcceptEnv"
+
+
+def test_hosts_platform_creates_no_vm() -> None:
+    run = deploy(dev(platform="hosts"))
+    assert not run.of_type(VM) and not run.of_type(RULE)
+    assert not [r for r in run.resources.values() if r.type.startswith("vsphere:") or "vsphere" in r.type]
+    trig = run.resources["halb-lb1-wait"].inputs["triggers"][0]
+    assert trig == "halb-address-lb1-id", "existing hosts are identified by their address record"
+
+
+def test_removing_a_backend_server_changes_only_haproxy_step_triggers(dev_run: Run) -> None:
+    raw = dev(**{"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": STATS_PASSWORD})
+    servers = raw["haproxy"]["services"][0]["servers"]
+    smaller = deploy(with_(raw, "haproxy.services.0.servers", servers[:-1]))
+    changed = sorted(
+        n for n, r in dev_run.of_type(REMOTE).items() if r.inputs["triggers"] != smaller.resources[n].inputs["triggers"]
+    )
+    assert changed == ["halb-lb1-haproxy", "halb-lb2-haproxy"], changed
+    assert "worker4 192.168.4.69:80" not in smaller.resources["halb-lb1-haproxy"].inputs["create"]
+
+
+def test_changing_an_address_changes_its_record_and_that_nodes_steps() -> None:
+    before = deploy(dev(platform="hosts"))
+    after = deploy(dev(platform="hosts", **{"nodes.1.address": "192.168.4.63"}))
+    assert after.resources["halb-address-lb2"].inputs["triggers"] == ["192.168.4.63"]
+    assert before.resources["halb-address-lb1"].inputs == after.resources["halb-address-lb1"].inputs
+    for step in STEPS:
+        b, a = before.resources[f"halb-lb2-{step}"], after.resources[f"halb-lb2-{step}"]
+        assert unwrap(b.inputs["connection"]) != unwrap(a.inputs["connection"]), f"halb-lb2-{step}: new host"
+
+
+# --------------------------------------------------------------------------- outputs and secrets
+
+
+def test_outputs(dev_run: Run) -> None:
+    out = dev_run.exports
+    assert out["vip"] == "192.168.4.60"
+    assert out["nodes"] == {
+        "lb1": {"address": "192.168.4.61", "role": "master"},
+        "lb2": {"address": "192.168.4.62", "role": "backup"},
+    }
+    assert out["stats_urls"] == {"lb1": "http://192.168.4.61:8080/stats", "lb2": "http://192.168.4.62:8080/stats"}
+    assert out["metrics_urls"]["lb2"] == "http://192.168.4.62:8080/metrics"
+    assert out["frontends"] == {"http": "192.168.4.60:80", "https": "192.168.4.60:443"}
+    assert out["stats_password"] == STATS_PASSWORD and out["vrrp_password"] == VRRP_PASSWORD
+
+
+def test_unset_passwords_are_generated_once_and_secret() -> None:
+    run = deploy(dev())
+    stats = run.resources["halb-stats-password"]
+    vrrp = run.resources["halb-vrrp-password"]
+    assert stats.inputs["length"] == 24 and vrrp.inputs["length"] == 8 and not vrrp.inputs["special"]
+    assert run.exports["vrrp_password"] == vrrp.outputs["result"]
+    lb = [
+        o
+        for urn, o in run.recorder.component_outputs.items()
+        if urn.split("::")[-2].endswith("halb:index:HaLoadBalancer")
+    ]
+    for key in ("vrrpPassword", "statsPassword"):
+        assert SECRET_SIG in json.dumps(lb[0][key]), f"halb outputs: {key} must be secret"
+    assert (
+        not deploy(dev(**{"keepalived.version": 3, "keepalived.advertInt": 0.5}))
+        .of_type("random:index/randomPassword:RandomPassword")
+        .get("halb-vrrp-password")
+    ), "VRRPv3 has no password"
+
+
+def _leaks(value: Any, secrets: list[str], where: str) -> list[str]:
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return []  # wrapped as a secret: stored encrypted
+        return [leak for k, v in value.items() for leak in _leaks(v, secrets, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [leak for i, v in enumerate(value) for leak in _leaks(v, secrets, f"{where}[{i}]")]
+    if isinstance(value, str):
+        return [f"{where} holds a secret" for s in secrets if s in value]
+    return []
+
+
+def test_no_secret_in_plain_text_in_any_input_or_output(dev_run: Run) -> None:
+    generated = deploy(dev())
+    for run, secrets in (
+        (dev_run, [VRRP_PASSWORD, STATS_PASSWORD, VC_PASSWORD, "test-key-material"]),
+        (generated, [generated.exports["vrrp_password"], generated.exports["stats_password"]]),
+    ):
+        leaks = []
+        for name, res in run.resources.items():
+            if res.type == "random:index/randomPassword:RandomPassword":
+                continue  # the provider's own state holds its result as a secret
+            leaks += _leaks(res.inputs, secrets, f"{name}.inputs")
+        for urn, outputs in run.recorder.component_outputs.items():
+            leaks += _leaks(outputs, secrets, f"{run.name(urn)}.outputs")
+        assert not leaks, leaks
+
+
+def test_leak_scan_can_fail() -> None:
+    assert _leaks({"a": [{"b": "x-secret-x"}]}, ["secret"], "r") == ["r.a[0].b holds a secret"]
+    assert _leaks({"a": {SECRET_SIG: "1", "value": "secret"}}, ["secret"], "r") == []
+
+
+# --------------------------------------------------------------------------- shape and errors
+
+
+def test_component_types_and_child_names(dev_run: Run) -> None:
+    types = {r.type for r in dev_run.resources.values() if r.type.startswith("halb:")}
+    assert types == {
+        "halb:index:HaLoadBalancer",
+        "halb:network:AddressReservations",
+        "halb:vsphere:VmPair",
+        "halb:node:NodeProvisioning",
+    }
+    for name, res in dev_run.resources.items():
+        parent = dev_run.name(res.parent) if res.parent else ""
+        if parent and parent != "halb-dev" and not parent.startswith("urn:"):
+            assert name.startswith(parent + "-"), f"{name} is not named after its parent {parent}"
+
+
+def test_bad_config_fails_before_any_resource_is_created() -> None:
+    raw = dev(**{"keepalived.vrid": 300})
+    with pytest.raises(Exception) as err:
+        deploy(raw)
+    assert "halb:keepalived.vrid" in str(err.value)
+    assert isinstance(err.value, pulumi.RunError) or "RunError" in repr(err.value)
+
+
+def test_unknown_key_is_an_error_in_the_program_too() -> None:
+    with pytest.raises(Exception) as err:
+        deploy(with_(without(dev(), "keepalived"), "keepalivd", {"vrid": 3}))
+    assert "halb:keepalivd" in str(err.value) and "no such key" in str(err.value)
