@@ -167,6 +167,11 @@ class Ssh(Model):
         None,
         description="Private key text (secret: `pulumi config set --secret --path halb:ssh.privateKey < key`).",
     )
+    private_key_path: str | None = Field(
+        None,
+        description="Path of a private key file on the machine running Pulumi (read at deploy time).",
+        examples=["~/.ssh/id_ed25519"],
+    )
     agent: bool = Field(False, description="Use the running ssh-agent (SSH_AUTH_SOCK) instead of a key.")
     dial_error_limit: int = Field(
         60,
@@ -464,11 +469,11 @@ def semantic_problems(cfg: HalbConfig) -> list[Problem]:
         add("nodes", _show(missing), "an `address` for every node when `platform: hosts` (existing machines)")
 
     # SSH.
-    if cfg.ssh.private_key is None and not cfg.ssh.agent:
+    if cfg.ssh.private_key is None and cfg.ssh.private_key_path is None and not cfg.ssh.agent:
         add(
             "ssh",
-            "no privateKey and agent: false",
-            "`privateKey` (secret) or `agent: true`, e.g. "
+            "no privateKey, no privateKeyPath and agent: false",
+            "`privateKey` (secret), `privateKeyPath` or `agent: true`, e.g. "
             "`pulumi config set --secret --path halb:ssh.privateKey < ~/.ssh/id_ed25519`",
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -38,6 +39,22 @@ def load_stack_config() -> HalbConfig:
         return load_config(raw)
     except ConfigError as e:
         raise pulumi.RunError(str(e)) from None
+
+
+def ssh_private_key(cfg: HalbConfig) -> pulumi.Output[str] | None:
+    """The SSH key as a secret: from config, or read from `ssh.privateKeyPath`."""
+    ssh = cfg.ssh
+    if ssh.private_key is not None and ssh.private_key.value is not None:
+        return pulumi.Output.secret(ssh.private_key.value)
+    if ssh.private_key_path is not None:
+        path = Path(ssh.private_key_path).expanduser()
+        try:
+            return pulumi.Output.secret(path.read_text())
+        except OSError as e:
+            raise pulumi.RunError(
+                f"halb:ssh.privateKeyPath: cannot read {path} ({e.strerror}); expected a readable private key file"
+            ) from None
+    return None  # the ssh-agent
 
 
 def vsphere_credentials() -> VsphereCredentials:

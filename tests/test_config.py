@@ -190,7 +190,12 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "halb:addresses.pool",
         "enough free addresses",
     ),
-    ("no ssh credentials", with_(DEV, "ssh.agent", False), "halb:ssh", "`privateKey` (secret) or `agent: true`"),
+    (
+        "no ssh credentials",
+        with_(DEV, "ssh.agent", False),
+        "halb:ssh",
+        "`privateKey` (secret), `privateKeyPath` or `agent: true`",
+    ),
     ("bad interface name", with_(DEV, "network.interface", "eth 0"), "halb:network.interface", "matching"),
 ]
 

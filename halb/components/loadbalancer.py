@@ -13,7 +13,7 @@ from halb.components.node import NodeProvisioning, NodeProvisioningArgs
 from halb.components.reservations import AddressReservations, AddressReservationsArgs, Reservation
 from halb.components.vsphere import VmPair, VmPairArgs, VmSpec
 from halb.config import HalbConfig, Secret
-from halb.stack import VsphereCredentials
+from halb.stack import VsphereCredentials, ssh_private_key
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
 
         # Provisioning: the BACKUP's config steps finish before the MASTER's begin.
         ssh = cfg.ssh
-        key = pulumi.Output.secret(ssh.private_key.value) if ssh.private_key and ssh.private_key.value else None
+        key = ssh_private_key(cfg)
         self.nodes: dict[str, NodeProvisioning] = {}
         for node in sorted(cfg.nodes, key=lambda n: n.role != "backup"):
             after: list[pulumi.Resource] = [p.done for p in self.nodes.values()]

@@ -1,0 +1,169 @@
+"""Bring the lab up and down, and report its state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from halb.lab import image, net, nodes
+from halb.lab.topology import CLIENT, HOST_ADDRESS, HOSTS, NODES, SSH_KEY, STATE, SUBNET, VIP, WORKERS, Host
+from halb.status import PROBE, Verdict, assess, parse_probe
+
+TOOLS = ["ip", "debootstrap", "systemd-nspawn", "ssh", "ssh-keygen", "openssl", "unshare", "curl"]
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def _worker_pidfile(host: Host) -> Path:
+    return STATE / "workers" / f"{host.name}.pid"
+
+
+def _keys() -> None:
+    STATE.mkdir(parents=True, exist_ok=True)
+    if not SSH_KEY.exists():
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "halb-lab", "-f", str(SSH_KEY)], check=True
+        )
+    cert, key = STATE / "tls.crt", STATE / "tls.key"
+    if not cert.exists():
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=halb-lab-worker",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+
+def start_worker(host: Host) -> None:
+    _worker_pidfile(host).parent.mkdir(parents=True, exist_ok=True)
+    log = (STATE / "workers" / f"{host.name}.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            host.netns,
+            sys.executable,
+            "-m",
+            "halb.lab.worker",
+            "--name",
+            host.name,
+            "--cert",
+            str(STATE / "tls.crt"),
+            "--key",
+            str(STATE / "tls.key"),
+        ],
+        cwd=PROJECT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _worker_pidfile(host).write_text(str(proc.pid))
+
+
+def stop_worker(host: Host) -> None:
+    pidfile = _worker_pidfile(host)
+    try:
+        pid = int(pidfile.read_text())
+        os.killpg(pid, signal.SIGTERM)  # the worker's own session: only what we started
+    except (OSError, ValueError):
+        pass
+    pidfile.unlink(missing_ok=True)
+
+
+def is_up() -> bool:
+    return all(nodes.pid_of(n) for n in NODES) and all(net.netns_exists(h.netns) for h in HOSTS)
+
+
+def up(progress: Callable[[str], None] = lambda _: None) -> None:
+    if is_up():
+        progress("already up")
+        return
+    down()  # whatever an earlier crash left behind
+    progress("building the base image (cached after the first time)")
+    base = image.build(STATE.parent / "halb-lab-image.log")
+    _keys()
+    progress("creating namespaces and the lab bridge")
+    net.create()
+    for host in WORKERS:
+        start_worker(host)
+    progress("booting lb1 and lb2")
+    for node in NODES:
+        nodes.boot(node, base)
+    for node in NODES:
+        nodes.wait_ssh(node)
+    progress("up")
+
+
+def down() -> None:
+    for host in WORKERS:
+        stop_worker(host)
+    for node in NODES:
+        nodes.remove(node)
+    net.destroy()
+
+
+def probe(node: Host) -> str | None:
+    try:
+        p = nodes.ssh(node, PROBE.format(vip=VIP), timeout=10)
+    except subprocess.TimeoutExpired:
+        return None
+    return p.stdout if p.returncode == 0 else None
+
+
+def status() -> tuple[bool, str]:
+    lines = [f"lab subnet {SUBNET}, this machine {HOST_ADDRESS}, VIP {VIP}"]
+    states = []
+    for node in NODES:
+        running = nodes.pid_of(node) is not None
+        state = parse_probe(node.name, probe(node) if running else None)
+        states.append(state)
+        lines.append(
+            f"  {node.name:<7}{node.address:<14}{'running' if running else 'stopped':<9}VRRP {state.vrrp_state:<8}"
+            f"VIP {'yes' if state.holds_vip else 'no ':<4}haproxy {state.haproxy:<9}keepalived {state.keepalived}"
+        )
+    for host in [*WORKERS, CLIENT]:
+        lines.append(f"  {host.name:<7}{host.address:<14}{'present' if net.netns_exists(host.netns) else 'absent'}")
+    verdict: Verdict = assess(states)
+    lines.append(verdict.summary)
+    return verdict.ok, "\n".join(lines)
+
+
+def describe() -> str:
+    return (
+        f"halb lab: lb1 {NODES[0].address}, lb2 {NODES[1].address}, VIP {VIP}, "
+        f"workers {WORKERS[0].address}-{WORKERS[-1].address.rsplit('.', 1)[1]}, client {CLIENT.address}\n"
+        f"  ssh -i {SSH_KEY} root@{NODES[0].address}\n"
+        f"  stats: http://{NODES[0].address}:8080/stats (user admin; password: `pulumi stack output stats_password --show-secrets`)\n"
+        "  deploy: make up   |   state: python -m halb.lab status   |   remove: python -m halb.lab down"
+    )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> float | None:
+    """Seconds until predicate() held, or None on timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(interval)
+    return None

@@ -1,0 +1,82 @@
+"""Network namespaces, veth pairs and the lab bridge (iproute2)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from halb.lab.topology import BRIDGE, BRIDGE_NS, HOST_ADDRESS, HOST_LINK, HOSTS, PREFIX, Host
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), check=check, capture_output=True, text=True)
+
+
+def netns_exists(name: str) -> bool:
+    return Path(f"/run/netns/{name}").exists()
+
+
+def create() -> None:
+    sh("ip", "netns", "add", BRIDGE_NS)
+    sh("ip", "-n", BRIDGE_NS, "link", "add", BRIDGE, "type", "bridge")
+    sh("ip", "-n", BRIDGE_NS, "link", "set", BRIDGE, "up")
+    for host in HOSTS:
+        attach(host)
+    # The root namespace's leg: lets ssh and the tests reach the lab.
+    sh("ip", "link", "add", HOST_LINK, "type", "veth", "peer", "name", "v-host", "netns", BRIDGE_NS)
+    sh("ip", "-n", BRIDGE_NS, "link", "set", "v-host", "master", BRIDGE, "up")
+    sh("ip", "addr", "add", f"{HOST_ADDRESS}/{PREFIX}", "dev", HOST_LINK)
+    sh("ip", "link", "set", HOST_LINK, "up")
+
+
+def attach(host: Host) -> None:
+    sh("ip", "netns", "add", host.netns)
+    sh("ip", "-n", host.netns, "link", "set", "lo", "up")
+    sh(
+        "ip",
+        "link",
+        "add",
+        host.bridge_port,
+        "netns",
+        BRIDGE_NS,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        host.netns,
+    )
+    sh("ip", "-n", BRIDGE_NS, "link", "set", host.bridge_port, "master", BRIDGE, "up")
+    sh("ip", "-n", host.netns, "addr", "add", f"{host.address}/{PREFIX}", "dev", "eth0")
+    sh("ip", "-n", host.netns, "link", "set", "eth0", "up")
+
+
+def cut(host: Host) -> None:
+    """Unplug a host from the switch; its own link stays up, as when a switch port fails."""
+    sh("ip", "-n", BRIDGE_NS, "link", "set", host.bridge_port, "nomaster")
+
+
+def plug(host: Host) -> None:
+    sh("ip", "-n", BRIDGE_NS, "link", "set", host.bridge_port, "master", BRIDGE)
+
+
+def block(a: Host, b: Host) -> None:
+    """Drop all traffic between two hosts (VRRP included), in both directions."""
+    sh("ip", "-n", a.netns, "route", "add", "blackhole", f"{b.address}/32")
+    sh("ip", "-n", b.netns, "route", "add", "blackhole", f"{a.address}/32")
+
+
+def unblock(a: Host, b: Host) -> None:
+    sh("ip", "-n", a.netns, "route", "del", "blackhole", f"{b.address}/32", check=False)
+    sh("ip", "-n", b.netns, "route", "del", "blackhole", f"{a.address}/32", check=False)
+
+
+def destroy() -> None:
+    """Remove everything create() made; safe to run on a partial lab."""
+    sh("ip", "link", "del", HOST_LINK, check=False)
+    for host in HOSTS:
+        if netns_exists(host.netns):
+            sh("ip", "netns", "del", host.netns, check=False)
+    if netns_exists(BRIDGE_NS):
+        sh("ip", "netns", "del", BRIDGE_NS, check=False)

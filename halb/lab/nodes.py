@@ -1,0 +1,138 @@
+"""LB nodes: one overlay over the base image per node, booted with systemd-nspawn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from halb.lab.topology import SSH_KEY, STATE, Host
+
+
+def node_dir(host: Host) -> Path:
+    return STATE / "nodes" / host.name
+
+
+def pid_of(host: Host) -> int | None:
+    pidfile = node_dir(host) / "pid"
+    try:
+        pid = int(pidfile.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def ssh_args(host: Host) -> list[str]:
+    return [
+        "ssh",
+        "-i",
+        str(SSH_KEY),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=3",
+        "-o",
+        "BatchMode=yes",
+        f"root@{host.address}",
+    ]
+
+
+def ssh(
+    host: Host, command: str, timeout: float = 60, check: bool = False, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ssh_args(host), command], capture_output=True, text=True, timeout=timeout, check=check, input=stdin
+    )
+
+
+def mount(host: Host, base: Path) -> Path:
+    d = node_dir(host)
+    upper, work, root = d / "upper", d / "work", d / "root"
+    for p in (upper, work, root):
+        p.mkdir(parents=True, exist_ok=True)
+    if not os.path.ismount(root):
+        subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={base},upperdir={upper},workdir={work}", str(root)],
+            check=True,
+        )
+    return root
+
+
+def prepare(host: Host, root: Path) -> None:
+    (root / "etc/hostname").write_text(host.name + "\n")
+    (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n{host.address} {host.name}\n")
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(Path(str(SSH_KEY) + ".pub").read_text())
+    (ssh_dir / "authorized_keys").chmod(0o600)
+
+
+def boot(host: Host, base: Path) -> None:
+    root = mount(host, base)
+    prepare(host, root)
+    Path("/run/systemd").mkdir(parents=True, exist_ok=True)
+    log = (node_dir(host) / "console.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            "systemd-nspawn",
+            "--register=no",
+            "--keep-unit",
+            "--quiet",
+            "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
+            "-D",
+            str(root),
+            "-b",
+            f"--network-namespace-path=/run/netns/{host.netns}",
+            f"--machine={host.name}",
+            "--console=passive",
+        ],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    (node_dir(host) / "pid").write_text(str(proc.pid))
+
+
+def wait_ssh(host: Host, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ssh(host, "true", timeout=5).returncode == 0:
+                return
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(
+        f"{host.name}: no SSH on {host.address} after {timeout:.0f} s (see {node_dir(host)}/console.log)"
+    )
+
+
+def poweroff(host: Host, timeout: float = 30) -> None:
+    """Graceful poweroff (SIGTERM to nspawn), then kill if it hangs."""
+    pid = pid_of(host)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_of(host) is not None:
+        time.sleep(0.2)
+    if pid_of(host) is not None:
+        os.killpg(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    (node_dir(host) / "pid").unlink(missing_ok=True)
+
+
+def remove(host: Host) -> None:
+    poweroff(host)
+    root = node_dir(host) / "root"
+    if os.path.ismount(root):
+        subprocess.run(["umount", "-l", str(root)], check=False)
+    subprocess.run(["rm", "-rf", "--one-file-system", str(node_dir(host))], check=False)

@@ -1,0 +1,39 @@
+"""The lab's fixed addresses and names (pure data). Everything lives in 198.18.0.0/24."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SUBNET = "198.18.0.0/24"
+PREFIX = 24
+HOST_ADDRESS = "198.18.0.1"  # the root namespace's leg on the lab bridge
+VIP = "198.18.0.10"
+BRIDGE_NS = "halb-br"
+BRIDGE = "br0"
+HOST_LINK = "halb0"
+
+STATE = Path("/var/lib/halb-lab")  # node overlays, pids, the lab's SSH key
+CACHE = Path("/var/cache/halb-lab")  # the base image, built once
+SSH_KEY = STATE / "id_ed25519"
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    kind: str  # "node" (systemd machine), "worker" or "client" (plain namespaces)
+
+    @property
+    def netns(self) -> str:
+        return f"halb-{self.name}"
+
+    @property
+    def bridge_port(self) -> str:
+        return f"v-{self.name}"
+
+
+NODES = [Host("lb1", "198.18.0.11", "node"), Host("lb2", "198.18.0.12", "node")]
+WORKERS = [Host(f"w{i}", f"198.18.0.{20 + i}", "worker") for i in range(1, 5)]
+CLIENT = Host("client", "198.18.0.30", "client")
+HOSTS = [*NODES, *WORKERS, CLIENT]
