@@ -50,7 +50,7 @@ PROBE = (
 def parse_probe(name: str, output: str | None) -> NodeState:
     if output is None:
         return NodeState(name, False, "UNKNOWN", False, "unknown", "unknown")
-    lines = (output.split("\n") + ["", "", "", ""])[:4]
+    lines = [*output.split("\n"), "", "", "", ""][:4]
     return NodeState(
         name, True, lines[0].strip() or "UNKNOWN", lines[1].strip() == "yes", lines[2].strip(), lines[3].strip()
     )
