@@ -130,8 +130,10 @@ def stack_config(raw: dict[str, Any], extra: dict[str, str] | None = None) -> di
     return out
 
 
-def run_main(config: dict[str, str], secret_keys: list[str] | None = None, stack: str = "dev") -> Run:
-    recorder = Recorder()
+def run_main(
+    config: dict[str, str], secret_keys: list[str] | None = None, stack: str = "dev", recorder: Recorder | None = None
+) -> Run:
+    recorder = recorder or Recorder()
     pulumi.runtime.reset_options(project="halb", stack=stack, preview=False)
     pulumi.runtime.set_mocks(recorder, project="halb", stack=stack, preview=False, monitor=RecordingMonitor(recorder))
     pulumi.runtime.set_all_config(config, secret_keys or [])

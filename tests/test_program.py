@@ -149,6 +149,12 @@ def test_every_step_per_node_in_order(dev_run: Run) -> None:
             previous = name
 
 
+def test_every_address_is_reserved_before_a_node_is_touched() -> None:
+    run = deploy(dev(platform="hosts", preflight=True))
+    for node in ("lb1", "lb2"):
+        assert run.deps(f"halb-{node}-wait") >= {"halb-address-vip", "halb-address-lb1", "halb-address-lb2"}, node
+
+
 def test_backup_is_configured_before_master(dev_run: Run) -> None:
     assert "halb-lb2-services" in dev_run.deps("halb-lb1-system"), "lb1 (MASTER) config waits for lb2 (BACKUP)"
     assert not any(d.startswith("halb-lb1") for n in STEPS for d in dev_run.deps(f"halb-lb2-{n}"))

@@ -91,6 +91,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
                     ),
                     vrrp_password=self.vrrp_password,
                     stats_password=self.stats_password,
+                    reserved=list(self.addresses.records.values()),
                     after=after,
                 ),
                 child,

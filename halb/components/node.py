@@ -30,6 +30,7 @@ class NodeProvisioningArgs:
     connection: remote.ConnectionArgs
     vrrp_password: pulumi.Output[str]  # secret
     stats_password: pulumi.Output[str]  # secret
+    reserved: list[pulumi.Resource] = field(default_factory=list)  # address records: checked before any step
     after: list[pulumi.Resource] = field(default_factory=list)  # steps that must finish first (the peer's)
 
 
@@ -69,7 +70,7 @@ class NodeProvisioning(pulumi.ComponentResource):
             stdin[f.step] = _secret_file(cfg, node, secrets, f.path)
 
         self.steps: dict[str, remote.Command] = {}
-        previous: list[pulumi.Resource] = []
+        previous: list[pulumi.Resource] = list(args.reserved)
         for step in STEPS:
             script = commands.as_root(scripts[step], user)
             secret_step = step in stdin

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from halb.lab import image, net, nodes
 from halb.lab.topology import CLIENT, HOST_ADDRESS, HOSTS, NODES, SSH_KEY, STATE, SUBNET, VIP, WORKERS, Host
 from halb.status import PROBE, Verdict, assess, parse_probe
 
-TOOLS = ["ip", "debootstrap", "systemd-nspawn", "ssh", "ssh-keygen", "openssl", "unshare", "curl"]
+TOOLS = ["ip", "debootstrap", "systemd-nspawn", "ssh", "ssh-keygen", "openssl", "unshare", "curl", "nft"]
 PROJECT = Path(__file__).resolve().parents[2]
 
 
@@ -157,13 +156,3 @@ def describe() -> str:
         f"  stats: http://{NODES[0].address}:8080/stats (user admin; password: `pulumi stack output stats_password --show-secrets`)\n"
         "  deploy: make up   |   state: python -m halb.lab status   |   remove: python -m halb.lab down"
     )
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> float | None:
-    """Seconds until predicate() held, or None on timeout."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(interval)
-    return None

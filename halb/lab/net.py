@@ -61,15 +61,24 @@ def plug(host: Host) -> None:
     sh("ip", "-n", BRIDGE_NS, "link", "set", host.bridge_port, "master", BRIDGE)
 
 
-def block(a: Host, b: Host) -> None:
-    """Drop all traffic between two hosts (VRRP included), in both directions."""
-    sh("ip", "-n", a.netns, "route", "add", "blackhole", f"{b.address}/32")
-    sh("ip", "-n", b.netns, "route", "add", "blackhole", f"{a.address}/32")
+def block_vrrp(*hosts: Host) -> None:
+    """Drop VRRP (IP protocol 112) arriving at these hosts, as a host firewall without halb's rule would."""
+    for h in hosts:
+        sh("ip", "netns", "exec", h.netns, "nft", "add table inet halb_lab")
+        sh(
+            "ip",
+            "netns",
+            "exec",
+            h.netns,
+            "nft",
+            "add chain inet halb_lab input { type filter hook input priority 0 ; }",
+        )
+        sh("ip", "netns", "exec", h.netns, "nft", "add rule inet halb_lab input ip protocol vrrp drop")
 
 
-def unblock(a: Host, b: Host) -> None:
-    sh("ip", "-n", a.netns, "route", "del", "blackhole", f"{b.address}/32", check=False)
-    sh("ip", "-n", b.netns, "route", "del", "blackhole", f"{a.address}/32", check=False)
+def unblock_vrrp(*hosts: Host) -> None:
+    for h in hosts:
+        sh("ip", "netns", "exec", h.netns, "nft", "delete table inet halb_lab", check=False)
 
 
 def destroy() -> None:

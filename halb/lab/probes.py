@@ -1,0 +1,70 @@
+"""Looking at and poking the running lab, for the tests and the benchmark."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from halb.lab import nodes
+from halb.lab.topology import CLIENT, NODES, VIP, Host
+
+
+def node(name: str) -> Host:
+    return next(n for n in NODES if n.name == name)
+
+
+def holders() -> list[str]:
+    """The nodes whose interface carries the VIP right now (read from their namespaces)."""
+    out = []
+    for n in NODES:
+        p = subprocess.run(["ip", "-n", n.netns, "-o", "-4", "addr", "show"], capture_output=True, text=True)
+        if f" {VIP}/" in p.stdout:
+            out.append(n.name)
+    return out
+
+
+def client_get(url: str, user: str | None = None, password: str | None = None, timeout: float = 2) -> tuple[int, str]:
+    """(HTTP status or 0 on failure, body) of a request made from the client's namespace."""
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        CLIENT.netns,
+        "curl",
+        "-sk",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "--max-time",
+        str(timeout),
+    ]
+    if user is not None:
+        cmd += ["-u", f"{user}:{password}"]
+    p = subprocess.run([*cmd, url], capture_output=True, text=True)
+    body, _, code = p.stdout.rpartition("\n")
+    return (int(code) if code.isdigit() else 0), body
+
+
+def service(name: str, unit: str) -> str:
+    return nodes.ssh(node(name), f"systemctl is-active {unit}", timeout=10).stdout.strip()
+
+
+def transitions(name: str) -> int:
+    """How many VRRP state changes the node's notify hook has logged since boot."""
+    p = nodes.ssh(node(name), "journalctl -b -t halb --no-pager -q | grep -c 'is now' || true", timeout=10)
+    return int(p.stdout.strip() or 0)
+
+
+def wait_until(predicate: object, timeout: float, interval: float = 0.02) -> float | None:
+    """Seconds until predicate() was true, or None after timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():  # type: ignore[operator]
+            return time.monotonic() - start
+        time.sleep(interval)
+    return None
+
+
+def vip_served_by(name: str) -> bool:
+    return holders() == [name] and client_get(f"http://{VIP}/", timeout=0.5)[0] == 200

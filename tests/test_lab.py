@@ -1,0 +1,220 @@
+"""End to end on the local lab: `__main__.py` deploys the lab stack onto real systemd nodes,
+with every command resource executed for real; then fault drills.
+
+Needs root, debootstrap (or the cached image), systemd-nspawn, ssh. With CI=true a missing
+prerequisite fails. The module brings the lab up fresh and always takes it down.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from lab_executor import Executor
+
+from conftest import require_root_tools, stack_raw, with_
+from halb.lab import lab, net, nodes
+from halb.lab.probes import client_get, holders, node, service, transitions, vip_served_by, wait_until
+from halb.lab.topology import VIP
+from pulumi_harness import Run, run_main, stack_config
+
+pytestmark = pytest.mark.lab
+WORKERS = {"w1", "w2", "w3", "w4"}
+
+
+def deploy(raw: dict[str, Any], previous: dict[str, dict[str, Any]] | None = None) -> tuple[Run, Executor]:
+    executor = Executor(previous)
+    run = run_main(stack_config(raw), ["halb:ssh"], stack="lab", recorder=executor)
+    return run, executor
+
+
+@pytest.fixture(scope="module")
+def lab_up() -> Iterator[None]:
+    require_root_tools(*lab.TOOLS)
+    lab.down()
+    try:
+        lab.up()
+        yield
+    finally:
+        lab.down()
+
+
+@pytest.fixture(scope="module")
+def deployed(lab_up: None) -> tuple[dict[str, Any], Run, Executor]:
+    raw = stack_raw("lab")
+    run, executor = deploy(raw)
+    assert wait_until(lambda: holders() == ["lb1"], 30, 0.2) is not None, f"lb1 never held the VIP alone: {holders()}"
+    return raw, run, executor
+
+
+def settle(owner: str = "lb1", timeout: float = 30) -> None:
+    """Wait until the pair is back to normal: `owner` alone holds and serves the VIP."""
+    assert wait_until(lambda: vip_served_by(owner), timeout, 0.2) is not None, f"{owner} did not settle: {holders()}"
+
+
+# --------------------------------------------------------------------------- deployment
+
+
+def test_every_step_ran_in_order_backup_first(deployed: tuple[dict[str, Any], Run, Executor]) -> None:
+    _, _, executor = deployed
+    names = [n for n, _ in executor.executed]
+    for node_name in ("lb1", "lb2"):
+        steps = [n for n in names if n.startswith(f"halb-{node_name}-")]
+        assert steps == [
+            f"halb-{node_name}-{s}" for s in ("wait", "packages", "system", "haproxy", "keepalived", "services")
+        ]
+    assert names.index("halb-lb2-services") < names.index("halb-lb1-system"), "BACKUP configured before MASTER"
+    assert names[:3] == ["halb-address-vip", "halb-address-lb1", "halb-address-lb2"] or set(names[:3]) == {
+        "halb-address-vip",
+        "halb-address-lb1",
+        "halb-address-lb2",
+    }
+
+
+def test_services_active_on_both_nodes(deployed: Any) -> None:
+    for name in ("lb1", "lb2"):
+        assert service(name, "haproxy") == "active", f"{name}: haproxy"
+        assert service(name, "keepalived") == "active", f"{name}: keepalived"
+
+
+def test_exactly_one_node_holds_the_vip_for_10_seconds(deployed: Any) -> None:
+    samples = []
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        samples.append(tuple(holders()))
+        time.sleep(0.25)
+    assert set(samples) == {("lb1",)}, f"VIP holders sampled: {sorted(set(samples))}"
+
+
+def test_http_through_the_vip_reaches_all_four_workers_in_turn(deployed: Any) -> None:
+    bodies = [client_get(f"http://{VIP}/")[1].strip() for _ in range(8)]
+    assert set(bodies[:4]) == WORKERS, bodies
+    assert bodies[:4] == bodies[4:], f"round robin order: {bodies}"
+
+
+def test_tls_through_the_vip_completes_a_handshake_with_a_worker(deployed: Any) -> None:
+    code, body = client_get(f"https://{VIP}/")
+    assert code == 200 and body.strip() in WORKERS, (code, body)
+
+
+def test_stats_page_needs_the_password_and_metrics_answer(deployed: tuple[dict[str, Any], Run, Executor]) -> None:
+    _, run, _ = deployed
+    password = run.exports["stats_password"]
+    for url in run.exports["stats_urls"].values():
+        assert client_get(url)[0] == 401, f"{url} without password"
+        assert client_get(url, "admin", "wrong-password")[0] == 401, f"{url} with a wrong password"
+        code, body = client_get(url, "admin", password)
+        assert code == 200 and "Statistics Report" in body, f"{url} with the password: {code}"
+    for url in run.exports["metrics_urls"].values():
+        code, body = client_get(url)
+        assert code == 200 and "haproxy_process_" in body, f"{url}: {code}"
+
+
+def test_removing_a_backend_server_reruns_only_haproxy_steps_without_vrrp_transition(
+    deployed: tuple[dict[str, Any], Run, Executor],
+) -> None:
+    raw, _, first = deployed
+    before = {n: transitions(n) for n in ("lb1", "lb2")}
+    servers = raw["haproxy"]["services"][0]["servers"]
+    smaller = with_(raw, "haproxy.services.0.servers", [s for s in servers if s["name"] != "w4"])
+    _, second = deploy(smaller, previous=first.state)
+    assert second.executed == [("halb-lb2-haproxy", "create"), ("halb-lb1-haproxy", "create")], second.executed
+    bodies = {client_get(f"http://{VIP}/")[1].strip() for _ in range(9)}
+    assert bodies == WORKERS - {"w4"}, f"after removing w4: {bodies}"
+    assert {n: transitions(n) for n in ("lb1", "lb2")} == before, "a reload caused a VRRP transition"
+    assert holders() == ["lb1"]
+    first.state.update(second.state)  # later drills push configs on top of this one
+
+
+# --------------------------------------------------------------------------- fault drills
+
+
+def test_drill_haproxy_killed_on_master(deployed: Any) -> None:
+    settle()
+    nodes.ssh(node("lb1"), "systemctl kill --signal=SIGKILL haproxy", timeout=10)
+    took = wait_until(lambda: vip_served_by("lb2"), 10)
+    assert took is not None, f"VIP did not move to lb2 after haproxy died on lb1: {holders()}"
+    # systemd restarts haproxy; with preempt, lb1 takes the VIP back.
+    settle("lb1")
+    assert service("lb1", "haproxy") == "active"
+
+
+def test_drill_keepalived_stopped_on_master(deployed: Any) -> None:
+    settle()
+    nodes.ssh(node("lb1"), "systemctl stop keepalived", timeout=10)
+    assert wait_until(lambda: vip_served_by("lb2"), 10) is not None, f"no takeover: {holders()}"
+    nodes.ssh(node("lb1"), "systemctl start keepalived", timeout=10)
+    settle("lb1")
+
+
+def test_drill_master_link_cut(deployed: Any) -> None:
+    settle()
+    lb1 = node("lb1")
+    net.cut(lb1)
+    try:
+        took = wait_until(lambda: "lb2" in holders() and client_get(f"http://{VIP}/", timeout=0.5)[0] == 200, 15)
+        assert took is not None, "lb2 did not take the VIP after lb1's link was cut"
+    finally:
+        net.plug(lb1)
+    settle("lb1")
+
+
+def test_drill_master_powered_off_and_back(deployed: Any) -> None:
+    settle()
+    lb1 = node("lb1")
+    nodes.poweroff(lb1)
+    assert wait_until(lambda: vip_served_by("lb2"), 15) is not None, f"no takeover after poweroff: {holders()}"
+    from halb.lab import image
+
+    nodes.boot(lb1, image.image_dir())
+    nodes.wait_ssh(lb1)
+    settle("lb1", timeout=60)  # enabled services start at boot; the state hook orders them
+    assert service("lb1", "haproxy") == "active" and service("lb1", "keepalived") == "active"
+
+
+def _replay_with(executor: Executor, name: str, mutate: Any) -> tuple[int, str]:
+    """Run a recorded step's script again with its main file changed, as a bad `pulumi up` would."""
+    inputs = executor.state[name]
+    script = mutate(inputs["create"])
+    assert script != inputs["create"], "the mutation changed nothing"
+    p = nodes.ssh(node(name.split("-")[1]), script, timeout=60, stdin=inputs.get("stdin") or "")
+    return p.returncode, p.stderr
+
+
+def test_drill_invalid_config_never_replaces_the_running_one(deployed: tuple[dict[str, Any], Run, Executor]) -> None:
+    settle()
+    _, _, executor = deployed
+    live = {
+        f: nodes.ssh(node("lb1"), f"sha256sum {f}", timeout=10).stdout
+        for f in ("/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf")
+    }
+    rc, err = _replay_with(
+        executor, "halb-lb1-haproxy", lambda s: s.replace("balance roundrobin", "balance no-such-algorithm", 1)
+    )
+    assert rc != 0 and "rejected the new haproxy.cfg" in err and "running config is untouched" in err, err
+    rc, err = _replay_with(
+        executor, "halb-lb1-keepalived", lambda s: re.sub(r"virtual_router_id \d+", "virtual_router_id 999", s)
+    )
+    assert rc != 0 and "rejected the new keepalived.conf" in err, err
+    for f, digest in live.items():
+        assert nodes.ssh(node("lb1"), f"sha256sum {f}", timeout=10).stdout == digest, f"{f} was replaced"
+    assert {client_get(f"http://{VIP}/")[1].strip() for _ in range(6)} == WORKERS - {"w4"}
+    assert holders() == ["lb1"]
+
+
+def test_drill_vrrp_blocked_split_brain_is_reported(deployed: Any) -> None:
+    settle()
+    lb1, lb2 = node("lb1"), node("lb2")
+    net.block_vrrp(lb1, lb2)
+    try:
+        assert wait_until(lambda: holders() == ["lb1", "lb2"], 15) is not None, f"no split brain: {holders()}"
+        ok, text = lab.status()
+        assert not ok and "SPLIT BRAIN: lb1 and lb2" in text, text
+    finally:
+        net.unblock_vrrp(lb1, lb2)
+    settle("lb1")
+    ok, text = lab.status()
+    assert ok and "OK: lb1 holds the VIP" in text, text
