@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,10 +20,15 @@ def pid_of(host: Host) -> int | None:
     pidfile = node_dir(host) / "pid"
     try:
         pid = int(pidfile.read_text())
-        os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if this process started it and it has exited
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+    return None if state in ("Z", "X") else pid
 
 
 def ssh_args(host: Host) -> list[str]:
@@ -115,18 +121,32 @@ def wait_ssh(host: Host, timeout: float = 90) -> None:
     )
 
 
-def poweroff(host: Host, timeout: float = 30) -> None:
-    """Graceful poweroff (SIGTERM to nspawn), then kill if it hangs."""
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def poweroff(host: Host, timeout: float = 15) -> None:
+    """Graceful poweroff (SIGTERM to nspawn); after `timeout`, SIGKILL the container's init,
+    which ends every process in its PID namespace, then nspawn."""
     pid = pid_of(host)
     if pid is None:
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and pid_of(host) is not None:
-        time.sleep(0.2)
+        time.sleep(0.1)
     if pid_of(host) is not None:
-        os.killpg(pid, signal.SIGKILL)
-        time.sleep(0.5)
+        for init in _children(pid):
+            os.kill(init, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and pid_of(host) is not None:
+            time.sleep(0.1)
+        if pid_of(host) is not None:
+            os.kill(pid, signal.SIGKILL)
     (node_dir(host) / "pid").unlink(missing_ok=True)
 
 
