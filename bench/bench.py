@@ -1,0 +1,363 @@
+"""Failover and throughput of three keepalived/haproxy setups, side by side on the local lab.
+
+    make bench [JSON=results.json] [REPS=5]
+
+Profiles, each deployed on a freshly booted lab:
+  seed    the blog post's settings as published (weighted check: interval 2, fall 2, weight 5;
+          priorities 101/100; multicast; frontends appended to Debian's haproxy.cfg), except
+          that its check script is written correctly (the published heredoc checks nothing)
+  kubeadm the keepalived settings of kubeadm's HA guide (docs/ha-considerations.md: interval 3,
+          weight -2, fall 10, rise 2; priorities 101/100; multicast) over a TCP haproxy.cfg
+  halb    halb's defaults, deployed by the Pulumi program (every command executed for real)
+
+Each figure is the median of REPS repetitions:
+  haproxy_death_s           haproxy SIGKILLed on the MASTER (and kept down) -> the VIP answers from the BACKUP
+  link_cut_s                the MASTER unplugged from the switch -> the VIP answers from the BACKUP
+  failed_requests_failover  requests failed out of a steady load (4 clients) during a haproxy-death failover
+  failed_requests_reload    requests failed out of a steady load during `systemctl reload haproxy`
+  rps_via_vip / rps_direct  requests per second (8 clients) through the VIP / straight to one worker
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from halb.config import load_stack_file  # noqa: E402
+from halb.lab import lab, net, nodes  # noqa: E402
+from halb.lab.probes import client_get, holders, node, vip_served_by, wait_until  # noqa: E402
+from halb.lab.topology import CLIENT, VIP, WORKERS  # noqa: E402
+from halb.render import PLACEHOLDERS, all_files  # noqa: E402
+
+REPS = int(os.environ.get("REPS", "5"))
+KEYS = [
+    "haproxy_death_s",
+    "link_cut_s",
+    "failed_requests_failover",
+    "failed_requests_reload",
+    "rps_via_vip",
+    "rps_direct",
+]
+LB = {"lb1": ("MASTER", 101), "lb2": ("BACKUP", 100)}
+
+
+def push(name: str, files: dict[str, str], then: str) -> None:
+    """Write files on a node (as a person following a guide would), then run `then`."""
+    script = "set -e\n"
+    for path, content in files.items():
+        script += f"mkdir -p {os.path.dirname(path)}\ncat > {path} <<'BENCH_EOF'\n{content}BENCH_EOF\n"
+    script += then + "\n"
+    p = nodes.ssh(node(name), script, timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError(f"{name}: {p.stderr}")
+
+
+def seed_files(name: str) -> dict[str, str]:
+    state, prio = LB[name]
+    keepalived = f"""vrrp_script chk_service_status {{
+script "/usr/local/bin/haproxy-service-check.sh"
+interval 2
+fall 2
+rise 2
+timeout 2
+weight 5
+}}
+vrrp_instance VRRP1 {{
+state {state}
+interface eth0
+virtual_router_id 66
+priority {prio}
+advert_int 1
+authentication {{
+auth_type PASS
+auth_pass Rgs451dw
+}}
+virtual_ipaddress {{
+{VIP}
+}}
+track_script {{
+chk_service_status
+}}
+}}
+"""
+    check = """#!/bin/sh
+SERVICE=haproxy
+STATUS="$(pidof $SERVICE | wc -w)"
+if [ $STATUS -eq 0 ]
+then
+exit 1
+else
+exit 0
+fi
+"""
+    servers80 = "".join(f"server worker{i} {w.address}:80 check\n" for i, w in enumerate(WORKERS, 1))
+    servers443 = "".join(f"server worker{i} {w.address}:443 check\n" for i, w in enumerate(WORKERS, 1))
+    appended = f"""frontend haproxy_stats
+bind *:8080
+stats uri /haproxy?stats
+frontend http_front
+bind *:80
+mode tcp
+default_backend http_back
+backend http_back
+balance roundrobin
+{servers80}frontend https_front
+bind *:443
+mode tcp
+default_backend https_back
+backend https_back
+mode tcp
+balance roundrobin
+option ssl-hello-chk
+{servers443}"""
+    debian_default = Path("/etc/haproxy/haproxy.cfg").read_text() if Path("/etc/haproxy/haproxy.cfg").exists() else ""
+    return {
+        "/etc/keepalived/keepalived.conf": keepalived,
+        "/usr/local/bin/haproxy-service-check.sh": check,
+        "/etc/haproxy/haproxy.cfg": debian_default + appended,
+    }
+
+
+def kubeadm_files(name: str) -> dict[str, str]:
+    state, prio = LB[name]
+    keepalived = f"""global_defs {{
+    router_id LVS_DEVEL
+}}
+vrrp_script check_apiserver {{
+  script "/etc/keepalived/check_apiserver.sh"
+  interval 3
+  weight -2
+  fall 10
+  rise 2
+}}
+
+vrrp_instance VI_1 {{
+    state {state}
+    interface eth0
+    virtual_router_id 51
+    priority {prio}
+    authentication {{
+        auth_type PASS
+        auth_pass 42
+    }}
+    virtual_ipaddress {{
+        {VIP}
+    }}
+    track_script {{
+        check_apiserver
+    }}
+}}
+"""
+    check = """#!/bin/sh
+errorExit() {
+    echo "*** $*" 1>&2
+    exit 1
+}
+curl -sfk --max-time 2 http://localhost:80/ -o /dev/null || errorExit "Error GET http://localhost:80/"
+"""
+    cfg = load_stack_file(str(ROOT / "Pulumi.lab.yaml"))
+    files = {f.path: f.content for f in all_files(cfg, name, PLACEHOLDERS)}
+    haproxy = files["/etc/haproxy/haproxy.cfg"] + "\n" + files["/etc/haproxy/halb-secrets.cfg"]
+    return {
+        "/etc/keepalived/keepalived.conf": keepalived,
+        "/etc/keepalived/check_apiserver.sh": check,
+        "/etc/haproxy/haproxy.cfg": haproxy,
+    }
+
+
+def deploy_by_hand(files: Callable[[str], dict[str, str]], script: str) -> None:
+    for name in ("lb2", "lb1"):
+        push(
+            name,
+            files(name),
+            f"chmod +x {script}\nsystemctl enable -q keepalived haproxy\nsystemctl restart keepalived haproxy",
+        )
+
+
+def deploy_halb() -> None:
+    from lab_executor import Executor
+
+    from conftest import stack_raw
+    from pulumi_harness import run_main, stack_config
+
+    run_main(stack_config(stack_raw("lab")), ["halb:ssh"], stack="lab", recorder=Executor())
+
+
+PROFILES: dict[str, Callable[[], None]] = {
+    "seed": lambda: deploy_by_hand(seed_files, "/usr/local/bin/haproxy-service-check.sh"),
+    "kubeadm": lambda: deploy_by_hand(kubeadm_files, "/etc/keepalived/check_apiserver.sh"),
+    "halb": deploy_halb,
+}
+
+
+# --------------------------------------------------------------------------- load
+
+
+class Load:
+    """A steady HTTP load from the client namespace until stopped."""
+
+    def __init__(self, host: str, concurrency: int, duration: float = 600, timeout: float = 0.5):
+        self.stop_file = Path(tempfile.mkdtemp(prefix="halb-bench-")) / "stop"
+        self.proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                CLIENT.netns,
+                sys.executable,
+                "-m",
+                "halb.lab.load",
+                "--host",
+                host,
+                "--concurrency",
+                str(concurrency),
+                "--duration",
+                str(duration),
+                "--timeout",
+                str(timeout),
+                "--stop-file",
+                str(self.stop_file),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def stop(self) -> dict[str, float]:
+        self.stop_file.touch()
+        out, _ = self.proc.communicate(timeout=30)
+        self.stop_file.unlink()
+        self.stop_file.parent.rmdir()
+        return json.loads(out)
+
+
+def timed_load(host: str, seconds: float, concurrency: int = 8) -> dict[str, float]:
+    load = Load(host, concurrency)
+    time.sleep(seconds)
+    return load.stop()
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def settle(timeout: float = 60) -> None:
+    if wait_until(lambda: vip_served_by("lb1"), timeout, 0.1) is None:
+        raise RuntimeError(f"the pair did not settle on lb1: {holders()}")
+    time.sleep(1)
+
+
+def haproxy_death() -> tuple[float, int]:
+    settle()
+    lb1 = node("lb1")
+    # Keep haproxy down once killed (all profiles' units restart it otherwise).
+    nodes.ssh(
+        lb1,
+        "mkdir -p /run/systemd/system/haproxy.service.d && printf '[Service]\\nRestart=no\\n' "
+        "> /run/systemd/system/haproxy.service.d/zz-bench.conf && systemctl daemon-reload",
+        timeout=20,
+    )
+    load = Load(VIP, 4)
+    time.sleep(1)
+    t0 = float(nodes.ssh(lb1, "date +%s.%N; systemctl kill --signal=SIGKILL haproxy", timeout=20).stdout.split()[0])
+    if wait_until(lambda: vip_served_by("lb2"), 90, 0.02) is None:
+        raise RuntimeError("no failover after haproxy death")
+    took = time.time() - t0
+    time.sleep(1)
+    failed = int(load.stop()["failed"])
+    nodes.ssh(
+        lb1,
+        "rm -f /run/systemd/system/haproxy.service.d/zz-bench.conf; systemctl daemon-reload; "
+        "systemctl reset-failed haproxy; systemctl start haproxy",
+        timeout=20,
+    )
+    return took, failed
+
+
+def link_cut() -> float:
+    settle()
+    lb1 = node("lb1")
+    t0 = time.time()
+    net.cut(lb1)
+    try:
+        ok = wait_until(lambda: "lb2" in holders() and client_get(f"http://{VIP}/", timeout=0.3)[0] == 200, 60, 0.02)
+        if ok is None:
+            raise RuntimeError("no failover after link cut")
+        return time.time() - t0
+    finally:
+        net.plug(lb1)
+
+
+def reload_failures() -> int:
+    settle()
+    load = Load(VIP, 4)
+    time.sleep(0.7)
+    nodes.ssh(node("lb1"), "systemctl reload haproxy", timeout=20)
+    time.sleep(1.3)
+    return int(load.stop()["failed"])
+
+
+def measure(profile: str) -> dict[str, float]:
+    print(f"bench: {profile}: fresh lab, deploy", flush=True)
+    lab.down()
+    lab.up()
+    PROFILES[profile]()
+    settle()
+    deaths = [haproxy_death() for _ in range(REPS)]
+    print(
+        f"bench: {profile}: haproxy death {[round(d[0], 2) for d in deaths]} failed {[d[1] for d in deaths]}",
+        flush=True,
+    )
+    cuts = [link_cut() for _ in range(REPS)]
+    print(f"bench: {profile}: link cut {[round(c, 2) for c in cuts]}", flush=True)
+    reloads = [reload_failures() for _ in range(REPS)]
+    settle()
+    via = [timed_load(VIP, 3)["rps"] for _ in range(REPS)]
+    direct = [timed_load(WORKERS[0].address, 3)["rps"] for _ in range(REPS)]
+    return {
+        "haproxy_death_s": round(statistics.median(d[0] for d in deaths), 2),
+        "link_cut_s": round(statistics.median(cuts), 2),
+        "failed_requests_failover": statistics.median(d[1] for d in deaths),
+        "failed_requests_reload": statistics.median(reloads),
+        "rps_via_vip": round(statistics.median(via)),
+        "rps_direct": round(statistics.median(direct)),
+    }
+
+
+def table(results: dict[str, dict[str, float]]) -> str:
+    profiles = list(results)
+    lines = [f"| metric (median of {REPS}) | {' | '.join(profiles)} |", "| --- |" + " --- |" * len(profiles)]
+    for key in KEYS:
+        lines.append(f"| {key} | " + " | ".join(str(results[p][key]) for p in profiles) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("bench: must run as root (it drives the local lab)", file=sys.stderr)
+        return 2
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
+            results[profile] = measure(profile)
+    finally:
+        lab.down()
+    print(table(results))
+    if os.environ.get("JSON"):
+        Path(os.environ["JSON"]).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"bench: wrote {os.environ['JSON']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
