@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 
+from halb.lab.nodes import SSH_OPTIONS
 from pulumi_harness import SECRET_SIG, Recorder
 
 COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
@@ -82,14 +83,7 @@ class Executor(Recorder):
                         key.name,
                         "-p",
                         str(int(conn.get("port", 22))),
-                        "-o",
-                        "StrictHostKeyChecking=no",
-                        "-o",
-                        "UserKnownHostsFile=/dev/null",
-                        "-o",
-                        "LogLevel=ERROR",
-                        "-o",
-                        "BatchMode=yes",
+                        *SSH_OPTIONS,
                         "-o",
                         f"ConnectionAttempts={max(1, int(conn.get('dialErrorLimit', 10)))}",
                         f"{conn.get('user', 'root')}@{conn['host']}",

@@ -31,23 +31,14 @@ def pid_of(host: Host) -> int | None:
     return None if state in ("Z", "X") else pid
 
 
+# Lab hosts are recreated often: no host-key bookkeeping, no prompts.
+SSH_OPTIONS = [
+    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
+]  # fmt: skip
+
+
 def ssh_args(host: Host) -> list[str]:
-    return [
-        "ssh",
-        "-i",
-        str(SSH_KEY),
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "ConnectTimeout=3",
-        "-o",
-        "BatchMode=yes",
-        f"root@{host.address}",
-    ]
+    return ["ssh", "-i", str(SSH_KEY), *SSH_OPTIONS, "-o", "ConnectTimeout=3", f"root@{host.address}"]
 
 
 def ssh(
