@@ -1,0 +1,78 @@
+"""The provisioning scripts, run for real by /bin/sh where that needs no node."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from conftest import require, stack_raw
+from halb import commands
+from halb.config import load_config
+from halb.render import NodeFile, all_files
+
+TRICKY = "line with $HOME and `date` and $(id -u)\n\\backslash\nEOF\nHALB_EOF_x\n'quotes' \"double\"\n"
+
+
+def sh(script: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["/bin/sh", "-c", script], input=stdin, capture_output=True, text=True, timeout=30)
+
+
+def test_install_file_writes_content_verbatim_with_its_mode(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "file.conf"
+    p = sh(commands.install_file(NodeFile(str(target), TRICKY, "0640", "system")))
+    assert p.returncode == 0, p.stderr
+    assert target.read_text() == TRICKY
+    assert oct(target.stat().st_mode & 0o777) == "0o640"
+    assert not (tmp_path / "sub" / "file.conf.halb-new").exists()
+
+
+def test_as_root_runs_the_script_unchanged_and_passes_stdin() -> None:
+    script = 'set -eu\nread -r line\nprintf "%s|%s\\n" "$line" \'$HOME `x`\'\n'
+    p = sh(commands.as_root(script, "root"), stdin="secret-from-stdin\n")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "secret-from-stdin|$HOME `x`\n"
+
+
+def test_as_root_keeps_the_scripts_exit_code() -> None:
+    assert sh(commands.as_root("exit 7\n", "root")).returncode == 7
+
+
+def test_non_root_user_goes_through_sudo() -> None:
+    wrapped = commands.as_root("true\n", "deploy")
+    assert 'sudo -n sh "$halb_script"' in wrapped
+
+
+def test_generated_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    require(shutil.which("shellcheck") is not None, "the `shellcheck` binary")
+    cfg = load_config(stack_raw("dev"))
+    files = all_files(cfg, "lb1")
+    scripts = {
+        "wait": commands.wait_script(),
+        "packages": commands.packages_script(cfg),
+        "system": commands.system_script(cfg, "lb1", files, "192.168.4.62"),
+        "haproxy": commands.haproxy_script(files),
+        "keepalived": commands.keepalived_script(files),
+        "services": commands.services_script(),
+    }
+    for name, script in scripts.items():
+        path = tmp_path / f"{name}.sh"
+        path.write_text(commands.as_root(script, "deploy"))
+        p = subprocess.run(
+            ["shellcheck", "--shell=sh", "--severity=warning", str(path)], capture_output=True, text=True
+        )
+        assert p.returncode == 0, f"{name} step: {p.stdout}"
+
+
+def test_validation_failure_leaves_the_live_file(tmp_path: Path) -> None:
+    """The config-step skeleton with a validator that fails: nothing moves into place."""
+    live = tmp_path / "live.cfg"
+    live.write_text("old\n")
+    main = NodeFile(str(live), "new\n", "0644", "haproxy")
+    script = commands._config_script(main, None, str(tmp_path), "false", "echo applied\n", "test-validator")
+    p = sh(script)
+    assert p.returncode == 1 and "rejected the new live.cfg; the running config is untouched" in p.stderr
+    assert live.read_text() == "old\n" and "applied" not in p.stdout
+    assert list(tmp_path.iterdir()) == [live], "staging directory left behind"
+    ok = sh(commands._config_script(main, None, str(tmp_path), "true", "echo applied\n", "test-validator"))
+    assert ok.returncode == 0 and live.read_text() == "new\n" and "applied" in ok.stdout
