@@ -11,7 +11,7 @@ up: deps venv  ## the main job: validate the stack; on the lab, bring it up; the
 	$(PY) -m halb check --stack $(STACK)
 	@if [ "$(STACK)" = lab ]; then $(PY) -m halb.lab up; fi
 	@command -v pulumi >/dev/null || { \
-	  echo "halb: the Pulumi CLI is not installed. Install it (https://www.pulumi.com/docs/install/: curl -fsSL https://get.pulumi.com | sh)"; \
+	  echo "halb: the Pulumi CLI is not installed. Install it as https://www.pulumi.com/docs/install/ describes"; \
 	  echo "      and run 'make up' again. Meanwhile 'make render' shows the files halb would install."; exit 1; }
 	@if [ "$(STACK)" = lab ]; then \
 	  mkdir -p .pulumi-state && $(LAB_ENV) pulumi stack select --create lab && \

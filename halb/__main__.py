@@ -1,4 +1,4 @@
-"""`python -m halb check|render --stack NAME`: validate and render without the Pulumi CLI."""
+"""`python -m halb check|render|status --stack NAME`: validate, render and inspect without the Pulumi CLI."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     render = sub.add_parser("render", help="write each node's files under OUT/<node>/ (secrets as placeholders)")
     render.add_argument("--stack", required=True)
     render.add_argument("--out", required=True, type=Path)
+    status = sub.add_parser("status", help="ask both nodes over SSH who holds the VIP; exit 1 on split brain or outage")
+    status.add_argument("--stack", required=True)
+    status.add_argument("--no-host-key-check", action="store_true", help="for lab nodes whose host keys change")
     args = parser.parse_args(argv)
 
     path = Path(f"Pulumi.{args.stack}.yaml")
@@ -32,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         print(f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services)")
         return 0
+    if args.command == "status":
+        from halb.status import node_status
+
+        ok, text = node_status(cfg, strict_host_keys=not args.no_host_key_check)
+        print(text)
+        return 0 if ok else 1
     written = write_tree(cfg, args.out)
     print(f"halb: wrote {len(written)} files under {args.out}/")
     return 0

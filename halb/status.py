@@ -6,7 +6,13 @@ no node holding it is an outage.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from halb.config import HalbConfig
 
 
 @dataclass(frozen=True)
@@ -54,3 +60,41 @@ def parse_probe(name: str, output: str | None) -> NodeState:
     return NodeState(
         name, True, lines[0].strip() or "UNKNOWN", lines[1].strip() == "yes", lines[2].strip(), lines[3].strip()
     )
+
+
+def node_status(cfg: HalbConfig, strict_host_keys: bool = True) -> tuple[bool, str]:
+    """Probe both nodes over SSH with the stack's SSH settings (key file or agent)."""
+    from halb.addresses import plan_addresses
+
+    plan = plan_addresses(cfg)
+    ssh = ["ssh", "-p", str(cfg.ssh.port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
+    if cfg.ssh.private_key_path:
+        ssh += ["-i", os.path.expanduser(cfg.ssh.private_key_path)]
+    if not strict_host_keys:
+        ssh += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+    states, lines = [], []
+    for node in cfg.nodes:
+        address = plan.nodes[node.name]
+        try:
+            p = subprocess.run(
+                [*ssh, f"{cfg.ssh.user}@{address}", PROBE.format(vip=plan.vip)],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+            output = p.stdout if p.returncode == 0 else None
+        except subprocess.TimeoutExpired:
+            output = None
+        state = parse_probe(node.name, output)
+        states.append(state)
+        lines.append(
+            f"{node.name} {address} ({node.role}): "
+            + (
+                f"VRRP {state.vrrp_state}, VIP {'held' if state.holds_vip else 'not held'}, "
+                f"haproxy {state.haproxy}, keepalived {state.keepalived}"
+                if state.reachable
+                else "unreachable"
+            )
+        )
+    verdict = assess(states)
+    return verdict.ok, "\n".join([*lines, verdict.summary])

@@ -8,6 +8,8 @@ prerequisite fails. The module brings the lab up fresh and always takes it down.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 from lab_executor import Executor
 
-from conftest import require_root_tools, stack_raw, with_
+from conftest import ROOT, require_root_tools, stack_raw, with_
 from halb.lab import lab, net, nodes
 from halb.lab.probes import client_get, holders, node, service, transitions, vip_served_by, wait_until
 from halb.lab.topology import VIP
@@ -213,8 +215,24 @@ def test_drill_vrrp_blocked_split_brain_is_reported(deployed: Any) -> None:
         assert wait_until(lambda: holders() == ["lb1", "lb2"], 15) is not None, f"no split brain: {holders()}"
         ok, text = lab.status()
         assert not ok and "SPLIT BRAIN: lb1 and lb2" in text, text
+        check = subprocess.run(
+            [sys.executable, "-m", "halb", "status", "--stack", "lab", "--no-host-key-check"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert check.returncode == 1 and "SPLIT BRAIN: lb1 and lb2" in check.stdout, check.stdout + check.stderr
     finally:
         net.unblock_vrrp(lb1, lb2)
     settle("lb1")
     ok, text = lab.status()
     assert ok and "OK: lb1 holds the VIP" in text, text
+    check = subprocess.run(
+        [sys.executable, "-m", "halb", "status", "--stack", "lab", "--no-host-key-check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0 and "lb1 198.18.0.11 (master): VRRP MASTER, VIP held" in check.stdout, check.stdout
