@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from halb.lab.image import DEPLOY_USER
 from halb.lab.topology import SSH_KEY, STATE, Host
 
 
@@ -65,10 +66,22 @@ def mount(host: Host, base: Path) -> Path:
 def prepare(host: Host, root: Path) -> None:
     (root / "etc/hostname").write_text(host.name + "\n")
     (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n{host.address} {host.name}\n")
-    ssh_dir = root / "root/.ssh"
-    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (ssh_dir / "authorized_keys").write_text(Path(str(SSH_KEY) + ".pub").read_text())
-    (ssh_dir / "authorized_keys").chmod(0o600)
+    key = Path(str(SSH_KEY) + ".pub").read_text()
+    for home, uid in (("root", 0), (f"home/{DEPLOY_USER}", _uid(root, DEPLOY_USER))):
+        ssh_dir = root / home / ".ssh"
+        ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (ssh_dir / "authorized_keys").write_text(key)
+        (ssh_dir / "authorized_keys").chmod(0o600)
+        for p in (ssh_dir, ssh_dir / "authorized_keys"):
+            os.chown(p, uid, uid)
+
+
+def _uid(root: Path, user: str) -> int:
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            return int(fields[2])
+    raise RuntimeError(f"no user {user} in the lab image")
 
 
 def boot(host: Host, base: Path) -> None:
