@@ -13,6 +13,7 @@ import os
 import subprocess
 import tempfile
 import threading
+import time
 from typing import Any
 
 import pulumi
@@ -75,25 +76,21 @@ class Executor(Recorder):
             with tempfile.NamedTemporaryFile("w", delete=False) as key:
                 key.write(conn["privateKey"])
             os.chmod(key.name, 0o600)
+            attempts = max(1, int(conn.get("dialErrorLimit", 10)))
             try:
-                p = subprocess.run(
-                    [
-                        "ssh",
-                        "-i",
-                        key.name,
-                        "-p",
-                        str(int(conn.get("port", 22))),
-                        *SSH_OPTIONS,
-                        "-o",
-                        f"ConnectionAttempts={max(1, int(conn.get('dialErrorLimit', 10)))}",
-                        f"{conn.get('user', 'root')}@{conn['host']}",
-                        script,
-                    ],
-                    input=stdin,
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                )
+                for attempt in range(attempts):
+                    p = subprocess.run(
+                        [
+                            "ssh", "-i", key.name, "-p", str(int(conn.get("port", 22))), *SSH_OPTIONS,
+                            "-o", f"ConnectTimeout={int(conn.get('perDialTimeout', 15))}",
+                            f"{conn.get('user', 'root')}@{conn['host']}", script,
+                        ],
+                        input=stdin, capture_output=True, text=True, timeout=600,
+                    )  # fmt: skip
+                    # 255 with no output is ssh failing to connect: the provider redials (dialErrorLimit).
+                    if not (p.returncode == 255 and not p.stdout) or attempt == attempts - 1:
+                        break
+                    time.sleep(1)
             finally:
                 os.unlink(key.name)
         if p.returncode != 0:
