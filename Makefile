@@ -24,10 +24,11 @@ lab-up: deps venv
 lab-down: venv
 	$(PY) -m halb.lab down
 
-test: deps venv lint unit  ## everything CI runs
-
-unit: venv  ## everything; the lab tests need root and take about a minute
+test: deps venv lint  ## everything CI runs: lint, types, unit tests, then the lab (root; about a minute)
 	$(PY) -m pytest
+
+unit: venv  ## the unit tests only (seconds)
+	$(PY) -m pytest -m "not lab"
 
 lab-test: deps venv
 	$(PY) -m pytest -m lab
