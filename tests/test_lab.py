@@ -207,6 +207,12 @@ def test_drill_invalid_config_never_replaces_the_running_one(deployed: tuple[dic
     assert holders() == ["lb1"]
 
 
+def halb_status() -> subprocess.CompletedProcess[str]:
+    """The check users run: `python -m halb status --stack lab`."""
+    cmd = [sys.executable, "-m", "halb", "status", "--stack", "lab", "--no-host-key-check"]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
 def test_drill_vrrp_blocked_split_brain_is_reported(deployed: Any) -> None:
     settle()
     lb1, lb2 = node("lb1"), node("lb2")
@@ -215,24 +221,12 @@ def test_drill_vrrp_blocked_split_brain_is_reported(deployed: Any) -> None:
         assert wait_until(lambda: holders() == ["lb1", "lb2"], 15) is not None, f"no split brain: {holders()}"
         ok, text = lab.status()
         assert not ok and "SPLIT BRAIN: lb1 and lb2" in text, text
-        check = subprocess.run(
-            [sys.executable, "-m", "halb", "status", "--stack", "lab", "--no-host-key-check"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        check = halb_status()
         assert check.returncode == 1 and "SPLIT BRAIN: lb1 and lb2" in check.stdout, check.stdout + check.stderr
     finally:
         net.unblock_vrrp(lb1, lb2)
     settle("lb1")
     ok, text = lab.status()
     assert ok and "OK: lb1 holds the VIP" in text, text
-    check = subprocess.run(
-        [sys.executable, "-m", "halb", "status", "--stack", "lab", "--no-host-key-check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    check = halb_status()
     assert check.returncode == 0 and "lb1 198.18.0.11 (master): VRRP MASTER, VIP held" in check.stdout, check.stdout

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import stack_raw, with_, without
 from halb.components.node import STEPS
-from pulumi_harness import SECRET_SIG, Run, run_main, stack_config
+from pulumi_harness import SECRET_SIG, Recorder, Run, run_main, stack_config
 
 VM = "vsphere:index/virtualMachine:VirtualMachine"
 RULE = "vsphere:index/computeClusterVmAntiAffinityRule:ComputeClusterVmAntiAffinityRule"
@@ -324,3 +324,13 @@ def test_unknown_key_is_an_error_in_the_program_too() -> None:
     with pytest.raises(Exception) as err:
         deploy(with_(without(dev(), "keepalived"), "keepalivd", {"vrid": 3}))
     assert "halb:keepalivd" in str(err.value) and "no such key" in str(err.value)
+
+
+def test_missing_key_file_fails_before_any_resource_is_created(tmp_path: Any) -> None:
+    raw = with_(dev(platform="hosts"), "ssh", {"user": "root", "privateKeyPath": str(tmp_path / "absent")})
+    recorder = Recorder()
+    with pytest.raises(Exception) as err:
+        run_main(stack_config(raw), [], recorder=recorder)
+    assert "halb:ssh.privateKeyPath" in str(err.value) and "absent" in str(err.value)
+    created = [r.name for r in recorder.resources.values() if not r.type.startswith(("halb:", "pulumi:"))]
+    assert created == [], f"resources registered before the key error: {created}"

@@ -28,6 +28,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
         cfg = args.config
         plan = plan_addresses(cfg)
         child = pulumi.ResourceOptions(parent=self)
+        key = ssh_private_key(cfg)  # a missing key file fails here, before any resource exists
 
         # Addresses: the VIP must be free; new VMs' addresses too. Existing hosts answer, of course.
         on_vsphere = cfg.platform == "vsphere"
@@ -71,7 +72,6 @@ class HaLoadBalancer(pulumi.ComponentResource):
 
         # Provisioning: the BACKUP's config steps finish before the MASTER's begin.
         ssh = cfg.ssh
-        key = ssh_private_key(cfg)
         self.nodes: dict[str, NodeProvisioning] = {}
         for node in sorted(cfg.nodes, key=lambda n: n.role != "backup"):
             after: list[pulumi.Resource] = [p.done for p in self.nodes.values()]

@@ -16,6 +16,7 @@ import pulumi
 from pulumi_command import remote
 
 from halb import commands
+from halb.addresses import plan_addresses
 from halb.config import HalbConfig
 from halb.render import NodeFile, Secrets, node_files, secret_files
 
@@ -51,8 +52,6 @@ class NodeProvisioning(pulumi.ComponentResource):
         user = cfg.ssh.user
         files: list[NodeFile] = node_files(cfg, node)
         peer = cfg.peer(node)
-        from halb.addresses import plan_addresses
-
         plan = plan_addresses(cfg)
         placeholders = secret_files(cfg, node, Secrets("x", "x"))  # which secret files exist, not their content
         secrets = pulumi.Output.all(args.vrrp_password, args.stats_password)
