@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 
 from halb.lab import nodes
 from halb.lab.topology import CLIENT, NODES, VIP, Host
@@ -56,11 +57,11 @@ def transitions(name: str) -> int:
     return int(p.stdout.strip() or 0)
 
 
-def wait_until(predicate: object, timeout: float, interval: float = 0.02) -> float | None:
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> float | None:
     """Seconds until predicate() was true, or None after timeout."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return time.monotonic() - start
         time.sleep(interval)
     return None
