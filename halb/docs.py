@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -21,12 +21,41 @@ def _models(annotation: Any) -> list[type[BaseModel]]:
     return [annotation] if isinstance(annotation, type) and issubclass(annotation, BaseModel) else []
 
 
-def _type(annotation: Any) -> str:
-    text = repr(annotation).replace("typing.", "").replace("ipaddress.", "").replace("halb.config.", "")
-    text = text.replace("<class '", "").replace("'>", "")
-    if "Secret" in text:
-        return "secret string" + (" (optional)" if "None" in text else "")
-    return text
+SIMPLE = {
+    "int": "integer",
+    "float": "number",
+    "str": "string",
+    "bool": "boolean",
+    "IPv4Address": "IPv4 address",
+    "IPv4Network": "IPv4 CIDR",
+    "Secret": "secret string",
+}
+
+
+def _type(annotation: Any, metadata: list[Any] | None = None) -> str:
+    """A readable type: `integer 1-65535, optional`, `one of "tcp", "http"`, `list of IPv4 address`."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        inner_meta = [m for a in args[1:] for m in (getattr(a, "metadata", None) or [a])]
+        return _type(args[0], [*inner_meta, *(metadata or [])])
+    if type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return _type(rest[0], metadata) + ", optional"
+    if origin is Literal:
+        return "one of " + ", ".join(f"`{json.dumps(a)}`" for a in args)
+    if origin is list:
+        return "list of " + _type(args[0])
+    return SIMPLE.get(getattr(annotation, "__name__", ""), str(annotation)) + _bounds(metadata or [])
+
+
+def _bounds(metadata: list[Any]) -> str:
+    lo = next((m.ge for m in metadata if getattr(m, "ge", None) is not None), None)
+    hi = next((m.le for m in metadata if getattr(m, "le", None) is not None), None)
+    if lo is not None and hi is not None:
+        return f" {lo}-{hi}"
+    if lo is not None:
+        return f" ≥ {lo}"
+    return f" ≤ {hi}" if hi is not None else ""
 
 
 def _default(field: Any) -> str:
@@ -46,6 +75,11 @@ def _default(field: Any) -> str:
     return f"`{json.dumps(field.default)}`"
 
 
+def _meaning(field: Any) -> str:
+    hint = (field.json_schema_extra or {}).get("hint") if isinstance(field.json_schema_extra, dict) else None
+    return (field.description or "") + (f" Format: {hint}." if hint else "")
+
+
 def rows(model: type[BaseModel] = HalbConfig, prefix: str = "halb:") -> list[tuple[str, str, str, str]]:
     out = []
     for name, field in model.model_fields.items():
@@ -55,9 +89,9 @@ def rows(model: type[BaseModel] = HalbConfig, prefix: str = "halb:") -> list[tup
         out.append(
             (
                 key,
-                _type(field.annotation) if not sub else ("list of objects" if is_list else "object"),
+                _type(field.annotation, field.metadata) if not sub else ("list of objects" if is_list else "object"),
                 _default(field),
-                field.description or "",
+                _meaning(field),
             )
         )
         for m in sub:

@@ -196,7 +196,12 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "halb:ssh",
         "`privateKey` (secret), `privateKeyPath` or `agent: true`",
     ),
-    ("bad interface name", with_(DEV, "network.interface", "eth 0"), "halb:network.interface", "matching"),
+    (
+        "bad interface name",
+        with_(DEV, "network.interface", "eth 0"),
+        "halb:network.interface",
+        "e.g. `interface: ens192`",
+    ),
 ]
 
 
@@ -221,6 +226,33 @@ def test_all_field_errors_are_reported_at_once() -> None:
     raw = with_(with_(with_(DEV, "network.subnet", "nope"), "haproxy.stats.port", "x"), "bogus", 1)
     keys = {p.split(":")[1] for p in problems(raw)}
     assert {"network.subnet", "haproxy.stats.port", "bogus"} <= keys
+
+
+def test_field_and_cross_field_errors_come_in_one_run() -> None:
+    """A hostname as backend (field error), a VIP outside the subnet and two masters (cross-field)."""
+    raw = with_(
+        with_(with_(DEV, "haproxy.services.0.servers.0.address", "worker1.example"), "addresses.vip", "10.9.9.9"),
+        "nodes.1.role",
+        "master",
+    )
+    keys = {p.split(":")[1] for p in problems(raw)}
+    assert {"haproxy.services[0].servers[0].address", "addresses.vip", "nodes"} <= keys, keys
+
+
+def test_a_pattern_error_gives_an_example_not_the_regex() -> None:
+    found = problems(with_(DEV, "nodes.0.name", "LB_1"))
+    assert found == [
+        "halb:nodes[0].name: got 'LB_1'; expected 2-32 lowercase letters, digits and '-', "
+        "starting with a letter, e.g. `name: lb1`"
+    ], found
+
+
+def test_a_flat_key_says_to_use_path() -> None:
+    raw = dict(DEV)
+    raw["haproxy.stats.port"] = "9000"
+    found = [p for p in problems(raw) if p.startswith("halb:haproxy.stats.port:")]
+    assert found and "pulumi config set --path halb:haproxy.stats.port" in found[0], found
+    assert "9000" not in found[0], found
 
 
 def test_errors_show_a_valid_example() -> None:

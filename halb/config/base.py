@@ -1,0 +1,68 @@
+"""What every config model shares: camelCase keys, unknown keys refused, secrets kept opaque,
+and patterned strings whose errors show an example rather than a regex."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret config value. `value` is None when it is still encrypted
+    (`{secure: v1:...}` read straight from a stack file by `halb check`)."""
+
+    value: str | None
+
+    def __repr__(self) -> str:
+        return "Secret(<set>)" if self.value is not None else "Secret(<encrypted>)"
+
+    __str__ = __repr__
+
+
+def _to_secret(v: Any) -> Any:
+    if isinstance(v, Secret):
+        return v
+    if isinstance(v, str):
+        return Secret(v)
+    if isinstance(v, dict) and set(v) == {"secure"} and isinstance(v["secure"], str):
+        return Secret(None)
+    raise ValueError("expected a string, set with `pulumi config set --secret`")
+
+
+SecretValue = Annotated[
+    Secret,
+    BeforeValidator(_to_secret),
+    PlainSerializer(lambda s: "<secret>", return_type=str),
+]
+
+
+class Model(BaseModel):
+    """Base: camelCase keys, unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        arbitrary_types_allowed=True,
+    )
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def patterned(pattern: str, hint: str, example: str, **kwargs: Any) -> Any:
+    """A string field checked against `pattern`; its error says `hint` and shows `example`."""
+    extra: JsonDict = {"hint": hint}
+    return Field(pattern=pattern, examples=[example], json_schema_extra=extra, **kwargs)
+
+
+NAME_RE = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+NAME_HINT = "2-32 lowercase letters, digits and '-', starting with a letter"
+INTERFACE_RE = r"^[A-Za-z0-9_.:-]{1,15}$"
+INTERFACE_HINT = "a network interface name: 1-15 letters, digits, '_', '.', ':' or '-'"

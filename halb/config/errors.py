@@ -1,0 +1,44 @@
+"""Config problems: each names the key path, the bad value (never a secret) and what is expected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from halb.config.base import Secret
+
+PROJECT = "halb"
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str  # dotted key path without the `halb:` prefix, e.g. "keepalived.vrid"
+    value: str  # the bad value as shown to the user (secrets never shown)
+    expected: str  # what is expected, with an example
+
+    def __str__(self) -> str:
+        return f"{PROJECT}:{self.key}: got {self.value}; expected {self.expected}"
+
+
+class ConfigError(Exception):
+    """Every problem of one config, reported together."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        lines = [f"{len(problems)} config error(s):"] + [f"  - {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+def show(value: Any) -> str:
+    """A value as an error message shows it: quoted strings, long structures cut short."""
+    if isinstance(value, Secret):
+        return "<secret>"
+    text = repr(str(value)) if not isinstance(value, str | int | float | bool | dict | list) else repr(value)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+class Problems(list[Problem]):
+    """A list of problems with a shorthand to add one."""
+
+    def add(self, key: str, value: str, expected: str) -> None:
+        self.append(Problem(key, value, expected))

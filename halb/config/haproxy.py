@@ -1,0 +1,127 @@
+"""haproxy: services (frontends and their backends), stats, metrics, timeouts."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Literal
+
+from pydantic import Field
+
+from halb.config.base import Model, Port, SecretValue, patterned
+from halb.config.errors import Problems, show
+
+BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source")
+PATH_RE = r"^/\S*$"
+PATH_HINT = "a URL path starting with '/' and without spaces"
+TIMEOUT_RE = r"^[0-9]+(ms|s|m|h)?$"
+TIMEOUT_HINT = "a whole number with an optional unit ms, s, m or h"
+
+
+class Server(Model):
+    name: str = patterned(
+        r"^[A-Za-z0-9_.-]{1,64}$", "1-64 letters, digits, '_', '.' or '-'", "worker1", description="Server name in haproxy."
+    )
+    address: IPv4Address = Field(description="Server address.", examples=["192.168.4.66"])
+    port: Port | None = Field(None, description="Server port; the service's port when unset.")
+
+
+class Service(Model):
+    name: str = patterned(
+        r"^[a-z][a-z0-9_-]{0,31}$",
+        "1-32 lowercase letters, digits, '_' or '-', starting with a letter",
+        "https",
+        description="Service name (frontend/backend names).",
+    )
+    port: Port = Field(description="Port the service listens on, on every node address and the VIP.", examples=[443])
+    mode: Literal["tcp", "http"] = Field("tcp", description="`tcp` pass-through or `http` proxying.")
+    balance: str = Field("roundrobin", description=f"Balance algorithm: one of {', '.join(BALANCE)}.")
+    check: Literal["tcp", "tls", "http", "none"] = Field(
+        "tcp", description="Server health check: TCP connect, TLS handshake, HTTP request, or none."
+    )
+    check_path: str = patterned(PATH_RE, PATH_HINT, "/healthz", default="/", description="Path for `check: http`.")
+    servers: list[Server] = Field(
+        description="Backend servers.", examples=[[{"name": "worker1", "address": "192.168.4.66"}]]
+    )
+
+
+class Stats(Model):
+    port: Port = Field(8080, description="Port of the stats page, metrics and /healthz on each node.")
+    user: str = patterned(
+        r"^[A-Za-z0-9_.-]{1,32}$", "1-32 letters, digits, '_', '.' or '-'", "admin", default="admin",
+        description="Stats page user.",
+    )  # fmt: skip
+    password: SecretValue | None = Field(
+        None, description="Stats page password (secret). Generated and kept in state when unset."
+    )
+    uri: str = patterned(PATH_RE, PATH_HINT, "/stats", default="/stats", description="Path of the stats page.")
+
+
+class Metrics(Model):
+    enabled: bool = Field(True, description="Serve Prometheus metrics on the stats port.")
+    path: str = patterned(
+        PATH_RE, PATH_HINT, "/metrics", default="/metrics", description="Path of the Prometheus metrics."
+    )
+
+
+def _timeout(default: str, what: str) -> str:
+    return patterned(TIMEOUT_RE, TIMEOUT_HINT, default, default=default, description=f"haproxy `timeout {what}`.")
+
+
+class Timeouts(Model):
+    connect: str = _timeout("5s", "connect")
+    client: str = _timeout("1m", "client")
+    server: str = _timeout("1m", "server")
+    check: str = _timeout("2s", "check")
+
+
+class Haproxy(Model):
+    services: list[Service] = Field(
+        description="Frontends and their backends.", examples=[[{"name": "http", "port": 80, "servers": []}]]
+    )
+    stats: Stats = Field(default_factory=Stats, description="Password-protected stats page.")
+    metrics: Metrics = Field(default_factory=Metrics, description="Prometheus exporter.")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Proxy timeouts.")
+    maxconn: int = Field(20000, ge=1, description="haproxy global `maxconn`.")
+
+
+def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str]) -> Problems:
+    """Cross-field checks; `owners` maps halb's own addresses (VIP, nodes) to their keys."""
+    out = Problems()
+    if not h.services:
+        out.add("haproxy.services", "[]", "at least one service, e.g. `[{name: http, port: 80, servers: [...]}]`")
+    ports: dict[int, str] = {h.stats.port: "haproxy.stats.port"}
+    names: set[str] = set()
+    for i, s in enumerate(h.services):
+        key = f"haproxy.services[{i}]"
+        if s.port in ports:
+            out.add(f"{key}.port", show(s.port), f"a port not already used by `{ports[s.port]}`")
+        ports.setdefault(s.port, f"{key}.port")
+        if s.name in names:
+            out.add(f"{key}.name", show(s.name), "a unique service name, e.g. `name: https`")
+        names.add(s.name)
+        if s.balance not in BALANCE:
+            out.add(f"{key}.balance", show(s.balance), f"one of {', '.join(BALANCE)}, e.g. `balance: roundrobin`")
+        out += _server_problems(key, s, owners)
+    if h.metrics.enabled and h.metrics.path in (h.stats.uri, "/healthz"):
+        out.add("haproxy.metrics.path", show(h.metrics.path), "a path other than the stats uri and /healthz, e.g. `/metrics`")
+    if h.stats.uri == "/healthz":
+        out.add("haproxy.stats.uri", show(h.stats.uri), "a path other than /healthz, e.g. `/stats`")
+    return out
+
+
+def _server_problems(key: str, s: Service, owners: dict[IPv4Address, str]) -> Problems:
+    out = Problems()
+    if not s.servers:
+        out.add(f"{key}.servers", "[]", "at least one backend server, e.g. `[{name: worker1, address: 192.168.4.66}]`")
+    seen: set[str] = set()
+    for j, srv in enumerate(s.servers):
+        if srv.address in owners:
+            out.add(
+                f"{key}.servers[{j}].address",
+                show(str(srv.address)),
+                f"a backend address other than `{owners[srv.address]}` (halb's own addresses would loop)",
+            )
+        if srv.name in seen:
+            out.add(f"{key}.servers[{j}].name", show(srv.name), "a server name unique in its service")
+        seen.add(srv.name)
+    return out

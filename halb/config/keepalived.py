@@ -1,0 +1,115 @@
+"""VRRP: router id, version, timing, priorities, authentication and the haproxy probe."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Literal
+
+from pydantic import Field
+
+from halb.config.base import Model, SecretValue
+from halb.config.errors import Problems, show
+
+
+class HealthCheck(Model):
+    """The liveness probe keepalived runs against haproxy (besides the instant systemd hook)."""
+
+    interval: int = Field(1, ge=1, le=60, description="Seconds between probes.")
+    timeout: int = Field(1, ge=1, le=60, description="Seconds before a probe counts as failed.")
+    fall: int = Field(2, ge=1, le=10, description="Failed probes before the node gives up the VIP.")
+    rise: int = Field(2, ge=1, le=10, description="Good probes before the node may hold the VIP again.")
+
+
+class Keepalived(Model):
+    vrid: int | None = Field(
+        None,
+        description="VRRP virtual router id (1-255), unique per L2 segment. Defaults to the VIP's last octet.",
+        examples=[66],
+    )
+    version: Literal[2, 3] = Field(
+        2, description="VRRP version: 2 (with PASS auth) or 3 (sub-second adverts, no auth)."
+    )
+    advert_int: float = Field(
+        1.0, description="Seconds between adverts; whole seconds with VRRPv2, 0.01 steps with v3.", examples=[1]
+    )
+    master_priority: int = Field(
+        250, description="Priority of the master node (1-254). High priorities shorten the backup's skew time."
+    )
+    backup_priority: int = Field(240, description="Priority of the backup node (1-254), below the master's.")
+    unicast: bool = Field(True, description="Send adverts by unicast to the peer instead of multicast.")
+    nopreempt: bool = Field(False, description="Do not take the VIP back when the master recovers (both start BACKUP).")
+    auth_password: SecretValue | None = Field(
+        None,
+        description="VRRPv2 PASS password, 1-8 characters (secret). Generated and kept in state when unset.",
+    )
+    health_check: HealthCheck = Field(default_factory=HealthCheck, description="haproxy liveness probe tuning.")
+    garp_master_refresh: int = Field(
+        60, ge=0, description="Seconds between gratuitous ARP refreshes from the master (0: off)."
+    )
+    startup_delay: int = Field(2, ge=0, le=60, description="Seconds keepalived waits at start before VRRP runs.")
+
+
+def keepalived_problems(k: Keepalived, vip: IPv4Address | None) -> Problems:
+    """Cross-field checks of the VRRP settings; `vip` (when known) gives the default router id."""
+    out = Problems()
+    if k.vrid is not None and not 1 <= k.vrid <= 255:
+        out.add("keepalived.vrid", show(k.vrid), "an integer from 1 to 255, e.g. `vrid: 66`")
+    if k.vrid is None and vip is not None and not 1 <= int(vip) & 0xFF <= 254:
+        out.add(
+            "keepalived.vrid",
+            f"nothing (VIP {vip} ends in {int(vip) & 0xFF})",
+            "an explicit `vrid` (1-255) because the VIP's last octet cannot be used, e.g. `vrid: 66`",
+        )
+    out += _priority_problems(k)
+    out += _advert_problems(k)
+    out += _password_problems(k)
+    return out
+
+
+def _priority_problems(k: Keepalived) -> Problems:
+    out = Problems()
+    for key, prio in (("keepalived.masterPriority", k.master_priority), ("keepalived.backupPriority", k.backup_priority)):
+        if not 1 <= prio <= 254:
+            out.add(key, show(prio), "a priority from 1 to 254 (255 is reserved for the address owner), e.g. `250`")
+    if k.master_priority <= k.backup_priority:
+        out.add(
+            "keepalived.masterPriority",
+            f"{k.master_priority} (backupPriority {k.backup_priority})",
+            "a master priority above the backup's, e.g. `masterPriority: 250, backupPriority: 240`",
+        )
+    return out
+
+
+def _advert_problems(k: Keepalived) -> Problems:
+    out = Problems()
+    a = k.advert_int
+    if not a > 0:
+        out.add("keepalived.advertInt", show(a), "a positive number of seconds, e.g. `advertInt: 1`")
+    elif k.version == 2 and a != int(a):
+        out.add(
+            "keepalived.advertInt",
+            show(a),
+            "whole seconds with VRRPv2 (use `version: 3` for sub-second adverts), e.g. `advertInt: 1`",
+        )
+    elif k.version == 3 and (round(a * 100) != a * 100 or a > 40.95):
+        out.add("keepalived.advertInt", show(a), "0.01 to 40.95 s in 0.01 s steps with VRRPv3, e.g. `advertInt: 0.5`")
+    return out
+
+
+def _password_problems(k: Keepalived) -> Problems:
+    out = Problems()
+    if k.auth_password is None:
+        return out
+    if k.version == 3:
+        out.add(
+            "keepalived.authPassword",
+            "<secret>",
+            "no password with VRRPv3 (it has no authentication); remove it or use `version: 2`",
+        )
+    elif k.auth_password.value is not None and not 1 <= len(k.auth_password.value) <= 8:
+        out.add(
+            "keepalived.authPassword",
+            f"<secret of {len(k.auth_password.value)} characters>",
+            "1 to 8 characters (VRRPv2 PASS truncates longer ones), or unset to generate one",
+        )
+    return out

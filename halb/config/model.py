@@ -1,0 +1,242 @@
+"""The root of the config model, and loading: every problem of a stack reported in one run.
+
+Field errors (pydantic) and cross-field errors come together: each top-level section is also
+validated on its own, so a section that is well formed is checked against the others even
+when another section is broken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from halb.config.addresses import AddressError, Addresses, plan, plan_addresses, plan_problems
+from halb.config.base import Model, Secret
+from halb.config.errors import PROJECT, ConfigError, Problem, Problems, show
+from halb.config.haproxy import Haproxy, haproxy_problems
+from halb.config.keepalived import Keepalived, keepalived_problems
+from halb.config.network import Network, network_problems
+from halb.config.nodes import Node, default_nodes, nodes_problems
+from halb.config.ssh import Ssh, ssh_problems
+from halb.config.vsphere import VSphere, platform_problems
+
+
+class HalbConfig(Model):
+    platform: Literal["vsphere", "hosts"] = Field(
+        description="`vsphere` clones two VMs; `hosts` uses two existing machines.", examples=["vsphere"]
+    )
+    network: Network = Field(description="The segment the pair lives on.")
+    addresses: Addresses = Field(default_factory=Addresses, description="The VIP and the pool.")
+    nodes: list[Node] = Field(default_factory=default_nodes, description="Exactly two nodes, one master, one backup.")
+    vsphere: VSphere | None = Field(None, description="VM placement; required when `platform` is vsphere.")
+    ssh: Ssh = Field(default_factory=Ssh, description="How halb reaches the nodes.")
+    keepalived: Keepalived = Field(default_factory=Keepalived, description="VRRP settings.")
+    haproxy: Haproxy = Field(description="Load balancer settings.")
+    os_family: Literal["auto", "debian", "rhel"] = Field(
+        "auto", description="Package family of the nodes; `auto` detects it on each node."
+    )
+    preflight: bool = Field(
+        False, description="Refuse addresses that already answer on the network before creating anything."
+    )
+
+    @property
+    def vrid(self) -> int:
+        return self.keepalived.vrid if self.keepalived.vrid is not None else int(plan_addresses(self).vip) & 0xFF
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    def peer(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name != name)
+
+    def interface(self, node: Node) -> str:
+        return node.interface or self.network.interface
+
+    def priority(self, node: Node) -> int:
+        return self.keepalived.master_priority if node.role == "master" else self.keepalived.backup_priority
+
+
+# --------------------------------------------------------------------------- field errors
+
+
+def _camel_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + part
+    return out
+
+
+def _field_for(loc: tuple[int | str, ...]) -> Any:
+    """The pydantic FieldInfo a (camelCase) error location points at, if any."""
+    model: Any = HalbConfig
+    field = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = {f.alias or n: f for n, f in model.model_fields.items()} if model else {}
+        field = fields.get(part)
+        if field is None:
+            return None
+        model = next((a for a in _leaves(field.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return field
+
+
+def _leaves(ann: Any) -> list[Any]:
+    args = getattr(ann, "__args__", None)
+    return [leaf for a in args for leaf in _leaves(a)] if args else [ann]
+
+
+PHRASES = (
+    ("Value error, ", ""),
+    ("Input should be ", ""),
+    ("Input is not ", ""),
+    ("Field required", "a value (this key is required)"),
+    ("String should have at least 1 character", "a non-empty string"),
+)
+
+
+def _expected(e: Any, field: Any) -> str:
+    extra = (field.json_schema_extra or {}) if field is not None else {}
+    if e["type"] == "string_pattern_mismatch" and "hint" in extra:
+        msg = str(extra["hint"])
+    else:
+        msg = e["msg"]
+        for prefix, repl in PHRASES:
+            if msg.startswith(prefix):
+                msg = repl + msg[len(prefix) :]
+                break
+    if field is not None and field.examples:
+        example = field.examples[0]
+        msg += f", e.g. `{e['loc'][-1]}: {example if isinstance(example, str) else _json(example)}`"
+    return msg
+
+
+def _json(v: Any) -> str:
+    import json
+
+    return json.dumps(v)
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> Problem:
+    key = _camel_path(loc)
+    if len(loc) == 1 and isinstance(loc[0], str) and ("." in loc[0] or "[" in loc[0]):
+        return Problem(
+            key,
+            "a flat key",
+            f"a nested key: `halb:{key}` was set without --path; fix it with "
+            f"`pulumi config rm halb:{key} && pulumi config set --path halb:{key} VALUE`",
+        )
+    return Problem(key, "a value", "no such key (check the spelling; see README 'Config reference')")
+
+
+def field_problems(err: ValidationError) -> Problems:
+    out = Problems()
+    for e in err.errors():
+        loc = e["loc"]
+        if e["type"] == "extra_forbidden":
+            out.append(_unknown_key(loc))
+            continue
+        field = _field_for(loc)
+        secret = field is not None and "Secret" in repr(field.annotation)
+        value = "nothing" if e["type"] == "missing" else "<secret>" if secret else show(e.get("input"))
+        out.add(_camel_path(loc), value, _expected(e, field))
+    return out
+
+
+# --------------------------------------------------------------------------- cross-field errors
+
+
+@dataclass
+class Sections:
+    """Each top-level section, validated on its own; None where it is broken or missing."""
+
+    given: set[str]
+    values: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        return self.values.get(name)
+
+
+def sections(raw: dict[str, Any]) -> Sections:
+    values: dict[str, Any] = {}
+    for name, field in HalbConfig.model_fields.items():
+        key = field.alias or name
+        if key not in raw:
+            values[name] = None if field.is_required() else field.get_default(call_default_factory=True)
+            continue
+        try:
+            values[name] = TypeAdapter[Any](field.annotation or Any).validate_python(raw[key])
+        except ValidationError:
+            values[name] = None
+    return Sections(set(raw), values)
+
+
+def cross_field_problems(s: Sections) -> Problems:
+    out = Problems()
+    if s.nodes is not None:
+        out += nodes_problems(s.nodes, s.platform)
+    if s.network is not None:
+        out += network_problems(s.network)
+    if s.platform is not None:
+        out += platform_problems(s.platform, s.vsphere, "vsphere" in s.given)
+    if s.ssh is not None:
+        out += ssh_problems(s.ssh)
+    vip, owners = _address_problems(s, out)
+    if s.keepalived is not None:
+        out += keepalived_problems(s.keepalived, vip)
+    if s.haproxy is not None:
+        out += haproxy_problems(s.haproxy, owners)
+    return out
+
+
+def _address_problems(s: Sections, out: Problems) -> tuple[IPv4Address | None, dict[IPv4Address, str]]:
+    if s.network is None or s.addresses is None or s.nodes is None:
+        return None, {}
+    backends = [srv.address for svc in s.haproxy.services for srv in svc.servers] if s.haproxy else []
+    try:
+        p = plan(s.network, s.addresses, s.nodes, backends)
+    except AddressError as e:
+        out += e.problems
+        return None, {}
+    problems, owners = plan_problems(s.network, s.nodes, p)
+    out += problems
+    return p.vip, owners
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(raw: dict[str, Any]) -> HalbConfig:
+    """Validate raw `halb:*` config (keys without the `halb:` prefix); raise ConfigError with every problem."""
+    problems = Problems()
+    cfg: HalbConfig | None = None
+    try:
+        cfg = HalbConfig.model_validate(raw)
+    except ValidationError as e:
+        problems += field_problems(e)
+    parts = Sections(set(raw), dict(cfg)) if cfg is not None else sections(raw)
+    problems += cross_field_problems(parts)
+    if problems or cfg is None:
+        raise ConfigError(problems)
+    return cfg
+
+
+def strip_prefix(config: dict[str, Any]) -> dict[str, Any]:
+    """`{halb:platform: x, vsphere:user: y}` -> `{platform: x}`; other namespaces are not ours."""
+    prefix = PROJECT + ":"
+    return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
+
+
+def load_stack_file(path: str) -> HalbConfig:
+    """Read `Pulumi.<stack>.yaml` directly (no Pulumi CLI): encrypted secrets stay unknown."""
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        doc = yaml.safe_load(f) or {}
+    return load_config(strip_prefix(doc.get("config") or {}))
+
+
+__all__ = ["HalbConfig", "Secret", "load_config", "load_stack_file", "strip_prefix"]

@@ -1,0 +1,55 @@
+"""The segment the pair lives on: subnet, gateway, DNS, the interface that carries the VIP."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+from pydantic import Field
+
+from halb.config.base import INTERFACE_HINT, INTERFACE_RE, Model, patterned
+from halb.config.errors import Problems, show
+
+
+class Network(Model):
+    """The L2 segment both load balancers and the VIP live on."""
+
+    subnet: IPv4Network = Field(
+        description="The segment's CIDR; the VIP, both nodes and the gateway must lie in it.",
+        examples=["192.168.4.0/24"],
+    )
+    gateway: IPv4Address | None = Field(
+        None, description="Default gateway given to cloned VMs.", examples=["192.168.4.1"]
+    )
+    dns_servers: list[IPv4Address] = Field(
+        default_factory=list, description="DNS servers given to cloned VMs.", examples=[["192.168.4.1"]]
+    )
+    domain: str = Field("localdomain", description="DNS domain of the VMs.", examples=["lab.example.com"])
+    interface: str = patterned(
+        INTERFACE_RE,
+        INTERFACE_HINT,
+        "ens192",
+        default="eth0",
+        description="Network interface on the nodes that carries the VIP (override per node).",
+    )
+
+
+def is_host(addr: IPv4Address, net: IPv4Network) -> bool:
+    return addr in net and addr not in (net.network_address, net.broadcast_address)
+
+
+def network_problems(network: Network) -> Problems:
+    out = Problems()
+    net = network.subnet
+    if net.prefixlen > 30:
+        out.add(
+            "network.subnet",
+            show(str(net)),
+            "a subnet with room for a VIP and two nodes (/30 or larger), e.g. `subnet: 192.168.4.0/24`",
+        )
+    if network.gateway is not None and not is_host(network.gateway, net):
+        out.add(
+            "network.gateway",
+            show(str(network.gateway)),
+            f"a host address inside `network.subnet` {net}, e.g. `gateway: {next(net.hosts(), net.network_address)}`",
+        )
+    return out

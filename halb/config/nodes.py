@@ -1,0 +1,48 @@
+"""The two load balancer nodes: names, roles, addresses."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Literal
+
+from pydantic import Field
+
+from halb.config.base import INTERFACE_HINT, INTERFACE_RE, NAME_HINT, NAME_RE, Model, patterned
+from halb.config.errors import Problems, show
+
+
+class Node(Model):
+    name: str = patterned(NAME_RE, NAME_HINT, "lb1", description="Node (and VM host) name.")
+    role: Literal["master", "backup"] = Field(description="VRRP role.", examples=["master"])
+    address: IPv4Address | None = Field(
+        None, description="Static address; allocated from `addresses.pool` when unset.", examples=["192.168.4.61"]
+    )
+    interface: str | None = patterned(
+        INTERFACE_RE, INTERFACE_HINT, "ens192", default=None, description="Overrides `network.interface` on this node."
+    )
+
+
+def default_nodes() -> list[Node]:
+    return [Node(name="lb1", role="master"), Node(name="lb2", role="backup")]
+
+
+def nodes_problems(nodes: list[Node], platform: str | None) -> Problems:
+    out = Problems()
+    if sorted(n.role for n in nodes) != ["backup", "master"]:
+        out.add(
+            "nodes",
+            show([f"{n.name}:{n.role}" for n in nodes]),
+            "exactly two nodes, one `role: master` and one `role: backup`, e.g. "
+            "`[{name: lb1, role: master}, {name: lb2, role: backup}]`",
+        )
+    names = [n.name for n in nodes]
+    if len(set(names)) != len(names):
+        out.add("nodes", show(names), "unique node names, e.g. `lb1` and `lb2`")
+    missing = [n.name for n in nodes if n.address is None]
+    if platform == "hosts" and missing:
+        out.add(
+            "nodes",
+            show(missing),
+            "an `address` for every node when `platform: hosts` (existing machines), e.g. `address: 192.168.4.61`",
+        )
+    return out
