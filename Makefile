@@ -2,21 +2,25 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= lab
-# The lab keeps its Pulumi state on this machine, secrets under a passphrase: no Pulumi Cloud account.
-LAB_ENV := PULUMI_BACKEND_URL=file://$(CURDIR)/.pulumi-state PULUMI_CONFIG_PASSPHRASE=$${PULUMI_CONFIG_PASSPHRASE-halb-lab}
 
-.PHONY: up lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
+.PHONY: up engine deploy destroy lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
 
-up: deps venv  ## the main job: validate the stack; on the lab, bring it up; then `pulumi up`
+up: deps venv engine  ## the main job: check the stack; on the lab, bring it up and deploy it (STACK=dev: pulumi up)
 	$(PY) -m halb check --stack $(STACK)
-	@if [ "$(STACK)" = lab ]; then $(PY) -m halb.lab up; fi
-	@command -v pulumi >/dev/null || { \
-	  echo "halb: the Pulumi CLI is not installed. Install it as https://www.pulumi.com/docs/install/ describes"; \
-	  echo "      and run 'make up' again. Meanwhile 'make render' shows the files halb would install."; exit 1; }
 	@if [ "$(STACK)" = lab ]; then \
-	  mkdir -p .pulumi-state && $(LAB_ENV) pulumi stack select --create lab && \
-	  $(LAB_ENV) pulumi up --stack lab --yes && $(LAB_ENV) pulumi stack output --stack lab; \
-	else pulumi up --stack $(STACK) && pulumi stack output --stack $(STACK); fi
+	  $(PY) -m halb.lab up && $(PY) -m halb.lab deploy; \
+	else \
+	  PATH="$(CURDIR)/.engine/bin:$$PATH" pulumi up --stack $(STACK) && PATH="$(CURDIR)/.engine/bin:$$PATH" pulumi stack output --stack $(STACK); \
+	fi
+
+engine:  ## build the Pulumi CLI, language host and pulumi-command from Go modules (exit 3: a part cannot be built here)
+	@./scripts/build-engine; rc=$$?; [ $$rc = 0 ] || [ $$rc = 3 ]
+
+deploy: venv  ## deploy the lab stack again (SET="path=value ..." for one deploy)
+	$(PY) -m halb.lab deploy $(foreach s,$(SET),--set $(s))
+
+destroy: venv  ## undeploy the lab stack: every declared delete, in reverse dependency order
+	$(PY) -m halb.lab destroy
 
 lab-up: deps venv
 	$(PY) -m halb.lab up

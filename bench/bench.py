@@ -31,17 +31,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT)]
 
-from lab_executor import Executor  # noqa: E402
 
-from conftest import stack_raw  # noqa: E402  (the tests' Pulumi mock executor deploys halb for real)
 from halb.config import load_stack_file  # noqa: E402
 from halb.lab import lab, net, nodes  # noqa: E402
+from halb.lab.deploy import MOCK_STATE, deploy  # noqa: E402
 from halb.lab.probes import client_get, holders, node, vip_served_by, wait_until  # noqa: E402
 from halb.lab.topology import CLIENT, VIP, WORKERS  # noqa: E402
 from halb.render import PLACEHOLDERS, all_files  # noqa: E402
-from pulumi_harness import run_main, stack_config  # noqa: E402
 
 REPS = int(os.environ.get("REPS", "5"))
 KEYS = [
@@ -189,9 +187,9 @@ def deploy_by_hand(files: Callable[[str], dict[str, str]], script: str) -> None:
 
 
 def deploy_halb() -> None:
-
-
-    run_main(stack_config(stack_raw("lab")), ["halb:ssh"], stack="lab", recorder=Executor())
+    """halb's own deployer (`python -m halb.lab deploy`) onto the freshly booted nodes."""
+    MOCK_STATE.unlink(missing_ok=True)
+    deploy(progress=lambda _: None)
 
 
 PROFILES: dict[str, Callable[[], None]] = {

@@ -1,24 +1,13 @@
-"""Run `__main__.py` under Pulumi's mocks and record everything it registers.
-
-The program is built afresh for each call (`preview=False`, so outputs are known and
-`apply` bodies run). A recording monitor keeps each resource's type, inputs, parent,
-dependencies and options, and each component's registered outputs.
-"""
+"""The program under Pulumi's mocks (halb.lab.program), with vSphere's data sources answered."""
 
 from __future__ import annotations
 
-import json
-import runpy
-from dataclasses import dataclass, field
 from typing import Any
 
-import pulumi
-from google.protobuf import json_format
-from pulumi.runtime import mocks as pmocks
+from halb.lab.program import SECRET_SIG, Recorder, Registered, Run, stack_config
+from halb.lab.program import run_main as _run_main
 
-from conftest import ROOT
-
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
+__all__ = ["INVOKES", "SECRET_SIG", "Recorder", "Registered", "Run", "run_main", "stack_config"]
 
 # Realistic answers for the vSphere data sources (camelCase keys, as the engine returns them).
 INVOKES: dict[str, dict[str, Any]] = {
@@ -40,119 +29,7 @@ INVOKES: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
-class Registered:
-    type: str
-    name: str
-    inputs: dict[str, Any]
-    parent: str = ""
-    dependencies: list[str] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
-    id: str = ""
-
-
-class Recorder(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.resources: dict[str, Registered] = {}
-        self.invokes: list[str] = []
-        self.urn_names: dict[str, str] = {}
-        self.component_outputs: dict[str, Any] = {}
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        outputs = dict(args.inputs)
-        if args.typ == "random:index/randomPassword:RandomPassword":
-            outputs["result"] = f"GENERATED-{args.name}"[: int(args.inputs["length"])].ljust(
-                int(args.inputs["length"]), "x"
-            )
-        if args.typ.startswith("command:"):
-            outputs.update(stdout="", stderr="")
-        rid = f"{args.name}-id"
-        if args.typ == "vsphere:index/virtualMachine:VirtualMachine":
-            rid = f"4221{abs(hash(args.name)) % 10**8:08d}-vm"
-        rec = self.resources.setdefault(args.name, Registered(args.typ, args.name, {}))
-        rec.inputs, rec.outputs, rec.id = args.inputs, outputs, rid
-        return rid, outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        self.invokes.append(args.token)
-        return INVOKES.get(args.token, {})
-
-
-class RecordingMonitor(pmocks.MockMonitor):
-    def __init__(self, recorder: Recorder) -> None:
-        super().__init__(recorder)
-        self.recorder = recorder
-
-    def RegisterResource(self, request: Any) -> Any:
-        rec = self.recorder.resources.setdefault(request.name, Registered(request.type, request.name, {}))
-        rec.type = request.type
-        rec.parent = request.parent
-        rec.dependencies = list(request.dependencies)
-        rec.options = {
-            "replaceOnChanges": list(request.replaceOnChanges),
-            "deleteBeforeReplace": request.deleteBeforeReplace,
-            "additionalSecretOutputs": list(request.additionalSecretOutputs),
-            "provider": request.provider,
-        }
-        response = super().RegisterResource(request)
-        self.recorder.urn_names[response.urn] = request.name
-        return response
-
-    def RegisterResourceOutputs(self, request: Any) -> Any:
-        self.recorder.component_outputs[request.urn] = json_format.MessageToDict(request.outputs)
-        return super().RegisterResourceOutputs(request)
-
-
-@dataclass
-class Run:
-    recorder: Recorder
-    exports: dict[str, Any]
-
-    @property
-    def resources(self) -> dict[str, Registered]:
-        return self.recorder.resources
-
-    def of_type(self, typ: str) -> dict[str, Registered]:
-        return {n: r for n, r in self.resources.items() if r.type == typ}
-
-    def name(self, urn: str) -> str:
-        return self.recorder.urn_names.get(urn, urn)
-
-    def deps(self, name: str) -> set[str]:
-        return {self.name(u) for u in self.resources[name].dependencies}
-
-
-def stack_config(raw: dict[str, Any], extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Pulumi's view of a stack's config: `halb:key` -> JSON text (plain strings as they are)."""
-    out = {f"halb:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
-    out.update(extra or {})
-    return out
-
-
 def run_main(
     config: dict[str, str], secret_keys: list[str] | None = None, stack: str = "dev", recorder: Recorder | None = None
 ) -> Run:
-    recorder = recorder or Recorder()
-    pulumi.runtime.reset_options(project="halb", stack=stack, preview=False)
-    pulumi.runtime.set_mocks(recorder, project="halb", stack=stack, preview=False, monitor=RecordingMonitor(recorder))
-    pulumi.runtime.set_all_config(config, secret_keys or [])
-    exports: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def program() -> pulumi.Output[Any]:
-        namespace = runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-        lb = namespace["lb"]
-        outs = {
-            "vip": lb.vip,
-            "nodes": lb.node_info,
-            "stats_urls": lb.stats_urls,
-            "metrics_urls": lb.metrics_urls,
-            "frontends": lb.frontends,
-            "stats_password": lb.stats_password,
-            "vrrp_password": lb.vrrp_password,
-        }
-        return pulumi.Output.all(**outs).apply(exports.update)
-
-    program()
-    return Run(recorder, exports)
+    return _run_main(config, secret_keys, stack, recorder or Recorder(INVOKES))

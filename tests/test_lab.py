@@ -12,44 +12,46 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_executor import Executor
+import yaml
 
-from conftest import ROOT, require_root_tools, stack_raw, with_
+from conftest import ROOT, require_root_tools
 from halb.lab import lab, net, nodes
+from halb.lab.deploy import MOCK_STATE, VAULT, Result, deploy, destroy
+from halb.lab.executor import State
 from halb.lab.probes import client_get, holders, node, service, transitions, vip_served_by, wait_until
 from halb.lab.topology import VIP
-from pulumi_harness import Run, run_main, stack_config
 
 pytestmark = pytest.mark.lab
 WORKERS = {"w1", "w2", "w3", "w4"}
+STEPS = ("wait", "packages", "system", "haproxy", "keepalived", "services")
 
 
-def deploy(raw: dict[str, Any], previous: dict[str, dict[str, Any]] | None = None) -> tuple[Run, Executor]:
-    executor = Executor(previous)
-    run = run_main(stack_config(raw), ["halb:ssh"], stack="lab", recorder=executor)
-    return run, executor
+def quiet(_: str) -> None:
+    pass
 
 
 @pytest.fixture(scope="module")
 def lab_up() -> Iterator[None]:
     require_root_tools(*lab.TOOLS)
     lab.down()
+    MOCK_STATE.unlink(missing_ok=True)  # a fresh lab has nothing deployed
     try:
         lab.up()
         yield
     finally:
         lab.down()
+        MOCK_STATE.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
-def deployed(lab_up: None) -> tuple[dict[str, Any], Run, Executor]:
-    raw = stack_raw("lab")
-    run, executor = deploy(raw)
+def deployed(lab_up: None) -> Result:
+    result = deploy(progress=quiet)
     assert wait_until(lambda: holders() == ["lb1"], 30, 0.2) is not None, f"lb1 never held the VIP alone: {holders()}"
-    return raw, run, executor
+    return result
 
 
 def settle(owner: str = "lb1", timeout: float = 30) -> None:
@@ -60,14 +62,12 @@ def settle(owner: str = "lb1", timeout: float = 30) -> None:
 # --------------------------------------------------------------------------- deployment
 
 
-def test_every_step_ran_in_order_backup_first(deployed: tuple[dict[str, Any], Run, Executor]) -> None:
-    _, _, executor = deployed
-    names = [n for n, _ in executor.executed]
+def test_every_step_ran_in_order_backup_first(deployed: Result) -> None:
+    names = [n for n, op in deployed.ran() if op == "create"]
+    assert len(names) == len(deployed.actions), f"a first deploy only creates: {deployed.ran()}"
     for node_name in ("lb1", "lb2"):
         steps = [n for n in names if n.startswith(f"halb-{node_name}-")]
-        assert steps == [
-            f"halb-{node_name}-{s}" for s in ("wait", "packages", "system", "haproxy", "keepalived", "services")
-        ]
+        assert steps == [f"halb-{node_name}-{s}" for s in STEPS], steps
     assert names.index("halb-lb2-services") < names.index("halb-lb1-system"), "BACKUP configured before MASTER"
     assert set(names[:3]) == {"halb-address-vip", "halb-address-lb1", "halb-address-lb2"}, "addresses first"
 
@@ -98,33 +98,57 @@ def test_tls_through_the_vip_completes_a_handshake_with_a_worker(deployed: Any) 
     assert code == 200 and body.strip() in WORKERS, (code, body)
 
 
-def test_stats_page_needs_the_password_and_metrics_answer(deployed: tuple[dict[str, Any], Run, Executor]) -> None:
-    _, run, _ = deployed
-    password = run.exports["stats_password"]
-    for url in run.exports["stats_urls"].values():
+def test_second_deploy_changes_nothing(deployed: Result) -> None:
+    again = deploy(progress=quiet)
+    assert again.ran() == [], f"an unchanged stack re-ran steps: {again.ran()}"
+
+
+def test_state_keeps_no_secret_in_plain_text(deployed: Result) -> None:
+    secrets = [deployed.exports["stats_password"], deployed.exports["vrrp_password"]]
+    assert all(len(s) >= 8 for s in secrets), "the lab's passwords are set"
+    for path in (MOCK_STATE, VAULT):
+        text = path.read_text()
+        leaked = [s for s in secrets if s in text]
+        assert not leaked, f"{path} holds a secret in plain text"
+    assert "hmac:" in MOCK_STATE.read_text(), "secret inputs are kept as digests"
+
+
+def test_stats_page_needs_the_password_and_metrics_answer(deployed: Result) -> None:
+    password = deployed.exports["stats_password"]
+    for url in deployed.exports["stats_urls"].values():
         assert client_get(url)[0] == 401, f"{url} without password"
         assert client_get(url, "admin", "wrong-password")[0] == 401, f"{url} with a wrong password"
         code, body = client_get(url, "admin", password)
         assert code == 200 and "Statistics Report" in body, f"{url} with the password: {code}"
-    for url in run.exports["metrics_urls"].values():
+    for url in deployed.exports["metrics_urls"].values():
         code, body = client_get(url)
         assert code == 200 and "haproxy_process_" in body, f"{url}: {code}"
 
 
+def test_a_set_lasts_one_deploy_and_reruns_only_haproxy_steps(deployed: Result) -> None:
+    changed = deploy(sets=["haproxy.maxconn=4000"], progress=quiet)
+    assert changed.ran() == [("halb-lb2-haproxy", "replace"), ("halb-lb1-haproxy", "replace")], changed.ran()
+    back = deploy(progress=quiet)
+    assert back.ran() == [("halb-lb2-haproxy", "replace"), ("halb-lb1-haproxy", "replace")], back.ran()
+
+
 def test_removing_a_backend_server_reruns_only_haproxy_steps_without_vrrp_transition(
-    deployed: tuple[dict[str, Any], Run, Executor],
+    deployed: Result, tmp_path: Path
 ) -> None:
-    raw, _, first = deployed
     before = {n: transitions(n) for n in ("lb1", "lb2")}
-    servers = raw["haproxy"]["services"][0]["servers"]
-    smaller = with_(raw, "haproxy.services.0.servers", [s for s in servers if s["name"] != "w4"])
-    _, second = deploy(smaller, previous=first.state)
-    assert second.executed == [("halb-lb2-haproxy", "create"), ("halb-lb1-haproxy", "create")], second.executed
+    doc = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())
+    servers = doc["config"]["halb:haproxy"]["services"][0]["servers"]
+    doc["config"]["halb:haproxy"]["services"][0]["servers"] = [s for s in servers if s["name"] != "w4"]
+    smaller = tmp_path / "Pulumi.lab.yaml"
+    smaller.write_text(yaml.safe_dump(doc))
+    second = deploy(stack_file=smaller, progress=quiet)
+    assert second.ran() == [("halb-lb2-haproxy", "replace"), ("halb-lb1-haproxy", "replace")], second.ran()
     bodies = {client_get(f"http://{VIP}/")[1].strip() for _ in range(9)}
     assert bodies == WORKERS - {"w4"}, f"after removing w4: {bodies}"
-    assert {n: transitions(n) for n in ("lb1", "lb2")} == before, "a reload caused a VRRP transition"
+    after = {n: transitions(n) for n in ("lb1", "lb2")}
+    assert after == before, f"a reload caused a VRRP transition: {before} -> {after}"
     assert holders() == ["lb1"]
-    first.state.update(second.state)  # later drills push configs on top of this one
+    deploy(progress=quiet)  # back to the stack file for the drills
 
 
 # --------------------------------------------------------------------------- fault drills
@@ -173,33 +197,32 @@ def test_drill_master_powered_off_and_back(deployed: Any) -> None:
     assert service("lb1", "haproxy") == "active" and service("lb1", "keepalived") == "active"
 
 
-def _replay_with(executor: Executor, name: str, mutate: Any) -> tuple[int, str]:
-    """Run a recorded step's script again with its main file changed, as a bad `pulumi up` would."""
-    inputs = executor.state[name]
-    script = mutate(inputs["create"])
-    assert script != inputs["create"], "the mutation changed nothing"
-    p = nodes.ssh(node(name.split("-")[1]), script, timeout=60, stdin=inputs.get("stdin") or "")
+def _replay_with(name: str, mutate: Any) -> tuple[int, str]:
+    """Run a deployed step's script again with its main file changed, as a bad `pulumi up` would."""
+    script = State.load(MOCK_STATE).resources[name]["inputs"]["create"]
+    bad = mutate(script)
+    assert bad != script, "the mutation changed nothing"
+    p = nodes.ssh(node(name.split("-")[1]), bad, timeout=60, stdin="")
     return p.returncode, p.stderr
 
 
-def test_drill_invalid_config_never_replaces_the_running_one(deployed: tuple[dict[str, Any], Run, Executor]) -> None:
+def test_drill_invalid_config_never_replaces_the_running_one(deployed: Result) -> None:
     settle()
-    _, _, executor = deployed
     live = {
         f: nodes.ssh(node("lb1"), f"sha256sum {f}", timeout=10).stdout
         for f in ("/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf")
     }
     rc, err = _replay_with(
-        executor, "halb-lb1-haproxy", lambda s: s.replace("balance roundrobin", "balance no-such-algorithm", 1)
+        "halb-lb1-haproxy", lambda s: s.replace("balance roundrobin", "balance no-such-algorithm", 1)
     )
     assert rc != 0 and "rejected the new haproxy.cfg" in err and "running config is untouched" in err, err
     rc, err = _replay_with(
-        executor, "halb-lb1-keepalived", lambda s: re.sub(r"virtual_router_id \d+", "virtual_router_id 999", s)
+        "halb-lb1-keepalived", lambda s: re.sub(r"virtual_router_id \d+", "virtual_router_id 999", s)
     )
     assert rc != 0 and "rejected the new keepalived.conf" in err, err
     for f, digest in live.items():
         assert nodes.ssh(node("lb1"), f"sha256sum {f}", timeout=10).stdout == digest, f"{f} was replaced"
-    assert {client_get(f"http://{VIP}/")[1].strip() for _ in range(6)} == WORKERS - {"w4"}
+    assert {client_get(f"http://{VIP}/")[1].strip() for _ in range(8)} == WORKERS
     assert holders() == ["lb1"]
 
 
@@ -226,3 +249,16 @@ def test_drill_vrrp_blocked_split_brain_is_reported(deployed: Any) -> None:
     assert ok and "OK: lb1 holds the VIP" in text, text
     check = halb_status()
     assert check.returncode == 0 and "lb1 198.18.0.11 (master): VRRP MASTER, VIP held" in check.stdout, check.stdout
+
+
+# --------------------------------------------------------------------------- teardown
+
+
+def test_destroy_deletes_every_resource_then_a_new_deploy_succeeds(deployed: Result) -> None:
+    deployed_names = set(State.load(MOCK_STATE).resources)
+    gone = destroy(progress=quiet)
+    assert {a.name for a in gone.actions} == deployed_names and all(a.op == "delete" for a in gone.actions)
+    assert State.load(MOCK_STATE).resources == {}, "destroy left resources in state"
+    again = deploy(progress=quiet)
+    assert {n for n, op in again.ran() if op == "create"} == deployed_names, again.ran()
+    settle()

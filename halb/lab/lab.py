@@ -152,7 +152,7 @@ def describe() -> str:
     return (
         f"halb lab: lb1 {NODES[0].address}, lb2 {NODES[1].address}, VIP {VIP}, "
         f"workers {WORKERS[0].address}-{WORKERS[-1].address.rsplit('.', 1)[1]}, client {CLIENT.address}\n"
-        f"  ssh -i {SSH_KEY} root@{NODES[0].address}\n"
-        f"  stats: http://{NODES[0].address}:8080/stats (user admin; password: `pulumi stack output stats_password --show-secrets`)\n"
-        "  deploy: make up   |   state: python -m halb.lab status   |   remove: python -m halb.lab down"
+        f"  from this machine: curl http://{VIP}/   |   ssh -i {SSH_KEY} root@{NODES[0].address}\n"
+        f"  stats: http://{NODES[0].address}:8080/stats, user admin, password: python -m halb.lab password\n"
+        "  state: python -m halb.lab status   |   undeploy: python -m halb.lab destroy   |   remove: python -m halb.lab down"
     )
