@@ -30,13 +30,13 @@ def dev(**changes: Any) -> dict[str, Any]:
     return raw
 
 
-def deploy(raw: dict[str, Any], secrets_in_config: bool = True) -> Run:
+def deploy(raw: dict[str, Any], secrets_in_config: bool = True, stack: str = "dev") -> Run:
     if secrets_in_config:
         raw = with_(raw, "ssh.privateKey", SSH_KEY)
         raw = with_(raw, "ssh.agent", False)
     config = stack_config(raw, {"vsphere:password": VC_PASSWORD, "vsphere:user": "admin@vsphere.local"})
     secret_keys = ["vsphere:password", "halb:ssh", "halb:keepalived", "halb:haproxy"]
-    return run_main(config, secret_keys)
+    return run_main(config, secret_keys, stack=stack)
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,15 @@ def test_two_vms_cloned_with_static_addresses(dev_run: Run) -> None:
         assert vm["networkInterfaces"] == [{"networkId": "network-13", "adapterType": "vmxnet3"}]
         assert [(d["label"], d["size"], d["unitNumber"]) for d in vm["disks"]] == [("disk0", 16, 0), ("disk1", 8, 1)]
         assert dev_run.resources[f"halb-vm-{node}"].options["provider"].startswith("urn:"), "explicit vSphere provider"
+
+
+def test_vm_and_rule_names_carry_the_stack_so_two_stacks_never_collide(dev_run: Run) -> None:
+    prod = deploy(dev(), stack="prod")
+    names = {stack: {r.inputs["name"] for r in run.of_type(VM).values()} for stack, run in (("dev", dev_run), ("prod", prod))}
+    assert names == {"dev": {"dev-lb1", "dev-lb2"}, "prod": {"prod-lb1", "prod-lb2"}}, names
+    assert prod.resources["halb-vm-anti-affinity"].inputs["name"] == "prod-halb-anti-affinity"
+    custom = deploy(dev(**{"vsphere.namePrefix": "edge"}), stack="prod")
+    assert {r.inputs["name"] for r in custom.of_type(VM).values()} == {"edge-lb1", "edge-lb2"}
 
 
 def test_disk_grows_to_configured_size() -> None:

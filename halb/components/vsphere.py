@@ -32,6 +32,7 @@ class VmPair(pulumi.ComponentResource):
     def __init__(self, name: str, args: VmPairArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("halb:vsphere:VmPair", name, None, opts)
         p, net = args.placement, args.config.network
+        prefix = p.name_prefix or pulumi.get_stack()  # two stacks in one vCenter never share a name
         creds = args.credentials
         provider = vsphere.Provider(
             f"{name}-provider",
@@ -70,7 +71,7 @@ class VmPair(pulumi.ComponentResource):
         for spec in args.vms:
             self.vms[spec.node] = vsphere.VirtualMachine(
                 f"{name}-{spec.node}",
-                name=spec.node,
+                name=f"{prefix}-{spec.node}",
                 resource_pool_id=cluster.resource_pool_id,
                 datastore_id=datastore.id,
                 folder=p.folder,
@@ -113,7 +114,7 @@ class VmPair(pulumi.ComponentResource):
             # Updating the rule in place fails when its VMs are replaced: replace it with them.
             self.anti_affinity = vsphere.ComputeClusterVmAntiAffinityRule(
                 f"{name}-anti-affinity",
-                name=f"{name}-anti-affinity",
+                name=f"{prefix}-halb-anti-affinity",
                 compute_cluster_id=cluster.id,
                 virtual_machine_ids=[vm.id for vm in self.vms.values()],
                 mandatory=p.anti_affinity.mandatory,
