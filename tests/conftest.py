@@ -14,7 +14,13 @@ import yaml
 from halb.config import strip_prefix
 
 ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() == "true"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true")
+SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+
+
+def tool(name: str) -> str | None:
+    """A binary's path: PATH first, then the sbin directories a user's PATH may lack."""
+    return shutil.which(name, path=SBIN_PATH)
 
 
 def require(condition: bool, what: str) -> None:
@@ -28,8 +34,8 @@ def require(condition: bool, what: str) -> None:
 
 def require_root_tools(*tools: str) -> None:
     require(os.geteuid() == 0, "root")
-    for tool in tools:
-        require(shutil.which(tool) is not None, f"the `{tool}` binary")
+    for name in tools:
+        require(tool(name) is not None, f"the `{name}` binary")
 
 
 def stack_raw(stack: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import tool
 from halb.render import PATHS, SCRIPT_USER
 
 
@@ -28,7 +29,7 @@ def haproxy_check(tree: Path) -> Result:
     cfg = tree / PATHS["haproxy_cfg"].lstrip("/")
     secrets = tree / PATHS["haproxy_secrets"].lstrip("/")
     p = subprocess.run(
-        ["haproxy", "-c", "-dW", "-f", str(cfg), "-f", str(secrets)],
+        [tool("haproxy") or "haproxy", "-c", "-dW", "-f", str(cfg), "-f", str(secrets)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -50,7 +51,7 @@ grep -q '^{SCRIPT_USER}:' /run/passwd || echo '{SCRIPT_USER}:x:64999:64999::/non
 mount --bind /run/passwd /etc/passwd
 ip link add {shlex.quote(interface)} type veth peer name halbpeer0
 ip link set {shlex.quote(interface)} up
-exec keepalived -t -f {PATHS["keepalived_conf"]}
+exec {shlex.quote(tool("keepalived") or "keepalived")} -t -f {PATHS["keepalived_conf"]}
 """
     p = subprocess.run(
         ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "sh", "-c", script],

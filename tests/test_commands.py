@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
+import re
 import subprocess
 from pathlib import Path
 
-from conftest import require, stack_raw
+from conftest import require, stack_raw, tool
 from halb import commands
 from halb.config import load_config
 from halb.render import NodeFile, all_files
@@ -43,8 +43,21 @@ def test_non_root_user_goes_through_sudo() -> None:
     assert 'sudo -n sh "$halb_script"' in wrapped
 
 
+def inner_script(wrapped: str) -> str:
+    """The body a step really runs: the script inside as_root's heredoc."""
+    m = re.search(r"<<'(HALB_SCRIPT_[0-9a-f]+)'\n(.*)\1\n", wrapped, re.S)
+    assert m, "no script inside the sudo wrapper"
+    return m.group(2)
+
+
+def shellcheck(path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    path.write_text(text)
+    return subprocess.run(["shellcheck", "--shell=sh", "--severity=warning", str(path)], capture_output=True, text=True)
+
+
 def test_generated_scripts_pass_shellcheck(tmp_path: Path) -> None:
-    require(shutil.which("shellcheck") is not None, "the `shellcheck` binary")
+    """shellcheck reads the body each step runs, not just the wrapper (which hides it in a heredoc)."""
+    require(tool("shellcheck") is not None, "the `shellcheck` binary")
     cfg = load_config(stack_raw("dev"))
     files = all_files(cfg, "lb1")
     scripts = {
@@ -56,12 +69,18 @@ def test_generated_scripts_pass_shellcheck(tmp_path: Path) -> None:
         "services": commands.services_script(),
     }
     for name, script in scripts.items():
-        path = tmp_path / f"{name}.sh"
-        path.write_text(commands.as_root(script, "deploy"))
-        p = subprocess.run(
-            ["shellcheck", "--shell=sh", "--severity=warning", str(path)], capture_output=True, text=True
-        )
-        assert p.returncode == 0, f"{name} step: {p.stdout}"
+        wrapped = commands.as_root(script, "deploy")
+        assert inner_script(wrapped) == script, f"{name} step: the wrapper changed the script"
+        for label, text in (("wrapper", wrapped), ("body", inner_script(wrapped))):
+            p = shellcheck(tmp_path / f"{name}-{label}.sh", text)
+            assert p.returncode == 0, f"{name} step ({label}): {p.stdout}"
+
+
+def test_shellcheck_of_the_body_can_fail(tmp_path: Path) -> None:
+    require(tool("shellcheck") is not None, "the `shellcheck` binary")
+    wrapped = commands.as_root("unused=1\n", "deploy")
+    assert shellcheck(tmp_path / "wrapper.sh", wrapped).returncode == 0, "the wrapper alone hides the body"
+    assert shellcheck(tmp_path / "body.sh", inner_script(wrapped)).returncode != 0, "shellcheck missed SC2034"
 
 
 def test_validation_failure_leaves_the_live_file(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_deletes_run_in_reverse_dependency_order(tmp_path: Path) -> None:
 
 
 def test_delete_order_is_dependents_first() -> None:
-    res = {"x": {"deps": []}, "y": {"deps": ["x"]}, "z": {"deps": ["x", "y"]}}
+    res: dict[str, dict[str, Any]] = {"x": {"deps": []}, "y": {"deps": ["x"]}, "z": {"deps": ["x", "y"]}}
     assert delete_order(res) == ["z", "y", "x"]
 
 
