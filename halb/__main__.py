@@ -18,9 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     render = sub.add_parser("render", help="write each node's files under OUT/<node>/ (secrets as placeholders)")
     render.add_argument("--stack", required=True)
     render.add_argument("--out", required=True, type=Path)
-    status = sub.add_parser("status", help="ask both nodes over SSH who holds the VIP; exit 1 on split brain or outage")
+    status = sub.add_parser(
+        "status", help="ask both nodes over SSH who holds the VIP; exit 1 split brain or outage, 3 degraded, 4 unreachable"
+    )
     status.add_argument("--stack", required=True)
     status.add_argument("--no-host-key-check", action="store_true", help="for lab nodes whose host keys change")
+    status.add_argument("--json", action="store_true", help="print one JSON object (for monitoring)")
     args = parser.parse_args(argv)
 
     path = Path(f"Pulumi.{args.stack}.yaml")
@@ -36,11 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services)")
         return 0
     if args.command == "status":
-        from halb.status import node_status
+        import json
 
-        ok, text = node_status(cfg, strict_host_keys=not args.no_host_key_check)
-        print(text)
-        return 0 if ok else 1
+        from halb.status import as_json, collect, report
+
+        states, verdict = collect(cfg, strict_host_keys=not args.no_host_key_check)
+        print(json.dumps(as_json(cfg, states, verdict)) if args.json else report(cfg, states, verdict))
+        return verdict.exit_code
     written = write_tree(cfg, args.out)
     print(f"halb: wrote {len(written)} files under {args.out}/")
     return 0

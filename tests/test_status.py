@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import ROOT
 from halb.status import NodeState, assess, parse_probe
 
 
@@ -33,3 +42,34 @@ def test_probe_output_is_parsed() -> None:
     s = parse_probe("lb1", "MASTER\nyes\nactive\nactive\n")
     assert (s.vrrp_state, s.holds_vip, s.haproxy, s.keepalived) == ("MASTER", True, "active", "active")
     assert not parse_probe("lb2", None).reachable
+
+
+def test_an_unreachable_node_is_its_own_verdict_with_sshs_reason() -> None:
+    lost = parse_probe("lb2", None, "ssh: connect to host 192.0.2.2 port 22: Connection refused")
+    v = assess([node("lb1", True), lost])
+    assert v.word == "UNREACHABLE" and v.exit_code == 4 and "Connection refused" in v.summary, v.summary
+    both = assess([parse_probe("lb1", None, "x"), parse_probe("lb2", None, "y")])
+    assert both.word == "UNREACHABLE", "two unreachable nodes are not an outage"
+
+
+def test_every_verdict_has_its_own_exit_code() -> None:
+    codes = {
+        assess([node("lb1", True), node("lb2", False)]).exit_code,
+        assess([node("lb1", True), node("lb2", True)]).exit_code,
+        assess([node("lb1", True), node("lb2", False, haproxy="failed")]).exit_code,
+        assess([node("lb1", True), parse_probe("lb2", None, "e")]).exit_code,
+    }
+    assert codes == {0, 1, 3, 4}, codes
+
+
+def test_status_json_is_one_object_and_unreachable_exits_4(tmp_path: Path) -> None:
+    stack = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())
+    stack["config"]["halb:ssh"] = {"user": "deploy", "port": 1, "privateKeyPath": str(tmp_path / "none")}
+    (tmp_path / "Pulumi.t.yaml").write_text(yaml.safe_dump(stack))
+    p = subprocess.run(
+        [sys.executable, "-m", "halb", "status", "--stack", "t", "--json", "--no-host-key-check"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    doc = json.loads(p.stdout)
+    assert p.returncode == 4 and doc["verdict"] == "UNREACHABLE", (p.returncode, p.stdout, p.stderr)
+    assert all(not n["reachable"] and n["error"] for n in doc["nodes"]), doc
