@@ -1,0 +1,73 @@
+"""halb/ never imports from tests/, has no import cycle, and keeps functions short."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "halb"
+TEST_MODULES = {p.stem for p in (ROOT / "tests").glob("*.py")}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """Module -> the halb modules it imports at run time (not under TYPE_CHECKING)."""
+    out: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        skip = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        out[module_name(path)] = names
+    return out
+
+
+def test_nothing_under_halb_imports_from_tests() -> None:
+    bad = {m: sorted(i & TEST_MODULES) for m, i in imports().items() if i & TEST_MODULES}
+    assert not bad, f"halb imports test helpers: {bad}"
+
+
+def test_no_import_cycle_under_halb() -> None:
+    graph = {m: {i for i in deps if i.startswith("halb")} for m, deps in imports().items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for dep in graph.get(m, set()):
+            target = dep if dep in graph else dep.rsplit(".", 1)[0]
+            if target == m or target not in graph:
+                continue
+            assert state.get(target) != 1, f"import cycle: {' -> '.join([*path, target])}"
+            if target not in state:
+                visit(target, [*path, target])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [m])
+
+
+def test_config_functions_stay_short() -> None:
+    long = []
+    for path in (PACKAGE / "config").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and (node.end_lineno or 0) - node.lineno > 50:
+                long.append(f"{path.name}:{node.name}")
+    assert not long, f"functions over 50 lines: {long}"
