@@ -28,13 +28,11 @@ from typing import Any
 
 import pulumi
 
+from halb.lab.nodes import SSH_OPTIONS
 from halb.lab.program import SECRET_SIG, Recorder
 from halb.lab.vault import Vault
 
 COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
-SSH_OPTIONS = [
-    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
-]  # fmt: skip
 
 
 class StepFailed(Exception):
