@@ -136,6 +136,8 @@ def test_removing_a_backend_server_reruns_only_haproxy_steps_without_vrrp_transi
     deployed: Result, tmp_path: Path
 ) -> None:
     before = {n: transitions(n) for n in ("lb1", "lb2")}
+    # Evidence that the counter sees transitions at all: each node logged its start-up state.
+    assert before["lb1"] >= 1 and before["lb2"] >= 1, f"the notify hook logged no transition: {before}"
     doc = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())
     servers = doc["config"]["halb:haproxy"]["services"][0]["servers"]
     doc["config"]["halb:haproxy"]["services"][0]["servers"] = [s for s in servers if s["name"] != "w4"]
@@ -156,12 +158,14 @@ def test_removing_a_backend_server_reruns_only_haproxy_steps_without_vrrp_transi
 
 def test_drill_haproxy_killed_on_master(deployed: Any) -> None:
     settle()
+    before = transitions("lb2")
     nodes.ssh(node("lb1"), "systemctl kill --signal=SIGKILL haproxy", timeout=10)
     took = wait_until(lambda: vip_served_by("lb2"), 10)
     assert took is not None, f"VIP did not move to lb2 after haproxy died on lb1: {holders()}"
     # systemd restarts haproxy; with preempt, lb1 takes the VIP back.
     settle("lb1")
     assert service("lb1", "haproxy") == "active"
+    assert transitions("lb2") >= before + 2, "the transition counter rises when the VIP moves (there and back)"
 
 
 def test_drill_keepalived_stopped_on_master(deployed: Any) -> None:

@@ -1,0 +1,256 @@
+"""Watch an operation the way a client and an auditor would, for drills and the benchmark.
+
+    with Watch() as w:
+        ...the operation...
+    report = w.report   # outages, failed requests, holder samples
+
+A separate process (`python -m halb.lab.watch`) does two things until it is told to stop:
+- from the client's namespace, a new TCP connection and an HTTP GET to the VIP every 10 ms,
+  each with a 0.25 s budget (connect, send, full answer);
+- every 50 ms, which nodes carry the VIP, read over netlink in each node's namespace (one
+  dump each, well under a millisecond apart).
+Times are CLOCK_MONOTONIC, one clock for the whole host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from halb.lab.topology import CLIENT, NODES, VIP
+
+PERIOD = 0.01  # a new request every 10 ms
+TIMEOUT = 0.25  # each request's budget
+SAMPLE = 0.05  # holders read every 50 ms
+
+CLONE_NEWNET = 0x40000000
+RTM_NEWADDR, RTM_GETADDR, NLMSG_DONE, NLMSG_ERROR = 20, 22, 3, 2
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+
+
+# --------------------------------------------------------------------------- analysis (pure)
+
+
+@dataclass(frozen=True)
+class Report:
+    requests: int
+    failed: int
+    outages: list[float]  # seconds each, in order: first failed request to the next good one
+    samples: int
+    bad_samples: list[tuple[float, tuple[str, ...]]]  # (seconds from start, holders) where not exactly one
+    holders_seen: list[str] = field(default_factory=list)  # distinct holders, in order of appearance
+    seconds: float = 0.0
+
+    @property
+    def longest_outage(self) -> float:
+        return max(self.outages, default=0.0)
+
+    def figures(self) -> dict[str, object]:
+        return {
+            "requests": self.requests,
+            "failed_requests": self.failed,
+            "outages": len(self.outages),
+            "outage_s": [round(o, 3) for o in self.outages],
+            "longest_outage_s": round(self.longest_outage, 3),
+            "holder_samples": self.samples,
+            "samples_not_one_holder": len(self.bad_samples),
+            "holders_seen": self.holders_seen,
+            "seconds": round(self.seconds, 2),
+        }
+
+    def summary(self) -> str:
+        bad = ", ".join(f"{t:.2f}s:{'+'.join(h) or 'none'}" for t, h in self.bad_samples[:8])
+        return (
+            f"{self.failed}/{self.requests} requests failed in {len(self.outages)} outage(s) "
+            f"(longest {self.longest_outage:.3f} s); {len(self.bad_samples)}/{self.samples} holder samples "
+            f"not exactly one{': ' + bad if bad else ''}; holders seen: {' -> '.join(self.holders_seen)}"
+        )
+
+
+def analyse(requests: list[tuple[float, bool]], samples: list[tuple[float, list[str]]]) -> Report:
+    """Outages are runs of failed requests (by start time); an outage ends at the next good request."""
+    requests = sorted(requests)
+    start = min([t for t, _ in requests] + [t for t, _ in samples], default=0.0)
+    end = max([t for t, _ in requests] + [t for t, _ in samples], default=0.0)
+    outages: list[float] = []
+    began: float | None = None
+    for t, ok in requests:
+        if not ok and began is None:
+            began = t
+        elif ok and began is not None:
+            outages.append(t - began)
+            began = None
+    if began is not None:  # still failing when the watch ended
+        outages.append(end - began)
+    seen: list[str] = []
+    for _, hs in samples:
+        for h in hs:
+            if not seen or seen[-1] != h:
+                seen.append(h)
+    bad = [(round(t - start, 3), tuple(hs)) for t, hs in samples if len(hs) != 1]
+    return Report(
+        requests=len(requests),
+        failed=sum(1 for _, ok in requests if not ok),
+        outages=outages,
+        samples=len(samples),
+        bad_samples=bad,
+        holders_seen=seen,
+        seconds=end - start,
+    )
+
+
+# --------------------------------------------------------------------------- the watcher process
+
+
+def _setns(path: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {path}")
+    finally:
+        os.close(fd)
+
+
+def _netlink_in(netns: str) -> socket.socket:
+    """A route netlink socket that lives in `netns` (a socket stays in the namespace it was made in)."""
+    _setns(f"/run/netns/{netns}")
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+
+
+def ipv4_addresses(sock: socket.socket, seq: int) -> set[str]:
+    """Every IPv4 address of the socket's namespace, from one RTM_GETADDR dump."""
+    sock.send(struct.pack("=IHHII", 24, RTM_GETADDR, 0x301, seq, 0) + struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0))
+    out: set[str] = set()
+    while True:
+        data = sock.recv(65536)
+        off = 0
+        while off + 16 <= len(data):
+            length, kind = struct.unpack_from("=IH", data, off)
+            if kind in (NLMSG_DONE, NLMSG_ERROR):
+                return out
+            if kind == RTM_NEWADDR:
+                a = off + 16 + 8  # nlmsghdr + ifaddrmsg
+                while a + 4 <= off + length:
+                    rlen, rtype = struct.unpack_from("=HH", data, a)
+                    if rtype in (IFA_ADDRESS, IFA_LOCAL) and rlen == 8:
+                        out.add(socket.inet_ntoa(data[a + 4 : a + 8]))
+                    a += (rlen + 3) & ~3 if rlen else 4
+            off += (length + 3) & ~3 if length else len(data)
+
+
+async def _request(port: int) -> bool:
+    async def once() -> bool:
+        reader, writer = await asyncio.open_connection(VIP, port)
+        writer.write(f"GET / HTTP/1.0\r\nHost: {VIP}\r\n\r\n".encode())
+        answer = await reader.read()
+        writer.close()
+        return answer.startswith(b"HTTP/1.") and answer.split(b"\r\n", 1)[0].split()[1:2] == [b"200"]
+
+    try:
+        return await asyncio.wait_for(once(), TIMEOUT)
+    except (OSError, asyncio.TimeoutError, IndexError):
+        return False
+
+
+async def _watch(port: int, out: Path, stop: asyncio.Event) -> None:
+    socks = {n.name: _netlink_in(n.netns) for n in NODES}
+    _setns(f"/run/netns/{CLIENT.netns}")  # from here on this thread's sockets are the client's
+    requests: list[tuple[float, bool]] = []
+    samples: list[tuple[float, list[str]]] = []
+    pending: set[asyncio.Task[None]] = set()
+
+    async def one(t: float) -> None:
+        requests.append((t, await _request(port)))
+
+    async def sampler() -> None:
+        seq = 0
+        while not stop.is_set():
+            seq += 1
+            t = time.monotonic()
+            samples.append((t, [n for n, s in socks.items() if VIP in ipv4_addresses(s, seq)]))
+            await asyncio.sleep(max(0.0, t + SAMPLE - time.monotonic()))
+
+    sampling = asyncio.create_task(sampler())
+    tick = time.monotonic()
+    while not stop.is_set():
+        task = asyncio.create_task(one(time.monotonic()))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        tick += PERIOD
+        await asyncio.sleep(max(0.0, tick - time.monotonic()))
+    await asyncio.gather(sampling, *pending)
+    out.write_text(json.dumps({"requests": requests, "samples": samples}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=80)
+    args = parser.parse_args()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    print("watching", flush=True)
+    loop.run_until_complete(_watch(args.port, args.out, stop))
+
+
+# --------------------------------------------------------------------------- the caller's side
+
+
+class Watch:
+    """Runs the watcher for the duration of a `with` block; `report` is ready after it."""
+
+    def __init__(self, port: int = 80, settle: float = 0.3) -> None:
+        self.port = port
+        self.settle = settle  # watch a little before and after, so the edges are seen
+        self.report: Report | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="halb-watch-")
+        self._out = Path(self._tmp.name) / "watch.json"
+        self._proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> Watch:
+        cmd = [sys.executable, "-m", "halb.lab.watch", "--out", str(self._out), "--port", str(self.port)]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        if self._proc.stdout.readline().strip() != "watching":
+            self._proc.wait(timeout=10)
+            raise RuntimeError(f"the watcher did not start (exit {self._proc.returncode})")
+        time.sleep(self.settle)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._proc is not None
+        time.sleep(self.settle)
+        self._proc.send_signal(signal.SIGTERM)  # our own child, by its id
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        try:
+            if self._out.exists():
+                data = json.loads(self._out.read_text())
+                self.report = analyse([(t, ok) for t, ok in data["requests"]], data["samples"])
+        finally:
+            self._tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
