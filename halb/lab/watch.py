@@ -162,7 +162,7 @@ async def _request(port: int) -> bool:
 
     try:
         return await asyncio.wait_for(once(), TIMEOUT)
-    except (OSError, asyncio.TimeoutError, IndexError):
+    except (TimeoutError, OSError, IndexError):
         return False
 
 
@@ -233,9 +233,7 @@ class Watch:
         time.sleep(self.settle)
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         assert self._proc is not None
         time.sleep(self.settle)
         self._proc.send_signal(signal.SIGTERM)  # our own child, by its id
