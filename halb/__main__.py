@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 from halb.config import ConfigError, load_stack_file
-from halb.render import write_tree
+from halb.render import Secrets, write_tree
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,12 +22,23 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--stack", required=True)
     render.add_argument("--out", required=True, type=Path)
     status = sub.add_parser(
-        "status", help="ask both nodes over SSH who holds the VIP; exit 1 split brain or outage, 3 degraded, 4 unreachable"
+        "status",
+        help="ask both nodes over SSH who holds the VIP; exit 1 split brain or outage, 3 degraded, 4 unreachable",
     )
     status.add_argument("--stack", required=True)
     status.add_argument("--no-host-key-check", action="store_true", help="for lab nodes whose host keys change")
     status.add_argument("--json", action="store_true", help="print one JSON object (for monitoring)")
+    verify = sub.add_parser("verify", help="the deploy's last step: exactly one VIP holder, every service answering")
+    verify.add_argument("--spec", required=True, help="JSON from halb.verify.Spec (addresses and ports only)")
+    verify.add_argument("--key-stdin", action="store_true", help="read an inline SSH private key from stdin")
+    verify.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args(argv)
+    if args.command == "verify":
+        from halb.verify import Spec, run
+
+        ok, message = run(Spec.from_json(args.spec), sys.stdin.read() if args.key_stdin else "", args.timeout)
+        print(f"halb verify: {message}", file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
 
     path = Path(f"Pulumi.{args.stack}.yaml")
     if not path.is_file():
@@ -39,16 +53,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services)")
         return 0
     if args.command == "status":
-        import json
-
         from halb.status import as_json, collect, report
 
-        states, verdict = collect(cfg, strict_host_keys=not args.no_host_key_check)
-        print(json.dumps(as_json(cfg, states, verdict)) if args.json else report(cfg, states, verdict))
+        secrets = stack_secrets(args.stack)
+        states, verdict = collect(cfg, strict_host_keys=not args.no_host_key_check, secrets=secrets)
+        print(
+            json.dumps(as_json(cfg, states, verdict))
+            if args.json
+            else report(cfg, states, verdict, secrets is not None)
+        )
         return verdict.exit_code
     written = write_tree(cfg, args.out)
     print(f"halb: wrote {len(written)} files under {args.out}/")
     return 0
+
+
+def stack_secrets(stack: str) -> Secrets | None:
+    """The passwords a stack deployed, to compare the secret files too; None when out of reach."""
+    if stack == "lab":
+        from halb.lab.deploy import lab_secrets
+
+        return lab_secrets()
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        return None
+    cmd = [pulumi, "stack", "output", "--stack", stack, "--show-secrets", "--json"]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        out = json.loads(p.stdout) if p.returncode == 0 else {}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    if "stats_password" not in out:
+        return None
+    return Secrets(vrrp_password=out.get("vrrp_password") or "", stats_password=out["stats_password"])
 
 
 if __name__ == "__main__":

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import shlex
 
 from halb.config import HalbConfig
 from halb.render import PATHS, SCRIPT_USER, NodeFile
 
-PACKAGES = ("keepalived", "haproxy", "curl")
+PACKAGES = ("keepalived", "haproxy", "curl", "socat")
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
+STRUCTURE = "/etc/haproxy/halb-structure"  # hash of haproxy.cfg without server weights and states
+HELD = "/run/halb/vrrp-held"  # this node left VRRP for a change of the shared settings
+PENDING = "/run/halb/vrrp-pending"  # this node holds the VIP and waits to take new shared settings
+# Every file halb installs (the teardown removes them all).
+MANAGED = ("keepalived_conf", "keepalived_auth", "haproxy_cfg", "haproxy_secrets", "haproxy_dropin", "tmpfiles")
 
 
 def sha256(text: str) -> str:
@@ -102,8 +109,34 @@ echo "halb: packages ready ($family:${{missing:- none installed}})"
 """
 
 
-def system_script(cfg: HalbConfig, node: str, files: list[NodeFile], peer_address: str) -> str:
+def firewall(cfg: HalbConfig, peer_address: str, action: str) -> str:
+    """Open (`add`) or close (`remove`) VRRP from the peer and the service ports, where a host firewall is active."""
     ports = " ".join(str(p) for p in [*(s.port for s in cfg.haproxy.services), cfg.haproxy.stats.port])
+    rule = f'rule family="ipv4" source address="{peer_address}/32" protocol value="vrrp" accept'
+    if action == "add":
+        fwd = f"firewall-cmd --permanent --add-rich-rule='{rule}'\n"
+        fwd += f'    for p in {ports}; do firewall-cmd --permanent --add-port="$p/tcp"; done'
+        ufw = f"ufw allow from {peer_address} comment 'halb peer: VRRP'\n"
+        ufw += f'    for p in {ports}; do ufw allow "$p/tcp"; done'
+        what = "Open"
+    else:
+        fwd = f"firewall-cmd --permanent --remove-rich-rule='{rule}' || true\n"
+        fwd += f'    for p in {ports}; do firewall-cmd --permanent --remove-port="$p/tcp" || true; done'
+        ufw = f"ufw delete allow from {peer_address} || true\n"
+        ufw += f'    for p in {ports}; do ufw delete allow "$p/tcp" || true; done'
+        what = "Close"
+    return f"""# {what} VRRP from the peer and the service ports where a host firewall is active.
+if command -v firewall-cmd >/dev/null 2>&1 && systemctl is-active --quiet firewalld; then
+    {fwd}
+    firewall-cmd --reload
+fi
+if command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q 'Status: active'; then
+    {ufw}
+fi
+"""
+
+
+def system_script(cfg: HalbConfig, node: str, files: list[NodeFile], peer_address: str) -> str:
     body = "".join(install_file(f) for f in files if f.step == "system")
     return f"""set -eu
 # Unprivileged user for keepalived's health probe (enable_script_security).
@@ -114,18 +147,7 @@ fi
 {body}systemd-tmpfiles --create {PATHS["tmpfiles"]}
 systemctl daemon-reload
 # No sysctl is needed: haproxy binds the wildcard address, so the VIP need not be local.
-# Open VRRP from the peer and the service ports where a host firewall is active.
-if command -v firewall-cmd >/dev/null 2>&1 && systemctl is-active --quiet firewalld; then
-    firewall-cmd --permanent \
-        --add-rich-rule='rule family="ipv4" source address="{peer_address}/32" protocol value="vrrp" accept'
-    for p in {ports}; do firewall-cmd --permanent --add-port="$p/tcp"; done
-    firewall-cmd --reload
-fi
-if command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q 'Status: active'; then
-    ufw allow from {peer_address} comment 'halb peer: VRRP'
-    for p in {ports}; do ufw allow "$p/tcp"; done
-fi
-if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
+{firewall(cfg, peer_address, "add")}if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
     setsebool -P haproxy_connect_any 1
 fi
 echo "halb: system settings for {node} in place"
@@ -133,7 +155,7 @@ echo "halb: system settings for {node} in place"
 
 
 def _config_script(
-    main: NodeFile, secret: NodeFile | None, stage_parent: str, validate: str, apply: str, what: str
+    main: NodeFile, secret: NodeFile | None, stage_parent: str, validate: str, apply: str, what: str, prepare: str = ""
 ) -> str:
     """Stage, validate, then move into place and apply. A rejected file never replaces the live one."""
     name = posixpath.basename(main.path)
@@ -154,27 +176,64 @@ trap 'rm -rf "$stage"' EXIT
     printf '%s\\n' "$out" >&2
     exit 1
 fi
-{move}{apply}echo "halb: {name} {sha256(main.content)[:12]} is live"
+{prepare}{move}{apply}echo "halb: {name} {sha256(main.content)[:12]} is live"
 """
 
 
-def haproxy_script(files: list[NodeFile]) -> str:
+SERVER_STATE = re.compile(r"^(    server .*?)(?: weight \d+)?( disabled)?( backup)?$", re.M)
+
+
+def structure(haproxy_cfg: str) -> str:
+    """haproxy.cfg without what the runtime API can change (server weight and `disabled`)."""
+    return SERVER_STATE.sub(lambda m: m.group(1) + (m.group(3) or ""), haproxy_cfg)
+
+
+def runtime_commands(cfg: HalbConfig) -> str:
+    """haproxy runtime API commands that bring every server to its configured weight and state."""
+    cmds = []
+    for svc in cfg.haproxy.services:
+        for srv in svc.servers:
+            weight = 0 if srv.state == "drain" else srv.weight
+            state = "maint" if srv.state == "disabled" else "ready"
+            cmds += [
+                f"set server {svc.name}/{srv.name} weight {weight}",
+                f"set server {svc.name}/{srv.name} state {state}",
+            ]
+    return "; ".join(cmds)
+
+
+def haproxy_script(files: list[NodeFile], cfg: HalbConfig) -> str:
     main = next(f for f in files if f.path == PATHS["haproxy_cfg"])
     secret = next(f for f in files if f.path == PATHS["haproxy_secrets"])
-    # Reload (never restart) a haproxy that already runs halb's unit; the first time, the
-    # distribution's haproxy runs its default config without halb's files and is restarted.
-    apply = f"""pid=$(systemctl show -p MainPID --value haproxy 2>/dev/null || echo 0)
+    shape = sha256(structure(main.content))
+    # A change to server weights or states only goes through the runtime API (no reload, no new
+    # process); anything else, or a changed password, reloads (never restarts) halb's haproxy. The
+    # first time, the distribution's haproxy runs its default config and is restarted.
+    prepare = f"""how=restart
+pid=$(systemctl show -p MainPID --value haproxy 2>/dev/null || echo 0)
 if [ "${{pid:-0}}" != 0 ] && tr '\\0' ' ' < "/proc/$pid/cmdline" | grep -q {shlex.quote(secret.path)}; then
-    systemctl reload haproxy
-else
-    systemctl restart haproxy
+    how=reload
+    if [ "$(cat {STRUCTURE} 2>/dev/null)" = {shape} ] && cmp -s "$stage/halb-secrets.cfg" {shlex.quote(secret.path)}; then
+        answer=$(echo {shlex.quote(runtime_commands(cfg))} | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} 2>&1) && \\
+            [ -z "$(printf '%s' "$answer" | tr -d '[:space:]')" ] && how=runtime
+        [ "$how" = runtime ] || echo "halb: the runtime API refused ($answer); reloading instead" >&2
+    fi
 fi
 """
+    apply = f"""case "$how" in
+    runtime) echo "halb: server weights and states applied through the runtime API, no reload" ;;
+    reload) systemctl reload haproxy ;;
+    *) systemctl restart haproxy ;;
+esac
+echo {shape} > {STRUCTURE}
+"""
     validate = 'haproxy -c -f "$stage/haproxy.cfg" -f "$stage/halb-secrets.cfg"'
-    return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "haproxy -c")
+    return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "haproxy -c", prepare)
 
 
-def keepalived_script(files: list[NodeFile]) -> str:
+def keepalived_script(files: list[NodeFile], vip: str) -> str:
+    """Stage, validate, then apply, keeping exactly one VIP holder when both nodes' shared VRRP
+    settings change (password, version, router id, advert interval): see the module docstring."""
     main = next(f for f in files if f.path == PATHS["keepalived_conf"])
     secret = next((f for f in files if f.path == PATHS["keepalived_auth"]), None)
     # The main file includes the live auth file; validate a copy that includes the staged one.
@@ -186,14 +245,76 @@ def keepalived_script(files: list[NodeFile]) -> str:
         if secret is not None
         else 'unshare --pid --fork --mount-proc keepalived -t -f "$stage/keepalived.conf"'
     )
-    apply = "systemctl reload-or-restart keepalived\n"
-    return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "keepalived -t")
+    live_conf, live_auth = shlex.quote(main.path), shlex.quote(PATHS["keepalived_auth"])
+    prepare = f"""shared() {{ {{ cat "$1" 2>/dev/null || true; grep -E '^ *(vrrp_version|virtual_router_id|advert_int|auth_type) ' "$2" || true; }} | sha256sum; }}
+mode=apply
+if [ -e {live_conf} ] && [ "$(shared {live_auth} {live_conf})" != "$(shared "$stage/halb-auth.conf" "$stage/keepalived.conf")" ]; then
+    if ip -o -4 addr show | grep -qF ' {vip}/'; then
+        mode=pending
+        echo "halb: the VRRP settings both nodes share change; this node holds the VIP and takes them once its peer is out of VRRP (commit step)"
+    else
+        mode=held
+        systemctl stop keepalived || true
+        echo "halb: the VRRP settings both nodes share change; this node leaves VRRP until both have them (rejoin step)"
+    fi
+fi
+"""
+    apply = f"""case "$mode" in
+    pending) touch {PENDING} ;;
+    held) touch {HELD} ;;
+    *) if [ -e {HELD} ]; then echo "halb: out of VRRP until the rejoin step"; else systemctl reload-or-restart keepalived; fi ;;
+esac
+"""
+    return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "keepalived -t", prepare)
 
 
 def services_script() -> str:
-    return """set -eu
+    return f"""set -eu
 systemctl enable haproxy keepalived
 systemctl is-active --quiet haproxy || systemctl start haproxy
-systemctl is-active --quiet keepalived || systemctl start keepalived
-systemctl is-active haproxy keepalived
+if [ ! -e {HELD} ]; then
+    systemctl is-active --quiet keepalived || systemctl start keepalived
+fi
+systemctl is-active haproxy
+"""
+
+
+def commit_script() -> str:
+    """Runs on both nodes once both have the new files: the VIP holder takes pending VRRP settings
+    (its peer, if it changes too, is out of VRRP by now)."""
+    return f"""set -eu
+if [ -e {PENDING} ]; then
+    systemctl reload-or-restart keepalived
+    rm -f {PENDING}
+    echo "halb: new VRRP settings live on the VIP holder"
+fi
+echo "halb: committed"
+"""
+
+
+def rejoin_script() -> str:
+    """Runs on both nodes after the commit: a node that left VRRP for the change comes back."""
+    return f"""set -eu
+if [ -e {HELD} ]; then
+    rm -f {HELD}
+    systemctl start keepalived
+    echo "halb: back in VRRP"
+fi
+systemctl is-active keepalived
+"""
+
+
+def teardown_script(cfg: HalbConfig, node: str, peer_address: str) -> str:
+    """The teardown resource's delete: the VIP leaves first, then haproxy stops, then halb's files go."""
+    files = " ".join(shlex.quote(PATHS[k]) for k in MANAGED) + f" {STRUCTURE}"
+    return f"""set -u
+# keepalived first: a MASTER that stops sends a priority-0 advert, so its peer takes over at once.
+systemctl disable --now keepalived 2>/dev/null || true
+systemctl disable --now haproxy 2>/dev/null || true
+rm -f {files}
+rm -rf {shlex.quote(posixpath.dirname(PATHS["haproxy_check"]))} {shlex.quote(PATHS["state_dir"])}
+rmdir {shlex.quote(posixpath.dirname(PATHS["haproxy_dropin"]))} 2>/dev/null || true
+systemctl daemon-reload 2>/dev/null || true
+{firewall(cfg, peer_address, "remove")}if id {SCRIPT_USER} >/dev/null 2>&1; then userdel {SCRIPT_USER} || true; fi
+echo "halb: {node} torn down (services stopped and disabled, halb's files removed, packages kept)"
 """

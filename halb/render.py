@@ -16,6 +16,7 @@ import jinja2
 
 from halb.addresses import AddressPlan, plan_addresses
 from halb.config import HalbConfig
+from halb.config.haproxy import Server
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -83,6 +84,15 @@ def _advert(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:g}"
 
 
+MAINTENANCE_PRIORITY = 1  # below any configured priority: the peer preempts at once
+
+
+def server_state(srv: Server) -> str:
+    """The runtime-changeable part of a `server` line: weight, and `disabled` (drain is weight 0)."""
+    weight = 0 if srv.state == "drain" else srv.weight
+    return (f" weight {weight}" if weight != 1 else "") + (" disabled" if srv.state == "disabled" else "")
+
+
 def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, object]:
     node, peer = cfg.node(node_name), cfg.peer(node_name)
     k = cfg.keepalived
@@ -92,8 +102,11 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
             "role": node.role,
             "address": plan.nodes[node.name],
             "interface": cfg.interface(node),
-            "priority": cfg.priority(node),
+            "priority": MAINTENANCE_PRIORITY if node.maintenance else cfg.priority(node),
+            "maintenance": node.maintenance,
         },
+        "nopreempt": k.nopreempt and not peer.maintenance,
+        "server_state": server_state,
         "peer": {"name": peer.name, "address": plan.nodes[peer.name]},
         "state": "BACKUP" if k.nopreempt or node.role == "backup" else "MASTER",
         "vip": plan.vip,

@@ -1,18 +1,23 @@
-"""Who holds the VIP? Pure assessment of the nodes' reported state, shared by the lab and users.
+"""Who holds the VIP, is anything held back, and do the nodes run what halb rendered?
 
-Split brain is more than one node holding the VIP (typically VRRP blocked between them);
-no node holding it is an outage.
+Pure assessment of the nodes' reported state, shared by `halb status`, the lab and the deploy's
+verify step. Split brain is more than one node holding the VIP (typically VRRP blocked between
+them); no node holding it is an outage. Drift is a managed file whose content is not what halb
+renders from the stack's config (a hand edit, a node rebuilt at the same address).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from halb.commands import HELD
 
 if TYPE_CHECKING:
     from halb.config import HalbConfig
+    from halb.render import Secrets
 
 
 @dataclass(frozen=True)
@@ -24,10 +29,15 @@ class NodeState:
     haproxy: str  # systemd's word: active, inactive, failed...
     keepalived: str
     error: str = ""  # why the node could not be asked (ssh's own words)
+    enabled: dict[str, str] = field(default_factory=dict)  # unit -> enabled, disabled...
+    held: bool = False  # out of VRRP for a rollout that did not finish
+    hashes: dict[str, str] = field(default_factory=dict)  # managed file -> sha256 (missing files absent)
+    maintenance: bool = False  # from the stack's config
+    drift: list[str] = field(default_factory=list)  # managed files that differ from the render
 
 
 # Exit codes of `halb status`, one per verdict.
-EXIT = {"OK": 0, "SPLIT BRAIN": 1, "OUTAGE": 1, "DEGRADED": 3, "UNREACHABLE": 4}
+EXIT = {"OK": 0, "MAINTENANCE": 0, "SPLIT BRAIN": 1, "OUTAGE": 1, "DEGRADED": 3, "UNREACHABLE": 4, "DRIFT": 5}
 
 
 @dataclass(frozen=True)
@@ -56,45 +66,105 @@ def assess(nodes: list[NodeState]) -> Verdict:
         return Verdict(False, f"UNREACHABLE: cannot reach a node, so the VIP's holders are unknown ({reasons})")
     if not holders:
         return Verdict(False, "OUTAGE: no node holds the VIP")
+    held = [n.name for n in nodes if n.held]
+    if held:
+        return Verdict(
+            True,
+            f"DEGRADED: {holders[0]} holds the VIP; {', '.join(held)} left VRRP for a rollout that did not "
+            "finish (run `pulumi up` again)",
+        )
     down = [n.name for n in nodes if n.haproxy != "active" or n.keepalived != "active"]
     if down:
         return Verdict(True, f"DEGRADED: {holders[0]} holds the VIP; services down on {', '.join(down)}")
+    drifted = [f"{n.name}: {', '.join(n.drift)}" for n in nodes if n.drift]
+    if drifted:
+        return Verdict(
+            True, f"DRIFT: {holders[0]} holds the VIP; files differ from halb's render ({'; '.join(drifted)})"
+        )
+    resting = [n.name for n in nodes if n.maintenance]
+    if resting:
+        where = "still holds the VIP" if resting[0] == holders[0] else f"is out; {holders[0]} holds the VIP"
+        return Verdict(True, f"MAINTENANCE: {resting[0]} {where}")
     return Verdict(True, f"OK: {holders[0]} holds the VIP")
 
 
-# Run on a node over SSH: prints four lines (state, VIP held, haproxy, keepalived).
-PROBE = (
-    "cat /run/halb/vrrp-state 2>/dev/null || echo UNKNOWN; "
-    "ip -o -4 addr show | grep -qw '{vip}' && echo yes || echo no; "
-    "systemctl is-active haproxy || true; systemctl is-active keepalived || true"
-)
+UNITS = ("haproxy", "keepalived")
+
+
+def probe_script(vip: str, files: list[str]) -> str:
+    """Run on a node over SSH; prints `key value` lines that parse_probe reads."""
+    hashes = " ".join(files)
+    return (
+        'echo "state $(cat /run/halb/vrrp-state 2>/dev/null || echo UNKNOWN)"; '
+        f"ip -o -4 addr show | grep -qF ' {vip}/' && echo 'vip yes' || echo 'vip no'; "
+        + "".join(
+            f'echo "active.{u} $(systemctl is-active {u})"; echo "enabled.{u} $(systemctl is-enabled {u} 2>/dev/null)"; '
+            for u in UNITS
+        )
+        + f"[ -e {HELD} ] && echo 'held yes' || echo 'held no'; "
+        + (
+            f"{{ sudo -n sha256sum {hashes} 2>/dev/null || sha256sum {hashes} 2>/dev/null; }} | sed 's/^/sha256 /'; "
+            if files
+            else ""
+        )
+        + "true"
+    )
 
 
 def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
     if output is None:
         return NodeState(name, False, "UNKNOWN", False, "unknown", "unknown", error)
-    lines = [*output.split("\n"), "", "", "", ""][:4]
+    values: dict[str, str] = {}
+    hashes: dict[str, str] = {}
+    for line in output.splitlines():
+        key, _, rest = line.partition(" ")
+        if key == "sha256":
+            digest, _, path = rest.partition("  ")
+            hashes[path.strip()] = digest.strip()
+        else:
+            values[key] = rest.strip()
     return NodeState(
-        name, True, lines[0].strip() or "UNKNOWN", lines[1].strip() == "yes", lines[2].strip(), lines[3].strip()
+        name,
+        True,
+        values.get("state") or "UNKNOWN",
+        values.get("vip") == "yes",
+        values.get("active.haproxy") or "unknown",
+        values.get("active.keepalived") or "unknown",
+        enabled={u: values.get(f"enabled.{u}") or "unknown" for u in UNITS},
+        held=values.get("held") == "yes",
+        hashes=hashes,
     )
 
 
-def ssh_command(cfg: HalbConfig, address: str, strict_host_keys: bool = True) -> list[str]:
+def drift(state: NodeState, expected: dict[str, str]) -> list[str]:
+    """Managed files whose live hash is not the rendered one (missing files included)."""
+    return sorted(p for p, digest in expected.items() if state.hashes.get(p) != digest)
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    user: str
+    port: int
+    key_path: str | None
+
+
+def ssh_command(target: SshTarget, address: str, strict_host_keys: bool = True) -> list[str]:
     """ssh with the stack's user, port and key; the user goes after -l and the command after --."""
-    ssh = ["ssh", "-p", str(cfg.ssh.port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-    if cfg.ssh.private_key_path:
-        ssh += ["-i", os.path.expanduser(cfg.ssh.private_key_path)]
+    ssh = ["ssh", "-p", str(target.port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
+    if target.key_path:
+        ssh += ["-i", os.path.expanduser(target.key_path)]
     if not strict_host_keys:
         ssh += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
-    return [*ssh, "-l", cfg.ssh.user, address, "--"]
+    return [*ssh, "-l", target.user, address, "--"]
 
 
-def probe_node(cfg: HalbConfig, address: str, vip: str, strict_host_keys: bool) -> tuple[str | None, str]:
+def probe(
+    target: SshTarget, address: str, vip: str, strict_host_keys: bool, files: list[str] | None = None
+) -> tuple[str | None, str]:
     """The probe's output, or None and ssh's reason."""
+    cmd = [*ssh_command(target, address, strict_host_keys), probe_script(vip, files or [])]
     try:
-        p = subprocess.run(
-            [*ssh_command(cfg, address, strict_host_keys), PROBE.format(vip=vip)], capture_output=True, text=True, timeout=20
-        )
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
     except subprocess.TimeoutExpired:
         return None, "ssh: no answer within 20 s"
     if p.returncode == 0:
@@ -102,30 +172,51 @@ def probe_node(cfg: HalbConfig, address: str, vip: str, strict_host_keys: bool) 
     return None, (p.stderr.strip().splitlines() or [f"ssh exited {p.returncode}"])[-1]
 
 
-def collect(cfg: HalbConfig, strict_host_keys: bool = True) -> tuple[list[NodeState], Verdict]:
+def expected_hashes(cfg: HalbConfig, node: str, secrets: Secrets | None) -> dict[str, str]:
+    """What halb renders for a node, by path; secret files only when the secrets are known."""
+    from halb.render import node_files, secret_files
+
+    files = node_files(cfg, node) + (secret_files(cfg, node, secrets) if secrets is not None else [])
+    return {f.path: f.sha256 for f in files}
+
+
+def collect(
+    cfg: HalbConfig, strict_host_keys: bool = True, secrets: Secrets | None = None
+) -> tuple[list[NodeState], Verdict]:
+    from dataclasses import replace
+
     from halb.addresses import plan_addresses
 
     plan = plan_addresses(cfg)
+    target = SshTarget(cfg.ssh.user, cfg.ssh.port, cfg.ssh.private_key_path)
     states = []
     for node in cfg.nodes:
-        output, error = probe_node(cfg, str(plan.nodes[node.name]), str(plan.vip), strict_host_keys)
-        states.append(parse_probe(node.name, output, error))
+        expected = expected_hashes(cfg, node.name, secrets)
+        output, error = probe(target, str(plan.nodes[node.name]), str(plan.vip), strict_host_keys, sorted(expected))
+        state = parse_probe(node.name, output, error)
+        states.append(
+            replace(state, maintenance=node.maintenance, drift=drift(state, expected) if state.reachable else [])
+        )
     return states, assess(states)
 
 
-def report(cfg: HalbConfig, states: list[NodeState], verdict: Verdict) -> str:
+def report(cfg: HalbConfig, states: list[NodeState], verdict: Verdict, secrets_known: bool = True) -> str:
     from halb.addresses import plan_addresses
 
     plan = plan_addresses(cfg)
     lines = []
     for node, state in zip(cfg.nodes, states, strict=True):
-        detail = (
-            f"VRRP {state.vrrp_state}, VIP {'held' if state.holds_vip else 'not held'}, "
-            f"haproxy {state.haproxy}, keepalived {state.keepalived}"
-            if state.reachable
-            else f"cannot reach it ({state.error})"
-        )
+        if state.reachable:
+            units = ", ".join(f"{u} {getattr(state, u)} ({state.enabled.get(u, '?')})" for u in UNITS)
+            detail = f"VRRP {state.vrrp_state}, VIP {'held' if state.holds_vip else 'not held'}, {units}"
+            detail += "; in maintenance" if node.maintenance else ""
+            detail += "; out of VRRP for an unfinished rollout" if state.held else ""
+            detail += f"; DRIFT in {', '.join(state.drift)}" if state.drift else "; files as rendered"
+        else:
+            detail = f"cannot reach it ({state.error})"
         lines.append(f"{node.name} {plan.nodes[node.name]} ({node.role}): {detail}")
+    if not secrets_known:
+        lines.append("(secret files not compared: the stack's secrets are not available here)")
     return "\n".join([*lines, verdict.summary])
 
 

@@ -94,4 +94,9 @@ def variants() -> dict[str, dict[str, Any]]:
     pool = with_(dev, "addresses", {"pool": {"first": "192.168.4.60", "last": "192.168.4.69"}})
     pool["nodes"] = [{"name": "lb1", "role": "master"}, {"name": "lb2", "role": "backup"}]
     pool = with_(pool, "keepalived", {"healthCheck": {"interval": 2, "fall": 3}, "unicast": False})
-    return {"dev": dev, "http": http, "nopreempt": nopreempt, "vrrp3": vrrp3, "pool": pool}
+    servers = dev["haproxy"]["services"][0]["servers"]
+    day_two = with_(with_(nopreempt, "nodes.0.maintenance", True), "haproxy.services.0.servers", [
+        {**servers[0], "weight": 5}, {**servers[1], "state": "drain"},
+        {**servers[2], "state": "disabled"}, {**servers[3], "backup": True},
+    ])  # fmt: skip
+    return {"dev": dev, "http": http, "nopreempt": nopreempt, "vrrp3": vrrp3, "pool": pool, "daytwo": day_two}

@@ -64,9 +64,12 @@ def test_generated_scripts_pass_shellcheck(tmp_path: Path) -> None:
         "wait": commands.wait_script(),
         "packages": commands.packages_script(cfg),
         "system": commands.system_script(cfg, "lb1", files, "192.168.4.62"),
-        "haproxy": commands.haproxy_script(files),
-        "keepalived": commands.keepalived_script(files),
+        "haproxy": commands.haproxy_script(files, cfg),
+        "keepalived": commands.keepalived_script(files, "192.168.4.60"),
         "services": commands.services_script(),
+        "commit": commands.commit_script(),
+        "rejoin": commands.rejoin_script(),
+        "teardown": commands.teardown_script(cfg, "lb1", "192.168.4.62"),
     }
     for name, script in scripts.items():
         wrapped = commands.as_root(script, "deploy")

@@ -73,7 +73,9 @@ def test_a_script_exiting_255_fails_at_once(tmp_path: Path) -> None:
 
 def test_secret_inputs_are_kept_as_digests(tmp_path: Path) -> None:
     state = State(tmp_path / "state.json")
-    register(executor(tmp_path, state), "r", {"create": "cat >/dev/null", "stdin": {SECRET_SIG: "x", "value": "hunter2"}})
+    register(
+        executor(tmp_path, state), "r", {"create": "cat >/dev/null", "stdin": {SECRET_SIG: "x", "value": "hunter2"}}
+    )
     state.save()
     text = state.path.read_text()
     assert "hunter2" not in text and "hmac:" in text, text

@@ -75,7 +75,9 @@ def test_two_vms_cloned_with_static_addresses(dev_run: Run) -> None:
 
 def test_vm_and_rule_names_carry_the_stack_so_two_stacks_never_collide(dev_run: Run) -> None:
     prod = deploy(dev(), stack="prod")
-    names = {stack: {r.inputs["name"] for r in run.of_type(VM).values()} for stack, run in (("dev", dev_run), ("prod", prod))}
+    names = {
+        stack: {r.inputs["name"] for r in run.of_type(VM).values()} for stack, run in (("dev", dev_run), ("prod", prod))
+    }
     assert names == {"dev": {"dev-lb1", "dev-lb2"}, "prod": {"prod-lb1", "prod-lb2"}}, names
     assert prod.resources["halb-vm-anti-affinity"].inputs["name"] == "prod-halb-anti-affinity"
     custom = deploy(dev(**{"vsphere.namePrefix": "edge"}), stack="prod")
@@ -119,7 +121,7 @@ def test_anti_affinity_mandatory_and_off() -> None:
 
 
 def test_reservations_for_vip_and_nodes(dev_run: Run) -> None:
-    records = dev_run.of_type(LOCAL)
+    records = {n: r for n, r in dev_run.of_type(LOCAL).items() if n.startswith("halb-address-")}
     assert {n: r.inputs["triggers"] for n, r in records.items()} == {
         "halb-address-vip": ["192.168.4.60"],
         "halb-address-lb1": ["192.168.4.61"],
@@ -131,7 +133,7 @@ def test_reservations_for_vip_and_nodes(dev_run: Run) -> None:
 
 def test_preflight_pings_vip_and_new_vm_addresses_only() -> None:
     run = deploy(dev(preflight=True))
-    assert all("ping -c 2" in r.inputs["create"] for r in run.of_type(LOCAL).values())
+    assert all("ping -c 2" in r.inputs["create"] for n, r in run.of_type(LOCAL).items() if n != "halb-verify")
     hosts = deploy(dev(platform="hosts", preflight=True))
     creates = {n: r.inputs["create"] for n, r in hosts.of_type(LOCAL).items()}
     assert "ping" in creates["halb-address-vip"] and "ping" not in creates["halb-address-lb1"]
@@ -150,7 +152,10 @@ def test_every_step_per_node_in_order(dev_run: Run) -> None:
             assert res.inputs["create"] == res.inputs["update"], f"{name}: update re-runs the same script"
             triggers = res.inputs["triggers"]
             assert triggers[0] == dev_run.resources[vm].id, f"{name}: first trigger is {vm}'s id, got {triggers[0]}"
-            assert len(triggers[1]) == 64, f"{name}: second trigger is the script hash"
+            if step == "teardown":
+                assert len(triggers) == 1, f"{name}: the host's identity is its only trigger"
+            else:
+                assert len(triggers[1]) == 64, f"{name}: second trigger is the script hash"
             assert res.inputs["connection"], f"{name}: connection"
             if previous:
                 assert previous in dev_run.deps(name), f"{name} must run after {previous}"
@@ -314,6 +319,7 @@ def test_component_types_and_child_names(dev_run: Run) -> None:
         "halb:network:AddressReservations",
         "halb:vsphere:VmPair",
         "halb:node:NodeProvisioning",
+        "halb:node:VrrpRollout",
     }
     for name, res in dev_run.resources.items():
         parent = dev_run.name(res.parent) if res.parent else ""
@@ -343,3 +349,76 @@ def test_missing_key_file_fails_before_any_resource_is_created(tmp_path: Any) ->
     assert "halb:ssh.privateKeyPath" in str(err.value) and "absent" in str(err.value)
     created = [r.name for r in recorder.resources.values() if not r.type.startswith(("halb:", "pulumi:"))]
     assert created == [], f"resources registered before the key error: {created}"
+
+
+# --------------------------------------------------------------------------- day two
+
+
+def test_teardown_runs_only_on_a_new_host_and_before_its_replacement(dev_run: Run) -> None:
+    for node in ("lb1", "lb2"):
+        res = dev_run.resources[f"halb-{node}-teardown"]
+        delete = res.inputs["delete"]
+        assert delete.index("systemctl disable --now keepalived") < delete.index("systemctl disable --now haproxy"), (
+            f"halb-{node}-teardown: keepalived stops first, so the VIP leaves with a priority-0 advert"
+        )
+        assert "rm -f /etc/keepalived/keepalived.conf" in delete and "userdel keepalived_script" in delete
+        assert "apt-get" not in delete and "remove-port" in delete, f"halb-{node}-teardown: packages stay, ports close"
+        assert res.options["deleteBeforeReplace"], f"halb-{node}-teardown: the old host is torn down first"
+        assert f"halb-{node}-teardown" in dev_run.deps(f"halb-{node}-packages"), "every later step depends on it"
+    others = [n for n, r in dev_run.of_type(REMOTE).items() if not n.endswith("-teardown")]
+    assert not any(dev_run.resources[n].inputs.get("delete") for n in others), "only the teardown deletes"
+
+
+def test_config_changes_never_touch_the_teardown_trigger(dev_run: Run) -> None:
+    changed = deploy(dev(**{"haproxy.maxconn": 999, "nodes.0.maintenance": True}))
+    for node in ("lb1", "lb2"):
+        name = f"halb-{node}-teardown"
+        assert changed.resources[name].inputs["triggers"] == dev_run.resources[name].inputs["triggers"], name
+
+
+def test_generation_gives_the_node_a_new_identity_and_only_that_node() -> None:
+    base = deploy(dev(platform="hosts"))
+    bumped = deploy(dev(platform="hosts", **{"nodes.1.generation": 1}))
+    for step in STEPS:
+        b, a = base.resources[f"halb-lb2-{step}"], bumped.resources[f"halb-lb2-{step}"]
+        assert a.inputs["triggers"][0] == "halb-address-lb2-id#1", f"halb-lb2-{step}: {a.inputs['triggers'][0]}"
+        assert b.inputs["triggers"][0] == "halb-address-lb2-id"
+        lb1 = f"halb-lb1-{step}"
+        assert base.resources[lb1].inputs["triggers"] == bumped.resources[lb1].inputs["triggers"], lb1
+
+
+def test_vrrp_rollout_commits_then_rejoins_after_both_nodes(dev_run: Run) -> None:
+    for node in ("lb1", "lb2"):
+        commit, rejoin = f"halb-vrrp-{node}-commit", f"halb-vrrp-{node}-rejoin"
+        assert dev_run.deps(commit) >= {"halb-lb1-services", "halb-lb2-services"}, commit
+        assert dev_run.deps(rejoin) >= {"halb-vrrp-lb1-commit", "halb-vrrp-lb2-commit"}, rejoin
+        assert SECRET_SIG in json.dumps(dev_run.resources[commit].inputs["stdin"]), f"{commit}: stdin is secret"
+    hashes = {n: dev_run.resources[f"halb-{n}-keepalived"].inputs["triggers"][1] for n in ("lb1", "lb2")}
+    assert dev_run.resources["halb-vrrp-lb2-rejoin"].inputs["triggers"][1:] == [hashes["lb1"], hashes["lb2"]]
+
+
+def test_a_password_change_reruns_the_rollout_but_a_haproxy_change_does_not(dev_run: Run) -> None:
+    rotated = deploy(dev(**{"keepalived.authPassword": "n3w-pw", "haproxy.stats.password": STATS_PASSWORD}))
+    same = deploy(dev(**{"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": "other-stats-pw"}))
+    for name in ("halb-vrrp-lb1-commit", "halb-vrrp-lb2-rejoin"):
+        assert unwrap(rotated.resources[name].inputs["stdin"]) != unwrap(dev_run.resources[name].inputs["stdin"]), name
+        assert unwrap(same.resources[name].inputs["stdin"]) == unwrap(dev_run.resources[name].inputs["stdin"]), name
+
+
+def test_verify_runs_last_and_can_be_turned_off(dev_run: Run) -> None:
+    verify = dev_run.resources["halb-verify"]
+    assert dev_run.deps("halb-verify") >= {"halb-vrrp-lb1-rejoin", "halb-vrrp-lb2-rejoin"}
+    assert "-m halb verify --spec" in verify.inputs["create"] and "--key-stdin" in verify.inputs["create"]
+    assert SECRET_SIG in json.dumps(verify.inputs["stdin"]), "halb-verify: the inline key goes on stdin, secret"
+    assert "halb-verify" not in deploy(dev(verify=False)).resources
+
+
+def test_vms_are_replaced_one_at_a_time_backup_first(dev_run: Run) -> None:
+    assert dev_run.deps("halb-vm-lb1") >= {"halb-vm-lb2", "halb-lb2-services"}, "lb1's VM waits for lb2 to serve"
+    assert not any(d.startswith(("halb-vm-lb1", "halb-lb1")) for d in dev_run.deps("halb-vm-lb2"))
+    for node in ("lb1", "lb2"):
+        vm = dev_run.resources[f"halb-vm-{node}"]
+        assert vm.inputs["cpuHotAddEnabled"] and vm.inputs["memoryHotAddEnabled"], f"halb-vm-{node}: hot add"
+        assert set(vm.options["ignoreChanges"]) >= {"clone", "guestId"}, (
+            f"halb-vm-{node}: a new template never replaces"
+        )

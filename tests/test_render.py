@@ -13,9 +13,9 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from conftest import IN_CI, ROOT, require, require_root_tools, tool, variants, with_
+from conftest import IN_CI, ROOT, require, require_root_tools, stack_raw, tool, variants, with_
 from daemons import haproxy_check, keepalived_check, shellcheck
-from halb.config import HalbConfig, load_config
+from halb.config import ConfigError, HalbConfig, load_config
 from halb.render import PATHS, Secrets, all_files, node_files, secret_files, write_tree
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -161,3 +161,66 @@ def test_removing_a_backend_server_changes_only_haproxy_cfg() -> None:
 
 def _file(cfg: HalbConfig, node: str, key: str) -> str:
     return next(f.content for f in all_files(cfg, node, REAL) if f.path == PATHS[key])
+
+
+# --------------------------------------------------------------------------- day two
+
+
+def test_maintenance_lowers_that_node_only_and_lifts_the_peers_nopreempt() -> None:
+    from halb.render import MAINTENANCE_PRIORITY
+
+    raw = with_(with_(stack_raw("dev"), "nodes.0.maintenance", True), "keepalived.nopreempt", True)
+    cfg = load_config(raw)
+    lb1 = _conf(cfg, "lb1")
+    lb2 = _conf(cfg, "lb2")
+    assert f"priority {MAINTENANCE_PRIORITY}\n" in lb1 and "nopreempt" in lb1.replace("# nopreempt", ""), "lb1"
+    assert "priority 240\n" in lb2 and "\n    nopreempt\n" not in lb2, "lb2 must preempt while lb1 rests"
+
+
+def test_both_nodes_in_maintenance_is_refused() -> None:
+    raw = with_(with_(stack_raw("dev"), "nodes.0.maintenance", True), "nodes.1.maintenance", True)
+    with pytest.raises(ConfigError) as err:
+        load_config(raw)
+    assert "halb:nodes[*].maintenance" in str(err.value) and "at most one node" in str(err.value)
+
+
+def test_server_weight_backup_and_state_render_and_only_they_change_at_runtime() -> None:
+    from halb.commands import runtime_commands, structure
+
+    raw = stack_raw("dev")
+    base = load_config(raw)
+    servers = raw["haproxy"]["services"][0]["servers"]
+    changed = [
+        {**servers[0], "weight": 5},
+        {**servers[1], "state": "drain"},
+        {**servers[2], "state": "disabled"},
+        {**servers[3], "backup": True},
+    ]
+    cfg = load_config(with_(raw, "haproxy.services.0.servers", changed))
+    text = _haproxy(cfg)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("server ") and ":80 " in ln]
+    assert lines[0].endswith("check weight 5") and lines[1].endswith("check weight 0"), lines
+    assert lines[2].endswith("check disabled") and lines[3].endswith("check backup"), lines
+    only_state = [changed[0], changed[1], changed[2], servers[3]]
+    state_cfg = load_config(with_(raw, "haproxy.services.0.servers", only_state))
+    assert structure(_haproxy(state_cfg)) == structure(_haproxy(base)), "weights and states are runtime-only"
+    assert structure(text) != structure(_haproxy(base)), "`backup` needs a reload"
+    cmds = runtime_commands(state_cfg)
+    assert "set server http/worker2 weight 0" in cmds and "set server http/worker3 state maint" in cmds, cmds
+    assert "set server http/worker1 weight 5; set server http/worker1 state ready" in cmds, cmds
+
+
+def test_a_service_with_no_active_server_is_refused() -> None:
+    raw = stack_raw("dev")
+    servers = [{**s, "state": "drain"} for s in raw["haproxy"]["services"][0]["servers"]]
+    with pytest.raises(ConfigError) as err:
+        load_config(with_(raw, "haproxy.services.0.servers", servers))
+    assert "halb:haproxy.services[0].servers[*].state" in str(err.value)
+
+
+def _conf(cfg: HalbConfig, node: str) -> str:
+    return next(f.content for f in all_files(cfg, node) if f.path.endswith("keepalived.conf"))
+
+
+def _haproxy(cfg: HalbConfig) -> str:
+    return next(f.content for f in all_files(cfg, "lb1") if f.path.endswith("haproxy.cfg"))

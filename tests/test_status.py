@@ -39,7 +39,7 @@ def test_a_dead_service_is_degraded() -> None:
 
 
 def test_probe_output_is_parsed() -> None:
-    s = parse_probe("lb1", "MASTER\nyes\nactive\nactive\n")
+    s = parse_probe("lb1", "state MASTER\nvip yes\nactive.haproxy active\nactive.keepalived active\n")
     assert (s.vrrp_state, s.holds_vip, s.haproxy, s.keepalived) == ("MASTER", True, "active", "active")
     assert not parse_probe("lb2", None).reachable
 

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_random as random
-from pulumi_command import remote
+from pulumi_command import local, remote
 
 from halb.addresses import AddressPlan, plan_addresses
 from halb.components.node import NodeProvisioning, NodeProvisioningArgs
 from halb.components.reservations import AddressReservations, AddressReservationsArgs, Reservation
+from halb.components.rollout import VrrpRollout, VrrpRolloutArgs
+from halb.components.verify import verify_command
 from halb.components.vsphere import VmPair, VmPairArgs, VmSpec
 from halb.config import HalbConfig, Secret
 from halb.stack import VsphereCredentials, ssh_private_key
@@ -41,8 +43,52 @@ class HaLoadBalancer(pulumi.ComponentResource):
             child,
         )
 
-        # Machines.
-        host_ids: dict[str, pulumi.Input[str]]
+        # Secrets: from config, else generated once and kept in state.
+        self.stats_password = self._password(name, "stats-password", cfg.haproxy.stats.password, 24)
+        self.vrrp_password = (
+            self._password(name, "vrrp-password", cfg.keepalived.auth_password, 8)
+            if cfg.keepalived.version == 2
+            else pulumi.Output.secret("")  # VRRPv3 has no authentication
+        )
+
+        # One node at a time, the BACKUP first: its machine and every step, then the MASTER's
+        # machine and steps. A bad change stops at the BACKUP; a change that replaces or
+        # reboots the VMs never takes both down together.
+        ssh = cfg.ssh
+        connections = {
+            n.name: remote.ConnectionArgs(
+                host=str(plan.nodes[n.name]),
+                port=ssh.port,
+                user=ssh.user,
+                private_key=key,
+                dial_error_limit=ssh.dial_error_limit,
+                per_dial_timeout=10,
+            )
+            for n in cfg.nodes
+        }
+        order = [n.name for n in sorted(cfg.nodes, key=lambda n: n.role != "backup")]
+        self.nodes: dict[str, NodeProvisioning] = {}
+        host_ids: dict[str, pulumi.Input[str]] = {}
+
+        def provision(node: str, host_id: pulumi.Input[str]) -> pulumi.Resource:
+            generation = cfg.node(node).generation
+            host_ids[node] = pulumi.Output.concat(host_id, f"#{generation}") if generation else host_id
+            self.nodes[node] = NodeProvisioning(
+                f"{name}-{node}",
+                NodeProvisioningArgs(
+                    config=cfg,
+                    node=node,
+                    host_id=host_ids[node],
+                    connection=connections[node],
+                    vrrp_password=self.vrrp_password,
+                    stats_password=self.stats_password,
+                    reserved=list(self.addresses.records.values()),
+                    after=[p.done for p in self.nodes.values()],
+                ),
+                child,
+            )
+            return self.nodes[node].done
+
         self.vms: VmPair | None = None
         if on_vsphere:
             assert cfg.vsphere is not None and args.vsphere is not None  # checked by the config model
@@ -52,50 +98,39 @@ class HaLoadBalancer(pulumi.ComponentResource):
                     config=cfg,
                     placement=cfg.vsphere,
                     credentials=args.vsphere,
-                    vms=[VmSpec(n.name, plan.nodes[n.name]) for n in cfg.nodes],
+                    vms=[VmSpec(n, plan.nodes[n]) for n in order],
                     vip=plan.vip,
                     depends_on=list(self.addresses.records.values()),
+                    provision=provision,
                 ),
                 child,
             )
-            host_ids = dict(self.vms.ids)
         else:
-            host_ids = {n.name: self.addresses.ids[n.name] for n in cfg.nodes}
+            for n in order:
+                provision(n, self.addresses.ids[n])
 
-        # Secrets: from config, else generated once and kept in state.
-        self.stats_password = self._password(name, "stats-password", cfg.haproxy.stats.password, 24)
-        self.vrrp_password = (
-            self._password(name, "vrrp-password", cfg.keepalived.auth_password, 8)
-            if cfg.keepalived.version == 2
-            else pulumi.Output.secret("")  # VRRPv3 has no authentication
+        # Shared VRRP settings change on both nodes without ever disagreeing (see rollout.py).
+        self.rollout = VrrpRollout(
+            f"{name}-vrrp",
+            VrrpRolloutArgs(
+                user=ssh.user,
+                connections=connections,
+                host_ids=host_ids,
+                keepalived_scripts={n: p.script_hashes["keepalived"] for n, p in self.nodes.items()},
+                keepalived_secrets=[
+                    p.secret_stdin["keepalived"] for p in self.nodes.values() if "keepalived" in p.secret_stdin
+                ],
+                after=[p.done for p in self.nodes.values()],
+            ),
+            child,
         )
 
-        # Provisioning: the BACKUP's config steps finish before the MASTER's begin.
-        ssh = cfg.ssh
-        self.nodes: dict[str, NodeProvisioning] = {}
-        for node in sorted(cfg.nodes, key=lambda n: n.role != "backup"):
-            after: list[pulumi.Resource] = [p.done for p in self.nodes.values()]
-            self.nodes[node.name] = NodeProvisioning(
-                f"{name}-{node.name}",
-                NodeProvisioningArgs(
-                    config=cfg,
-                    node=node.name,
-                    host_id=host_ids[node.name],
-                    connection=remote.ConnectionArgs(
-                        host=str(plan.nodes[node.name]),
-                        port=ssh.port,
-                        user=ssh.user,
-                        private_key=key,
-                        dial_error_limit=ssh.dial_error_limit,
-                        per_dial_timeout=10,
-                    ),
-                    vrrp_password=self.vrrp_password,
-                    stats_password=self.stats_password,
-                    reserved=list(self.addresses.records.values()),
-                    after=after,
-                ),
-                child,
-            )
+        # A deploy that proves itself: exactly one holder, every service answering through the VIP.
+        self.verify: local.Command | None = None
+        if cfg.verify:
+            changes: list[pulumi.Input[str]] = [*host_ids.values(), self.rollout.secret_digest]
+            changes += [h for p in self.nodes.values() for h in p.script_hashes.values()]
+            self.verify = verify_command(name, cfg, key, changes, self.rollout.done, child)
 
         # Outputs: derived from the plan, never from addresses the guests report.
         h = cfg.haproxy

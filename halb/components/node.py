@@ -1,6 +1,10 @@
 """Per-node provisioning: one stateful remote command per step, in order.
 
-wait -> packages -> system -> haproxy -> keepalived -> services
+wait -> teardown -> packages -> system -> haproxy -> keepalived -> services
+
+`teardown` does nothing when created; its delete (on `pulumi destroy`, a removed or renamed
+node, a new host identity) stops keepalived, then haproxy, and removes halb's files. Its only
+trigger is the host's identity, so config changes never run it.
 
 Each step's triggers hold the node's identity (VM id or address record) and the hash
 of what the step installs, so a change re-runs only the steps it touches and a
@@ -20,7 +24,7 @@ from halb.addresses import plan_addresses
 from halb.config import HalbConfig
 from halb.render import NodeFile, Secrets, node_files, secret_files
 
-STEPS = ("wait", "packages", "system", "haproxy", "keepalived", "services")
+STEPS = ("wait", "teardown", "packages", "system", "haproxy", "keepalived", "services")
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,14 @@ class NodeProvisioning(pulumi.ComponentResource):
         placeholders = secret_files(cfg, node, Secrets("x", "x"))  # which secret files exist, not their content
         secrets = pulumi.Output.all(args.vrrp_password, args.stats_password)
 
+        peer_address = str(plan.nodes[peer.name])
         scripts: dict[str, str] = {
             "wait": commands.wait_script(),
+            "teardown": 'echo "halb: teardown armed: pulumi destroy or removing this node stops and removes halb here"\n',
             "packages": commands.packages_script(cfg),
-            "system": commands.system_script(cfg, node, files, str(plan.nodes[peer.name])),
-            "haproxy": commands.haproxy_script(files + placeholders),
-            "keepalived": commands.keepalived_script(files + placeholders),
+            "system": commands.system_script(cfg, node, files, peer_address),
+            "haproxy": commands.haproxy_script(files + placeholders, cfg),
+            "keepalived": commands.keepalived_script(files + placeholders, str(plan.vip)),
             "services": commands.services_script(),
         }
         stdin: dict[str, pulumi.Output[str]] = {}
@@ -75,23 +81,34 @@ class NodeProvisioning(pulumi.ComponentResource):
             secret_step = step in stdin
             # Triggers replace the step (re-run create). A changed password changes only the
             # secret stdin, which runs `update` (the same script) without exposing anything.
-            triggers: list[pulumi.Input[str]] = [args.host_id, commands.sha256(script)]
+            # The teardown's only trigger is the host: config changes never run its delete.
+            triggers: list[pulumi.Input[str]] = (
+                [args.host_id] if step == "teardown" else [args.host_id, commands.sha256(script)]
+            )
             depends = previous + (args.after if step == "system" else [])
             self.steps[step] = remote.Command(
                 f"{name}-{step}",
                 connection=args.connection,
                 create=script,
                 update=script,
+                delete=commands.as_root(commands.teardown_script(cfg, node, peer_address), user)
+                if step == "teardown"
+                else None,
                 stdin=stdin.get(step),
                 triggers=triggers,
                 logging=remote.Logging.NONE if secret_step else remote.Logging.STDOUT_AND_STDERR,
+                add_previous_output_in_env=False,
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     depends_on=depends,
                     additional_secret_outputs=["stdout", "stderr"] if secret_step else None,
+                    # A new host identity tears the old one down before provisioning it again.
+                    delete_before_replace=step == "teardown",
                 ),
             )
             previous = [self.steps[step]]
 
         self.done = self.steps["services"]
+        self.script_hashes = {step: commands.sha256(commands.as_root(scripts[step], user)) for step in STEPS}
+        self.secret_stdin = stdin
         self.register_outputs({"steps": {s: c.id for s, c in self.steps.items()}})

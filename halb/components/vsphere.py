@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -10,6 +11,8 @@ import pulumi_vsphere as vsphere
 
 from halb.config import HalbConfig, VSphere
 from halb.stack import VsphereCredentials
+
+TEMPLATE_DERIVED = ["clone", "guestId", "scsiType", "firmware"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class VmPairArgs:
     vms: list[VmSpec]
     vip: IPv4Address
     depends_on: list[pulumi.Resource]  # the address reservations
+    # Called with each VM's node name and id, in order; returns the node's last provisioning step,
+    # which the next VM waits for: a change that replaces or reboots VMs takes one at a time.
+    provision: Callable[[str, pulumi.Output[str]], pulumi.Resource]
 
 
 class VmPair(pulumi.ComponentResource):
@@ -68,6 +74,7 @@ class VmPair(pulumi.ComponentResource):
             return out
 
         self.vms: dict[str, vsphere.VirtualMachine] = {}
+        previous: list[pulumi.Resource] = []
         for spec in args.vms:
             self.vms[spec.node] = vsphere.VirtualMachine(
                 f"{name}-{spec.node}",
@@ -105,9 +112,20 @@ class VmPair(pulumi.ComponentResource):
                 ),
                 # The VIP moves between the guests: never treat it as the VM's address.
                 ignored_guest_ips=[str(args.vip)],
+                # CPU and memory grow without a reboot.
+                cpu_hot_add_enabled=True,
+                memory_hot_add_enabled=True,
                 tags=p.tags or None,
-                opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=args.depends_on),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    provider=provider,
+                    depends_on=args.depends_on + previous,
+                    # A rebuilt template (new UUID) or changed clone settings never replace running
+                    # VMs by surprise; replace them one at a time with `pulumi up --replace` (README).
+                    ignore_changes=TEMPLATE_DERIVED,
+                ),
             )
+            previous = [self.vms[spec.node], args.provision(spec.node, self.vms[spec.node].id)]
 
         self.anti_affinity: vsphere.ComputeClusterVmAntiAffinityRule | None = None
         if p.anti_affinity.enabled:

@@ -19,10 +19,20 @@ TIMEOUT_HINT = "a whole number with an optional unit ms, s, m or h"
 
 class Server(Model):
     name: str = patterned(
-        r"^[A-Za-z0-9_.-]{1,64}$", "1-64 letters, digits, '_', '.' or '-'", "worker1", description="Server name in haproxy."
+        r"^[A-Za-z0-9_.-]{1,64}$",
+        "1-64 letters, digits, '_', '.' or '-'",
+        "worker1",
+        description="Server name in haproxy.",
     )
     address: IPv4Address = Field(description="Server address.", examples=["192.168.4.66"])
     port: Port | None = Field(None, description="Server port; the service's port when unset.")
+    weight: int = Field(1, ge=0, le=256, description="Share of new connections (0-256); 0 takes none.")
+    backup: bool = Field(False, description="Used only when every non-backup server of the service is down.")
+    state: Literal["active", "drain", "disabled"] = Field(
+        "active",
+        description="`drain`: no new connections, established ones finish; `disabled`: out of service. "
+        "Changes are applied through haproxy's runtime API, without a reload.",
+    )
 
 
 class Service(Model):
@@ -103,7 +113,11 @@ def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str]) -> Problems:
             out.add(f"{key}.balance", show(s.balance), f"one of {', '.join(BALANCE)}, e.g. `balance: roundrobin`")
         out += _server_problems(key, s, owners)
     if h.metrics.enabled and h.metrics.path in (h.stats.uri, "/healthz"):
-        out.add("haproxy.metrics.path", show(h.metrics.path), "a path other than the stats uri and /healthz, e.g. `/metrics`")
+        out.add(
+            "haproxy.metrics.path",
+            show(h.metrics.path),
+            "a path other than the stats uri and /healthz, e.g. `/metrics`",
+        )
     if h.stats.uri == "/healthz":
         out.add("haproxy.stats.uri", show(h.stats.uri), "a path other than /healthz, e.g. `/stats`")
     return out
@@ -124,4 +138,10 @@ def _server_problems(key: str, s: Service, owners: dict[IPv4Address, str]) -> Pr
         if srv.name in seen:
             out.add(f"{key}.servers[{j}].name", show(srv.name), "a server name unique in its service")
         seen.add(srv.name)
+    if s.servers and not any(srv.state == "active" for srv in s.servers):
+        out.add(
+            f"{key}.servers[*].state",
+            "no server `active`",
+            "at least one `active` server per service, or the service answers nobody; e.g. `state: active`",
+        )
     return out

@@ -68,7 +68,10 @@ def keepalived_problems(k: Keepalived, vip: IPv4Address | None) -> Problems:
 
 def _priority_problems(k: Keepalived) -> Problems:
     out = Problems()
-    for key, prio in (("keepalived.masterPriority", k.master_priority), ("keepalived.backupPriority", k.backup_priority)):
+    for key, prio in (
+        ("keepalived.masterPriority", k.master_priority),
+        ("keepalived.backupPriority", k.backup_priority),
+    ):
         if not 1 <= prio <= 254:
             out.add(key, show(prio), "a priority from 1 to 254 (255 is reserved for the address owner), e.g. `250`")
     if k.master_priority <= k.backup_priority:

@@ -41,6 +41,11 @@ class HalbConfig(Model):
     preflight: bool = Field(
         False, description="Refuse addresses that already answer on the network before creating anything."
     )
+    verify: bool = Field(
+        True,
+        description="After both nodes, check from where `pulumi up` runs that exactly one node holds the VIP "
+        "and every service answers through it; fail the deploy otherwise.",
+    )
 
     @property
     def vrid(self) -> int:

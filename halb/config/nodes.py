@@ -20,6 +20,15 @@ class Node(Model):
     interface: str | None = patterned(
         INTERFACE_RE, INTERFACE_HINT, "ens192", default=None, description="Overrides `network.interface` on this node."
     )
+    maintenance: bool = Field(
+        False,
+        description="Hand the VIP to the peer and stay out of the way (a last-resort backup) until set back.",
+    )
+    generation: int = Field(
+        0,
+        ge=0,
+        description="Bump to tear the node down and provision it from scratch on the next `pulumi up`.",
+    )
 
 
 def default_nodes() -> list[Node]:
@@ -38,6 +47,13 @@ def nodes_problems(nodes: list[Node], platform: str | None) -> Problems:
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
         out.add("nodes", show(names), "unique node names, e.g. `lb1` and `lb2`")
+    if len(nodes) > 1 and all(n.maintenance for n in nodes):
+        out.add(
+            "nodes[*].maintenance",
+            "true on every node",
+            "at most one node in maintenance, so that one can hold the VIP; set it back on one, "
+            "e.g. `pulumi config set --path 'halb:nodes[1].maintenance' false`",
+        )
     missing = [n.name for n in nodes if n.address is None]
     if platform == "hosts" and missing:
         out.add(

@@ -1,10 +1,10 @@
 """`python -m halb.lab up | down | status | deploy | destroy`: the local lab (root, Linux).
 
-  deploy [--stack-file FILE] [--set PATH=VALUE]... [--set-secret PATH=VALUE]...
-         deploys the lab stack (PATH as `pulumi config set --path` takes it, without `halb:`);
-         --set and --set-secret last for this deploy only
-  destroy runs every delete the program declares, in reverse dependency order
-  password prints the lab's stats password (kept encrypted on this machine)
+deploy [--stack-file FILE] [--set PATH=VALUE]... [--set-secret PATH=VALUE]...
+       deploys the lab stack (PATH as `pulumi config set --path` takes it, without `halb:`);
+       --set and --set-secret last for this deploy only
+destroy runs every delete the program declares, in reverse dependency order
+password prints the lab's stats password (kept encrypted on this machine)
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from halb.lab.program import PROJECT_DIR, Run, run_main
 from halb.lab.settings import parse_path, parse_value, set_path
 from halb.lab.topology import SSH_KEY, STATE
 from halb.lab.vault import Vault
+from halb.render import Secrets
 
 STACK_FILE = PROJECT_DIR / "Pulumi.lab.yaml"
 MOCK_STATE = STATE / "mock-engine" / "lab.json"
@@ -69,6 +70,15 @@ def lab_config(
         if path not in secrets and not (vrrp3 and path == "keepalived.authPassword"):
             secrets[path] = vault.ensure(path, length)
     return config, secrets
+
+
+def lab_secrets() -> Secrets:
+    """The passwords the lab deploys (kept encrypted in the lab's state)."""
+    vault = Vault(VAULT)
+    return Secrets(
+        vrrp_password=vault.get("keepalived.authPassword") or "",
+        stats_password=vault.get("haproxy.stats.password") or "",
+    )
 
 
 def deploy(
@@ -129,7 +139,9 @@ def _reason(e: BaseException) -> str:
     return text.splitlines()[0] if "config error" not in text else text
 
 
-def _deploy_with_engine(engine: real.Engine, config: dict[str, Any], secrets: dict[str, str], progress: Progress) -> Result:
+def _deploy_with_engine(
+    engine: real.Engine, config: dict[str, Any], secrets: dict[str, str], progress: Progress
+) -> Result:
     """`pulumi config set --path` each key on a copy of the stack file, then `pulumi up --yes`."""
     work = real.WORKDIR / "Pulumi.lab.yaml"
     work.parent.mkdir(parents=True, exist_ok=True)

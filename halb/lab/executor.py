@@ -137,7 +137,9 @@ class Executor(Recorder):
             "deps": self._deps(name),
             "delete": inputs.get("delete"),
             "connection": {k: v for k, v in (inputs.get("connection") or {}).items() if k != "privateKey"},
-            "deleteBeforeReplace": bool(self.resources.get(name) and self.resources[name].options.get("deleteBeforeReplace")),
+            "deleteBeforeReplace": bool(
+                self.resources.get(name) and self.resources[name].options.get("deleteBeforeReplace")
+            ),
         }
         stdout = stderr = ""
         if op == "replace" and entry["deleteBeforeReplace"] and prev is not None:
@@ -222,7 +224,16 @@ def ssh_run(conn: dict[str, Any], script: str, stdin: str) -> subprocess.Complet
         key.write_text(conn.get("privateKey") or "")
         key.chmod(0o600)
         target = [f"{conn.get('user', 'root')}@{conn['host']}"]
-        base = ["ssh", "-i", str(key), "-p", str(int(conn.get("port", 22))), *SSH_OPTIONS, "-o", f"ControlPath={tmp}/ctl"]
+        base = [
+            "ssh",
+            "-i",
+            str(key),
+            "-p",
+            str(int(conn.get("port", 22))),
+            *SSH_OPTIONS,
+            "-o",
+            f"ControlPath={tmp}/ctl",
+        ]
         dial = [*base, "-o", f"ConnectTimeout={int(conn.get('perDialTimeout', 15))}", "-M", "-N", "-f", *target]
         limit = int(conn.get("dialErrorLimit", 10))
         attempt = 0

@@ -22,6 +22,7 @@ PACKAGES = [
     "keepalived",
     "haproxy",
     "curl",
+    "socat",
     "util-linux",
     "sudo",
 ]

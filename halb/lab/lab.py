@@ -11,7 +11,7 @@ from pathlib import Path
 
 from halb.lab import image, net, nodes
 from halb.lab.topology import CLIENT, HOST_ADDRESS, HOSTS, NODES, SSH_KEY, STATE, SUBNET, VIP, WORKERS, Host
-from halb.status import PROBE, Verdict, assess, parse_probe
+from halb.status import Verdict, assess, parse_probe, probe_script
 
 TOOLS = ["ip", "debootstrap", "systemd-nspawn", "ssh", "ssh-keygen", "openssl", "unshare", "curl", "nft"]
 PROJECT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def down() -> None:
 
 def probe(node: Host) -> str | None:
     try:
-        p = nodes.ssh(node, PROBE.format(vip=VIP), timeout=10)
+        p = nodes.ssh(node, probe_script(VIP, []), timeout=10)
     except subprocess.TimeoutExpired:
         return None
     return p.stdout if p.returncode == 0 else None

@@ -80,6 +80,7 @@ class RecordingMonitor(pmocks.MockMonitor):
         rec.options = {
             "replaceOnChanges": list(request.replaceOnChanges),
             "deleteBeforeReplace": request.deleteBeforeReplace,
+            "ignoreChanges": list(request.ignoreChanges),
             "additionalSecretOutputs": list(request.additionalSecretOutputs),
             "provider": request.provider,
         }

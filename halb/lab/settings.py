@@ -15,7 +15,9 @@ def parse_path(path: str) -> list[str | int]:
     pos = 0
     for m in PART.finditer(path):
         if m.start() != pos and path[pos] != ".":
-            raise ValueError(f"cannot read the path {path!r}; expected e.g. `keepalived.authPassword` or `nodes[0].role`")
+            raise ValueError(
+                f"cannot read the path {path!r}; expected e.g. `keepalived.authPassword` or `nodes[0].role`"
+            )
         parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
         pos = m.end()
     if not parts or pos != len(path):

@@ -23,7 +23,9 @@ DEFAULT_PASSPHRASE = "halb-lab"  # the lab's, like PULUMI_CONFIG_PASSPHRASE in t
 class Vault:
     def __init__(self, path: Path, passphrase: str | None = None) -> None:
         self.path = path
-        phrase = passphrase if passphrase is not None else os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEFAULT_PASSPHRASE)
+        phrase = (
+            passphrase if passphrase is not None else os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEFAULT_PASSPHRASE)
+        )
         data = json.loads(path.read_text()) if path.exists() else {}
         self.salt = bytes.fromhex(data.get("salt") or secrets.token_hex(16))
         key = hashlib.pbkdf2_hmac("sha256", phrase.encode(), self.salt, 200_000)

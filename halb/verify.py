@@ -1,0 +1,79 @@
+"""`python -m halb verify`: the deploy's last step, run where `pulumi up` runs.
+
+It passes when exactly one node holds the VIP and every service answers through the VIP, and
+retries for a while first (a node that rejoins VRRP waits `startupDelay` before it takes part).
+It reads a spec of addresses and ports (nothing secret); an inline SSH key comes on stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from halb.status import NodeState, SshTarget, Verdict, assess, parse_probe, probe
+
+
+@dataclass(frozen=True)
+class Spec:
+    vip: str
+    nodes: dict[str, str]  # name -> address
+    services: list[tuple[str, int, str]]  # name, port, mode
+    user: str
+    port: int
+    key_path: str | None
+
+    def to_json(self) -> str:
+        return json.dumps(vars(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Spec:
+        d = json.loads(text)
+        return cls(d["vip"], d["nodes"], [tuple(s) for s in d["services"]], d["user"], d["port"], d["key_path"])
+
+
+def answers(vip: str, port: int, mode: str, timeout: float = 2.0) -> str:
+    """'' when the service answers through the VIP, else why not."""
+    try:
+        with socket.create_connection((vip, port), timeout=timeout) as s:
+            if mode == "http":
+                s.sendall(f"GET / HTTP/1.0\r\nHost: {vip}\r\n\r\n".encode())
+                if not s.recv(16).startswith(b"HTTP/"):
+                    return "no HTTP answer"
+        return ""
+    except OSError as e:
+        return e.strerror or str(e)
+
+
+def check(spec: Spec, key_path: str | None) -> tuple[bool, str]:
+    target = SshTarget(spec.user, spec.port, key_path)
+    states: list[NodeState] = []
+    for name, address in spec.nodes.items():
+        output, error = probe(target, address, spec.vip, strict_host_keys=False)
+        states.append(parse_probe(name, output, error))
+    verdict: Verdict = assess(states)
+    holders = [s.name for s in states if s.holds_vip]
+    if len(holders) != 1:
+        return False, verdict.summary
+    failing = [f"{n}:{p} ({why})" for n, p, m in spec.services if (why := answers(spec.vip, p, m))]
+    if failing:
+        return False, f"{holders[0]} holds the VIP but services do not answer through it: {', '.join(failing)}"
+    return True, f"{holders[0]} alone holds the VIP {spec.vip}; {len(spec.services)} service(s) answer through it"
+
+
+def run(spec: Spec, key_text: str, timeout: float) -> tuple[bool, str]:
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryDirectory(prefix="halb-verify-") as tmp:
+        key_path = spec.key_path
+        if key_text.strip():
+            key_path = str(Path(tmp) / "key")
+            Path(key_path).touch(mode=0o600)
+            Path(key_path).write_text(key_text)
+        while True:
+            ok, message = check(spec, key_path)
+            if ok or time.monotonic() > deadline:
+                return ok, message
+            time.sleep(1)
