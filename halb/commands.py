@@ -19,6 +19,7 @@ from halb.render import PATHS, SCRIPT_USER, NodeFile
 PACKAGES = ("keepalived", "haproxy", "curl", "socat")
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
 STRUCTURE = "/etc/haproxy/halb-structure"  # hash of haproxy.cfg without server weights and states
+OWNER_DIR = "/var/lib/halb"  # `owner`: which teardown resource provisioned this host
 HELD = "/run/halb/vrrp-held"  # this node left VRRP for a change of the shared settings
 PENDING = "/run/halb/vrrp-pending"  # this node holds the VIP and waits to take new shared settings
 # Every file halb installs (the teardown removes them all).
@@ -304,15 +305,31 @@ systemctl is-active keepalived
 """
 
 
-def teardown_script(cfg: HalbConfig, node: str, peer_address: str) -> str:
-    """The teardown resource's delete: the VIP leaves first, then haproxy stops, then halb's files go."""
+def owner_script(owner: str) -> str:
+    """The teardown resource's create: mark the host as provisioned by this resource."""
+    return f"""set -eu
+install -d -m 0755 {OWNER_DIR}
+echo {shlex.quote(owner)} > {OWNER_DIR}/owner
+echo "halb: teardown armed for {owner}: pulumi destroy or removing this node stops and removes halb here"
+"""
+
+
+def teardown_script(cfg: HalbConfig, node: str, peer_address: str, owner: str) -> str:
+    """The teardown resource's delete: the VIP leaves first, then haproxy stops, then halb's files go.
+    A host that another resource provisions since (a renamed node at the same address) is left alone."""
     files = " ".join(shlex.quote(PATHS[k]) for k in MANAGED) + f" {STRUCTURE}"
     return f"""set -u
+current=$(cat {OWNER_DIR}/owner 2>/dev/null || true)
+if [ -n "$current" ] && [ "$current" != {shlex.quote(owner)} ]; then
+    echo "halb: this host is now provisioned as $current; leaving it as it is"
+    exit 0
+fi
 # keepalived first: a MASTER that stops sends a priority-0 advert, so its peer takes over at once.
 systemctl disable --now keepalived 2>/dev/null || true
 systemctl disable --now haproxy 2>/dev/null || true
+systemctl reset-failed keepalived haproxy 2>/dev/null || true
 rm -f {files}
-rm -rf {shlex.quote(posixpath.dirname(PATHS["haproxy_check"]))} {shlex.quote(PATHS["state_dir"])}
+rm -rf {shlex.quote(posixpath.dirname(PATHS["haproxy_check"]))} {shlex.quote(PATHS["state_dir"])} {OWNER_DIR}
 rmdir {shlex.quote(posixpath.dirname(PATHS["haproxy_dropin"]))} 2>/dev/null || true
 systemctl daemon-reload 2>/dev/null || true
 {firewall(cfg, peer_address, "remove")}if id {SCRIPT_USER} >/dev/null 2>&1; then userdel {SCRIPT_USER} || true; fi

@@ -25,6 +25,7 @@ class Spec:
     user: str
     port: int
     key_path: str | None
+    maintenance: list[str]  # nodes that must not hold the VIP
 
     def to_json(self) -> str:
         return json.dumps(vars(self), sort_keys=True, separators=(",", ":"))
@@ -32,7 +33,8 @@ class Spec:
     @classmethod
     def from_json(cls, text: str) -> Spec:
         d = json.loads(text)
-        return cls(d["vip"], d["nodes"], [tuple(s) for s in d["services"]], d["user"], d["port"], d["key_path"])
+        services = [(str(n), int(p), str(m)) for n, p, m in d["services"]]
+        return cls(d["vip"], d["nodes"], services, d["user"], d["port"], d["key_path"], d.get("maintenance", []))
 
 
 def answers(vip: str, port: int, mode: str, timeout: float = 2.0) -> str:
@@ -58,6 +60,9 @@ def check(spec: Spec, key_path: str | None) -> tuple[bool, str]:
     holders = [s.name for s in states if s.holds_vip]
     if len(holders) != 1:
         return False, verdict.summary
+    if holders[0] in spec.maintenance:
+        peers = [n for n in spec.nodes if n != holders[0]]
+        return False, f"{holders[0]} is in maintenance but still holds the VIP (is {', '.join(peers)} up and in VRRP?)"
     failing = [f"{n}:{p} ({why})" for n, p, m in spec.services if (why := answers(spec.vip, p, m))]
     if failing:
         return False, f"{holders[0]} holds the VIP but services do not answer through it: {', '.join(failing)}"

@@ -61,9 +61,10 @@ class NodeProvisioning(pulumi.ComponentResource):
         secrets = pulumi.Output.all(args.vrrp_password, args.stats_password)
 
         peer_address = str(plan.nodes[peer.name])
+        owner = f"{name}#{cfg.node(node).generation}"  # the node's name and generation
         scripts: dict[str, str] = {
             "wait": commands.wait_script(),
-            "teardown": 'echo "halb: teardown armed: pulumi destroy or removing this node stops and removes halb here"\n',
+            "teardown": commands.owner_script(owner),
             "packages": commands.packages_script(cfg),
             "system": commands.system_script(cfg, node, files, peer_address),
             "haproxy": commands.haproxy_script(files + placeholders, cfg),
@@ -91,7 +92,7 @@ class NodeProvisioning(pulumi.ComponentResource):
                 connection=args.connection,
                 create=script,
                 update=script,
-                delete=commands.as_root(commands.teardown_script(cfg, node, peer_address), user)
+                delete=commands.as_root(commands.teardown_script(cfg, node, peer_address, owner), user)
                 if step == "teardown"
                 else None,
                 stdin=stdin.get(step),

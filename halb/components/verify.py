@@ -26,6 +26,7 @@ def verify_spec(cfg: HalbConfig) -> Spec:
         user=cfg.ssh.user,
         port=cfg.ssh.port,
         key_path=cfg.ssh.private_key_path,
+        maintenance=[n.name for n in cfg.nodes if n.maintenance],
     )
 
 

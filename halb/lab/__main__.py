@@ -1,6 +1,6 @@
 """`python -m halb.lab up | down | status | deploy | destroy`: the local lab (root, Linux).
 
-deploy [--stack-file FILE] [--set PATH=VALUE]... [--set-secret PATH=VALUE]...
+deploy [--stack-file FILE] [--set PATH=VALUE]... [--set-secret PATH=VALUE]... [--replace NAME]...
        deploys the lab stack (PATH as `pulumi config set --path` takes it, without `halb:`);
        --set and --set-secret last for this deploy only
 destroy runs every delete the program declares, in reverse dependency order
@@ -37,7 +37,7 @@ def _deploy(args: argparse.Namespace) -> int:
             result = destroy(progress=_say)
             _say(f"destroyed ({len(result.actions)} resources deleted, engine: {result.engine})")
             return 0
-        result = deploy(args.stack_file, args.set, args.set_secret, progress=_say)
+        result = deploy(args.stack_file, args.set, args.set_secret, progress=_say, replace=args.replace)
     except (DeployFailed, ValueError) as e:
         print(f"halb.lab: {args.command} failed: {e}", file=sys.stderr)
         return 1
@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-file", type=Path, default=Path("Pulumi.lab.yaml"))
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
     parser.add_argument("--set-secret", action="append", default=[], metavar="PATH=VALUE")
+    parser.add_argument(
+        "--replace", action="append", default=[], metavar="NAME", help="re-run a step even if unchanged (repairs drift)"
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("halb.lab: must run as root (network namespaces, mounts, systemd-nspawn)", file=sys.stderr)

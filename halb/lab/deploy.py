@@ -87,19 +87,24 @@ def deploy(
     secret_sets: Sequence[str] = (),
     progress: Progress = print,
     use_engine: bool = True,
+    replace: Sequence[str] = (),
 ) -> Result:
+    """`replace`: resource names to replace even if unchanged (`pulumi up --replace`), e.g. to repair drift."""
     vault = Vault(VAULT)
     config, secrets = lab_config(stack_file, sets, secret_sets, vault)
     engine, why = real.find() if use_engine else (None, "mocks requested")
     if engine is not None:
-        return _deploy_with_engine(engine, config, secrets, progress)
+        return _deploy_with_engine(engine, config, secrets, progress, replace)
     progress(f"the real engine cannot run here ({why}); running the program under Pulumi's mocks")
     for path, value in secrets.items():
         config = set_path(config, path, value)
     flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     secret_keys = sorted({f"halb:{parse_path(p)[0]}" for p in secrets} | {"halb:ssh"})
     state = State.load(MOCK_STATE)
-    executor = Executor(state, vault, SSH_KEY, progress)
+    executor = Executor(state, vault, SSH_KEY, progress, frozenset(replace))
+    unknown = set(replace) - set(state.resources)
+    if unknown:
+        raise DeployFailed(f"--replace {', '.join(sorted(unknown))}: no such resource in the lab's state")
     try:
         run: Run = run_main(flat, secret_keys, stack="lab", recorder=executor)
         executor.finish()
@@ -140,7 +145,7 @@ def _reason(e: BaseException) -> str:
 
 
 def _deploy_with_engine(
-    engine: real.Engine, config: dict[str, Any], secrets: dict[str, str], progress: Progress
+    engine: real.Engine, config: dict[str, Any], secrets: dict[str, str], progress: Progress, replace: Sequence[str]
 ) -> Result:
     """`pulumi config set --path` each key on a copy of the stack file, then `pulumi up --yes`."""
     work = real.WORKDIR / "Pulumi.lab.yaml"
@@ -156,6 +161,7 @@ def _deploy_with_engine(
     for path, value in secrets.items():
         engine.run("config", "set", "--secret", "--path", f"halb:{path}", config_file=work, stdin=value)
     progress("pulumi up --stack lab")
-    if engine.run("up", "--yes", "--diff", config_file=work) != 0:
+    targets = [f"--replace={engine.urn(name)}" for name in replace]
+    if engine.run("up", "--yes", "--diff", *targets, config_file=work) != 0:
         raise DeployFailed("pulumi up failed (see its output above)")
     return Result("pulumi")

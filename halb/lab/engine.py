@@ -41,6 +41,13 @@ class Engine:
         extra = ["--config-file", str(config_file)] if config_file is not None else []
         return [self.pulumi, *args, "--stack", STACK, "--cwd", str(PROJECT_DIR), *extra]
 
+    def urn(self, name: str) -> str:
+        """The URN of a resource of the lab stack by its name (halb's names are unique)."""
+        out = subprocess.run(
+            self.argv("stack", "--show-urns"), capture_output=True, text=True, env=self.env(), check=False
+        ).stdout
+        return next((w for w in out.split() if w.startswith("urn:") and w.endswith(f"::{name}")), name)
+
     def run(self, *args: str, config_file: Path | None = None, stdin: str | None = None) -> int:
         cmd = self.argv(*args, config_file=config_file)
         return subprocess.run(cmd, env=self.env(), input=stdin, text=True, check=False).returncode

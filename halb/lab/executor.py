@@ -101,8 +101,16 @@ def delete_order(resources: dict[str, dict[str, Any]]) -> list[str]:
 
 
 class Executor(Recorder):
-    def __init__(self, state: State, vault: Vault, key_file: Path, progress: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        state: State,
+        vault: Vault,
+        key_file: Path,
+        progress: Callable[[str], None],
+        replace: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__()
+        self.replace = replace  # names to replace whatever changed, as `pulumi up --replace URN` does
         self.previous = dict(state.resources)
         self.state = state
         self.vault = vault
@@ -129,7 +137,7 @@ class Executor(Recorder):
         name, inputs = args.name, reveal(args.inputs)
         kept = conceal(args.inputs, self.vault.digest)
         prev = self.previous.get(name)
-        op = self._operation(prev, kept)
+        op = "replace" if prev is not None and name in self.replace else self._operation(prev, kept)
         entry = {
             "type": args.typ,
             "id": uuid.uuid4().hex if op in ("create", "replace") or prev is None else prev["id"],

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from halb.lab.topology import BRIDGE, BRIDGE_NS, HOST_ADDRESS, HOST_LINK, HOSTS, PREFIX, Host
@@ -79,6 +82,31 @@ def block_vrrp(*hosts: Host) -> None:
 def unblock_vrrp(*hosts: Host) -> None:
     for h in hosts:
         sh("ip", "netns", "exec", h.netns, "nft", "delete table inet halb_lab", check=False)
+
+
+def block_ssh_from_host(host: Host) -> None:
+    """Drop SSH from this machine to the host, as a slow link or a VM still rebooting would."""
+    ns = ["ip", "netns", "exec", host.netns, "nft"]
+    sh(*ns, "add table inet halb_lab_ssh")
+    sh(*ns, "add chain inet halb_lab_ssh input { type filter hook input priority 0 ; }")
+    sh(*ns, f"add rule inet halb_lab_ssh input ip saddr {HOST_ADDRESS} tcp dport 22 drop")
+
+
+def unblock_ssh_from_host(host: Host) -> None:
+    sh("ip", "netns", "exec", host.netns, "nft", "delete table inet halb_lab_ssh", check=False)
+
+
+@contextmanager
+def ssh_blocked_for(host: Host, seconds: float) -> Iterator[None]:
+    """SSH from this machine to `host` is dropped for the first `seconds` of the block (and never after it)."""
+    block_ssh_from_host(host)
+    timer = threading.Timer(seconds, unblock_ssh_from_host, args=(host,))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        unblock_ssh_from_host(host)
 
 
 def destroy() -> None:

@@ -154,6 +154,13 @@ def poweroff(host: Host, timeout: float = 15) -> None:
     (node_dir(host) / "pid").unlink(missing_ok=True)
 
 
+def rebuild(host: Host, base: Path) -> None:
+    """Wipe the node and boot it afresh from the lab image, at the same address."""
+    remove(host)
+    boot(host, base)
+    wait_ssh(host)
+
+
 def remove(host: Host) -> None:
     poweroff(host)
     root = node_dir(host) / "root"

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from halb.lab.topology import CLIENT, NODES, VIP
 
@@ -219,6 +220,7 @@ class Watch:
         self.port = port
         self.settle = settle  # watch a little before and after, so the edges are seen
         self.report: Report | None = None
+        self.data: dict[str, list[Any]] = {}  # the raw requests and samples, for a closer look
         self._tmp = tempfile.TemporaryDirectory(prefix="halb-watch-")
         self._out = Path(self._tmp.name) / "watch.json"
         self._proc: subprocess.Popen[str] | None = None
@@ -245,6 +247,7 @@ class Watch:
         try:
             if self._out.exists():
                 data = json.loads(self._out.read_text())
+                self.data = data
                 self.report = analyse([(t, ok) for t, ok in data["requests"]], data["samples"])
         finally:
             self._tmp.cleanup()
