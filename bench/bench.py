@@ -16,6 +16,11 @@ Each figure is the median of REPS repetitions:
   failed_requests_failover  requests failed out of a steady load (4 clients) during a haproxy-death failover
   failed_requests_reload    requests failed out of a steady load during `systemctl reload haproxy`
   rps_via_vip / rps_direct  requests per second (8 clients) through the VIP / straight to one worker
+
+Then, under `lifecycle`, the day-two drills of halb.lab.drills (halb), or the hand-made switchover
+the others offer (stop keepalived on the MASTER, start it again), each watched with a new connection
++ GET to the VIP every 10 ms (0.25 s budget) and the VIP's holders read every 50 ms: failed requests,
+outages and samples with not exactly one holder. LIFECYCLE=0 skips them.
 """
 
 from __future__ import annotations
@@ -29,16 +34,18 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 
 from halb.config import load_stack_file  # noqa: E402
-from halb.lab import lab, net, nodes  # noqa: E402
+from halb.lab import drills, lab, net, nodes  # noqa: E402
 from halb.lab.deploy import MOCK_STATE, deploy  # noqa: E402
 from halb.lab.probes import client_get, holders, node, vip_served_by, wait_until  # noqa: E402
 from halb.lab.topology import CLIENT, VIP, WORKERS  # noqa: E402
+from halb.lab.watch import Watch  # noqa: E402
 from halb.render import PLACEHOLDERS, all_files  # noqa: E402
 
 REPS = int(os.environ.get("REPS", "5"))
@@ -333,6 +340,44 @@ def measure(profile: str) -> dict[str, float]:
     }
 
 
+def switchover_by_hand() -> dict[str, Any]:
+    """What the seed and kubeadm's guide offer for planned work: stop keepalived on the MASTER, start it again."""
+    settle()
+    with Watch() as w:
+        nodes.ssh(node("lb1"), "systemctl stop keepalived", timeout=20)
+        wait_until(lambda: holders() == ["lb2"], 15, 0.05)
+        nodes.ssh(node("lb1"), "systemctl start keepalived", timeout=20)
+        wait_until(lambda: holders() == ["lb1"], 30, 0.05)
+    assert w.report is not None
+    return w.report.figures()
+
+
+def lifecycle(profile: str) -> dict[str, dict[str, Any]]:
+    """Day-two operations under load (halb.lab.drills); by hand for the other profiles."""
+    if profile != "halb":
+        figures = switchover_by_hand()
+        print(f"bench: {profile}: switchover by hand: {figures}", flush=True)
+        return {"switchover": figures}
+    out: dict[str, dict[str, Any]] = {}
+    for name in drills.LIFECYCLE:
+        d = drills.run(name)
+        print(f"bench: halb: {name}: {d.report.summary()}", flush=True)
+        out[name] = d.figures()
+    return out
+
+
+def lifecycle_table(figures: dict[str, dict[str, dict[str, Any]]]) -> str:
+    lines = ["| lifecycle | drill | failed requests | outages | longest outage s | samples not one holder |"]
+    lines.append("| --- | --- | --- | --- | --- | --- |")
+    for profile, drills_ in figures.items():
+        for name, f in drills_.items():
+            lines.append(
+                f"| {profile} | {name} | {f['failed_requests']}/{f['requests']} | {f['outages']} | "
+                f"{f['longest_outage_s']} | {f['samples_not_one_holder']}/{f['holder_samples']} |"
+            )
+    return "\n".join(lines)
+
+
 def table(results: dict[str, dict[str, float]]) -> str:
     profiles = list(results)
     lines = [f"| metric (median of {REPS}) | {' | '.join(profiles)} |", "| --- |" + " --- |" * len(profiles)]
@@ -346,14 +391,19 @@ def main() -> int:
         print("bench: must run as root (it drives the local lab)", file=sys.stderr)
         return 2
     results: dict[str, dict[str, float]] = {}
+    life: dict[str, dict[str, dict[str, Any]]] = {}
     try:
         for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
             results[profile] = measure(profile)
+            if os.environ.get("LIFECYCLE", "1") != "0":
+                life[profile] = lifecycle(profile)
     finally:
         lab.down()
     print(table(results))
+    print(lifecycle_table(life))
     if os.environ.get("JSON"):
-        Path(os.environ["JSON"]).write_text(json.dumps(results, indent=2) + "\n")
+        doc: dict[str, Any] = {**results, "lifecycle": life}
+        Path(os.environ["JSON"]).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"bench: wrote {os.environ['JSON']}")
     return 0
 

@@ -214,7 +214,11 @@ def haproxy_script(files: list[NodeFile], cfg: HalbConfig) -> str:
 pid=$(systemctl show -p MainPID --value haproxy 2>/dev/null || echo 0)
 if [ "${{pid:-0}}" != 0 ] && tr '\\0' ' ' < "/proc/$pid/cmdline" | grep -q {shlex.quote(secret.path)}; then
     how=reload
-    if [ "$(cat {STRUCTURE} 2>/dev/null)" = {shape} ] && cmp -s "$stage/halb-secrets.cfg" {shlex.quote(secret.path)}; then
+    # Runtime only when the live file is what halb last wrote, differs in server states only, and
+    # the password file is unchanged.
+    recorded=$(cat {STRUCTURE} 2>/dev/null || true)
+    live_sum=$(sha256sum {shlex.quote(main.path)} 2>/dev/null | cut -c1-64)
+    if [ "$recorded" = "{shape} $live_sum" ] && cmp -s "$stage/halb-secrets.cfg" {shlex.quote(secret.path)}; then
         answer=$(echo {shlex.quote(runtime_commands(cfg))} | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} 2>&1) && \\
             [ -z "$(printf '%s' "$answer" | tr -d '[:space:]')" ] && how=runtime
         [ "$how" = runtime ] || echo "halb: the runtime API refused ($answer); reloading instead" >&2
@@ -226,7 +230,7 @@ fi
     reload) systemctl reload haproxy ;;
     *) systemctl restart haproxy ;;
 esac
-echo {shape} > {STRUCTURE}
+echo "{shape} {main.sha256}" > {STRUCTURE}
 """
     validate = 'haproxy -c -f "$stage/haproxy.cfg" -f "$stage/halb-secrets.cfg"'
     return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "haproxy -c", prepare)

@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, require_root_tools
-from halb.lab import lab, net, nodes
+from halb.components.node import STEPS
+from halb.lab import drills, lab, net, nodes
 from halb.lab.deploy import MOCK_STATE, VAULT, Result, deploy, destroy
 from halb.lab.executor import State
 from halb.lab.probes import client_get, holders, node, service, transitions, vip_served_by, wait_until
@@ -27,7 +28,7 @@ from halb.lab.topology import VIP
 
 pytestmark = pytest.mark.lab
 WORKERS = {"w1", "w2", "w3", "w4"}
-STEPS = ("wait", "packages", "system", "haproxy", "keepalived", "services")
+HAPROXY_STEPS = [("halb-lb2-haproxy", "replace"), ("halb-lb1-haproxy", "replace"), ("halb-verify", "replace")]
 
 
 def quiet(_: str) -> None:
@@ -127,9 +128,9 @@ def test_stats_page_needs_the_password_and_metrics_answer(deployed: Result) -> N
 
 def test_a_set_lasts_one_deploy_and_reruns_only_haproxy_steps(deployed: Result) -> None:
     changed = deploy(sets=["haproxy.maxconn=4000"], progress=quiet)
-    assert changed.ran() == [("halb-lb2-haproxy", "replace"), ("halb-lb1-haproxy", "replace")], changed.ran()
+    assert changed.ran() == HAPROXY_STEPS, changed.ran()
     back = deploy(progress=quiet)
-    assert back.ran() == [("halb-lb2-haproxy", "replace"), ("halb-lb1-haproxy", "replace")], back.ran()
+    assert back.ran() == HAPROXY_STEPS, back.ran()
 
 
 def test_removing_a_backend_server_reruns_only_haproxy_steps_without_vrrp_transition(
@@ -144,13 +145,19 @@ def test_removing_a_backend_server_reruns_only_haproxy_steps_without_vrrp_transi
     smaller = tmp_path / "Pulumi.lab.yaml"
     smaller.write_text(yaml.safe_dump(doc))
     second = deploy(stack_file=smaller, progress=quiet)
-    assert second.ran() == [("halb-lb2-haproxy", "replace"), ("halb-lb1-haproxy", "replace")], second.ran()
+    try:
+        assert second.ran() == HAPROXY_STEPS, second.ran()
+        _check_w4_gone_without_transition(before)
+    finally:
+        deploy(progress=quiet)  # back to the stack file for the drills
+
+
+def _check_w4_gone_without_transition(before: dict[str, int]) -> None:
     bodies = {client_get(f"http://{VIP}/")[1].strip() for _ in range(9)}
     assert bodies == WORKERS - {"w4"}, f"after removing w4: {bodies}"
     after = {n: transitions(n) for n in ("lb1", "lb2")}
     assert after == before, f"a reload caused a VRRP transition: {before} -> {after}"
     assert holders() == ["lb1"]
-    deploy(progress=quiet)  # back to the stack file for the drills
 
 
 # --------------------------------------------------------------------------- fault drills
@@ -255,7 +262,78 @@ def test_drill_vrrp_blocked_split_brain_is_reported(deployed: Any) -> None:
     assert check.returncode == 0 and "lb1 198.18.0.11 (master): VRRP MASTER, VIP held" in check.stdout, check.stdout
 
 
+# --------------------------------------------------------------------------- day-two drills
+# Each under a new connection + GET to the VIP every 10 ms and the VIP's holders read every 50 ms.
+
+
+def one_holder(d: drills.Drill) -> None:
+    assert d.report.bad_samples == [], f"{d.name}: not exactly one VIP holder at every sample: {d.report.summary()}"
+    assert d.report.samples >= 20 and d.report.requests >= 100, f"{d.name}: too little watched: {d.report.summary()}"
+
+
+def test_drill_switchover_to_lb2_and_back(deployed: Result) -> None:
+    d = drills.switchover()
+    one_holder(d)
+    assert d.report.holders_seen == ["lb1", "lb2", "lb1"], d.report.summary()
+    # A connection whose handshake straddles the moment the client's ARP entry moves is reset by
+    # the new holder: VRRP moves no TCP state. At most one such request per switch.
+    assert d.report.failed <= 2, d.report.summary()
+    assert d.facts["status_during"] == "MAINTENANCE" and "lb1 is out; lb2 holds the VIP" in d.facts["status_summary"]
+    assert d.facts["lb1_haproxy_during"] == "active", "the node in maintenance keeps haproxy running"
+    ran = {n for n, _ in d.steps}
+    assert "halb-lb1-keepalived" in ran and not any("haproxy" in n or "lb2-keepalived" in n for n in ran), d.steps
+
+
+def test_drill_drain_a_server_through_the_runtime_api(deployed: Result) -> None:
+    d = drills.drain()
+    one_holder(d)
+    assert d.report.failed == 0, d.report.summary()
+    assert d.facts["served_while_drained"] == ["w2", "w3", "w4"] and d.facts["w1_weight_while_drained"] == "0", d.facts
+    assert d.facts["served_after"] == sorted(WORKERS) and not d.facts["reloaded"], d.facts
+    assert {n for n, _ in d.steps} == {"halb-lb1-haproxy", "halb-lb2-haproxy", "halb-verify"}, d.steps
+
+
+@pytest.mark.parametrize("what", ["vrrp-password", "stats-password", "vrrp-version"])
+def test_drill_rotation_with_the_master_reachable_only_after_6_s(deployed: Result, what: str) -> None:
+    d = drills.rotation(what)
+    one_holder(d)
+    assert d.report.failed == 0 and d.report.holders_seen == ["lb1"], d.report.summary()
+    assert d.facts["master_first_step_done_s"].get("rotate", 0) >= 6, f"the MASTER's steps were not delayed: {d.facts}"
+    if what != "stats-password":
+        assert d.facts["backup_left_vrrp"], "the BACKUP must leave VRRP while the shared settings change"
+        assert ("halb-vrrp-lb1-commit", "update" if what.endswith("password") else "replace") in d.steps, d.steps
+
+
+def test_drill_rebuild_lb2_and_bump_its_generation(deployed: Result) -> None:
+    d = drills.rebuild("lb2")
+    one_holder(d)
+    assert d.facts["was_blank"] and d.report.failed == 0, (d.facts, d.report.summary())
+    assert d.facts["services"] == ["active", "active"] and d.facts["status"] == "OK", d.facts
+    lb2 = [n for n, op in d.steps if n.startswith("halb-lb2-")]
+    assert "halb-lb2-teardown" in lb2 and "halb-lb2-packages" in lb2, d.steps
+    assert not any(n.startswith("halb-lb1-") for n, _ in d.steps), "lb1 is not touched"
+    drills.settle()
+    deploy(progress=quiet)  # back to generation 0: lb2 provisioned from scratch once more
+
+
+def test_drill_drift_found_and_repaired(deployed: Result) -> None:
+    d = drills.drift()
+    assert d.facts["verdict"] == "DRIFT" and d.facts["exit_code"] == 5, d.facts
+    assert d.facts["drifted"] == {"lb1": ["/etc/haproxy/haproxy.cfg"], "lb2": []}, d.facts
+    assert d.facts["verdict_after_repair"] == "OK" and d.report.failed == 0, (d.facts, d.report.summary())
+    one_holder(d)
+
+
 # --------------------------------------------------------------------------- teardown
+
+
+def test_drill_teardown_leaves_nothing_and_a_new_deploy_succeeds(deployed: Result) -> None:
+    d = drills.teardown()
+    assert d.facts["holders_after_destroy"] == [] and not d.facts["vip_answers_after_destroy"], d.facts
+    assert d.facts["files_left"] == {"lb1": [], "lb2": []}, d.facts
+    assert d.facts["units_after_destroy"] == {"lb1": ["inactive", "inactive"], "lb2": ["inactive", "inactive"]}
+    assert sorted(d.facts["deletes"]) == ["halb-lb1-teardown", "halb-lb2-teardown"], d.facts
+    assert ("halb-address-vip", "create") in d.steps, "the new deploy's pre-flight ran"
 
 
 def test_destroy_deletes_every_resource_then_a_new_deploy_succeeds(deployed: Result) -> None:

@@ -422,3 +422,25 @@ def test_vms_are_replaced_one_at_a_time_backup_first(dev_run: Run) -> None:
         assert set(vm.options["ignoreChanges"]) >= {"clone", "guestId"}, (
             f"halb-vm-{node}: a new template never replaces"
         )
+
+
+def test_maintenance_is_a_one_line_change_of_one_step(dev_run: Run) -> None:
+    import difflib
+
+    raw = dev(**{"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": STATS_PASSWORD})
+    resting = deploy(with_(raw, "nodes.0.maintenance", True))
+    changed = sorted(
+        n
+        for n, r in dev_run.of_type(REMOTE).items()
+        if n.startswith(("halb-lb1-", "halb-lb2-")) and r.inputs["create"] != resting.resources[n].inputs["create"]
+    )
+    assert changed == ["halb-lb1-keepalived"], changed
+    before = dev_run.resources["halb-lb1-keepalived"].inputs["create"].splitlines()
+    after = resting.resources["halb-lb1-keepalived"].inputs["create"].splitlines()
+    diff = [
+        d
+        for d in difflib.unified_diff(before, after, lineterm="", n=0)
+        if d[:1] in "+-" and d[:3] not in ("+++", "---")
+    ]
+    content = [d for d in diff if "HALB_" not in d and "is live" not in d]
+    assert content == ["-    priority 250", "+    priority 1"], diff

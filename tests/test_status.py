@@ -73,3 +73,36 @@ def test_status_json_is_one_object_and_unreachable_exits_4(tmp_path: Path) -> No
     doc = json.loads(p.stdout)
     assert p.returncode == 4 and doc["verdict"] == "UNREACHABLE", (p.returncode, p.stdout, p.stderr)
     assert all(not n["reachable"] and n["error"] for n in doc["nodes"]), doc
+
+
+def test_maintenance_and_drift_and_held_nodes_have_their_verdicts() -> None:
+    from dataclasses import replace
+
+    lb1, lb2 = node("lb1", False), node("lb2", True)
+    v = assess([replace(lb1, maintenance=True), lb2])
+    assert v.word == "MAINTENANCE" and v.exit_code == 0 and v.summary == "MAINTENANCE: lb1 is out; lb2 holds the VIP"
+    v = assess([replace(lb1, drift=["/etc/haproxy/haproxy.cfg"]), lb2])
+    assert v.word == "DRIFT" and v.exit_code == 5 and "lb1: /etc/haproxy/haproxy.cfg" in v.summary, v.summary
+    v = assess([replace(lb1, held=True), lb2])
+    assert v.word == "DEGRADED" and "lb1 left VRRP for a rollout that did not finish" in v.summary, v.summary
+
+
+def test_drift_compares_every_rendered_file_and_counts_missing_ones() -> None:
+    from halb.status import drift
+
+    probe = "state BACKUP\nvip no\nsha256 aaa  /etc/a\nsha256 bbb  /etc/b\n"
+    s = parse_probe("lb1", probe)
+    assert s.hashes == {"/etc/a": "aaa", "/etc/b": "bbb"}
+    assert drift(s, {"/etc/a": "aaa", "/etc/b": "bbb"}) == []
+    assert drift(s, {"/etc/a": "aaa", "/etc/b": "ccc", "/etc/c": "ddd"}) == ["/etc/b", "/etc/c"]
+
+
+def test_verify_fails_with_the_reason_when_no_node_answers() -> None:
+    from halb.verify import Spec, run
+
+    spec = Spec(
+        "198.18.255.10", {"lb1": "127.0.0.1", "lb2": "127.0.0.1"}, [("http", 80, "http")], "nobody", 1, None, []
+    )
+    ok, message = run(spec, "", timeout=0)
+    assert not ok and message.startswith("UNREACHABLE"), message
+    assert Spec.from_json(spec.to_json()) == spec

@@ -1,0 +1,310 @@
+"""Day-two drills on the lab, each watched by a client and an auditor (halb.lab.watch).
+
+Every drill runs through the lab's deployer, as an operator's `pulumi up` would, under a steady
+client load, and returns what it saw: the watch's report and the facts the drill checks. The
+test suite asserts on them; `make bench` reports them under `lifecycle`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from halb.lab import image, net, nodes
+from halb.lab.deploy import STACK_FILE, Result, deploy, destroy
+from halb.lab.probes import client_get, holders, node, wait_until
+from halb.lab.program import PROJECT_DIR
+from halb.lab.topology import VIP
+from halb.lab.watch import Report, Watch
+
+MANAGED_GLOBS = "/etc/keepalived/keepalived.conf /etc/keepalived/halb-auth.conf /etc/haproxy/haproxy.cfg \
+/etc/haproxy/halb-secrets.cfg /etc/haproxy/halb-structure /etc/systemd/system/haproxy.service.d \
+/etc/tmpfiles.d/halb.conf /usr/local/libexec/halb /run/halb /var/lib/halb"
+
+
+@dataclass
+class Drill:
+    name: str
+    report: Report
+    facts: dict[str, Any] = field(default_factory=dict)
+    steps: list[tuple[str, str]] = field(default_factory=list)
+
+    def figures(self) -> dict[str, Any]:
+        return {**self.report.figures(), **{k: v for k, v in self.facts.items() if _plain(v)}}
+
+
+def _plain(v: Any) -> bool:
+    return isinstance(v, (int, float, str, bool, list)) and not isinstance(v, dict)
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def stack_with(changes: dict[str, Any], base: Path = STACK_FILE) -> Path:
+    """A copy of the lab's stack file with `halb:` keys changed (dotted paths, list indexes as numbers)."""
+    doc = yaml.safe_load(base.read_text())
+    for path, value in changes.items():
+        first, *rest = path.split(".")
+        target: Any = doc["config"].setdefault(f"halb:{first}", {})
+        for part in rest[:-1]:
+            target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
+        last = rest[-1]
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+    fd, name = tempfile.mkstemp(prefix="halb-stack-", suffix=".yaml")
+    os.close(fd)
+    Path(name).write_text(yaml.safe_dump(doc))
+    return Path(name)
+
+
+def status(stack_file: Path = STACK_FILE) -> dict[str, Any]:
+    """`python -m halb status --stack lab --json`, as an operator runs it, against this stack file."""
+    with tempfile.TemporaryDirectory(prefix="halb-status-") as tmp:
+        (Path(tmp) / "Pulumi.lab.yaml").write_text(stack_file.read_text())
+        p = subprocess.run(
+            [sys.executable, "-m", "halb", "status", "--stack", "lab", "--json", "--no-host-key-check"],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
+        )
+    doc: dict[str, Any] = json.loads(p.stdout)
+    return doc
+
+
+def settle(owner: str = "lb1", timeout: float = 30) -> None:
+    if (
+        wait_until(lambda: holders() == [owner] and client_get(f"http://{VIP}/", timeout=0.5)[0] == 200, timeout)
+        is None
+    ):
+        raise AssertionError(f"{owner} did not settle as the only VIP holder: {holders()}")
+
+
+def haproxy_worker(name: str) -> str:
+    """The pid of haproxy's worker on a node: it changes with every reload."""
+    return nodes.ssh(node(name), 'pgrep -P "$(cat /run/haproxy.pid)" | head -1', timeout=10).stdout.strip()
+
+
+def invocation(name: str, unit: str) -> str:
+    """systemd's id of the unit's current run: it changes when the unit is stopped and started."""
+    return nodes.ssh(node(name), f"systemctl show -p InvocationID --value {unit}", timeout=10).stdout.strip()
+
+
+@contextmanager
+def watched() -> Iterator[Watch]:
+    with Watch() as w:
+        yield w
+
+
+# --------------------------------------------------------------------------- the drills
+
+
+def switchover() -> Drill:
+    """lb1 into maintenance (the VIP goes to lb2), then back (lb1 preempts again)."""
+    settle()
+    resting = stack_with({"nodes.0.maintenance": True})
+    try:
+        with watched() as w:
+            into = deploy(stack_file=resting, progress=quiet)
+            moved = wait_until(lambda: holders() == ["lb2"], 15, 0.05)
+            during = status(resting)
+            lb1_haproxy = nodes.ssh(node("lb1"), "systemctl is-active haproxy", timeout=10).stdout.strip()
+            back = deploy(progress=quiet)
+            returned = wait_until(lambda: holders() == ["lb1"], 15, 0.05)
+    finally:
+        resting.unlink()
+    assert w.report is not None
+    return Drill(
+        "switchover",
+        w.report,
+        {
+            "vip_on_lb2_after_deploy_s": moved,
+            "vip_back_on_lb1_s": returned,
+            "status_during": during["verdict"],
+            "status_summary": during["summary"],
+            "lb1_haproxy_during": lb1_haproxy,
+        },
+        into.ran() + back.ran(),
+    )
+
+
+def drain() -> Drill:
+    """Drain w1 of the http service, then put it back: through the runtime API, no reload."""
+    settle()
+    worker = haproxy_worker("lb1")
+    with watched() as w:
+        drained = deploy(sets=["haproxy.services[0].servers[0].state=drain"], progress=quiet)
+        bodies = {client_get(f"http://{VIP}/")[1].strip() for _ in range(12)}
+        weight = nodes.ssh(
+            node("lb1"),
+            "echo 'show servers state http' | socat - UNIX-CONNECT:/run/haproxy/admin.sock | awk '$4==\"w1\"{print $8}'",
+            timeout=10,
+        ).stdout.strip()
+        back = deploy(progress=quiet)
+        after: set[str] = set()
+
+        def all_served() -> bool:
+            after.add(client_get(f"http://{VIP}/")[1].strip())
+            return len(after) >= 4
+
+        w1_back_s = wait_until(all_served, 10, 0.01)
+    assert w.report is not None
+    return Drill(
+        "drain",
+        w.report,
+        {
+            "served_while_drained": sorted(bodies),
+            "w1_weight_while_drained": weight,
+            "served_after": sorted(after),
+            "w1_served_again_after_s": w1_back_s,
+            "reloaded": haproxy_worker("lb1") != worker,
+        },
+        drained.ran() + back.ran(),
+    )
+
+
+def rotation(what: str, ssh_delay: float = 6.0) -> Drill:
+    """Rotate a secret or the VRRP version while SSH to the MASTER is dropped for the first
+    `ssh_delay` seconds of the deploy, then return to the stack file (the same delay again)."""
+    settle()
+    change: list[str] = {
+        "vrrp-password": ["secret:keepalived.authPassword=Rot4ted1"],
+        "stats-password": ["secret:haproxy.stats.password=rotated-stats-password-0001"],
+        "vrrp-version": ["keepalived.version=3"],
+    }[what]
+    sets = [c for c in change if not c.startswith("secret:")]
+    secret_sets = [c.removeprefix("secret:") for c in change if c.startswith("secret:")]
+    backup_run = invocation("lb2", "keepalived")
+    results: list[Result] = []
+    started: dict[str, float] = {}
+    with watched() as w:
+        for phase, (s, ss) in (("rotate", (sets, secret_sets)), ("back", ([], []))):
+            t0 = time.monotonic()
+
+            def note(line: str, t0: float = t0, phase: str = phase) -> None:
+                if "halb-lb1-" in line and phase not in started:
+                    started[phase] = round(time.monotonic() - t0, 2)  # the MASTER's first step finished
+
+            with net.ssh_blocked_for(node("lb1"), ssh_delay):
+                results.append(deploy(sets=s, secret_sets=ss, progress=note))
+    assert w.report is not None
+    return Drill(
+        f"rotation-{what}",
+        w.report,
+        {
+            "master_first_step_done_s": started,
+            "backup_left_vrrp": invocation("lb2", "keepalived") != backup_run,
+        },
+        results[0].ran() + results[1].ran(),
+    )
+
+
+def teardown() -> Drill:
+    """`destroy`, then what is left on the nodes, then a deploy again (pre-flight included)."""
+    settle()
+    with watched() as w:
+        gone = destroy(progress=quiet)
+        vip_answers = client_get(f"http://{VIP}/", timeout=1)[0] != 0
+        left = {
+            n: nodes.ssh(
+                node(n), f"ls -d {MANAGED_GLOBS} 2>/dev/null; id keepalived_script 2>/dev/null", timeout=10
+            ).stdout.split()
+            for n in ("lb1", "lb2")
+        }
+        units = {
+            n: nodes.ssh(node(n), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
+            for n in ("lb1", "lb2")
+        }
+        after_destroy = holders()
+        again = deploy(progress=quiet)
+        settle()
+    assert w.report is not None
+    return Drill(
+        "teardown",
+        w.report,
+        {
+            "holders_after_destroy": after_destroy,
+            "vip_answers_after_destroy": vip_answers,
+            "files_left": left,
+            "units_after_destroy": units,
+            "deletes": [a.name for a in gone.actions if a.op == "delete" and a.seconds > 0],
+        },
+        again.ran(),
+    )
+
+
+def rebuild(name: str = "lb2") -> Drill:
+    """Wipe `name` and boot it afresh from the lab image, bump its generation, deploy."""
+    settle()
+    index = 0 if name == "lb1" else 1
+    bumped = stack_with({f"nodes.{index}.generation": 1})
+    try:
+        with watched() as w:
+            nodes.rebuild(node(name), image.image_dir())
+            blank = nodes.ssh(node(name), "test -e /etc/haproxy/halb-secrets.cfg && echo yes || echo no", timeout=10)
+            result = deploy(stack_file=bumped, progress=quiet)
+            settle()
+        services = nodes.ssh(node(name), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
+        st = status(bumped)
+    finally:
+        bumped.unlink()
+    assert w.report is not None
+    return Drill(
+        f"rebuild-{name}",
+        w.report,
+        {"was_blank": blank.stdout.strip() == "no", "services": services, "status": st["verdict"]},
+        result.ran(),
+    )
+
+
+def drift() -> Drill:
+    """A hand edit on lb1, found by `halb status`, repaired by replacing the step that owns the file."""
+    settle()
+    nodes.ssh(node("lb1"), "echo '# hand edit' >> /etc/haproxy/haproxy.cfg", timeout=10)
+    with watched() as w:
+        found = status()
+        repaired = deploy(replace=["halb-lb1-haproxy"], progress=quiet)
+        clean = status()
+    assert w.report is not None
+    return Drill(
+        "drift",
+        w.report,
+        {
+            "verdict": found["verdict"],
+            "exit_code": found["exit_code"],
+            "drifted": {n["name"]: n["drift"] for n in found["nodes"]},
+            "verdict_after_repair": clean["verdict"],
+        },
+        repaired.ran(),
+    )
+
+
+LIFECYCLE = ("switchover", "drain", "rotation-vrrp-password", "rotation-stats-password", "rotation-vrrp-version",
+             "rebuild-lb2", "drift", "teardown")  # fmt: skip
+
+
+def run(name: str) -> Drill:
+    if name.startswith("rotation-"):
+        return rotation(name.removeprefix("rotation-"))
+    if name.startswith("rebuild-"):
+        return rebuild(name.removeprefix("rebuild-"))
+    drills = {"switchover": switchover, "drain": drain, "drift": drift, "teardown": teardown}
+    return drills[name]()
