@@ -316,6 +316,15 @@ def test_drill_rebuild_lb2_and_bump_its_generation(deployed: Result) -> None:
     deploy(progress=quiet)  # back to generation 0: lb2 provisioned from scratch once more
 
 
+def test_drill_rename_a_node_keeps_the_host_provisioned(deployed: Result) -> None:
+    d = drills.rename()
+    one_holder(d)
+    assert d.report.failed == 0, d.report.summary()
+    assert d.facts["services_after_rename"] == ["active", "active"], "the old name's teardown left the host alone"
+    assert d.facts["owner_after_rename"] == "halb-lb3#0", d.facts
+    assert ("halb-lb2-teardown", "delete") in d.steps and ("halb-lb3-teardown", "delete") in d.steps, d.steps
+
+
 def test_drill_drift_found_and_repaired(deployed: Result) -> None:
     d = drills.drift()
     assert d.facts["verdict"] == "DRIFT" and d.facts["exit_code"] == 5, d.facts

@@ -275,6 +275,29 @@ def rebuild(name: str = "lb2") -> Drill:
     )
 
 
+def rename() -> Drill:
+    """Rename lb2 to lb3 in the stack (same host): the new name provisions it, and the old name's
+    teardown, which runs at the end of the deploy, leaves the host alone. Then back."""
+    settle()
+    renamed = stack_with({"nodes.1.name": "lb3"})
+    try:
+        with watched() as w:
+            there = deploy(stack_file=renamed, progress=quiet)
+            services = nodes.ssh(node("lb2"), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
+            owner = nodes.ssh(node("lb2"), "cat /var/lib/halb/owner", timeout=10).stdout.strip()
+            back = deploy(progress=quiet)
+            settle()
+    finally:
+        renamed.unlink()
+    assert w.report is not None
+    return Drill(
+        "rename",
+        w.report,
+        {"services_after_rename": services, "owner_after_rename": owner},
+        there.ran() + back.ran(),
+    )
+
+
 def drift() -> Drill:
     """A hand edit on lb1, found by `halb status`, repaired by replacing the step that owns the file."""
     settle()
@@ -298,7 +321,7 @@ def drift() -> Drill:
 
 
 LIFECYCLE = ("switchover", "drain", "rotation-vrrp-password", "rotation-stats-password", "rotation-vrrp-version",
-             "rebuild-lb2", "drift", "teardown")  # fmt: skip
+             "rebuild-lb2", "rename", "drift", "teardown")  # fmt: skip
 
 
 def run(name: str) -> Drill:
@@ -306,5 +329,5 @@ def run(name: str) -> Drill:
         return rotation(name.removeprefix("rotation-"))
     if name.startswith("rebuild-"):
         return rebuild(name.removeprefix("rebuild-"))
-    drills = {"switchover": switchover, "drain": drain, "drift": drift, "teardown": teardown}
+    drills = {"switchover": switchover, "drain": drain, "rename": rename, "drift": drift, "teardown": teardown}
     return drills[name]()
