@@ -13,8 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,12 +106,6 @@ def invocation(name: str, unit: str) -> str:
     return nodes.ssh(node(name), f"systemctl show -p InvocationID --value {unit}", timeout=10).stdout.strip()
 
 
-@contextmanager
-def watched() -> Iterator[Watch]:
-    with Watch() as w:
-        yield w
-
-
 # --------------------------------------------------------------------------- the drills
 
 
@@ -122,7 +114,7 @@ def switchover() -> Drill:
     settle()
     resting = stack_with({"nodes.0.maintenance": True})
     try:
-        with watched() as w:
+        with Watch() as w:
             into = deploy(stack_file=resting, progress=quiet)
             moved = wait_until(lambda: holders() == ["lb2"], 15, 0.05)
             during = status(resting)
@@ -150,7 +142,7 @@ def drain() -> Drill:
     """Drain w1 of the http service, then put it back: through the runtime API, no reload."""
     settle()
     worker = haproxy_worker("lb1")
-    with watched() as w:
+    with Watch() as w:
         drained = deploy(sets=["haproxy.services[0].servers[0].state=drain"], progress=quiet)
         bodies = {client_get(f"http://{VIP}/")[1].strip() for _ in range(12)}
         weight = nodes.ssh(
@@ -195,7 +187,7 @@ def rotation(what: str, ssh_delay: float = 6.0) -> Drill:
     backup_run = invocation("lb2", "keepalived")
     results: list[Result] = []
     started: dict[str, float] = {}
-    with watched() as w:
+    with Watch() as w:
         for phase, (s, ss) in (("rotate", (sets, secret_sets)), ("back", ([], []))):
             t0 = time.monotonic()
 
@@ -220,7 +212,7 @@ def rotation(what: str, ssh_delay: float = 6.0) -> Drill:
 def teardown() -> Drill:
     """`destroy`, then what is left on the nodes, then a deploy again (pre-flight included)."""
     settle()
-    with watched() as w:
+    with Watch() as w:
         gone = destroy(progress=quiet)
         vip_answers = client_get(f"http://{VIP}/", timeout=1)[0] != 0
         left = {
@@ -257,7 +249,7 @@ def rebuild(name: str = "lb2") -> Drill:
     index = 0 if name == "lb1" else 1
     bumped = stack_with({f"nodes.{index}.generation": 1})
     try:
-        with watched() as w:
+        with Watch() as w:
             nodes.rebuild(node(name), image.image_dir())
             blank = nodes.ssh(node(name), "test -e /etc/haproxy/halb-secrets.cfg && echo yes || echo no", timeout=10)
             result = deploy(stack_file=bumped, progress=quiet)
@@ -281,7 +273,7 @@ def rename() -> Drill:
     settle()
     renamed = stack_with({"nodes.1.name": "lb3"})
     try:
-        with watched() as w:
+        with Watch() as w:
             there = deploy(stack_file=renamed, progress=quiet)
             services = nodes.ssh(node("lb2"), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
             owner = nodes.ssh(node("lb2"), "cat /var/lib/halb/owner", timeout=10).stdout.strip()
@@ -302,7 +294,7 @@ def drift() -> Drill:
     """A hand edit on lb1, found by `halb status`, repaired by replacing the step that owns the file."""
     settle()
     nodes.ssh(node("lb1"), "echo '# hand edit' >> /etc/haproxy/haproxy.cfg", timeout=10)
-    with watched() as w:
+    with Watch() as w:
         found = status()
         repaired = deploy(replace=["halb-lb1-haproxy"], progress=quiet)
         clean = status()
