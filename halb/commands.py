@@ -23,7 +23,9 @@ OWNER_DIR = "/var/lib/halb"  # `owner`: which teardown resource provisioned this
 HELD = "/run/halb/vrrp-held"  # this node left VRRP for a change of the shared settings
 PENDING = "/run/halb/vrrp-pending"  # this node holds the VIP and waits to take new shared settings
 # Every file halb installs (the teardown removes them all).
-MANAGED = ("keepalived_conf", "keepalived_auth", "haproxy_cfg", "haproxy_secrets", "haproxy_dropin", "tmpfiles")
+MANAGED = ("keepalived_conf", "keepalived_auth", "haproxy_cfg", "haproxy_secrets", "haproxy_dropin",
+           "keepalived_dropin", "haproxy_watch_unit", "tmpfiles")  # fmt: skip
+WATCH = "halb-haproxy-watch"  # the service that judges haproxy's health for keepalived
 
 
 def sha256(text: str) -> str:
@@ -147,6 +149,7 @@ if ! id {SCRIPT_USER} >/dev/null 2>&1; then
 fi
 {body}systemd-tmpfiles --create {PATHS["tmpfiles"]}
 systemctl daemon-reload
+systemctl try-restart {WATCH}  # picks up a changed watcher; not started here the first time
 # No sysctl is needed: haproxy binds the wildcard address, so the VIP need not be local.
 {firewall(cfg, peer_address, "add")}if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
     setsebool -P haproxy_connect_any 1
@@ -275,8 +278,9 @@ esac
 
 def services_script() -> str:
     return f"""set -eu
-systemctl enable haproxy keepalived
+systemctl enable haproxy keepalived {WATCH}
 systemctl is-active --quiet haproxy || systemctl start haproxy
+systemctl is-active --quiet {WATCH} || systemctl start {WATCH}
 if [ ! -e {HELD} ]; then
     systemctl is-active --quiet keepalived || systemctl start keepalived
 fi
@@ -330,11 +334,11 @@ if [ -n "$current" ] && [ "$current" != {shlex.quote(owner)} ]; then
 fi
 # keepalived first: a MASTER that stops sends a priority-0 advert, so its peer takes over at once.
 systemctl disable --now keepalived 2>/dev/null || true
-systemctl disable --now haproxy 2>/dev/null || true
-systemctl reset-failed keepalived haproxy 2>/dev/null || true
+systemctl disable --now haproxy {WATCH} 2>/dev/null || true
+systemctl reset-failed keepalived haproxy {WATCH} 2>/dev/null || true
 rm -f {files}
-rm -rf {shlex.quote(posixpath.dirname(PATHS["haproxy_check"]))} {shlex.quote(PATHS["state_dir"])} {OWNER_DIR}
-rmdir {shlex.quote(posixpath.dirname(PATHS["haproxy_dropin"]))} 2>/dev/null || true
+rm -rf {shlex.quote(posixpath.dirname(PATHS["haproxy_watch"]))} {shlex.quote(PATHS["state_dir"])} {OWNER_DIR}
+rmdir {shlex.quote(posixpath.dirname(PATHS["haproxy_dropin"]))} {shlex.quote(posixpath.dirname(PATHS["keepalived_dropin"]))} 2>/dev/null || true
 systemctl daemon-reload 2>/dev/null || true
 {firewall(cfg, peer_address, "remove")}if id {SCRIPT_USER} >/dev/null 2>&1; then userdel {SCRIPT_USER} || true; fi
 echo "halb: {node} torn down (services stopped and disabled, halb's files removed, packages kept)"

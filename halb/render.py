@@ -8,6 +8,7 @@ preview shows line-level changes of the main files while secrets stay secret.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,11 +29,14 @@ PATHS = {
     "haproxy_secrets": "/etc/haproxy/halb-secrets.cfg",
     "haproxy_dropin": "/etc/systemd/system/haproxy.service.d/halb.conf",
     "tmpfiles": "/etc/tmpfiles.d/halb.conf",
-    "haproxy_check": "/usr/local/libexec/halb/haproxy-check",
+    "haproxy_watch": "/usr/local/libexec/halb/haproxy-watch",
+    "haproxy_watch_unit": "/etc/systemd/system/halb-haproxy-watch.service",
+    "keepalived_dropin": "/etc/systemd/system/keepalived.service.d/halb.conf",
     "haproxy_state": "/usr/local/libexec/halb/haproxy-state",
     "vrrp_notify": "/usr/local/libexec/halb/vrrp-notify",
     "state_dir": "/run/halb",
     "haproxy_down": "/run/halb/haproxy-down",
+    "haproxy_health": "/run/halb/haproxy-health",
     "vrrp_state": "/run/halb/vrrp-state",
 }
 SCRIPT_USER = "keepalived_script"
@@ -116,7 +120,8 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "instance": INSTANCE,
         "script_user": SCRIPT_USER,
         "track_file_name": "halb_haproxy_down",
-        "check_script_name": "halb_haproxy_alive",
+        "health_file_name": "halb_haproxy_health",
+        "rise_probes": math.ceil(k.health_check.rise / k.health_check.interval),
         "stats_userlist": "halb_stats",
         "haproxy_bin": HAPROXY_BIN,
         "check_args": {
@@ -137,7 +142,9 @@ def node_files(cfg: HalbConfig, node_name: str, plan: AddressPlan | None = None)
     return [
         NodeFile(PATHS["tmpfiles"], _render("tmpfiles.d/halb.conf.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_state"], _render("haproxy-state.j2", **ctx), "0755", "system"),
-        NodeFile(PATHS["haproxy_check"], _render("haproxy-check.j2", **ctx), "0755", "system"),
+        NodeFile(PATHS["haproxy_watch"], _render("haproxy-watch.j2", **ctx), "0755", "system"),
+        NodeFile(PATHS["haproxy_watch_unit"], _render("halb-haproxy-watch.service.j2", **ctx), "0644", "system"),
+        NodeFile(PATHS["keepalived_dropin"], _render("keepalived.service.d/halb.conf.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["vrrp_notify"], _render("vrrp-notify.j2", **ctx), "0755", "system"),
         NodeFile(PATHS["haproxy_dropin"], _render("haproxy.service.d/halb.conf.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_cfg"], _render("haproxy.cfg.j2", **ctx), "0644", "haproxy"),

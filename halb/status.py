@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from halb.commands import HELD
+from halb.render import PATHS
 
 if TYPE_CHECKING:
     from halb.config import HalbConfig
@@ -34,6 +35,7 @@ class NodeState:
     hashes: dict[str, str] = field(default_factory=dict)  # managed file -> sha256 (missing files absent)
     maintenance: bool = False  # from the stack's config
     drift: list[str] = field(default_factory=list)  # managed files that differ from the render
+    why: str = ""  # why haproxy does not count as healthy here (what keeps a node in FAULT)
 
 
 # Exit codes of `halb status`, one per verdict.
@@ -73,9 +75,10 @@ def assess(nodes: list[NodeState]) -> Verdict:
             f"DEGRADED: {holders[0]} holds the VIP; {', '.join(held)} left VRRP for a rollout that did not "
             "finish (run `pulumi up` again)",
         )
-    down = [n.name for n in nodes if n.haproxy != "active" or n.keepalived != "active"]
+    down = [n for n in nodes if n.haproxy != "active" or n.keepalived != "active" or n.why]
     if down:
-        return Verdict(True, f"DEGRADED: {holders[0]} holds the VIP; services down on {', '.join(down)}")
+        what = "; ".join(f"{n.name}: {n.why or 'services down'}" for n in down)
+        return Verdict(True, f"DEGRADED: {holders[0]} holds the VIP; {what}")
     drifted = [f"{n.name}: {', '.join(n.drift)}" for n in nodes if n.drift]
     if drifted:
         return Verdict(
@@ -102,6 +105,9 @@ def probe_script(vip: str, files: list[str]) -> str:
             for u in UNITS
         )
         + f"[ -e {HELD} ] && echo 'held yes' || echo 'held no'; "
+        + f'echo "down $(cat {PATHS["haproxy_down"]} 2>/dev/null)"; echo "health $(cat {PATHS["haproxy_health"]} 2>/dev/null)"; '
+        + 'echo "restarts $(systemctl show -p NRestarts --value haproxy)"; '
+        + 'echo "result $(systemctl show -p Result --value haproxy)"; '
         + (
             f"{{ sudo -n sha256sum {hashes} 2>/dev/null || sha256sum {hashes} 2>/dev/null; }} | sed 's/^/sha256 /'; "
             if files
@@ -133,7 +139,19 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
         enabled={u: values.get(f"enabled.{u}") or "unknown" for u in UNITS},
         held=values.get("held") == "yes",
         hashes=hashes,
+        why=haproxy_trouble(values),
     )
+
+
+def haproxy_trouble(values: dict[str, str]) -> str:
+    """Why haproxy does not count as healthy on a node, from the probe's values ('' when it does)."""
+    if values.get("result") == "start-limit-hit":
+        return f"haproxy crash loop: systemd gave up after {values.get('restarts', '?')} restarts (fix it, then `systemctl reset-failed haproxy; systemctl start haproxy`)"
+    if values.get("down") == "1":
+        return "haproxy is not running"
+    if values.get("health") == "1":
+        return "haproxy does not answer /healthz (hung, or back for less than healthCheck.rise)"
+    return ""
 
 
 def drift(state: NodeState, expected: dict[str, str]) -> list[str]:
@@ -211,6 +229,7 @@ def report(cfg: HalbConfig, states: list[NodeState], verdict: Verdict, secrets_k
             detail = f"VRRP {state.vrrp_state}, VIP {'held' if state.holds_vip else 'not held'}, {units}"
             detail += "; in maintenance" if node.maintenance else ""
             detail += "; out of VRRP for an unfinished rollout" if state.held else ""
+            detail += f"; {state.why}" if state.why else ""
             detail += f"; DRIFT in {', '.join(state.drift)}" if state.drift else "; files as rendered"
         else:
             detail = f"cannot reach it ({state.error})"

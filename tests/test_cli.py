@@ -52,7 +52,7 @@ def test_render_writes_each_nodes_files_with_placeholder_secrets(tmp_path: Path)
         auth = tmp_path / node / "etc/keepalived/halb-auth.conf"
         assert auth.read_text().rstrip().endswith("auth_pass @SECRET@"), f"{node}: {auth}"
         assert (tmp_path / node / "etc/haproxy/haproxy.cfg").is_file()
-        assert (tmp_path / node / "usr/local/libexec/halb/haproxy-check").stat().st_mode & 0o111
+        assert (tmp_path / node / "usr/local/libexec/halb/haproxy-watch").stat().st_mode & 0o111
 
 
 def test_readme_config_reference_is_in_step_with_the_model() -> None:

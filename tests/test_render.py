@@ -79,8 +79,9 @@ def test_validators_catch_broken_files(tmp_path: Path) -> None:
     # what the seed inherits from the distribution's defaults: HTTP logging on a TCP frontend
     cfg.write_text(cfg.read_text().replace("    option tcplog\n", "    option httplog\n", 1))
     assert haproxy_check(out).rc != 0, "haproxy -dW accepted inherited `option httplog` in tcp proxies"
-    (out / PATHS["haproxy_check"].lstrip("/")).unlink()
-    assert keepalived_check(out, "ens192").rc == 5, "keepalived -t accepted a missing check script"
+    conf = out / PATHS["keepalived_conf"].lstrip("/")
+    conf.write_text(re.sub(r"virtual_router_id \d+", "virtual_router_id 999", conf.read_text()))
+    assert keepalived_check(out, "ens192").rc == 5, "keepalived -t accepted virtual_router_id 999"
 
 
 def test_roles_states_and_priorities() -> None:

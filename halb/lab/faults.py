@@ -1,0 +1,143 @@
+"""Unplanned faults on the lab, each watched by a client and an auditor (halb.lab.watch).
+
+Every drill injects one fault on the MASTER (lb1) of a settled pair, under the same client load
+as the day-two drills, waits until the pair has healed, and returns what it saw. The test suite
+asserts on the outcome; `make bench` reports the same drills for every profile.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from halb.lab import image, net, nodes
+from halb.lab.drills import Drill, settle, status
+from halb.lab.probes import client_get, holders, node, service, wait_until
+from halb.lab.topology import NODES, VIP
+from halb.lab.watch import Watch
+
+
+def _vrrp_state(name: str) -> str:
+    return nodes.ssh(node(name), "cat /run/halb/vrrp-state 2>/dev/null || echo UNKNOWN", timeout=10).stdout.strip()
+
+
+def _drill(name: str, w: Watch, **facts: Any) -> Drill:
+    assert w.report is not None
+    return Drill(name, w.report, facts)
+
+
+def keepalived_crash() -> Drill:
+    """keepalived SIGKILLed on the MASTER: systemd brings it back, and the pair is redundant again."""
+    settle()
+    with Watch() as w:
+        t0 = time.monotonic()
+        nodes.ssh(node("lb1"), "systemctl kill --signal=SIGKILL keepalived", timeout=10)
+        time.sleep(0.3)
+        back = wait_until(lambda: service("lb1", "keepalived") == "active", 10, 0.1)
+        restarted = None if back is None else round(time.monotonic() - t0, 2)
+        returned = wait_until(lambda: holders() == ["lb1"] and _vrrp_state("lb2") == "BACKUP", 20, 0.1)
+    st = status()
+    return _drill("keepalived-crash", w, restarted_after_s=restarted, redundant_after_s=returned, status=st["verdict"])
+
+
+def haproxy_crash() -> Drill:
+    """haproxy SIGKILLed on the MASTER and restarted by systemd, as packaged."""
+    settle()
+    with Watch() as w:
+        nodes.ssh(node("lb1"), "systemctl kill --signal=SIGKILL haproxy", timeout=10)
+        moved = wait_until(lambda: holders() == ["lb2"], 5, 0.02)
+        returned = wait_until(lambda: holders() == ["lb1"], 30, 0.1)
+    return _drill("haproxy-crash", w, vip_on_lb2_s=moved, vip_back_s=returned, haproxy=service("lb1", "haproxy"))
+
+
+def haproxy_crash_loop(seconds: float = 15) -> Drill:
+    """haproxy killed on the MASTER every time it starts, for a while: the node must end in FAULT
+    and stay there (no flapping); `halb status` says why. Then an operator repairs it."""
+    settle()
+    killer = (
+        f"end=$(($(date +%s) + {int(seconds)})); "
+        'while [ "$(date +%s)" -lt "$end" ]; do pkill -KILL -x haproxy; sleep 0.2; done'
+    )
+    with Watch() as w:
+        nodes.ssh(node("lb1"), killer, timeout=seconds + 20)
+        time.sleep(3)
+        state = _vrrp_state("lb1")
+        st = status()
+    why = next((n["why"] for n in st["nodes"] if n["name"] == "lb1"), "")
+    unit = nodes.ssh(node("lb1"), "systemctl show -p Result --value haproxy", timeout=10).stdout.strip()
+    nodes.ssh(node("lb1"), "systemctl reset-failed haproxy; systemctl start haproxy", timeout=20)
+    settle(timeout=40)
+    return _drill("haproxy-crash-loop", w, lb1_state=state, unit_result=unit, status=st["verdict"], why=why)
+
+
+def haproxy_hang(seconds: float = 12) -> Drill:
+    """Every haproxy process on the MASTER SIGSTOPped (the kernel still accepts connections, nothing
+    answers), then resumed."""
+    settle()
+    with Watch() as w:
+        nodes.ssh(node("lb1"), "kill -STOP $(pidof haproxy)", timeout=10)
+        moved = wait_until(lambda: holders() == ["lb2"], 5, 0.02)
+        time.sleep(max(0.0, seconds - (moved or 0)))
+        nodes.ssh(node("lb1"), "kill -CONT $(pidof haproxy)", timeout=10)
+        returned = wait_until(lambda: holders() == ["lb1"], 30, 0.1)
+    return _drill("haproxy-hang", w, vip_on_lb2_s=moved, vip_back_s=returned)
+
+
+def link_flap(seconds: float = 12) -> Drill:
+    """The MASTER's link cut for a while, then plugged back. While cut, lb1 cannot hear lb2 and
+    keeps the VIP on an interface nobody reaches: both hold it, and only lb2 is reachable."""
+    settle()
+    lb1 = node("lb1")
+    with Watch() as w:
+        net.cut(lb1)
+        try:
+            moved = wait_until(lambda: client_get(f"http://{VIP}/", timeout=0.25)[0] == 200, 10, 0.02)
+            time.sleep(max(0.0, seconds - (moved or 0)))
+        finally:
+            net.plug(lb1)
+        returned = wait_until(lambda: holders() == ["lb1"], 15, 0.05)
+        time.sleep(1)
+    return _drill("link-flap", w, answers_again_s=moved, one_holder_again_s=returned)
+
+
+def power_cycle() -> Drill:
+    """The MASTER powered off, then booted again."""
+    settle()
+    lb1 = node("lb1")
+    with Watch() as w:
+        nodes.poweroff(lb1)
+        moved = wait_until(lambda: holders() == ["lb2"], 10, 0.05)
+        nodes.boot(lb1, image.image_dir())
+        nodes.wait_ssh(lb1)
+        returned = wait_until(lambda: holders() == ["lb1"], 60, 0.1)
+    return _drill("power-cycle", w, vip_on_lb2_s=moved, vip_back_s=returned)
+
+
+def cold_start() -> Drill:
+    """Both nodes powered off, then started together: the VIP answers within seconds of boot."""
+    settle()
+    for n in NODES:
+        nodes.poweroff(n)
+    with Watch(settle=0.1) as w:
+        t0 = time.monotonic()
+        for n in NODES:
+            nodes.boot(n, image.image_dir())
+        answered = wait_until(lambda: client_get(f"http://{VIP}/", timeout=0.25)[0] == 200, 60, 0.05)
+        time.sleep(3)
+        after = holders()
+    for n in NODES:
+        nodes.wait_ssh(n)
+    settle(timeout=60)
+    return _drill("cold-start", w, vip_answers_after_boot_s=answered, holders_after=after,
+                  booted_at=round(t0, 3))  # fmt: skip
+
+
+FAULTS = {
+    "keepalived-crash": keepalived_crash,
+    "haproxy-crash": haproxy_crash,
+    "haproxy-crash-loop": haproxy_crash_loop,
+    "haproxy-hang": haproxy_hang,
+    "link-flap": link_flap,
+    "power-cycle": power_cycle,
+    "cold-start": cold_start,
+}
