@@ -26,13 +26,14 @@ outages and samples with not exactly one holder. LIFECYCLE=0 skips them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ sys.path[:0] = [str(ROOT)]
 
 
 from halb.config import load_stack_file  # noqa: E402
-from halb.lab import drills, lab, net, nodes  # noqa: E402
+from halb.lab import drills, faults, lab, net, nodes  # noqa: E402
 from halb.lab.deploy import MOCK_STATE, deploy  # noqa: E402
 from halb.lab.probes import client_get, holders, node, vip_served_by, wait_until  # noqa: E402
 from halb.lab.topology import CLIENT, VIP, WORKERS  # noqa: E402
@@ -366,6 +367,60 @@ def lifecycle(profile: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+FAULT_RUNS = int(os.environ.get("FAULT_RUNS", "20"))  # link flap and hang: p50/p99 over this many runs
+
+
+def fault_rows(profile: str) -> dict[str, dict[str, Any]]:
+    """Every fault drill once (halb.lab.faults), then link flap and hang FAULT_RUNS times each."""
+    halb = profile == "halb"
+    runs: dict[str, Callable[[], drills.Drill]] = {
+        "keepalived-crash": lambda: faults.keepalived_crash(halb=halb),
+        "haproxy-crash": faults.haproxy_crash,
+        "haproxy-hang": faults.haproxy_hang,
+        "link-flap": faults.link_flap,
+        "power-cycle": faults.power_cycle,
+        "cold-start": faults.cold_start,
+    }
+    if halb:
+        runs["haproxy-crash-loop"] = faults.haproxy_crash_loop
+    out: dict[str, dict[str, Any]] = {}
+    for name, run in runs.items():
+        try:
+            d = run()
+        except AssertionError as e:  # the pair did not heal: a result too
+            out[name] = {"did_not_heal": str(e)}
+            print(f"bench: {profile}: {name}: did not heal: {e}", flush=True)
+            continue
+        print(f"bench: {profile}: {name}: {d.report.summary()}", flush=True)
+        out[name] = d.figures()
+    for name in ("link-flap", "haproxy-hang"):
+        longest = []
+        failed = []
+        for _ in range(FAULT_RUNS):
+            try:
+                d = runs[name]()
+            except AssertionError as e:
+                print(f"bench: {profile}: {name}: did not heal: {e}", flush=True)
+                continue
+            longest.append(d.report.outages[0] if d.report.outages else 0.0)
+            failed.append(d.report.failed)
+        out[name]["runs"] = FAULT_RUNS
+        out[name]["first_outage_p50_s"] = round(percentile(longest, 50), 3)
+        out[name]["first_outage_p99_s"] = round(percentile(longest, 99), 3)
+        out[name]["failed_requests_p50"] = percentile(failed, 50)
+        print(f"bench: {profile}: {name} x{FAULT_RUNS}: {out[name]}", flush=True)
+    return out
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = math.ceil(len(ordered) * p / 100)
+    return float(ordered[max(0, min(len(ordered), rank) - 1)])
+
+
 def lifecycle_table(figures: dict[str, dict[str, dict[str, Any]]]) -> str:
     lines = ["| lifecycle | drill | failed requests | outages | longest outage s | samples not one holder |"]
     lines.append("| --- | --- | --- | --- | --- | --- |")
@@ -392,17 +447,21 @@ def main() -> int:
         return 2
     results: dict[str, dict[str, float]] = {}
     life: dict[str, dict[str, dict[str, Any]]] = {}
+    fault: dict[str, dict[str, dict[str, Any]]] = {}
     try:
         for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
             results[profile] = measure(profile)
+            if os.environ.get("FAULTS", "1") != "0":
+                fault[profile] = fault_rows(profile)
             if os.environ.get("LIFECYCLE", "1") != "0":
                 life[profile] = lifecycle(profile)
     finally:
         lab.down()
     print(table(results))
     print(lifecycle_table(life))
+    print(json.dumps({"faults": fault}, indent=1))
     if os.environ.get("JSON"):
-        doc: dict[str, Any] = {**results, "lifecycle": life}
+        doc: dict[str, Any] = {**results, "faults": fault, "lifecycle": life}
         Path(os.environ["JSON"]).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"bench: wrote {os.environ['JSON']}")
     return 0

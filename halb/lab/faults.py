@@ -7,6 +7,7 @@ asserts on the outcome; `make bench` reports the same drills for every profile.
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -26,8 +27,9 @@ def _drill(name: str, w: Watch, **facts: Any) -> Drill:
     return Drill(name, w.report, facts)
 
 
-def keepalived_crash() -> Drill:
-    """keepalived SIGKILLed on the MASTER: systemd brings it back, and the pair is redundant again."""
+def keepalived_crash(halb: bool = True) -> Drill:
+    """keepalived SIGKILLed on the MASTER: systemd brings it back, and the pair is redundant again.
+    `halb=False` for the benchmark's other profiles (no halb status, no state file)."""
     settle()
     with Watch() as w:
         t0 = time.monotonic()
@@ -35,9 +37,9 @@ def keepalived_crash() -> Drill:
         time.sleep(0.3)
         back = wait_until(lambda: service("lb1", "keepalived") == "active", 10, 0.1)
         restarted = None if back is None else round(time.monotonic() - t0, 2)
-        returned = wait_until(lambda: holders() == ["lb1"] and _vrrp_state("lb2") == "BACKUP", 20, 0.1)
-    st = status()
-    return _drill("keepalived-crash", w, restarted_after_s=restarted, redundant_after_s=returned, status=st["verdict"])
+        returned = wait_until(lambda: holders() == ["lb1"] and (not halb or _vrrp_state("lb2") == "BACKUP"), 20, 0.1)
+    verdict = status()["verdict"] if halb else ""
+    return _drill("keepalived-crash", w, restarted_after_s=restarted, redundant_after_s=returned, status=verdict)
 
 
 def haproxy_crash() -> Drill:
@@ -72,9 +74,10 @@ def haproxy_crash_loop(seconds: float = 15) -> Drill:
 
 def haproxy_hang(seconds: float = 12) -> Drill:
     """Every haproxy process on the MASTER SIGSTOPped (the kernel still accepts connections, nothing
-    answers), then resumed."""
+    answers), then resumed. Injected at a random phase of the advert cycle."""
     settle()
     with Watch() as w:
+        time.sleep(random.uniform(0, 1))
         nodes.ssh(node("lb1"), "kill -STOP $(pidof haproxy)", timeout=10)
         moved = wait_until(lambda: holders() == ["lb2"], 5, 0.02)
         time.sleep(max(0.0, seconds - (moved or 0)))
@@ -89,6 +92,7 @@ def link_flap(seconds: float = 12) -> Drill:
     settle()
     lb1 = node("lb1")
     with Watch() as w:
+        time.sleep(random.uniform(0, 1))  # a random phase of the advert cycle
         net.cut(lb1)
         try:
             moved = wait_until(lambda: client_get(f"http://{VIP}/", timeout=0.25)[0] == 200, 10, 0.02)
