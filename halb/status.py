@@ -145,8 +145,15 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
 
 def haproxy_trouble(values: dict[str, str]) -> str:
     """Why haproxy does not count as healthy on a node, from the probe's values ('' when it does)."""
-    if values.get("result") == "start-limit-hit":
-        return f"haproxy crash loop: systemd gave up after {values.get('restarts', '?')} restarts (fix it, then `systemctl reset-failed haproxy; systemctl start haproxy`)"
+    restarts = values.get("restarts", "0")
+    looped = values.get("result") == "start-limit-hit" or (
+        values.get("active.haproxy") == "failed" and restarts.isdigit() and int(restarts) >= 4
+    )
+    if looped:
+        return (
+            f"haproxy crash loop: systemd gave up after {restarts} restarts "
+            "(fix it, then `systemctl reset-failed haproxy; systemctl start haproxy`)"
+        )
     if values.get("down") == "1":
         return "haproxy is not running"
     if values.get("health") == "1":

@@ -29,7 +29,7 @@ def test_samples_without_exactly_one_holder_are_listed_with_their_time() -> None
     samples = [(10.0, ["lb1"]), (10.05, ["lb1", "lb2"]), (10.1, []), (10.15, ["lb2"])]
     r = analyse([(10.0, True)], samples)
     assert r.bad_samples == [(0.05, ("lb1", "lb2")), (0.1, ())], r.bad_samples
-    assert r.holders_seen == ["lb1", "lb2"], r.holders_seen
+    assert r.holders_seen == ["lb1", "lb1+lb2", "lb2"], r.holders_seen
     assert "2/4 holder samples not exactly one" in r.summary(), r.summary()
 
 

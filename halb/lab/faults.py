@@ -66,10 +66,10 @@ def haproxy_crash_loop(seconds: float = 15) -> Drill:
         state = _vrrp_state("lb1")
         st = status()
     why = next((n["why"] for n in st["nodes"] if n["name"] == "lb1"), "")
-    unit = nodes.ssh(node("lb1"), "systemctl show -p Result --value haproxy", timeout=10).stdout.strip()
+    unit = service("lb1", "haproxy")
     nodes.ssh(node("lb1"), "systemctl reset-failed haproxy; systemctl start haproxy", timeout=20)
     settle(timeout=40)
-    return _drill("haproxy-crash-loop", w, lb1_state=state, unit_result=unit, status=st["verdict"], why=why)
+    return _drill("haproxy-crash-loop", w, lb1_state=state, haproxy=unit, status=st["verdict"], why=why)
 
 
 def haproxy_hang(seconds: float = 12) -> Drill:

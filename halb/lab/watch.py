@@ -98,9 +98,9 @@ def analyse(requests: list[tuple[float, bool]], samples: list[tuple[float, list[
         outages.append(end - began)
     seen: list[str] = []
     for _, hs in samples:
-        for h in hs:
-            if not seen or seen[-1] != h:
-                seen.append(h)
+        who = "+".join(hs)
+        if who and (not seen or seen[-1] != who):
+            seen.append(who)
     bad = [(round(t - start, 3), tuple(hs)) for t, hs in samples if len(hs) != 1]
     return Report(
         requests=len(requests),
