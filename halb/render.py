@@ -37,6 +37,7 @@ PATHS = {
     "state_dir": "/run/halb",
     "haproxy_down": "/run/halb/haproxy-down",
     "haproxy_health": "/run/halb/haproxy-health",
+    "backends_down": "/run/halb/backends-down",
     "vrrp_state": "/run/halb/vrrp-state",
 }
 SCRIPT_USER = "keepalived_script"
@@ -121,6 +122,9 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "script_user": SCRIPT_USER,
         "track_file_name": "halb_haproxy_down",
         "health_file_name": "halb_haproxy_health",
+        "backends_file_name": "halb_backends_down",
+        "backends_penalty": k.master_priority - k.backup_priority + 1 + 100,
+        "backends_every": 5,
         "rise_probes": math.ceil(k.health_check.rise / k.health_check.interval),
         "stats_userlist": "halb_stats",
         "haproxy_bin": HAPROXY_BIN,

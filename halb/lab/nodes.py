@@ -112,10 +112,17 @@ def boot(host: Host, base: Path) -> None:
 
 
 def wait_ssh(host: Host, timeout: float = 90) -> None:
+    """Until the node answers SSH and has finished booting (before that, sshd lets in root only:
+    /run/nologin keeps the deploy user out)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if ssh(host, "true", timeout=5).returncode == 0:
+            if (
+                ssh(
+                    host, "timeout 60 systemctl is-system-running --wait; test ! -e /run/nologin", timeout=65
+                ).returncode
+                == 0
+            ):
                 return
         except subprocess.TimeoutExpired:
             pass
