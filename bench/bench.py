@@ -388,7 +388,7 @@ def fault_rows(profile: str) -> dict[str, dict[str, Any]]:
         restore()
         try:
             d = run()
-        except AssertionError as e:  # the pair did not heal: a result too
+        except (AssertionError, TimeoutError) as e:  # the pair did not heal: a result too
             out[name] = {"did_not_heal": str(e)}
             print(f"bench: {profile}: {name}: did not heal: {e}", flush=True)
             continue
@@ -401,7 +401,7 @@ def fault_rows(profile: str) -> dict[str, dict[str, Any]]:
             restore()
             try:
                 d = runs[name]()
-            except AssertionError as e:
+            except (AssertionError, TimeoutError) as e:
                 print(f"bench: {profile}: {name}: did not heal: {e}", flush=True)
                 continue
             longest.append(d.report.outages[0] if d.report.outages else 0.0)

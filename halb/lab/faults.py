@@ -7,14 +7,16 @@ asserts on the outcome; `make bench` reports the same drills for every profile.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
 from typing import Any
 
 from halb.lab import image, net, nodes
 from halb.lab.drills import Drill, settle, status
 from halb.lab.probes import client_get, holders, node, service, wait_until
-from halb.lab.topology import NODES, VIP
+from halb.lab.topology import NODES, VIP, WORKERS
 from halb.lab.watch import Watch
 
 
@@ -136,6 +138,41 @@ def cold_start() -> Drill:
                   booted_at=round(t0, 3))  # fmt: skip
 
 
+def _worker_pid(name: str) -> int:
+    from halb.lab.lab import worker_pidfile
+
+    return int(worker_pidfile(next(w for w in WORKERS if w.name == name)).read_text())
+
+
+def worker_killed(name: str = "w1", seconds: float = 4) -> Drill:
+    """A backend worker SIGKILLed under load (connections refused): haproxy retries the refused
+    connection on another server (redispatch) and marks the server down at once (observe layer4)."""
+    from halb.lab import lab
+
+    settle()
+    with Watch() as w:
+        os.kill(_worker_pid(name), signal.SIGKILL)  # the lab's own worker, by its id
+        time.sleep(seconds)
+    lab.start_worker(next(h for h in WORKERS if h.name == name))
+    wait_until(lambda: name in {client_get(f"http://{VIP}/")[1].strip() for _ in range(8)}, 20, 0.2)
+    return _drill("worker-killed", w)
+
+
+def worker_hung(name: str = "w1", seconds: float = 6) -> Drill:
+    """A backend worker SIGSTOPped under load: the kernel still accepts connections and nothing
+    answers, so in TCP mode the requests already sent to it fail until its checks fail."""
+    settle()
+    pid = _worker_pid(name)
+    with Watch() as w:
+        os.kill(pid, signal.SIGSTOP)  # the lab's own worker, by its id
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_until(lambda: name in {client_get(f"http://{VIP}/")[1].strip() for _ in range(8)}, 20, 0.2)
+    return _drill("worker-hung", w)
+
+
 FAULTS = {
     "keepalived-crash": keepalived_crash,
     "haproxy-crash": haproxy_crash,
@@ -144,4 +181,6 @@ FAULTS = {
     "link-flap": link_flap,
     "power-cycle": power_cycle,
     "cold-start": cold_start,
+    "worker-killed": worker_killed,
+    "worker-hung": worker_hung,
 }

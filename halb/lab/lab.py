@@ -17,7 +17,7 @@ TOOLS = ["ip", "debootstrap", "systemd-nspawn", "ssh", "ssh-keygen", "openssl", 
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def _worker_pidfile(host: Host) -> Path:
+def worker_pidfile(host: Host) -> Path:
     return STATE / "workers" / f"{host.name}.pid"
 
 
@@ -52,7 +52,7 @@ def _keys() -> None:
 
 
 def start_worker(host: Host) -> None:
-    _worker_pidfile(host).parent.mkdir(parents=True, exist_ok=True)
+    worker_pidfile(host).parent.mkdir(parents=True, exist_ok=True)
     log = (STATE / "workers" / f"{host.name}.log").open("ab")
     proc = subprocess.Popen(
         [
@@ -77,11 +77,11 @@ def start_worker(host: Host) -> None:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    _worker_pidfile(host).write_text(str(proc.pid))
+    worker_pidfile(host).write_text(str(proc.pid))
 
 
 def stop_worker(host: Host) -> None:
-    pidfile = _worker_pidfile(host)
+    pidfile = worker_pidfile(host)
     try:
         pid = int(pidfile.read_text())
         os.killpg(pid, signal.SIGTERM)  # the worker's own session: only what we started
