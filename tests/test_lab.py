@@ -226,6 +226,21 @@ def test_fault_cold_start_of_both_nodes(deployed: Result) -> None:
     assert len(d.facts["holders_after"]) == 1, d.facts
 
 
+def test_fault_backend_worker_killed_is_routed_around(deployed: Result) -> None:
+    d = faults.worker_killed()
+    # A refused connection is redispatched to another server; only a request that was inside the
+    # worker when it died (TCP mode: nothing to replay) can fail.
+    assert d.report.failed <= 1 and d.report.bad_samples == [], d.report.summary()
+
+
+def test_fault_backend_worker_hung_is_taken_out_by_its_checks(deployed: Result) -> None:
+    d = faults.worker_hung()
+    # In TCP mode the requests already sent to a hung worker cannot be replayed: they fail until
+    # two checks (1 s apart, 2 s budget) mark it down.
+    assert d.facts["last_failure_after_s"] <= 3.5, (d.facts, d.report.summary())
+    assert d.report.bad_samples == [], d.report.summary()
+
+
 def _replay_with(name: str, mutate: Any) -> tuple[int, str]:
     """Run a deployed step's script again with its main file changed, as a bad `pulumi up` would."""
     script = State.load(MOCK_STATE).resources[name]["inputs"]["create"]

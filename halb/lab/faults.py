@@ -164,13 +164,15 @@ def worker_hung(name: str = "w1", seconds: float = 6) -> Drill:
     settle()
     pid = _worker_pid(name)
     with Watch() as w:
+        t0 = time.monotonic()
         os.kill(pid, signal.SIGSTOP)  # the lab's own worker, by its id
         try:
             time.sleep(seconds)
         finally:
             os.kill(pid, signal.SIGCONT)
         wait_until(lambda: name in {client_get(f"http://{VIP}/")[1].strip() for _ in range(8)}, 20, 0.2)
-    return _drill("worker-hung", w)
+    failed = [t for t, ok in w.data.get("requests", []) if not ok and t >= t0]
+    return _drill("worker-hung", w, last_failure_after_s=round(max(failed) - t0, 2) if failed else 0.0)
 
 
 FAULTS = {
