@@ -259,8 +259,7 @@ def timed_load(host: str, seconds: float, concurrency: int = 8) -> dict[str, flo
 
 
 def settle(timeout: float = 60) -> None:
-    if wait_until(lambda: vip_served_by("lb1"), timeout, 0.1) is None:
-        raise RuntimeError(f"the pair did not settle on lb1: {holders()}")
+    drills.settle("lb1", timeout)
     time.sleep(1)
 
 
@@ -421,7 +420,7 @@ def restore() -> None:
         nodes.ssh(node(name), "systemctl reset-failed; systemctl start haproxy keepalived", timeout=30)
     try:
         settle()
-    except RuntimeError as e:
+    except AssertionError as e:
         print(f"bench: {e}", flush=True)
 
 

@@ -256,7 +256,13 @@ def as_json(cfg: HalbConfig, states: list[NodeState], verdict: Verdict) -> dict[
         "summary": verdict.summary,
         "vip": str(plan.vip),
         "nodes": [
-            {"name": n.name, "address": str(plan.nodes[n.name]), "role": n.role, **vars(s)}
+            # File hashes stay out: a hash of a short password file could be brute-forced.
+            {
+                "name": n.name,
+                "address": str(plan.nodes[n.name]),
+                "role": n.role,
+                **{k: v for k, v in vars(s).items() if k != "hashes"},
+            }
             for n, s in zip(cfg.nodes, states, strict=True)
         ],
     }

@@ -71,6 +71,7 @@ def test_status_json_is_one_object_and_unreachable_exits_4(tmp_path: Path) -> No
         cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     doc = json.loads(p.stdout)
+    assert all("hashes" not in n for n in doc["nodes"]), "file hashes (secret files too) stay out of the JSON"
     assert p.returncode == 4 and doc["verdict"] == "UNREACHABLE", (p.returncode, p.stdout, p.stderr)
     assert all(not n["reachable"] and n["error"] for n in doc["nodes"]), doc
 

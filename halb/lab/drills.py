@@ -43,7 +43,7 @@ class Drill:
 
 
 def _plain(v: Any) -> bool:
-    return isinstance(v, (int, float, str, bool, list)) and not isinstance(v, dict)
+    return isinstance(v, (int, float, str, bool, list))
 
 
 def quiet(_: str) -> None:
