@@ -15,7 +15,7 @@ class HealthCheck(Model):
     """How halb-haproxy-watch.service judges haproxy (GET /healthz on the node, as keepalived sees it)."""
 
     interval: float = Field(0.1, ge=0.05, le=10, description="Seconds between probes.")
-    timeout: float = Field(0.25, ge=0.05, le=10, description="Seconds before a probe counts as failed.")
+    timeout: float = Field(0.2, ge=0.05, le=10, description="Seconds before a probe counts as failed.")
     fall: int = Field(2, ge=1, le=10, description="Failed probes in a row before the node gives up the VIP.")
     rise: float = Field(
         5, ge=0, le=600, description="Seconds of good probes before the node may hold the VIP again (no flapping)."
