@@ -81,7 +81,7 @@ class Timeouts(Model):
     connect: str = _timeout("5s", "connect")
     client: str = _timeout("1m", "client")
     server: str = _timeout("1m", "server")
-    check: str = _timeout("2s", "check")
+    check: str = _timeout("500ms", "check")
 
 
 class Haproxy(Model):

@@ -11,10 +11,13 @@ import os
 import random
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from halb.lab import image, net, nodes
-from halb.lab.drills import Drill, settle, status
+from halb.lab.deploy import deploy
+from halb.lab.drills import Drill, quiet, settle, stack_with, status
 from halb.lab.probes import client_get, holders, node, service, wait_until
 from halb.lab.topology import NODES, VIP, WORKERS
 from halb.lab.watch import Watch
@@ -104,6 +107,24 @@ def link_flap(seconds: float = 12) -> Drill:
         returned = wait_until(lambda: holders() == ["lb1"], 15, 0.05)
         time.sleep(1)
     return _drill("link-flap", w, answers_again_s=moved, one_holder_again_s=returned)
+
+
+FAST_ADVERTS = {"keepalived.version": 3, "keepalived.advertInt": 0.5}
+
+
+@contextmanager
+def fast_adverts() -> Iterator[None]:
+    """halb's pair on VRRPv3 with 0.5 s adverts for a while, deployed and undone as an operator
+    would (`pulumi up` with the change, then without it)."""
+    fast = stack_with(FAST_ADVERTS)
+    try:
+        deploy(stack_file=fast, progress=quiet)
+        settle(timeout=40)
+        yield
+    finally:
+        fast.unlink()
+        deploy(progress=quiet)
+        settle(timeout=40)
 
 
 def power_cycle() -> Drill:
