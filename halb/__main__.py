@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"halb: no stack file {path} (run from the project directory)", file=sys.stderr)
         return 2
     try:
-        cfg = load_stack_file(str(path))
+        cfg = load_stack_file(str(path), provider_keys=args.command == "check")
     except ConfigError as e:
         print(f"halb: {path}: {e}", file=sys.stderr)
         return 2

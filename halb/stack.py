@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 
 from halb.config import PROJECT, ConfigError, HalbConfig, load_config
+from halb.config.vsphere import provider_problems
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,17 @@ def _parse(value: str) -> Any:
 
 def load_stack_config() -> HalbConfig:
     """Every `halb:*` key, validated; all problems reported before any resource exists."""
-    from pulumi.runtime.config import CONFIG, get_config_env
+    from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
 
     everything = {**(get_config_env() or {}), **CONFIG.get()}
+    secret = {k for k in everything if is_config_secret(k)} | set(get_config_secret_keys_env())
     prefix = PROJECT + ":"
     raw = {k[len(prefix) :]: _parse(v) for k, v in everything.items() if k.startswith(prefix)}
+    vsphere = {k.removeprefix("vsphere:"): v for k, v in everything.items() if k.startswith("vsphere:")}
+    tops = {k[len(prefix) :] for k in secret if k.startswith(prefix)}
+    extra = provider_problems(raw.get("platform"), vsphere, lambda k: f"vsphere:{k}" in secret)
     try:
-        return load_config(raw)
+        return load_config(raw, refuse_plaintext=True, secret_tops=tops, extra=extra)
     except ConfigError as e:
         raise pulumi.RunError(str(e)) from None
 

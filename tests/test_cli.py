@@ -11,21 +11,27 @@ import yaml
 from conftest import ROOT
 
 
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "halb", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **(env or {})},
     )
 
 
-def test_check_dev_exits_0() -> None:
-    p = run("check", "--stack", "dev")
+def test_check_dev_exits_0_once_the_vcenter_password_is_given() -> None:
+    p = run("check", "--stack", "dev", env={"VSPHERE_PASSWORD": "given-by-the-environment"})
     assert p.returncode == 0, p.stderr
     assert "ok" in p.stdout
+
+
+def test_check_dev_without_the_vcenter_password_names_the_key() -> None:
+    p = run("check", "--stack", "dev")
+    assert p.returncode == 2 and "vsphere:password: got nothing" in p.stderr, p.stderr
+    assert "pulumi config set --secret vsphere:password" in p.stderr, p.stderr
 
 
 def test_check_prints_every_error_and_exits_2_without_traceback(tmp_path: Path) -> None:

@@ -115,13 +115,13 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "v2 password empty",
         with_(DEV, "keepalived.authPassword", ""),
         "halb:keepalived.authPassword",
-        "1 to 8 characters",
+        "1-8 characters: ASCII letters",
     ),
     (
         "v2 password too long",
         with_(DEV, "keepalived.authPassword", "ninechars"),
         "halb:keepalived.authPassword",
-        "1 to 8 characters",
+        "1-8 characters: ASCII letters",
     ),
     (
         "password with v3",

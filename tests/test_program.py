@@ -34,7 +34,14 @@ def deploy(raw: dict[str, Any], secrets_in_config: bool = True, stack: str = "de
     if secrets_in_config:
         raw = with_(raw, "ssh.privateKey", SSH_KEY)
         raw = with_(raw, "ssh.agent", False)
-    config = stack_config(raw, {"vsphere:password": VC_PASSWORD, "vsphere:user": "admin@vsphere.local"})
+    config = stack_config(
+        raw,
+        {
+            "vsphere:password": VC_PASSWORD,
+            "vsphere:user": "admin@vsphere.local",
+            "vsphere:vsphereServer": "vcenter.example.com",
+        },
+    )
     secret_keys = ["vsphere:password", "halb:ssh", "halb:keepalived", "halb:haproxy"]
     return run_main(config, secret_keys, stack=stack)
 

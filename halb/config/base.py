@@ -50,10 +50,15 @@ class Model(BaseModel):
         extra="forbid",
         frozen=True,
         arbitrary_types_allowed=True,
+        allow_inf_nan=False,
     )
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+# Characters that are never part of a value: C0/C1 controls (newline, carriage return, tab, NUL...),
+# format characters (zero-width, bidi overrides) and the Unicode line and paragraph separators.
+CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def patterned(pattern: str, hint: str, example: str, **kwargs: Any) -> Any:
@@ -63,6 +68,9 @@ def patterned(pattern: str, hint: str, example: str, **kwargs: Any) -> Any:
 
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+# A URL path as haproxy takes it unquoted: no '#' (comment), quotes, backslash, spaces or controls.
+PATH_RE = r"^/[A-Za-z0-9._~%/?=&+:@,-]{0,255}$"
+PATH_HINT = "a URL path starting with '/', of letters, digits and any of . _ ~ % / ? = & + : @ , -"
 NAME_HINT = "2-32 lowercase letters, digits and '-', starting with a letter"
 INTERFACE_RE = r"^[A-Za-z0-9_.:-]{1,15}$"
 INTERFACE_HINT = "a network interface name: 1-15 letters, digits, '_', '.', ':' or '-'"

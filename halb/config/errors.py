@@ -17,7 +17,8 @@ class Problem:
     expected: str  # what is expected, with an example
 
     def __str__(self) -> str:
-        return f"{PROJECT}:{self.key}: got {self.value}; expected {self.expected}"
+        name = self.key if self.key.startswith("vsphere:") else f"{PROJECT}:{self.key}"
+        return f"{name}: got {self.value}; expected {self.expected}"
 
 
 class ConfigError(Exception):
@@ -33,7 +34,11 @@ def show(value: Any) -> str:
     """A value as an error message shows it: quoted strings, long structures cut short."""
     if isinstance(value, Secret):
         return "<secret>"
-    text = repr(str(value)) if not isinstance(value, str | int | float | bool | dict | list) else repr(value)
+    if isinstance(value, dict):  # a mapping may hold a secret under a misspelled key: keys only
+        return "a mapping with keys " + ", ".join(sorted(repr(str(k)) for k in value)) if value else "{}"
+    if isinstance(value, list | tuple) and any(isinstance(v, dict | list) for v in value):
+        return f"a list of {len(value)} items"
+    text = repr(str(value)) if not isinstance(value, str | int | float | bool | list) else repr(value)
     return text if len(text) < 80 else text[:77] + "..."
 
 

@@ -7,14 +7,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from halb.config.base import Model, Port, SecretValue, patterned
+from halb.config.base import PATH_HINT, PATH_RE, Model, Port, SecretValue, patterned
 from halb.config.errors import Problems, show
 
 BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source")
-PATH_RE = r"^/\S*$"
-PATH_HINT = "a URL path starting with '/' and without spaces"
-TIMEOUT_RE = r"^[0-9]+(ms|s|m|h)?$"
-TIMEOUT_HINT = "a whole number with an optional unit ms, s, m or h"
+TIMEOUT_RE = r"^[1-9][0-9]{0,8}(ms|s|m|h)?$"
+TIMEOUT_HINT = "a whole number above 0 (ASCII digits) with an optional unit ms, s, m or h"
 
 
 class Server(Model):

@@ -111,10 +111,4 @@ def _password_problems(k: Keepalived) -> Problems:
             "<secret>",
             "no password with VRRPv3 (it has no authentication); remove it or use `version: 2`",
         )
-    elif k.auth_password.value is not None and not 1 <= len(k.auth_password.value) <= 8:
-        out.add(
-            "keepalived.authPassword",
-            f"<secret of {len(k.auth_password.value)} characters>",
-            "1 to 8 characters (VRRPv2 PASS truncates longer ones), or unset to generate one",
-        )
-    return out
+    return out  # its characters and length: halb.config.secrets

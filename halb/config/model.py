@@ -20,8 +20,9 @@ from halb.config.haproxy import Haproxy, haproxy_problems
 from halb.config.keepalived import Keepalived, keepalived_problems
 from halb.config.network import Network, network_problems
 from halb.config.nodes import Node, default_nodes, nodes_problems
+from halb.config.secrets import hostile_problems, keys_of, plaintext_problems, secret_value_problems
 from halb.config.ssh import Ssh, ssh_problems
-from halb.config.vsphere import VSphere, platform_problems
+from halb.config.vsphere import VSphere, platform_problems, provider_problems
 
 
 class HalbConfig(Model):
@@ -187,6 +188,13 @@ def cross_field_problems(s: Sections) -> Problems:
         out += network_problems(s.network)
     if s.platform is not None:
         out += platform_problems(s.platform, s.vsphere, "vsphere" in s.given)
+    if s.platform == "vsphere" and s.network is not None and s.network.gateway is None:
+        out.add(
+            "network.gateway",
+            "nothing",
+            "a gateway when `platform: vsphere` (the clone waits for a routable guest network), "
+            "e.g. `gateway: 192.168.4.1`",
+        )
     if s.ssh is not None:
         out += ssh_problems(s.ssh)
     vip, owners = _address_problems(s, out)
@@ -214,16 +222,29 @@ def _address_problems(s: Sections, out: Problems) -> tuple[IPv4Address | None, d
 # --------------------------------------------------------------------------- loading
 
 
-def load_config(raw: dict[str, Any]) -> HalbConfig:
-    """Validate raw `halb:*` config (keys without the `halb:` prefix); raise ConfigError with every problem."""
-    problems = Problems()
+def load_config(
+    raw: dict[str, Any],
+    refuse_plaintext: bool = False,
+    secret_tops: set[str] | None = None,
+    extra: Problems | None = None,
+) -> HalbConfig:
+    """Validate raw `halb:*` config (keys without the `halb:` prefix); raise ConfigError with every problem.
+
+    `refuse_plaintext`: secret keys must be Pulumi secrets: `{secure: ...}` in a stack file
+    (`secret_tops` None), or, in the program, under a top-level key Pulumi marks secret.
+    `extra`: problems found outside `halb:*` (the provider's keys), reported with the rest."""
+    problems = hostile_problems(raw) + (extra or [])
+    if refuse_plaintext:
+        problems += plaintext_problems(raw, secret_tops)
+    problems += secret_value_problems(raw)
+    flagged = keys_of(problems)
     cfg: HalbConfig | None = None
     try:
         cfg = HalbConfig.model_validate(raw)
     except ValidationError as e:
-        problems += field_problems(e)
+        problems += [p for p in field_problems(e) if p.key not in flagged]
     parts = Sections(set(raw), dict(cfg)) if cfg is not None else sections(raw)
-    problems += cross_field_problems(parts)
+    problems += [p for p in cross_field_problems(parts) if p.key not in flagged]
     if problems or cfg is None:
         raise ConfigError(problems)
     return cfg
@@ -235,13 +256,22 @@ def strip_prefix(config: dict[str, Any]) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
 
 
-def load_stack_file(path: str) -> HalbConfig:
-    """Read `Pulumi.<stack>.yaml` directly (no Pulumi CLI): encrypted secrets stay unknown."""
+def load_stack_file(path: str, provider_keys: bool = False) -> HalbConfig:
+    """Read `Pulumi.<stack>.yaml` directly (no Pulumi CLI): encrypted secrets stay unknown.
+    `provider_keys`: also require the vSphere provider's keys (what `pulumi up` will need)."""
     import yaml
 
     with open(path, encoding="utf-8") as f:
         doc = yaml.safe_load(f) or {}
-    return load_config(strip_prefix(doc.get("config") or {}))
+    config = doc.get("config") or {}
+    halb = strip_prefix(config)
+    vsphere = {k.removeprefix("vsphere:"): v for k, v in config.items() if k.startswith("vsphere:")}
+    extra = (
+        provider_problems(halb.get("platform"), vsphere, lambda k: isinstance(vsphere.get(k), dict))
+        if provider_keys
+        else None
+    )
+    return load_config(halb, refuse_plaintext=True, extra=extra)
 
 
 __all__ = ["HalbConfig", "Secret", "load_config", "load_stack_file", "strip_prefix"]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import Any
+
 from pydantic import Field
 
 from halb.config.base import Model, patterned
@@ -46,5 +50,32 @@ def platform_problems(platform: str, vsphere: VSphere | None, vsphere_given: boo
             "nothing",
             "VM placement when `platform: vsphere`, e.g. "
             "`{datacenter: dc1, cluster: cluster1, datastore: ds1, network: VM Network, template: debian-12}`",
+        )
+    return out
+
+
+PROVIDER_KEYS = {  # key: (the provider's environment variable, how to set the key)
+    "vsphereServer": ("VSPHERE_SERVER", "`pulumi config set vsphere:vsphereServer vcenter.example.com`"),
+    "user": ("VSPHERE_USER", "`pulumi config set vsphere:user administrator@vsphere.local`"),
+    "password": ("VSPHERE_PASSWORD", "`pulumi config set --secret vsphere:password` (prompts for it)"),
+}
+
+
+def provider_problems(platform: Any, values: dict[str, Any], is_secret: Callable[[str], bool]) -> Problems:
+    """The pulumi-vsphere provider's own keys (`vsphere:*`), needed when `platform: vsphere`;
+    `vsphere:password` must be a Pulumi secret. Values are never shown."""
+    out = Problems()
+    if platform != "vsphere":
+        return out
+    for key, (env, how) in PROVIDER_KEYS.items():
+        if values.get(key) in (None, "") and not os.environ.get(env):
+            out.add(
+                f"vsphere:{key}", "nothing", f"the vCenter's {key} when `platform: vsphere`: {how}, or ${env}"
+            )
+    if values.get("password") not in (None, "") and not is_secret("password"):
+        out.add(
+            "vsphere:password",
+            "a plain-text value (it would be stored unencrypted, e.g. in git)",
+            "a secret: `pulumi config rm vsphere:password && pulumi config set --secret vsphere:password`",
         )
     return out

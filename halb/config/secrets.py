@@ -1,0 +1,158 @@
+"""Secrets and hostile characters: what each secret may contain, plain text where a secret is due,
+and characters no value may carry. No problem reported here ever shows a secret's value.
+
+Each secret reaches its daemon byte for byte or is refused:
+- `keepalived.authPassword` is written unquoted into keepalived's config, where `#` and `!` start
+  a comment, `"` a quoted string, `{` `}` a block, `$` a parameter, a trailing `\\` a continuation
+  and a space ends the word. Measured on keepalived 2.2.7: every other printable ASCII character
+  is kept (`keepalived -d` dumps the password whole).
+- `haproxy.stats.password` is written inside single quotes, where haproxy takes every character
+  literally except the closing quote (a login with the full password works; measured on 2.6.12).
+"""
+
+from __future__ import annotations
+
+import string
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from halb.config.base import CONTROL_CATEGORIES
+from halb.config.errors import Problem, Problems, show
+
+
+@dataclass(frozen=True)
+class Charset:
+    specials: str  # the punctuation allowed besides ASCII letters and digits
+    min_len: int
+    max_len: int
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        return frozenset(string.ascii_letters + string.digits + self.specials)
+
+    def describe(self) -> str:
+        return (
+            f"{self.min_len}-{self.max_len} characters: ASCII letters, digits and any of {self.specials} "
+            "(no space)"
+        )
+
+    def problem(self, value: str) -> str | None:
+        """What is wrong with `value`, never quoting it; None when it is fine."""
+        if not self.min_len <= len(value) <= self.max_len:
+            return f"<secret of {len(value)} characters>"
+        if not set(value) <= self.allowed:
+            return "<secret with a character outside the allowed set>"
+        return None
+
+
+VRRP_PASSWORD = Charset("%&'()*+,-./:;<=>?@[]^_`|~", 1, 8)
+STATS_PASSWORD = Charset('!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~', 12, 128)
+
+
+@dataclass(frozen=True)
+class SecretKey:
+    path: str  # dotted path under `halb:`, as in error messages
+    top: str  # the top-level key Pulumi marks secret
+    charset: Charset | None  # None: free text (an SSH key), checked elsewhere
+
+
+SECRET_KEYS = (
+    SecretKey("keepalived.authPassword", "keepalived", VRRP_PASSWORD),
+    SecretKey("haproxy.stats.password", "haproxy", STATS_PASSWORD),
+    SecretKey("ssh.privateKey", "ssh", None),
+)
+SECRET_PATHS = frozenset(k.path for k in SECRET_KEYS)
+
+
+def fix_command(path: str) -> str:
+    return f"`pulumi config set --secret --path halb:{path} VALUE` (or `< FILE`)"
+
+
+def _get(raw: dict[str, Any], path: str) -> Any:
+    node: Any = raw
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def plaintext_problems(raw: dict[str, Any], secret_tops: set[str] | None) -> Problems:
+    """Secret keys given as plain text. `secret_tops`: the top-level keys Pulumi holds as secrets
+    (the program); None when reading a stack file, where a secret is a `{secure: ...}` mapping."""
+    out = Problems()
+    for key in SECRET_KEYS:
+        value = _get(raw, key.path)
+        if not isinstance(value, str):
+            continue
+        if secret_tops is None or key.top not in secret_tops:
+            out.add(
+                key.path,
+                "a plain-text value (it would be stored unencrypted, e.g. in git)",
+                f"a secret: remove it and set it with {fix_command(key.path)}",
+            )
+    return out
+
+
+def secret_value_problems(raw: dict[str, Any]) -> Problems:
+    """Decrypted secrets that their daemon would not take byte for byte."""
+    out = Problems()
+    for key in SECRET_KEYS:
+        value = _get(raw, key.path)
+        if not isinstance(value, str):
+            continue
+        if key.charset is not None:
+            bad = key.charset.problem(value)
+            if bad is not None:
+                out.add(key.path, bad, key.charset.describe())
+        elif not _looks_like_private_key(value):
+            out.add(
+                key.path,
+                "<secret that is not a private key>",
+                "an OpenSSH or PEM private key (`-----BEGIN ... PRIVATE KEY-----` ... `-----END ...-----`), "
+                f"set with `pulumi config set --secret --path halb:{key.path} < ~/.ssh/id_ed25519`",
+            )
+    return out
+
+
+def _looks_like_private_key(text: str) -> bool:
+    lines = [line.strip() for line in text.strip().splitlines()]
+    return (
+        len(lines) >= 3
+        and lines[0].startswith("-----BEGIN ")
+        and lines[0].endswith("PRIVATE KEY-----")
+        and lines[-1].startswith("-----END ")
+        and all(set(line) <= set(string.ascii_letters + string.digits + "+/=-: ") for line in lines)
+    )
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{path}[{i}]")
+    elif isinstance(value, str):
+        yield path, value
+
+
+def hostile_problems(raw: dict[str, Any]) -> Problems:
+    """Control characters anywhere (newlines only inside an SSH key), digits other than ASCII's,
+    and keys no model knows whose value could be a secret (reported without it)."""
+    out = Problems()
+    for path, text in _strings(raw, ""):
+        secret = path in SECRET_PATHS
+        shown = "<secret>" if secret else show(text)
+        allowed = "\n" if path == "ssh.privateKey" else ""
+        if any(unicodedata.category(c) in CONTROL_CATEGORIES and c not in allowed for c in text):
+            out.add(path, shown, "no control characters (newline, carriage return, tab, NUL, zero-width...)")
+        elif any(unicodedata.category(c) == "Nd" and not c.isascii() for c in text):
+            out.add(path, shown, "ASCII digits 0-9 only")
+    return out
+
+
+def keys_of(problems: list[Problem]) -> set[str]:
+    return {p.key for p in problems}
