@@ -133,7 +133,7 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "fractional advert with v2",
         with_(DEV, "keepalived.advertInt", 0.5),
         "halb:keepalived.advertInt",
-        "whole seconds with VRRPv2",
+        "whole seconds from 1 to 255 with VRRPv2",
     ),
     ("zero advert", with_(DEV, "keepalived.advertInt", 0), "halb:keepalived.advertInt", "positive number"),
     ("negative advert", with_(DEV, "keepalived.advertInt", -1), "halb:keepalived.advertInt", "positive number"),

@@ -92,6 +92,24 @@ class Haproxy(Model):
     maxconn: int = Field(20000, ge=1, description="haproxy global `maxconn`.")
 
 
+RESERVED_NAMES = ("stats",)  # halb's frontend; its userlist and files are halb_*
+MAX_TIMEOUT_MS = 2**31 - 1
+UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "": 1}
+
+
+def timeout_ms(value: str) -> int:
+    digits = value.rstrip("mshd")
+    return int(digits) * UNITS_MS[value[len(digits) :]]
+
+
+def unusable_backend(address: IPv4Address) -> str:
+    """Why an address cannot be a backend (empty when it can)."""
+    for kind in ("loopback", "link_local", "unspecified", "multicast", "reserved"):
+        if getattr(address, f"is_{kind}"):
+            return f"{'an' if kind == 'unspecified' else 'a'} {kind.replace('_', '-')} address"
+    return ""
+
+
 def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str]) -> Problems:
     """Cross-field checks; `owners` maps halb's own addresses (VIP, nodes) to their keys."""
     out = Problems()
@@ -106,6 +124,12 @@ def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str]) -> Problems:
         ports.setdefault(s.port, f"{key}.port")
         if s.name in names:
             out.add(f"{key}.name", show(s.name), "a unique service name, e.g. `name: https`")
+        if s.name in RESERVED_NAMES or s.name.startswith("halb"):
+            out.add(
+                f"{key}.name",
+                show(s.name),
+                f"a name other than halb's own sections ({', '.join(RESERVED_NAMES)}, halb*), e.g. `name: https`",
+            )
         names.add(s.name)
         if s.balance not in BALANCE:
             out.add(f"{key}.balance", show(s.balance), f"one of {', '.join(BALANCE)}, e.g. `balance: roundrobin`")
@@ -116,6 +140,10 @@ def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str]) -> Problems:
             show(h.metrics.path),
             "a path other than the stats uri and /healthz, e.g. `/metrics`",
         )
+    for name in ("connect", "client", "server", "check"):
+        value = getattr(h.timeouts, name)
+        if timeout_ms(value) > MAX_TIMEOUT_MS:
+            out.add(f"haproxy.timeouts.{name}", show(value), "at most 24d (haproxy's timer limit), e.g. `1m`")
     if h.stats.uri == "/healthz":
         out.add("haproxy.stats.uri", show(h.stats.uri), "a path other than /healthz, e.g. `/stats`")
     return out
@@ -127,6 +155,13 @@ def _server_problems(key: str, s: Service, owners: dict[IPv4Address, str]) -> Pr
         out.add(f"{key}.servers", "[]", "at least one backend server, e.g. `[{name: worker1, address: 192.168.4.66}]`")
     seen: set[str] = set()
     for j, srv in enumerate(s.servers):
+        unusable = unusable_backend(srv.address)
+        if unusable:
+            out.add(
+                f"{key}.servers[{j}].address",
+                show(str(srv.address)),
+                f"a backend's unicast address, not {unusable} (it would expose the node itself or go nowhere)",
+            )
         if srv.address in owners:
             out.add(
                 f"{key}.servers[{j}].address",

@@ -90,13 +90,13 @@ def _advert_problems(k: Keepalived) -> Problems:
     a = k.advert_int
     if not a > 0:
         out.add("keepalived.advertInt", show(a), "a positive number of seconds, e.g. `advertInt: 1`")
-    elif k.version == 2 and a != int(a):
+    elif k.version == 2 and (a != int(a) or a > 255):
         out.add(
             "keepalived.advertInt",
             show(a),
-            "whole seconds with VRRPv2 (use `version: 3` for sub-second adverts), e.g. `advertInt: 1`",
+            "whole seconds from 1 to 255 with VRRPv2 (use `version: 3` for sub-second adverts), e.g. `advertInt: 1`",
         )
-    elif k.version == 3 and (round(a * 100) != a * 100 or a > 40.95):
+    elif k.version == 3 and (abs(round(a * 100) - a * 100) > 1e-6 or not 0.01 <= a <= 40.95):
         out.add("keepalived.advertInt", show(a), "0.01 to 40.95 s in 0.01 s steps with VRRPv3, e.g. `advertInt: 0.5`")
     return out
 

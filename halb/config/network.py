@@ -23,7 +23,13 @@ class Network(Model):
     dns_servers: list[IPv4Address] = Field(
         default_factory=list, description="DNS servers given to cloned VMs.", examples=[["192.168.4.1"]]
     )
-    domain: str = Field("localdomain", description="DNS domain of the VMs.", examples=["lab.example.com"])
+    domain: str = patterned(
+        r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$",
+        "a DNS domain: dot-separated labels of letters, digits and '-'",
+        "lab.example.com",
+        default="localdomain",
+        description="DNS domain of the VMs.",
+    )
     interface: str = patterned(
         INTERFACE_RE,
         INTERFACE_HINT,

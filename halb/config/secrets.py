@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from halb.config.base import CONTROL_CATEGORIES
-from halb.config.errors import Problem, Problems, show
+from halb.config.errors import Problem, Problems
 
 
 @dataclass(frozen=True)
@@ -144,13 +144,19 @@ def hostile_problems(raw: dict[str, Any]) -> Problems:
     and keys no model knows whose value could be a secret (reported without it)."""
     out = Problems()
     for path, text in _strings(raw, ""):
-        secret = path in SECRET_PATHS
-        shown = "<secret>" if secret else show(text)
+        # The value is never shown: the key may be a misspelled secret.
+        what = "a secret" if path in SECRET_PATHS else "a value"
         allowed = "\n" if path == "ssh.privateKey" else ""
-        if any(unicodedata.category(c) in CONTROL_CATEGORIES and c not in allowed for c in text):
-            out.add(path, shown, "no control characters (newline, carriage return, tab, NUL, zero-width...)")
-        elif any(unicodedata.category(c) == "Nd" and not c.isascii() for c in text):
-            out.add(path, shown, "ASCII digits 0-9 only")
+        control = [i for i, c in enumerate(text) if unicodedata.category(c) in CONTROL_CATEGORIES and c not in allowed]
+        digits = [i for i, c in enumerate(text) if unicodedata.category(c) == "Nd" and not c.isascii()]
+        if control:
+            out.add(
+                path,
+                f"{what} with a control character at position {control[0] + 1}",
+                "no control characters (newline, carriage return, tab, NUL, zero-width, bidi...)",
+            )
+        elif digits:
+            out.add(path, f"{what} with a non-ASCII digit at position {digits[0] + 1}", "ASCII digits 0-9 only")
     return out
 
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from halb.config.base import Model, Port, SecretValue
+from halb.config.base import Model, Port, SecretValue, patterned
 from halb.config.errors import Problems
 
 
 class Ssh(Model):
-    user: str = Field("root", description="SSH user on the nodes (non-root users need passwordless sudo).")
+    user: str = patterned(
+        r"^[a-z_][a-z0-9_-]{0,31}$",
+        "a POSIX user name: a lowercase letter or '_', then up to 31 lowercase letters, digits, '_' or '-'",
+        "deploy",
+        default="root",
+        description="SSH user on the nodes (non-root users need passwordless sudo).",
+    )
     port: Port = Field(22, description="SSH port on the nodes.")
     private_key: SecretValue | None = Field(
         None,
