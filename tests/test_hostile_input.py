@@ -34,6 +34,7 @@ def _set(doc: dict[str, Any], path: str, value: Any) -> None:
 
 
 # (id, changes to Pulumi.dev.yaml, key the error must name, secret text that must not appear)
+# fmt: off
 ROWS: list[tuple[str, dict[str, Any], str, str]] = [
     # secrets: what the daemons would not take byte for byte
     ("stats pw newline injects a frontend", {"halb:haproxy.stats.password": INJECTION}, "haproxy.stats.password", "evil"),
@@ -55,11 +56,11 @@ ROWS: list[tuple[str, dict[str, Any], str, str]] = [
     ("ssh key not a key", {"halb:ssh.privateKey": "hunter2-not-a-key"}, "ssh.privateKey", "hunter2"),
     # misspelled secret keys: named, value never shown
     ("misspelled stats password", {"halb:haproxy.stats.pasword": "Sup3r-Secret-Value"}, "haproxy.stats.pasword",
-     "Sup3r-Secret"),  # fmt: skip
+     "Sup3r-Secret"),
     ("ssh.privatekey holding a key", {"halb:ssh.privatekey": SSH_KEY}, "ssh.privatekey", "b3BlbnNz"),
     ("secret under a misspelled section", {"halb:keepalivd": {"authPassword": "Zq9-pw"}}, "keepalivd", "Zq9-pw"),
     ("stats as a list holding a secret", {"halb:haproxy.stats": [{"password": "Lst-Secret-99"}]},
-     "haproxy.stats", "Lst-Secret"),  # fmt: skip
+     "haproxy.stats", "Lst-Secret"),
     # plain text where a secret is due
     ("plain ssh key", {"halb:ssh.privateKey": SSH_KEY}, "ssh.privateKey", "b3BlbnNz"),
     ("plain vrrp pw", {"halb:keepalived.authPassword": "Ok4-pw"}, "keepalived.authPassword", "Ok4-pw"),
@@ -67,7 +68,7 @@ ROWS: list[tuple[str, dict[str, Any], str, str]] = [
     ("plain vsphere pw", {"vsphere:password": "vc-plain-Pa55"}, "vsphere:password", "vc-plain"),
     # values that reach files or commands
     ("checkPath CRLF header", {"halb:haproxy.services[0].check": "http",
-     "halb:haproxy.services[0].checkPath": "/h\r\nX-Evil: 1"}, "haproxy.services[0].checkPath", ""),  # fmt: skip
+     "halb:haproxy.services[0].checkPath": "/h\r\nX-Evil: 1"}, "haproxy.services[0].checkPath", ""),
     ("checkPath hash", {"halb:haproxy.services[0].checkPath": "/h#x"}, "haproxy.services[0].checkPath", ""),
     ("checkPath quote", {"halb:haproxy.services[0].checkPath": "/h'x"}, "haproxy.services[0].checkPath", ""),
     ("stats uri hash", {"halb:haproxy.stats.uri": "/stats#x"}, "haproxy.stats.uri", ""),
@@ -80,7 +81,7 @@ ROWS: list[tuple[str, dict[str, Any], str, str]] = [
     ("advertInt 0 v2", {"halb:keepalived.advertInt": 0}, "keepalived.advertInt", ""),
     ("advertInt 41 v3", {"halb:keepalived.version": 3, "halb:keepalived.advertInt": 41}, "keepalived.advertInt", ""),
     ("advertInt 0.005 v3", {"halb:keepalived.version": 3, "halb:keepalived.advertInt": 0.005},
-     "keepalived.advertInt", ""),  # fmt: skip
+     "keepalived.advertInt", ""),
     ("ssh user option", {"halb:ssh.user": "-oProxyCommand=touch /tmp/pwned"}, "ssh.user", ""),
     ("ssh user space", {"halb:ssh.user": "root x"}, "ssh.user", ""),
     ("service named stats", {"halb:haproxy.services[0].name": "stats"}, "haproxy.services[0].name", ""),
@@ -92,17 +93,17 @@ ROWS: list[tuple[str, dict[str, Any], str, str]] = [
     ("port arabic-indic digits", {"halb:haproxy.services[0].port": "٨٠"}, "haproxy.services[0].port", ""),
     ("maxconn fullwidth digits", {"halb:haproxy.maxconn": "１０００"}, "haproxy.maxconn", ""),
     ("backend at loopback sshd", {"halb:haproxy.services[0].servers[0].address": "127.0.0.1",
-     "halb:haproxy.services[0].servers[0].port": 22}, "haproxy.services[0].servers[0].address", ""),  # fmt: skip
+     "halb:haproxy.services[0].servers[0].port": 22}, "haproxy.services[0].servers[0].address", ""),
     ("backend link-local", {"halb:haproxy.services[0].servers[0].address": "169.254.169.254"},
-     "haproxy.services[0].servers[0].address", ""),  # fmt: skip
+     "haproxy.services[0].servers[0].address", ""),
     ("backend unspecified", {"halb:haproxy.services[0].servers[0].address": "0.0.0.0"},
-     "haproxy.services[0].servers[0].address", ""),  # fmt: skip
+     "haproxy.services[0].servers[0].address", ""),
     ("backend multicast", {"halb:haproxy.services[0].servers[0].address": "224.0.0.18"},
-     "haproxy.services[0].servers[0].address", ""),  # fmt: skip
+     "haproxy.services[0].servers[0].address", ""),
     ("backend is a node", {"halb:haproxy.services[0].servers[0].address": "192.168.4.61"},
-     "haproxy.services[0].servers[0].address", ""),  # fmt: skip
+     "haproxy.services[0].servers[0].address", ""),
     ("backend is the VIP", {"halb:haproxy.services[0].servers[0].address": "192.168.4.60"},
-     "haproxy.services[0].servers[0].address", ""),  # fmt: skip
+     "haproxy.services[0].servers[0].address", ""),
     ("vsphere without server", {"vsphere:vsphereServer": None}, "vsphere:vsphereServer", ""),
     ("vsphere without gateway", {"halb:network.gateway": None}, "network.gateway", ""),
     ("zero-width space in a folder", {"halb:vsphere.folder": "lb\u200b"}, "vsphere.folder", ""),
@@ -110,9 +111,10 @@ ROWS: list[tuple[str, dict[str, Any], str, str]] = [
     ("newline in the domain", {"halb:network.domain": "example.com\nevil"}, "network.domain", ""),
     ("domain with a space", {"halb:network.domain": "example com"}, "network.domain", ""),
     ("server name with a newline", {"halb:haproxy.services[0].servers[0].name": "w1\nbind *:22"},
-     "haproxy.services[0].servers[0].name", ""),  # fmt: skip
+     "haproxy.services[0].servers[0].name", ""),
     ("interface with a space", {"halb:network.interface": "eth0 up"}, "network.interface", ""),
 ]
+# fmt: on
 
 
 def check(changes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
