@@ -171,17 +171,27 @@ def _config_script(
         write_secret = f'cat > "$stage/{sname}"\nchmod {secret.mode} "$stage/{sname}"\n'
         move = f'mv -f "$stage/{sname}" {shlex.quote(secret.path)}\n'
     move += f'mv -f "$stage/{name}" {shlex.quote(main.path)}\n'
+    withhold = withhold_filter(posixpath.basename(secret.path)) if secret is not None else "cat"
     return f"""set -eu
 stage=$(mktemp -d {stage_parent}/.halb-stage.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 {write_main}chmod {main.mode} "$stage/{name}"
 {write_secret}if ! out=$({validate} 2>&1); then
     echo "halb: {what} rejected the new {name}; the running config is untouched:" >&2
-    printf '%s\\n' "$out" >&2
+    printf '%s\\n' "$out" | {withhold} | head -n 20 >&2
     exit 1
 fi
 {prepare}{move}{apply}echo "halb: {name} {sha256(main.content)[:12]} is live"
 """
+
+
+def withhold_filter(secret_name: str) -> str:
+    """A filter for a validator's output: a line about the staged secret file is withheld, and
+    every word of that file (4 characters or more, quotes stripped) is masked wherever it appears."""
+    program = r"""NR == FNR { for (i = 1; i <= NF; i++) { w = $i; gsub(/^'|'$/, "", w); if (length(w) >= 4) s[w] = 1 }; next }
+index($0, f) { print "  (a message about " f " withheld: it holds a secret)"; next }
+{ for (w in s) { o = ""; r = $0; while ((i = index(r, w)) > 0) { o = o substr(r, 1, i - 1) "<secret>"; r = substr(r, i + length(w)) }; $0 = o r }; print }"""
+    return f'awk -v f={secret_name} {shlex.quote(program)} "$stage/{secret_name}" -'
 
 
 SERVER_STATE = re.compile(r"^(    server .*?)(?: weight \d+)?( disabled)?( backup)?$", re.M)
@@ -235,8 +245,9 @@ fi
 esac
 echo "{shape} {main.sha256}" > {STRUCTURE}
 """
-    validate = 'haproxy -c -f "$stage/haproxy.cfg" -f "$stage/halb-secrets.cfg"'
-    return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "haproxy -c", prepare)
+    # -dW: a warning is an error, as in halb's tests.
+    validate = 'haproxy -c -dW -f "$stage/haproxy.cfg" -f "$stage/halb-secrets.cfg"'
+    return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "haproxy -c -dW", prepare)
 
 
 def keepalived_script(files: list[NodeFile], vip: str) -> str:

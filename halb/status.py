@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from halb.commands import HELD
@@ -173,25 +175,47 @@ class SshTarget:
     key_path: str | None
 
 
-def ssh_command(target: SshTarget, address: str, strict_host_keys: bool = True) -> list[str]:
-    """ssh with the stack's user, port and key; the user goes after -l and the command after --."""
+def ssh_command(
+    target: SshTarget, address: str, strict_host_keys: bool = True, known_hosts: str | None = None
+) -> list[str]:
+    """ssh with the stack's user, port and key; the user goes after -l and the command after --.
+    `known_hosts`: a file that pins the node's host key (`nodes[].hostKey`); it wins over the rest."""
     ssh = ["ssh", "-p", str(target.port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
     if target.key_path:
         ssh += ["-i", os.path.expanduser(target.key_path)]
-    if not strict_host_keys:
+    if known_hosts is not None:
+        ssh += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}"]
+        ssh += ["-o", "GlobalKnownHostsFile=/dev/null"]
+    elif not strict_host_keys:
         ssh += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
     return [*ssh, "-l", target.user, address, "--"]
 
 
+def known_hosts_line(address: str, port: int, host_key: str) -> str:
+    """The known_hosts entry that pins `host_key` (`type base64 [comment]`) for the address."""
+    where = address if port == 22 else f"[{address}]:{port}"
+    return f"{where} {' '.join(host_key.split()[:2])}\n"
+
+
 def probe(
-    target: SshTarget, address: str, vip: str, strict_host_keys: bool, files: list[str] | None = None
+    target: SshTarget,
+    address: str,
+    vip: str,
+    strict_host_keys: bool,
+    files: list[str] | None = None,
+    host_key: str | None = None,
 ) -> tuple[str | None, str]:
-    """The probe's output, or None and ssh's reason."""
-    cmd = [*ssh_command(target, address, strict_host_keys), probe_script(vip, files or [])]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return None, "ssh: no answer within 20 s"
+    """The probe's output, or None and ssh's reason. A pinned `host_key` is always checked."""
+    with tempfile.TemporaryDirectory(prefix="halb-ssh-") as tmp:
+        known_hosts = None
+        if host_key:
+            known_hosts = f"{tmp}/known_hosts"
+            Path(known_hosts).write_text(known_hosts_line(address, target.port, host_key))
+        cmd = [*ssh_command(target, address, strict_host_keys, known_hosts), probe_script(vip, files or [])]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            return None, "ssh: no answer within 20 s"
     if p.returncode == 0:
         return p.stdout, ""
     return None, (p.stderr.strip().splitlines() or [f"ssh exited {p.returncode}"])[-1]
@@ -217,7 +241,8 @@ def collect(
     states = []
     for node in cfg.nodes:
         expected = expected_hashes(cfg, node.name, secrets)
-        output, error = probe(target, str(plan.nodes[node.name]), str(plan.vip), strict_host_keys, sorted(expected))
+        address = str(plan.nodes[node.name])
+        output, error = probe(target, address, str(plan.vip), strict_host_keys, sorted(expected), node.host_key)
         state = parse_probe(node.name, output, error)
         states.append(
             replace(state, maintenance=node.maintenance, drift=drift(state, expected) if state.reachable else [])

@@ -26,6 +26,7 @@ class Spec:
     port: int
     key_path: str | None
     maintenance: list[str]  # nodes that must not hold the VIP
+    host_keys: dict[str, str]  # name -> pinned SSH host key (nodes[].hostKey), where set
 
     def to_json(self) -> str:
         return json.dumps(vars(self), sort_keys=True, separators=(",", ":"))
@@ -34,7 +35,10 @@ class Spec:
     def from_json(cls, text: str) -> Spec:
         d = json.loads(text)
         services = [(str(n), int(p), str(m)) for n, p, m in d["services"]]
-        return cls(d["vip"], d["nodes"], services, d["user"], d["port"], d["key_path"], d.get("maintenance", []))
+        return cls(
+            d["vip"], d["nodes"], services, d["user"], d["port"], d["key_path"], d.get("maintenance", []),
+            d.get("host_keys", {}),
+        )  # fmt: skip
 
 
 def answers(vip: str, port: int, mode: str, timeout: float = 2.0) -> str:
@@ -54,7 +58,7 @@ def check(spec: Spec, key_path: str | None) -> tuple[bool, str]:
     target = SshTarget(spec.user, spec.port, key_path)
     states: list[NodeState] = []
     for name, address in spec.nodes.items():
-        output, error = probe(target, address, spec.vip, strict_host_keys=False)
+        output, error = probe(target, address, spec.vip, strict_host_keys=False, host_key=spec.host_keys.get(name))
         states.append(parse_probe(name, output, error))
     verdict: Verdict = assess(states)
     holders = [s.name for s in states if s.holds_vip]

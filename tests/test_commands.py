@@ -99,3 +99,36 @@ def test_validation_failure_leaves_the_live_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [live], "staging directory left behind"
     ok = sh(commands._config_script(main, None, str(tmp_path), "true", "echo applied\n", "test-validator"))
     assert ok.returncode == 0 and live.read_text() == "new\n" and "applied" in ok.stdout
+
+
+PASSWORD = "Zx9$Q'no-echo"  # deliberately broken for haproxy: the quote ends the quoted part early
+
+
+def test_a_rejected_secret_file_never_shows_the_secret_in_the_error(tmp_path: Path) -> None:
+    """Real haproxy -c -dW on a secrets file it refuses: the step fails, says which validator and
+    why, and neither the password nor any part of its line appears."""
+    require(tool("haproxy") is not None, "the `haproxy` binary")
+    live = tmp_path / "haproxy.cfg"
+    cfg = "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n"
+    main = NodeFile(str(live), cfg + "frontend f\n    bind 127.0.0.1:0\n", "0644", "haproxy")
+    secret = NodeFile(str(tmp_path / "halb-secrets.cfg"), "", "0640", "haproxy")
+    content = f"userlist halb_stats\n    user admin insecure-password '{PASSWORD}' bogus-keyword\n"
+    validate = f'{tool("haproxy")} -c -dW -f "$stage/haproxy.cfg" -f "$stage/halb-secrets.cfg"'
+    script = commands._config_script(main, secret, str(tmp_path), validate, "echo applied\n", "haproxy -c -dW")
+    p = sh(script, stdin=content)
+    assert p.returncode == 1 and "haproxy -c -dW rejected the new haproxy.cfg" in p.stderr, p.stderr
+    assert "withheld" in p.stderr, f"haproxy's message about the secret file was not withheld: {p.stderr}"
+    for part in ("Zx9", "no-echo", "bogus-keyword"):
+        assert part not in p.stderr + p.stdout, f"{part!r} leaked: {p.stderr}"
+    assert not live.exists(), "a rejected file went live"
+
+
+def test_the_withhold_filter_masks_every_word_of_the_secret_file(tmp_path: Path) -> None:
+    (tmp_path / "halb-auth.conf").write_text("auth_pass s3cr<t\n")
+    out = "s3cr<t at the start, and s3cr<t again\nnothing here\n"
+    p = subprocess.run(
+        ["/bin/sh", "-c", f"stage={tmp_path}; printf '%s' \"$1\" | {commands.withhold_filter('halb-auth.conf')}",
+         "sh", out],
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    assert p.stdout == "<secret> at the start, and <secret> again\nnothing here\n", p.stdout

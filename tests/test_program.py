@@ -190,7 +190,7 @@ def test_connection_allows_many_dial_attempts_and_uses_the_secret_key(dev_run: R
 
 def test_config_steps_validate_before_replacing_and_reload(dev_run: Run) -> None:
     haproxy = dev_run.resources["halb-lb1-haproxy"].inputs["create"]
-    assert haproxy.index("haproxy -c -f") < haproxy.index('mv -f "$stage/haproxy.cfg" /etc/haproxy/haproxy.cfg')
+    assert haproxy.index("haproxy -c -dW -f") < haproxy.index('mv -f "$stage/haproxy.cfg" /etc/haproxy/haproxy.cfg')
     assert "systemctl reload haproxy" in haproxy and "frontend https" in haproxy, "main file shown in the script"
     keepalived = dev_run.resources["halb-lb1-keepalived"].inputs["create"]
     assert "unshare --pid --fork --mount-proc keepalived -t" in keepalived
@@ -207,7 +207,7 @@ def test_secret_steps_take_secrets_on_stdin_log_nothing_and_hide_output(dev_run:
             assert set(res.options["additionalSecretOutputs"]) >= {"stdout", "stderr"}, f"halb-{node}-{step}"
             assert SECRET_SIG not in json.dumps(res.inputs["triggers"]), f"halb-{node}-{step}: triggers stay reviewable"
         content = unwrap(dev_run.resources[f"halb-{node}-haproxy"].inputs["stdin"])
-        assert f"insecure-password {STATS_PASSWORD}" in content
+        assert f"insecure-password '{STATS_PASSWORD}'" in content
         assert unwrap(dev_run.resources[f"halb-{node}-keepalived"].inputs["stdin"]).rstrip().endswith(VRRP_PASSWORD)
 
 

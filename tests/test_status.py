@@ -102,7 +102,7 @@ def test_verify_fails_with_the_reason_when_no_node_answers() -> None:
     from halb.verify import Spec, run
 
     spec = Spec(
-        "198.18.255.10", {"lb1": "127.0.0.1", "lb2": "127.0.0.1"}, [("http", 80, "http")], "nobody", 1, None, []
+        "198.18.255.10", {"lb1": "127.0.0.1", "lb2": "127.0.0.1"}, [("http", 80, "http")], "nobody", 1, None, [], {}
     )
     ok, message = run(spec, "", timeout=0)
     assert not ok and message.startswith("UNREACHABLE"), message

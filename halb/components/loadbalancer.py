@@ -63,6 +63,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
                 private_key=key,
                 dial_error_limit=ssh.dial_error_limit,
                 per_dial_timeout=10,
+                host_key=n.host_key,
             )
             for n in cfg.nodes
         }

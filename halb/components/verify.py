@@ -27,6 +27,7 @@ def verify_spec(cfg: HalbConfig) -> Spec:
         port=cfg.ssh.port,
         key_path=cfg.ssh.private_key_path,
         maintenance=[n.name for n in cfg.nodes if n.maintenance],
+        host_keys={n.name: n.host_key for n in cfg.nodes if n.host_key},
     )
 
 

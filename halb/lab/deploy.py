@@ -20,9 +20,10 @@ import yaml
 
 from halb.lab import engine as real
 from halb.lab.executor import Action, Executor, State, StepFailed
+from halb.lab.nodes import host_key
 from halb.lab.program import PROJECT_DIR, Run, run_main
 from halb.lab.settings import parse_path, parse_value, set_path
-from halb.lab.topology import SSH_KEY, STATE
+from halb.lab.topology import NODES, SSH_KEY, STATE
 from halb.lab.vault import Vault
 from halb.render import Secrets
 
@@ -64,12 +65,25 @@ def lab_config(
     for text in sets:
         path, value = split_assignment(text)
         config = set_path(config, path, parse_value(value))
+    config["halb:nodes"] = pin_host_keys(config.get("halb:nodes") or [])
     secrets = dict(split_assignment(t) for t in secret_sets)
     vrrp3 = (config.get("halb:keepalived") or {}).get("version") == 3
     for path, length in LAB_PASSWORDS.items():
         if path not in secrets and not (vrrp3 and path == "keepalived.authPassword"):
             secrets[path] = vault.ensure(path, length)
     return config, secrets
+
+
+def pin_host_keys(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each node's `hostKey`, read from the lab machine's disk at its address (as an operator
+    reads it from the VM console or the template), unless the stack file sets one."""
+    by_address = {h.address: h for h in NODES}
+    out = []
+    for n in nodes:
+        host = by_address.get(str(n.get("address")))
+        key = host_key(host) if host is not None else None
+        out.append({**n, "hostKey": key} if key and "hostKey" not in n else n)
+    return out
 
 
 def lab_secrets() -> Secrets:

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from halb.lab import image, net, nodes
-from halb.lab.deploy import STACK_FILE, Result, deploy, destroy
+from halb.lab.deploy import STACK_FILE, Result, deploy, destroy, pin_host_keys
 from halb.lab.probes import client_get, holders, node, wait_until
 from halb.lab.program import PROJECT_DIR
 from halb.lab.topology import VIP
@@ -74,18 +74,20 @@ def stack_with(changes: dict[str, Any], base: Path = STACK_FILE) -> Path:
 
 def status(stack_file: Path = STACK_FILE) -> dict[str, Any]:
     """`python -m halb status --stack lab --json`, as an operator runs it, against this stack file."""
+    doc = yaml.safe_load(stack_file.read_text())
+    doc["config"]["halb:nodes"] = pin_host_keys(doc["config"].get("halb:nodes") or [])  # as deployed
     with tempfile.TemporaryDirectory(prefix="halb-status-") as tmp:
-        (Path(tmp) / "Pulumi.lab.yaml").write_text(stack_file.read_text())
+        (Path(tmp) / "Pulumi.lab.yaml").write_text(yaml.safe_dump(doc))
         p = subprocess.run(
-            [sys.executable, "-m", "halb", "status", "--stack", "lab", "--json", "--no-host-key-check"],
+            [sys.executable, "-m", "halb", "status", "--stack", "lab", "--json"],
             cwd=tmp,
             capture_output=True,
             text=True,
             timeout=120,
             env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
         )
-    doc: dict[str, Any] = json.loads(p.stdout)
-    return doc
+    answer: dict[str, Any] = json.loads(p.stdout)
+    return answer
 
 
 def settle(owner: str = "lb1", timeout: float = 30) -> None:

@@ -31,6 +31,7 @@ import pulumi
 from halb.lab.nodes import SSH_OPTIONS
 from halb.lab.program import SECRET_SIG, Recorder
 from halb.lab.vault import Vault
+from halb.status import known_hosts_line
 
 COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
 
@@ -232,12 +233,19 @@ def ssh_run(conn: dict[str, Any], script: str, stdin: str) -> subprocess.Complet
         key.write_text(conn.get("privateKey") or "")
         key.chmod(0o600)
         target = [f"{conn.get('user', 'root')}@{conn['host']}"]
+        pinned: list[str] = []
+        if conn.get("hostKey"):  # as pulumi-command does with `host_key`: that key or no connection
+            known = Path(tmp) / "known_hosts"
+            known.write_text(known_hosts_line(conn["host"], int(conn.get("port", 22)), conn["hostKey"]))
+            pinned = ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}"]
+            pinned += ["-o", "GlobalKnownHostsFile=/dev/null"]
         base = [
             "ssh",
             "-i",
             str(key),
             "-p",
             str(int(conn.get("port", 22))),
+            *pinned,  # ssh takes the first value of an option: these win over SSH_OPTIONS
             *SSH_OPTIONS,
             "-o",
             f"ControlPath={tmp}/ctl",

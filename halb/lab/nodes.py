@@ -64,6 +64,12 @@ def mount(host: Host, base: Path) -> Path:
 
 
 def prepare(host: Host, root: Path) -> None:
+    marker = root / "etc/ssh/.halb-lab-host-keys"
+    if not marker.exists():  # the image's keys are shared: each node gets its own (the stack pins them)
+        for old in (root / "etc/ssh").glob("ssh_host_*"):
+            old.unlink()
+        subprocess.run(["ssh-keygen", "-A", "-f", str(root)], check=True, capture_output=True)
+        marker.touch()
     (root / "etc/hostname").write_text(host.name + "\n")
     (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n{host.address} {host.name}\n")
     key = Path(str(SSH_KEY) + ".pub").read_text()
@@ -74,6 +80,14 @@ def prepare(host: Host, root: Path) -> None:
         (ssh_dir / "authorized_keys").chmod(0o600)
         for p in (ssh_dir, ssh_dir / "authorized_keys"):
             os.chown(p, uid, uid)
+
+
+def host_key(host: Host) -> str | None:
+    """The node's SSH host key (ed25519) as `type base64`, read from its disk; None when not built."""
+    try:
+        return " ".join((node_dir(host) / "root/etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
+    except OSError:
+        return None
 
 
 def _uid(root: Path, user: str) -> int:
