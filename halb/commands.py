@@ -112,30 +112,78 @@ echo "halb: packages ready ($family:${{missing:- none installed}})"
 """
 
 
-def firewall(cfg: HalbConfig, peer_address: str, action: str) -> str:
-    """Open (`add`) or close (`remove`) VRRP from the peer and the service ports, where a host firewall is active."""
-    ports = " ".join(str(p) for p in [*(s.port for s in cfg.haproxy.services), cfg.haproxy.stats.port])
-    rule = f'rule family="ipv4" source address="{peer_address}/32" protocol value="vrrp" accept'
-    if action == "add":
-        fwd = f"firewall-cmd --permanent --add-rich-rule='{rule}'\n"
-        fwd += f'    for p in {ports}; do firewall-cmd --permanent --add-port="$p/tcp"; done'
-        ufw = f"ufw allow from {peer_address} comment 'halb peer: VRRP'\n"
-        ufw += f'    for p in {ports}; do ufw allow "$p/tcp"; done'
-        what = "Open"
-    else:
-        fwd = f"firewall-cmd --permanent --remove-rich-rule='{rule}' || true\n"
-        fwd += f'    for p in {ports}; do firewall-cmd --permanent --remove-port="$p/tcp" || true; done'
-        ufw = f"ufw delete allow from {peer_address} || true\n"
-        ufw += f'    for p in {ports}; do ufw delete allow "$p/tcp" || true; done'
-        what = "Close"
-    return f"""# {what} VRRP from the peer and the service ports where a host firewall is active.
-if command -v firewall-cmd >/dev/null 2>&1 && systemctl is-active --quiet firewalld; then
-    {fwd}
-    firewall-cmd --reload
+FIREWALL_STATE = f"{OWNER_DIR}/firewall"  # the rules halb opened, one per line
+UFW_BEFORE_RULES = "/etc/ufw/before.rules"  # ufw has no `proto vrrp`: halb's VRRP rule lives here
+
+
+def firewall_rules(cfg: HalbConfig, peer_address: str) -> list[str]:
+    """Exactly what the node's firewall must let in: VRRP (IP protocol 112) from the peer only,
+    the service ports from anywhere, the stats port from `haproxy.stats.allowFrom`."""
+    from halb.render import stats_allow
+
+    rules = [f"vrrp {peer_address}/32"]
+    rules += [f"tcp {s.port} 0.0.0.0/0" for s in cfg.haproxy.services]
+    rules += [f"tcp {cfg.haproxy.stats.port} {net}" for net in stats_allow(cfg)]
+    return rules
+
+
+def firewall(
+    rules: list[str], state: str = FIREWALL_STATE, before_rules: str = UFW_BEFORE_RULES
+) -> str:
+    """Bring an active firewalld or ufw to exactly `rules` (an empty list closes everything halb
+    opened): rules recorded in `state` by an earlier deploy and no longer wanted are removed."""
+    wanted = "\n".join(rules)
+    return f"""# Host firewall (firewalld or ufw, when active): exactly halb's rules, stale ones removed.
+halb_fwd=0; halb_ufw=0
+if command -v firewall-cmd >/dev/null 2>&1 && systemctl is-active --quiet firewalld; then halb_fwd=1; fi
+if command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q 'Status: active'; then halb_ufw=1; fi
+halb_rule() {{  # add|remove KIND PORT-OR-NOTHING SOURCE
+    if [ "$halb_fwd" = 1 ]; then
+        if [ "$2" = vrrp ]; then
+            firewall-cmd --permanent "--$1-rich-rule=rule family=\\"ipv4\\" source address=\\"$3\\" protocol value=\\"vrrp\\" accept"
+        elif [ "$4" = 0.0.0.0/0 ]; then
+            firewall-cmd --permanent "--$1-port=$3/tcp"
+        else
+            firewall-cmd --permanent "--$1-rich-rule=rule family=\\"ipv4\\" source address=\\"$4\\" port port=\\"$3\\" protocol=\\"tcp\\" accept"
+        fi
+    fi
+    if [ "$halb_ufw" = 1 ] && [ "$2" = tcp ]; then
+        if [ "$1" = add ]; then ufw allow from "$4" to any port "$3" proto tcp
+        else ufw delete allow from "$4" to any port "$3" proto tcp; fi
+    fi
+}}
+wanted=$(cat <<'HALB_FW'
+{wanted}
+HALB_FW
+)
+if [ -f {state} ]; then
+    while read -r kind a b; do
+        [ -n "$kind" ] || continue
+        printf '%s\n' "$wanted" | grep -qxF "$kind $a${{b:+ $b}}" && continue
+        echo "halb: closing $kind $a${{b:+ $b}} (no longer in the config)"
+        if [ "$kind" = vrrp ]; then halb_rule remove vrrp "$a" "$a" || true; else halb_rule remove tcp "$a" "$b" || true; fi
+    done < {state}
 fi
-if command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q 'Status: active'; then
-    {ufw}
+printf '%s\n' "$wanted" | while read -r kind a b; do
+    [ -n "$kind" ] || continue
+    if [ "$kind" = vrrp ]; then halb_rule add vrrp "$a" "$a"; else halb_rule add tcp "$a" "$b"; fi
+done
+if [ "$halb_ufw" = 1 ] && [ -f {before_rules} ]; then
+    # VRRP from the peer only, in ufw's before.rules (between halb's markers, before its first COMMIT).
+    sed '/^# halb begin/,/^# halb end/d' {before_rules} > {before_rules}.halb-new
+    vrrp=$(printf '%s\n' "$wanted" | awk '$1 == "vrrp" {{ print "-A ufw-before-input -p vrrp -s " $2 " -j ACCEPT" }}')
+    if [ -n "$vrrp" ]; then
+        awk -v block="# halb begin: VRRP from the peer\n$vrrp\n# halb end" \
+            '!done && /^COMMIT/ {{ print block; done = 1 }} {{ print }}' {before_rules}.halb-new > {before_rules}.halb-tmp
+        mv -f {before_rules}.halb-tmp {before_rules}.halb-new
+    fi
+    if cmp -s {before_rules}.halb-new {before_rules}; then rm -f {before_rules}.halb-new
+    else chmod 0640 {before_rules}.halb-new; mv -f {before_rules}.halb-new {before_rules}; fi
+    ufw reload >/dev/null
 fi
+[ "$halb_fwd" = 1 ] && firewall-cmd --reload >/dev/null
+install -d -m 0755 {posixpath.dirname(state)}
+if [ -n "$wanted" ]; then printf '%s\n' "$wanted" > {state}; else rm -f {state}; fi
 """
 
 
@@ -151,7 +199,7 @@ fi
 systemctl daemon-reload
 systemctl try-restart {WATCH}  # picks up a changed watcher; not started here the first time
 # No sysctl is needed: haproxy binds the wildcard address, so the VIP need not be local.
-{firewall(cfg, peer_address, "add")}if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
+{firewall(firewall_rules(cfg, peer_address))}if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
     setsebool -P haproxy_connect_any 1
 fi
 echo "halb: system settings for {node} in place"
@@ -347,10 +395,10 @@ fi
 systemctl disable --now keepalived 2>/dev/null || true
 systemctl disable --now haproxy {WATCH} 2>/dev/null || true
 systemctl reset-failed keepalived haproxy {WATCH} 2>/dev/null || true
-rm -f {files}
+{firewall([])}rm -f {files}
 rm -rf {shlex.quote(posixpath.dirname(PATHS["haproxy_watch"]))} {shlex.quote(PATHS["state_dir"])} {OWNER_DIR}
 rmdir {shlex.quote(posixpath.dirname(PATHS["haproxy_dropin"]))} {shlex.quote(posixpath.dirname(PATHS["keepalived_dropin"]))} 2>/dev/null || true
 systemctl daemon-reload 2>/dev/null || true
-{firewall(cfg, peer_address, "remove")}if id {SCRIPT_USER} >/dev/null 2>&1; then userdel {SCRIPT_USER} || true; fi
+if id {SCRIPT_USER} >/dev/null 2>&1; then userdel {SCRIPT_USER} || true; fi
 echo "halb: {node} torn down (services stopped and disabled, halb's files removed, packages kept)"
 """

@@ -98,6 +98,12 @@ def server_state(srv: Server) -> str:
     return (f" weight {weight}" if weight != 1 else "") + (" disabled" if srv.state == "disabled" else "")
 
 
+def stats_allow(cfg: HalbConfig) -> list[str]:
+    """Who may reach the stats port besides the node itself: `allowFrom`, else the pair's subnet."""
+    nets = cfg.haproxy.stats.allow_from if cfg.haproxy.stats.allow_from is not None else [cfg.network.subnet]
+    return [str(n) for n in nets]
+
+
 def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, object]:
     node, peer = cfg.node(node_name), cfg.peer(node_name)
     k = cfg.keepalived
@@ -136,6 +142,7 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         },
         "k": k,
         "h": cfg.haproxy,
+        "stats_allow": stats_allow(cfg),
     }
 
 

@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import require, stack_raw, tool
+from conftest import require, stack_raw, tool, with_
 from halb import commands
 from halb.config import load_config
 from halb.render import NodeFile, all_files
@@ -132,3 +132,68 @@ def test_the_withhold_filter_masks_every_word_of_the_secret_file(tmp_path: Path)
         capture_output=True, text=True, timeout=10,
     )  # fmt: skip
     assert p.stdout == "<secret> at the start, and <secret> again\nnothing here\n", p.stdout
+
+
+BEFORE_RULES = """*filter
+:ufw-before-input - [0:0]
+-A ufw-before-input -i lo -j ACCEPT
+# don't delete the 'COMMIT' line or these rules won't be processed
+COMMIT
+"""
+
+
+def _firewall_run(tmp_path: Path, rules: list[str]) -> list[str]:
+    """Run halb's firewall script against stub ufw/firewall-cmd/systemctl that log their arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "calls"
+    for name, body in (
+        ("ufw", 'if [ "$1" = status ]; then echo "Status: active"; exit 0; fi\necho "ufw $*" >> "$LOG"'),
+        ("firewall-cmd", 'echo "firewall-cmd $*" >> "$LOG"'),
+        ("systemctl", "exit 0"),
+    ):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    log.write_text("")
+    script = "set -eu\n" + commands.firewall(rules, str(tmp_path / "state/firewall"), str(tmp_path / "before.rules"))
+    p = subprocess.run(
+        ["/bin/sh", "-c", script],
+        capture_output=True, text=True, timeout=30, env={"PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log)},
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    return [line for line in log.read_text().splitlines() if "--reload" not in line and line[-6:] != "reload"]
+
+
+def test_firewall_opens_exactly_halbs_rules_and_closes_stale_ones(tmp_path: Path) -> None:
+    (tmp_path / "before.rules").write_text(BEFORE_RULES)
+    cfg = load_config(with_(stack_raw("dev"), "haproxy.stats.allowFrom", ["192.168.4.0/24", "10.9.9.9/32"]))
+    rules = commands.firewall_rules(cfg, "192.168.4.62")
+    assert rules == [
+        "vrrp 192.168.4.62/32", "tcp 80 0.0.0.0/0", "tcp 443 0.0.0.0/0", "tcp 8080 192.168.4.0/24",
+        "tcp 8080 10.9.9.9/32",
+    ]  # fmt: skip
+    calls = _firewall_run(tmp_path, rules)
+    assert "ufw allow from 0.0.0.0/0 to any port 80 proto tcp" in calls, calls
+    assert "ufw allow from 10.9.9.9/32 to any port 8080 proto tcp" in calls, calls
+    assert not any("ufw allow from 192.168.4.62" in c for c in calls), f"ufw opened every port to the peer: {calls}"
+    assert any('protocol value="vrrp"' in c and "192.168.4.62/32" in c for c in calls), calls
+    before = (tmp_path / "before.rules").read_text()
+    assert before.count("-A ufw-before-input -p vrrp -s 192.168.4.62/32 -j ACCEPT") == 1, before
+    assert before.index("# halb end") < before.index("\nCOMMIT"), before
+
+    # The next deploy drops a service and an allowFrom entry: exactly those close.
+    calls = _firewall_run(tmp_path, [r for r in rules if r not in ("tcp 443 0.0.0.0/0", "tcp 8080 10.9.9.9/32")])
+    removed = [c for c in calls if "delete" in c or "--remove" in c]
+    assert sorted(removed) == sorted([
+        "ufw delete allow from 0.0.0.0/0 to any port 443 proto tcp", "firewall-cmd --permanent --remove-port=443/tcp",
+        'firewall-cmd --permanent --remove-rich-rule=rule family="ipv4" source address="10.9.9.9/32" port '
+        'port="8080" protocol="tcp" accept',
+        "ufw delete allow from 10.9.9.9/32 to any port 8080 proto tcp",
+    ]), removed  # fmt: skip
+    assert (tmp_path / "before.rules").read_text().count("-p vrrp") == 1
+
+    # Teardown: everything halb opened closes, the VRRP block leaves before.rules.
+    calls = _firewall_run(tmp_path, [])
+    assert len([c for c in calls if "delete" in c or "--remove" in c]) == 1 + 2 * 2, calls  # VRRP: firewalld only
+    assert (tmp_path / "before.rules").read_text() == BEFORE_RULES
+    assert not (tmp_path / "state/firewall").exists()

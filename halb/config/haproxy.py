@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
 from pydantic import Field
@@ -62,10 +62,17 @@ class Stats(Model):
         None, description="Stats page password (secret). Generated and kept in state when unset."
     )
     uri: str = patterned(PATH_RE, PATH_HINT, "/stats", default="/stats", description="Path of the stats page.")
+    allow_from: list[IPv4Network] | None = Field(
+        None,
+        description="CIDRs that may reach the stats port (stats page, metrics, /healthz), in haproxy and in "
+        "the host firewall; the node itself always may. Unset: `network.subnet` only.",
+        examples=[["192.168.4.0/24", "10.20.0.5/32"]],
+    )
 
 
 class Metrics(Model):
     enabled: bool = Field(True, description="Serve Prometheus metrics on the stats port.")
+    auth: bool = Field(False, description="Require the stats user and password for the metrics too.")
     path: str = patterned(
         PATH_RE, PATH_HINT, "/metrics", default="/metrics", description="Path of the Prometheus metrics."
     )
