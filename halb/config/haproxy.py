@@ -9,6 +9,7 @@ from pydantic import Field
 
 from halb.config.base import PATH_HINT, PATH_RE, Model, Port, SecretValue, patterned
 from halb.config.errors import Problems, show
+from halb.config.secrets import STATS_PASSWORD
 
 BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source")
 TIMEOUT_RE = r"^[1-9][0-9]{0,8}(ms|s|m|h)?$"
@@ -59,7 +60,9 @@ class Stats(Model):
         description="Stats page user.",
     )  # fmt: skip
     password: SecretValue | None = Field(
-        None, description="Stats page password (secret). Generated and kept in state when unset."
+        None,
+        description=f"Stats page password (secret): {STATS_PASSWORD.describe()}. Generated and kept in state "
+        "when unset.",
     )
     uri: str = patterned(PATH_RE, PATH_HINT, "/stats", default="/stats", description="Path of the stats page.")
     allow_from: list[IPv4Network] | None = Field(

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from halb.config.base import Model, SecretValue
 from halb.config.errors import Problems, show
+from halb.config.secrets import VRRP_PASSWORD
 
 
 class HealthCheck(Model):
@@ -42,7 +43,8 @@ class Keepalived(Model):
     nopreempt: bool = Field(False, description="Do not take the VIP back when the master recovers (both start BACKUP).")
     auth_password: SecretValue | None = Field(
         None,
-        description="VRRPv2 PASS password, 1-8 characters (secret). Generated and kept in state when unset.",
+        description=f"VRRPv2 PASS password (secret): {VRRP_PASSWORD.describe()}. Generated and kept in "
+        "state when unset. It only stops a misconfigured neighbour: it travels in clear text in every advert.",
     )
     health_check: HealthCheck = Field(default_factory=HealthCheck, description="haproxy liveness probe tuning.")
     garp_master_refresh: int = Field(
