@@ -1,0 +1,85 @@
+"""The secrets' character sets, proven on the real daemons: every allowed character reaches
+keepalived and haproxy whole, through the files halb renders."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+from pathlib import Path
+
+from conftest import require_root_tools, stack_raw, tool, with_
+from halb.config import load_config
+from halb.config.secrets import STATS_PASSWORD, VRRP_PASSWORD
+from halb.render import PATHS, Secrets, all_files
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _rendered(path: str, vrrp: str, stats: str) -> str:
+    cfg = load_config(stack_raw("dev"))
+    files = all_files(cfg, "lb1", Secrets(vrrp_password=vrrp, stats_password=stats))
+    return next(f.content for f in files if f.path == path)
+
+
+def test_the_character_sets_refuse_what_breaks_the_daemons() -> None:
+    for bad in "#! \"{}$\\":
+        assert VRRP_PASSWORD.problem(f"ab{bad}c") is not None, f"VRRP password with {bad!r} accepted"
+    for bad in "' \t":
+        assert STATS_PASSWORD.problem(f"long-enough-{bad}x") is not None, f"stats password with {bad!r} accepted"
+    assert VRRP_PASSWORD.problem("abcdefghi") is not None and STATS_PASSWORD.problem("short") is not None
+
+
+def test_keepalived_reads_every_allowed_vrrp_password_character_whole(tmp_path: Path) -> None:
+    """keepalived -d dumps the password it parsed from halb's halb-auth.conf: each 8-character
+    chunk of letters, digits and every allowed special character comes back whole."""
+    require_root_tools("keepalived", "unshare", "ip")
+    specials = VRRP_PASSWORD.specials
+    for password in _chunks(specials + "aZ9", 8):
+        auth = tmp_path / "halb-auth.conf"
+        auth.write_text(_rendered(PATHS["keepalived_auth"], password, "x" * 16))
+        conf = tmp_path / "k.conf"
+        conf.write_text(
+            "vrrp_instance V {\n  state BACKUP\n  interface d0\n  virtual_router_id 9\n  priority 100\n"
+            f"  advert_int 1\n  authentication {{\n    auth_type PASS\n    include {auth}\n  }}\n"
+            "  virtual_ipaddress {\n    198.18.9.9/32\n  }\n}\n"
+        )
+        script = (
+            "ip link add d0 type veth peer name d1 && ip link set d0 up && "
+            f"timeout 0.7 {tool('keepalived')} -n -l -D -d -f {conf} -p {tmp_path}/k.pid -r {tmp_path}/v.pid 2>&1"
+        )
+        p = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=20)
+        parsed = re.findall(r"Password = (.*)$", p.stdout, re.M)
+        assert parsed == [password], f"keepalived parsed {parsed} from {password!r}: {p.stdout[-800:]}"
+
+
+def test_haproxy_takes_every_allowed_stats_password_character_literally(tmp_path: Path) -> None:
+    """haproxy, with halb's halb-secrets.cfg, lets the full password in and refuses its prefix."""
+    require_root_tools("haproxy", "unshare", "curl")
+    password = "Aa0" + STATS_PASSWORD.specials
+    assert STATS_PASSWORD.problem(password) is None
+    (tmp_path / "secrets.cfg").write_text(_rendered(PATHS["haproxy_secrets"], "x", password))
+    (tmp_path / "h.cfg").write_text(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n"
+        "frontend f\n    bind 127.0.0.1:18080\n    stats enable\n    stats uri /s\n"
+        "    stats http-request auth realm halb unless { http_auth(halb_stats) }\n"
+    )
+    check = subprocess.run(
+        [str(tool("haproxy")), "-c", "-dW", "-f", str(tmp_path / "h.cfg"), "-f", str(tmp_path / "secrets.cfg")],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    full, prefix = (base64.b64encode(f"admin:{pw}".encode()).decode() for pw in (password, password[:8]))
+    script = (
+        "ip link set lo up && "
+        f"{tool('haproxy')} -D -f {tmp_path}/h.cfg -f {tmp_path}/secrets.cfg -p {tmp_path}/h.pid && sleep 0.3; "
+        f"for c in {full} {prefix}; do curl -s -o /dev/null -w '%{{http_code}}\\n' "
+        '-H "Authorization: Basic $c" http://127.0.0.1:18080/s; done; '
+
+        f"kill $(cat {tmp_path}/h.pid)"
+    )
+    p = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=20)
+    assert p.stdout.split() == ["200", "401"], f"full password / prefix: {p.stdout} {p.stderr}"
