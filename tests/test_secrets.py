@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import require_root_tools, stack_raw, tool, with_
+from conftest import require_root_tools, stack_raw, tool
 from halb.config import load_config
 from halb.config.secrets import STATS_PASSWORD, VRRP_PASSWORD
 from halb.render import PATHS, Secrets, all_files
