@@ -20,9 +20,10 @@ import yaml
 
 from conftest import ROOT, require_root_tools
 from halb.components.node import STEPS
+from halb.config.secrets import STATS_PASSWORD
 from halb.lab import drills, faults, lab, net, nodes
-from halb.lab.deploy import MOCK_STATE, VAULT, Result, deploy, destroy
-from halb.lab.executor import State
+from halb.lab.deploy import MOCK_STATE, VAULT, DeployFailed, Result, deploy, destroy
+from halb.lab.executor import State, StepFailed
 from halb.lab.probes import client_get, holders, node, service, transitions, wait_until
 from halb.lab.topology import VIP
 
@@ -394,3 +395,59 @@ def test_destroy_deletes_every_resource_then_a_new_deploy_succeeds(deployed: Res
     again = deploy(progress=quiet)
     assert {n for n, op in again.ran() if op == "create"} == deployed_names, again.ran()
     drills.settle()
+
+
+# --------------------------------------------------------------------------- config trust
+
+STATS_PW = "Aa0" + STATS_PASSWORD.specials  # every special character the stats password may hold
+VRRP_PW = "'`;|<>[]"  # eight of the VRRP password's special characters (PASS takes 8)
+
+
+def test_drill_special_character_secrets_reach_the_daemons_whole(deployed: Result) -> None:
+    """Passwords made of special characters: the stats page takes the full one and refuses its
+    prefix; keepalived uses the whole VRRP password (a peer holding a prefix is not accepted).
+    The stats port answers only `allowFrom`, and the metrics need the password."""
+    drills.settle()
+    stack = drills.stack_with({"haproxy.stats.allowFrom": ["198.18.0.30/32"], "haproxy.metrics.auth": True})
+    lb2 = node("lb2")
+    try:
+        deploy(stack_file=stack, secret_sets=[f"haproxy.stats.password={STATS_PW}",
+               f"keepalived.authPassword={VRRP_PW}"], progress=quiet)  # fmt: skip
+        drills.settle(timeout=40)
+        for name, address in (("lb1", "198.18.0.11"), ("lb2", "198.18.0.12")):
+            url = f"http://{address}:8080"
+            assert client_get(f"{url}/stats", "admin", STATS_PW)[0] == 200, f"{name}: the full stats password"
+            assert client_get(f"{url}/stats", "admin", STATS_PW[:12])[0] == 401, f"{name}: its prefix"
+            assert client_get(f"{url}/metrics")[0] == 401, f"{name}: metrics without the password"
+            assert client_get(f"{url}/metrics", "admin", STATS_PW)[0] == 200, f"{name}: metrics with it"
+            outside = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
+                                      f"{url}/healthz"], capture_output=True, text=True)  # fmt: skip
+            assert outside.stdout in ("000", ""), f"{name}: the stats port answered outside allowFrom"
+        auth = "/etc/keepalived/halb-auth.conf"
+        live = nodes.ssh(lb2, f"cat {auth}", timeout=10).stdout
+        assert f"auth_pass {VRRP_PW}" in live, f"lb2: {auth} does not hold the whole password"
+        # lb2 with a prefix of the password: lb1's adverts no longer count, so lb2 takes the VIP too.
+        prefix = f"auth_pass {VRRP_PW[:7]}\n"
+        nodes.ssh(lb2, f"cat > {auth} && systemctl reload keepalived", timeout=20, stdin=prefix)
+        both = wait_until(lambda: holders() == ["lb1", "lb2"], 15, 0.1)
+        assert both is not None, f"lb2 accepted adverts with a different password: {holders()}"
+    finally:
+        stack.unlink()
+        deploy(progress=quiet)  # the lab's own passwords and endpoints again
+    drills.settle(timeout=40)
+
+
+def test_steps_refuse_a_node_whose_host_key_is_not_the_pinned_one(deployed: Result) -> None:
+    """The lab pins each node's host key; a wrong pin makes lb2's first step fail before it runs
+    anything, and lb1 is not touched."""
+    wrong = nodes.host_key(node("lb1"))
+    assert wrong and wrong != nodes.host_key(node("lb2")), "the lab's nodes have their own host keys"
+    stack = drills.stack_with({"nodes.1.hostKey": wrong})
+    try:
+        with pytest.raises((DeployFailed, StepFailed), match="halb-lb2-") as failure:
+            deploy(stack_file=stack, progress=quiet)
+        assert "halb-lb1-" not in str(failure.value), failure.value
+    finally:
+        stack.unlink()
+    again = deploy(progress=quiet)
+    assert again.ran() == [], f"the pinned keys deploy again as before: {again.ran()}"
