@@ -348,6 +348,26 @@ def test_unknown_key_is_an_error_in_the_program_too() -> None:
     assert "halb:keepalivd" in str(err.value) and "no such key" in str(err.value)
 
 
+def test_plain_text_secrets_are_refused_by_the_program_with_the_fix() -> None:
+    """Pulumi hands the program every secret decrypted: a key not marked secret was plain text."""
+    raw = dev(**{"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": STATS_PASSWORD})
+    raw = with_(with_(raw, "ssh.privateKey", SSH_KEY), "ssh.agent", False)
+    config = stack_config(raw, {"vsphere:password": VC_PASSWORD, "vsphere:vsphereServer": "vc.example.com",
+                                "vsphere:user": "admin@vsphere.local"})  # fmt: skip
+    recorder = Recorder()
+    with pytest.raises(Exception) as err:
+        run_main(config, ["halb:ssh"], recorder=recorder)  # only the SSH key was set with --secret
+    text = str(err.value)
+    for key in ("halb:keepalived.authPassword", "halb:haproxy.stats.password", "vsphere:password"):
+        assert f"{key}: got a plain-text value" in text, f"{key} not refused: {text}"
+    assert "pulumi config set --secret --path halb:haproxy.stats.password" in text, text
+    assert "halb:ssh.privateKey" not in text, f"the secret SSH key was refused: {text}"
+    for secret in (VRRP_PASSWORD, STATS_PASSWORD, VC_PASSWORD, "b3BlbnNz"):
+        assert secret not in text, f"a secret is in the error: {text}"
+    created = [r.name for r in recorder.resources.values() if not r.type.startswith(("halb:", "pulumi:"))]
+    assert created == [], f"resources registered before the config error: {created}"
+
+
 def test_missing_key_file_fails_before_any_resource_is_created(tmp_path: Any) -> None:
     raw = with_(dev(platform="hosts"), "ssh", {"user": "root", "privateKeyPath": str(tmp_path / "absent")})
     recorder = Recorder()
