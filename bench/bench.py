@@ -50,7 +50,7 @@ sys.path[:0] = [str(ROOT)]
 
 
 from halb.config import load_stack_file  # noqa: E402
-from halb.lab import drills, faults, image, lab, net, nodes  # noqa: E402
+from halb.lab import drills, faults, image, lab, net, nodes, wrk  # noqa: E402
 from halb.lab.deploy import MOCK_STATE, deploy  # noqa: E402
 from halb.lab.probes import client_get, holders, node, vip_served_by, wait_until  # noqa: E402
 from halb.lab.topology import CLIENT, VIP, WORKERS  # noqa: E402
@@ -138,12 +138,24 @@ mode tcp
 balance roundrobin
 option ssl-hello-chk
 {servers443}"""
-    debian_default = Path("/etc/haproxy/haproxy.cfg").read_text() if Path("/etc/haproxy/haproxy.cfg").exists() else ""
     return {
         "/etc/keepalived/keepalived.conf": keepalived,
         "/usr/local/bin/haproxy-service-check.sh": check,
-        "/etc/haproxy/haproxy.cfg": debian_default + appended,
+        "/etc/haproxy/haproxy.cfg": packaged_haproxy_cfg(name) + appended,
     }
+
+
+PACKAGED: dict[str, str] = {}  # each node's own packaged haproxy.cfg, read once per fresh lab
+
+
+def packaged_haproxy_cfg(name: str) -> str:
+    """The node's own /etc/haproxy/haproxy.cfg as its package installed it: the seed appends to it."""
+    if name not in PACKAGED:
+        p = nodes.ssh(node(name), "cat /etc/haproxy/haproxy.cfg", timeout=20)
+        if p.returncode != 0 or "defaults" not in p.stdout:
+            raise RuntimeError(f"{name}: no packaged /etc/haproxy/haproxy.cfg to append to ({p.stderr.strip()})")
+        PACKAGED[name] = p.stdout
+    return PACKAGED[name]
 
 
 def kubeadm_files(name: str) -> dict[str, str]:
@@ -364,6 +376,7 @@ def measure(profile: str) -> dict[str, float]:
     print(f"bench: {profile}: fresh lab, deploy", flush=True)
     lab.down()
     lab.up()
+    PACKAGED.clear()
     PROFILES[profile]()
     settle()
     deaths = [haproxy_death() for _ in range(REPS)]
@@ -385,6 +398,50 @@ def measure(profile: str) -> dict[str, float]:
         "rps_via_vip": round(statistics.median(via)),
         "rps_direct": round(statistics.median(direct)),
     }
+
+
+THROUGHPUT_SECONDS = float(os.environ.get("THROUGHPUT_SECONDS", "5"))
+
+
+def haproxy_cpu_seconds(name: str) -> float:
+    """User + system CPU of every haproxy process on a node, from /proc."""
+    script = (
+        'hz=$(getconf CLK_TCK); t=0; for p in $(pidof haproxy); do '
+        't=$((t + $(cut -d")" -f2 /proc/$p/stat | awk \'{print $12 + $13}\'))); done; echo "$t $hz"'
+    )
+    ticks, hz = nodes.ssh(node(name), script, timeout=20).stdout.split()
+    return int(ticks) / int(hz)
+
+
+def throughput(profile: str) -> dict[str, Any]:
+    """wrk from the client namespace: via the VIP and direct to all four workers at once (the
+    machine's physical limit), keep-alive at 64 connections, a new connection per request at 32,
+    and one connection for latency; haproxy's CPU per request on the MASTER, from /proc."""
+    settle()
+    vip = f"http://{VIP}/"
+    direct_urls = [f"http://{w.address}/" for w in WORKERS]
+    out: dict[str, Any] = {}
+    for label, conns, close in (("keepalive_64", 64, False), ("new_connection_32", 32, True), ("one_connection", 1, False)):
+        cpu0 = haproxy_cpu_seconds("lb1")
+        via = wrk.run(vip, conns, THROUGHPUT_SECONDS, close)
+        cpu = haproxy_cpu_seconds("lb1") - cpu0
+        direct = wrk.parallel(direct_urls, conns, THROUGHPUT_SECONDS, close) if conns > 1 else wrk.run(
+            direct_urls[0], 1, THROUGHPUT_SECONDS
+        )
+        out[label] = {
+            "via_vip_rps": round(via.rps),
+            "direct_rps": round(direct.rps),
+            "ratio_via_direct": round(via.rps / direct.rps, 3) if direct.rps else 0.0,
+            "via_p50_ms": round(via.p50_ms, 3),
+            "via_p99_ms": round(via.p99_ms, 3),
+            "direct_p50_ms": round(direct.p50_ms, 3),
+            "direct_p99_ms": round(direct.p99_ms, 3),
+            "added_p50_ms": round(via.p50_ms - direct.p50_ms, 3),
+            "errors_via": via.errors,
+            "haproxy_cpu_us_per_request": round(cpu / via.requests * 1e6, 1) if via.requests else 0.0,
+        }
+        print(f"bench: {profile}: throughput {label}: {out[label]}", flush=True)
+    return out
 
 
 def switchover_by_hand() -> dict[str, Any]:
@@ -540,6 +597,18 @@ def fault_table(figures: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def throughput_table(figures: dict[str, dict[str, Any]]) -> str:
+    lines = ["| throughput | profile | via VIP rps | direct rps | via/direct | p50 / p99 ms via | added p50 ms | haproxy CPU µs/req |"]
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for profile, rows in figures.items():
+        for label, f in rows.items():
+            lines.append(
+                f"| {label} | {profile} | {f['via_vip_rps']} | {f['direct_rps']} | {f['ratio_via_direct']} | "
+                f"{f['via_p50_ms']} / {f['via_p99_ms']} | {f['added_p50_ms']} | {f['haproxy_cpu_us_per_request']} |"
+            )
+    return "\n".join(lines)
+
+
 def table(results: dict[str, dict[str, float]]) -> str:
     profiles = list(results)
     lines = [f"| metric (median of {REPS}) | {' | '.join(profiles)} |", "| --- |" + " --- |" * len(profiles)]
@@ -555,9 +624,12 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     life: dict[str, dict[str, dict[str, Any]]] = {}
     fault: dict[str, dict[str, dict[str, Any]]] = {}
+    speed: dict[str, dict[str, Any]] = {}
     try:
         for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
             results[profile] = measure(profile)
+            if os.environ.get("THROUGHPUT", "1") != "0":
+                speed[profile] = throughput(profile)
             if os.environ.get("FAULTS", "1") != "0":
                 fault[profile] = fault_rows(profile)
             if os.environ.get("LIFECYCLE", "1") != "0":
@@ -565,10 +637,11 @@ def main() -> int:
     finally:
         lab.down()
     print(table(results))
+    print(throughput_table(speed))
     print(lifecycle_table(life))
     print(fault_table(fault))
     if os.environ.get("JSON"):
-        doc: dict[str, Any] = {**results, "faults": fault, "lifecycle": life}
+        doc: dict[str, Any] = {**results, "throughput": speed, "faults": fault, "lifecycle": life}
         Path(os.environ["JSON"]).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"bench: wrote {os.environ['JSON']}")
     return 0

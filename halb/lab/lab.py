@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from halb.lab import image, net, nodes
+from halb.lab import image, net, nodes, worker
 from halb.lab.topology import CLIENT, HOST_ADDRESS, HOSTS, NODES, SSH_KEY, STATE, SUBNET, VIP, WORKERS, Host
 from halb.status import Verdict, assess, parse_probe, probe_script
 
-TOOLS = ["ip", "debootstrap", "systemd-nspawn", "ssh", "ssh-keygen", "openssl", "unshare", "curl", "nft"]
+TOOLS = ["ip", "debootstrap", "systemd-nspawn", "ssh", "ssh-keygen", "openssl", "unshare", "curl", "nft", "nginx", "wrk"]
 PROJECT = Path(__file__).resolve().parents[2]
 
 
@@ -54,24 +53,9 @@ def _keys() -> None:
 def start_worker(host: Host) -> None:
     worker_pidfile(host).parent.mkdir(parents=True, exist_ok=True)
     log = (STATE / "workers" / f"{host.name}.log").open("ab")
+    run = worker.command(host.name, STATE / "workers" / host.name, STATE / "tls.crt", STATE / "tls.key")
     proc = subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            host.netns,
-            sys.executable,
-            "-m",
-            "halb.lab.worker",
-            "--name",
-            host.name,
-            "--cert",
-            str(STATE / "tls.crt"),
-            "--key",
-            str(STATE / "tls.key"),
-        ],
-        cwd=PROJECT,
-        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        ["ip", "netns", "exec", host.netns, *run],
         stdout=log,
         stderr=log,
         stdin=subprocess.DEVNULL,

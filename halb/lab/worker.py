@@ -1,47 +1,48 @@
-"""A lab worker: HTTP on 80 answering with its name, TLS on 443 (self-signed). Run in its namespace."""
+"""A lab worker: nginx (Debian's nginx-light) answering with the worker's name, HTTP on 80 and
+TLS on 443 with the lab's certificate. One process (no master), so that a drill's SIGKILL or
+SIGSTOP of its pid kills or hangs the whole worker, as a crashed or hung backend would."""
 
 from __future__ import annotations
 
-import argparse
-import http.server
-import ssl
-import threading
+from pathlib import Path
+
+NGINX = "/usr/sbin/nginx"
 
 
-def handler(name: str) -> type[http.server.BaseHTTPRequestHandler]:
-    body = f"{name}\n".encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    return Handler
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--cert", required=True)
-    parser.add_argument("--key", required=True)
-    args = parser.parse_args()
-    http.server.ThreadingHTTPServer.daemon_threads = True
-    plain = http.server.ThreadingHTTPServer(("0.0.0.0", 80), handler(args.name))
-    tls = http.server.ThreadingHTTPServer(("0.0.0.0", 443), handler(args.name))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(args.cert, args.key)
-    tls.socket = context.wrap_socket(tls.socket, server_side=True)
-    threading.Thread(target=tls.serve_forever, daemon=True).start()
-    plain.serve_forever()
+def nginx_conf(name: str, prefix: Path, cert: Path, key: Path) -> str:
+    """The worker's whole nginx.conf (pure): everything it writes stays under `prefix`."""
+    return f"""# Managed by halb's lab: worker {name}.
+daemon off;
+master_process off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+worker_rlimit_nofile 8192;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    keepalive_requests 1000000;
+    server {{
+        listen 80 backlog=4096;
+        listen 443 ssl backlog=4096;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{
+            default_type text/plain;
+            return 200 "{name}\\n";
+        }}
+    }}
+}}
+"""
 
 
-if __name__ == "__main__":
-    main()
+def command(name: str, prefix: Path, cert: Path, key: Path) -> list[str]:
+    """Write the worker's config under `prefix` and return the command that runs it."""
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(nginx_conf(name, prefix, cert, key))
+    return [NGINX, "-p", str(prefix), "-c", str(conf)]
