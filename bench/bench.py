@@ -36,9 +36,7 @@ import math
 import os
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -52,8 +50,9 @@ sys.path[:0] = [str(ROOT)]
 from halb.config import load_stack_file  # noqa: E402
 from halb.lab import drills, faults, image, lab, net, nodes, wrk  # noqa: E402
 from halb.lab.deploy import MOCK_STATE, deploy  # noqa: E402
+from halb.lab.load import Load  # noqa: E402
 from halb.lab.probes import client_get, holders, node, vip_served_by, wait_until  # noqa: E402
-from halb.lab.topology import CLIENT, VIP, WORKERS  # noqa: E402
+from halb.lab.topology import VIP, WORKERS  # noqa: E402
 from halb.lab.watch import Watch  # noqa: E402
 from halb.render import PLACEHOLDERS, all_files  # noqa: E402
 
@@ -267,45 +266,6 @@ def fast_adverts(profile: str) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- load
-
-
-class Load:
-    """A steady HTTP load from the client namespace until stopped."""
-
-    def __init__(self, host: str, concurrency: int, duration: float = 600, timeout: float = 0.5):
-        self.stop_file = Path(tempfile.mkdtemp(prefix="halb-bench-")) / "stop"
-        self.proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                CLIENT.netns,
-                sys.executable,
-                "-m",
-                "halb.lab.load",
-                "--host",
-                host,
-                "--concurrency",
-                str(concurrency),
-                "--duration",
-                str(duration),
-                "--timeout",
-                str(timeout),
-                "--stop-file",
-                str(self.stop_file),
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def stop(self) -> dict[str, float]:
-        self.stop_file.touch()
-        out, _ = self.proc.communicate(timeout=30)
-        self.stop_file.unlink()
-        self.stop_file.parent.rmdir()
-        return json.loads(out)
 
 
 def timed_load(host: str, seconds: float, concurrency: int = 8) -> dict[str, float]:
@@ -625,6 +585,7 @@ def main() -> int:
     life: dict[str, dict[str, dict[str, Any]]] = {}
     fault: dict[str, dict[str, dict[str, Any]]] = {}
     speed: dict[str, dict[str, Any]] = {}
+    growth: dict[str, Any] = {}
     try:
         for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
             results[profile] = measure(profile)
@@ -634,6 +595,10 @@ def main() -> int:
                 fault[profile] = fault_rows(profile)
             if os.environ.get("LIFECYCLE", "1") != "0":
                 life[profile] = lifecycle(profile)
+        if os.environ.get("SCALE", "1") != "0" and "halb" in results:
+            from scale import run as scale_run
+
+            growth = scale_run(lab=True)  # on the halb profile's lab, as deployed last
     finally:
         lab.down()
     print(table(results))
@@ -641,7 +606,7 @@ def main() -> int:
     print(lifecycle_table(life))
     print(fault_table(fault))
     if os.environ.get("JSON"):
-        doc: dict[str, Any] = {**results, "throughput": speed, "faults": fault, "lifecycle": life}
+        doc: dict[str, Any] = {**results, "throughput": speed, "faults": fault, "lifecycle": life, "scale": growth}
         Path(os.environ["JSON"]).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"bench: wrote {os.environ['JSON']}")
     return 0

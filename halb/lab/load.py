@@ -9,8 +9,55 @@ import argparse
 import http.client
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
+
+from halb.lab.topology import CLIENT
+
+PROJECT = Path(__file__).resolve().parent.parent.parent
+
+
+class Load:
+    """A steady HTTP load from the client namespace until stopped."""
+
+    def __init__(self, host: str, concurrency: int, duration: float = 600, timeout: float = 0.5):
+        self.stop_file = Path(tempfile.mkdtemp(prefix="halb-bench-")) / "stop"
+        self.proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                CLIENT.netns,
+                sys.executable,
+                "-m",
+                "halb.lab.load",
+                "--host",
+                host,
+                "--concurrency",
+                str(concurrency),
+                "--duration",
+                str(duration),
+                "--timeout",
+                str(timeout),
+                "--stop-file",
+                str(self.stop_file),
+            ],
+            cwd=PROJECT,
+            env={**os.environ, "PYTHONPATH": str(PROJECT)},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def stop(self) -> dict[str, float]:
+        self.stop_file.touch()
+        out, _ = self.proc.communicate(timeout=30)
+        self.stop_file.unlink()
+        self.stop_file.parent.rmdir()
+        return json.loads(out)
 
 
 def main() -> None:

@@ -1,0 +1,146 @@
+"""Cost as the config grows: 10, 100 and 1000 backend servers across 1, 10 and 50 services.
+
+    python bench/scale.py            # check, render and resource counts (no lab needed)
+    SCALE_LAB=1 python bench/scale.py  # also haproxy's reload time, memory and failed requests on the lab
+
+For each size: `halb check` and `halb render` time (the config model and the templates, as the
+CLI runs them), the number of Pulumi resources per node (the program under mocks: it should
+not grow with the config), and on the lab the MASTER's `systemctl reload haproxy` time under a
+steady load, the requests failed during the reload (must be 0) and haproxy's memory after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+from halb.config import load_config, strip_prefix  # noqa: E402
+from halb.render import all_files  # noqa: E402
+
+SERVERS = (10, 100, 1000)
+SERVICES = (1, 10, 50)
+WORKER_ADDRESSES = ["198.18.0.21", "198.18.0.22", "198.18.0.23", "198.18.0.24"]
+
+
+def scaled(servers: int, services: int) -> dict[str, Any]:
+    """The lab stack with `servers` backend servers spread over `services` services (the first on
+    port 80, the others on 10001...), every server one of the four lab workers on port 80."""
+    doc = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())
+    raw = strip_prefix(doc["config"])
+    per = [servers // services + (1 if i < servers % services else 0) for i in range(services)]
+    out = []
+    n = 0
+    for i, count in enumerate(per):
+        srv = []
+        for _ in range(max(1, count)):
+            srv.append({"name": f"s{n}", "address": WORKER_ADDRESSES[n % 4], "port": 80})
+            n += 1
+        out.append({"name": "http" if i == 0 else f"svc{i}", "port": 80 if i == 0 else 10000 + i,
+                    "check": "http", "servers": srv})  # fmt: skip
+    raw["haproxy"] = {**raw["haproxy"], "services": out}
+    return raw
+
+
+def _timed(fn: Any, reps: int = 5) -> float:
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def resources_per_node(raw: dict[str, Any]) -> dict[str, int]:
+    from halb.lab.program import run_main, stack_config
+
+    config = stack_config(raw)
+    run = run_main(config, ["halb:ssh", "halb:keepalived", "halb:haproxy"], stack="lab")
+    return {node: sum(1 for name in run.resources if f"-{node}-" in name) for node in ("lb1", "lb2")}
+
+
+def offline(servers: int, services: int) -> dict[str, Any]:
+    raw = scaled(servers, services)
+    cfg = load_config(raw)
+    check_s = _timed(lambda: load_config(raw))
+    render_s = _timed(lambda: [all_files(cfg, n.name) for n in cfg.nodes])
+    size = sum(len(f.content) for f in all_files(cfg, "lb1") if f.path.endswith("haproxy.cfg"))
+    return {
+        "check_ms": round(check_s * 1000, 2),
+        "render_ms": round(render_s * 1000, 2),
+        "haproxy_cfg_bytes": size,
+        "resources_per_node": resources_per_node(raw),
+    }
+
+
+def on_lab(servers: int, services: int) -> dict[str, Any]:
+    """Deploy the size on the lab, then reload haproxy on the MASTER under a steady load."""
+    import tempfile
+
+    from halb.lab import nodes
+    from halb.lab.deploy import deploy
+    from halb.lab.drills import settle
+    from halb.lab.load import Load
+    from halb.lab.probes import node
+    from halb.lab.topology import VIP
+
+    doc = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())
+    doc["config"]["halb:haproxy"] = scaled(servers, services)["haproxy"]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(doc, f)
+    try:
+        deploy(stack_file=Path(f.name), progress=lambda _: None)
+        settle(timeout=60)
+        time.sleep(2)
+        load = Load(VIP, 4)
+        time.sleep(1)
+        lb1 = node("lb1")
+        p = nodes.ssh(lb1, "s=$(date +%s%N); systemctl reload haproxy; e=$(date +%s%N); echo $(((e - s) / 1000000))", 60)
+        reload_ms = int(p.stdout.strip() or -1)
+        time.sleep(2)
+        figures = load.stop()
+        rss = nodes.ssh(lb1, "ps -C haproxy -o rss= | awk '{s += $1} END {print s}'", 20).stdout.strip()
+    finally:
+        os.unlink(f.name)
+    return {"reload_ms": reload_ms, "failed_during_reload": int(figures["failed"]),
+            "requests_during_reload": int(figures["ok"]) + int(figures["failed"]), "haproxy_rss_kib": int(rss or 0)}  # fmt: skip
+
+
+def run(lab: bool) -> dict[str, Any]:
+    """Every size (a service needs a server, so 10 servers never span 50 services)."""
+    out: dict[str, Any] = {}
+    for services in SERVICES:
+        for servers in SERVERS:
+            if servers < services:
+                continue
+            key = f"{servers} servers / {services} services"
+            row = offline(servers, services)
+            if lab:
+                row.update(on_lab(servers, services))
+            out[key] = row
+            print(f"scale: {key}: {row}", flush=True)
+    if lab:
+        from halb.lab.deploy import deploy
+
+        deploy(progress=lambda _: None)  # the lab's own stack again
+    return out
+
+
+def main() -> int:
+    out = run(os.environ.get("SCALE_LAB") == "1")
+    if os.environ.get("JSON"):
+        Path(os.environ["JSON"]).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
