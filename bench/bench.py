@@ -430,6 +430,7 @@ def lifecycle(profile: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+TIMELINES: dict[str, dict[str, list[tuple[float, int, int]]]] = {}  # profile -> fault -> per-100-ms counts
 FAULT_RUNS = int(os.environ.get("FAULT_RUNS", "20"))  # link flap and hang: p50/p99 over this many runs
 
 
@@ -459,6 +460,7 @@ def fault_rows(profile: str) -> dict[str, dict[str, Any]]:
             continue
         print(f"bench: {profile}: {name}: {d.report.summary()}", flush=True)
         out[name] = d.figures()
+        TIMELINES.setdefault(profile, {})[name] = d.report.timeline
     # Repeated runs cut or stop for 8 s (12 s once above): longer than any failover measured.
     out["link-flap"].update(repeated(profile, "link-flap", lambda: faults.link_flap(8)))
     out["haproxy-hang"].update(repeated(profile, "haproxy-hang", lambda: faults.haproxy_hang(8)))
@@ -577,6 +579,22 @@ def table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown CPU")  # fmt: skip
+    return f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({cpu}), {os.uname().release}"
+
+
+def charts(speed: dict[str, dict[str, Any]]) -> None:
+    """bench/failover.svg and bench/throughput.svg, committed and shown in the README."""
+    from charts import throughput_svg, timeline_svg
+
+    if TIMELINES:
+        timeline_svg(TIMELINES, ROOT / "bench/failover.svg", f"Faults under load, {machine()}")
+    if speed:
+        throughput_svg(speed, ROOT / "bench/throughput.svg", f"Throughput with wrk, {machine()}")
+
+
 def main() -> int:
     if os.geteuid() != 0:
         print("bench: must run as root (it drives the local lab)", file=sys.stderr)
@@ -605,8 +623,10 @@ def main() -> int:
     print(throughput_table(speed))
     print(lifecycle_table(life))
     print(fault_table(fault))
+    charts(speed)
     if os.environ.get("JSON"):
-        doc: dict[str, Any] = {**results, "throughput": speed, "faults": fault, "lifecycle": life, "scale": growth}
+        doc: dict[str, Any] = {**results, "throughput": speed, "faults": fault, "lifecycle": life, "scale": growth,
+                               "timelines": TIMELINES, "machine": machine()}
         Path(os.environ["JSON"]).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"bench: wrote {os.environ['JSON']}")
     return 0

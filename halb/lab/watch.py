@@ -36,6 +36,7 @@ from halb.lab.topology import CLIENT, NODES, VIP
 PERIOD = 0.01  # a new request every 10 ms
 TIMEOUT = 0.25  # each request's budget
 SAMPLE = 0.05  # holders read every 50 ms
+BUCKET = 0.1  # the timeline counts good and failed requests per 100 ms
 
 CLONE_NEWNET = 0x40000000
 RTM_NEWADDR, RTM_GETADDR, NLMSG_DONE, NLMSG_ERROR = 20, 22, 3, 2
@@ -54,6 +55,7 @@ class Report:
     bad_samples: list[tuple[float, tuple[str, ...]]]  # (seconds from start, holders) where not exactly one
     holders_seen: list[str] = field(default_factory=list)  # distinct holders, in order of appearance
     seconds: float = 0.0
+    timeline: list[tuple[float, int, int]] = field(default_factory=list)  # (bucket start s, good, failed)
 
     @property
     def longest_outage(self) -> float:
@@ -102,6 +104,11 @@ def analyse(requests: list[tuple[float, bool]], samples: list[tuple[float, list[
         if who and (not seen or seen[-1] != who):
             seen.append(who)
     bad = [(round(t - start, 3), tuple(hs)) for t, hs in samples if len(hs) != 1]
+    buckets: dict[int, list[int]] = {}
+    for t, ok in requests:
+        counts = buckets.setdefault(int((t - start) / BUCKET), [0, 0])
+        counts[0 if ok else 1] += 1
+    timeline = [(round(b * BUCKET, 2), c[0], c[1]) for b, c in sorted(buckets.items())]
     return Report(
         requests=len(requests),
         failed=sum(1 for _, ok in requests if not ok),
@@ -110,6 +117,7 @@ def analyse(requests: list[tuple[float, bool]], samples: list[tuple[float, list[
         bad_samples=bad,
         holders_seen=seen,
         seconds=end - start,
+        timeline=timeline,
     )
 
 
