@@ -188,6 +188,23 @@ def test_connection_allows_many_dial_attempts_and_uses_the_secret_key(dev_run: R
     assert SECRET_SIG in conn["privateKey"] or SECRET_SIG in dev_run.resources["halb-lb1-wait"].inputs["connection"]
 
 
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtmD9ymXsQk9c1bJ8kYyFq7Zx3Fw0s5S0a1b2c3d4e5"
+
+
+def test_a_pinned_host_key_reaches_every_step_but_the_teardown() -> None:
+    run = deploy(dev(**{"nodes.0.hostKey": HOST_KEY}))
+    for name, res in run.resources.items():
+        if not name.startswith("halb-lb1-") or res.type != "command:remote:Command":
+            continue
+        conn = unwrap(res.inputs["connection"])
+        if name == "halb-lb1-teardown":  # no secret, no config: a rebuilt host can still be torn down
+            assert "hostKey" not in conn, f"{name}: pinned"
+        else:
+            assert conn.get("hostKey") == HOST_KEY, f"{name}: host key not pinned"
+    spec = unwrap(run.resources["halb-verify"].inputs["create"])
+    assert HOST_KEY in spec, "halb-verify: the pinned key is not in its spec"
+
+
 def test_config_steps_validate_before_replacing_and_reload(dev_run: Run) -> None:
     haproxy = dev_run.resources["halb-lb1-haproxy"].inputs["create"]
     assert haproxy.index("haproxy -c -dW -f") < haproxy.index('mv -f "$stage/haproxy.cfg" /etc/haproxy/haproxy.cfg')

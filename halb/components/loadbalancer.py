@@ -14,7 +14,7 @@ from halb.components.reservations import AddressReservations, AddressReservation
 from halb.components.rollout import VrrpRollout, VrrpRolloutArgs
 from halb.components.verify import verify_command
 from halb.components.vsphere import VmPair, VmPairArgs, VmSpec
-from halb.config import HalbConfig, Secret
+from halb.config import HalbConfig, Node, Secret
 from halb.stack import VsphereCredentials, ssh_private_key
 
 
@@ -55,18 +55,19 @@ class HaLoadBalancer(pulumi.ComponentResource):
         # machine and steps. A bad change stops at the BACKUP; a change that replaces or
         # reboots the VMs never takes both down together.
         ssh = cfg.ssh
-        connections = {
-            n.name: remote.ConnectionArgs(
+        def connection(n: Node, pinned: bool) -> remote.ConnectionArgs:
+            return remote.ConnectionArgs(
                 host=str(plan.nodes[n.name]),
                 port=ssh.port,
                 user=ssh.user,
                 private_key=key,
                 dial_error_limit=ssh.dial_error_limit,
                 per_dial_timeout=10,
-                host_key=n.host_key,
+                host_key=n.host_key if pinned else None,
             )
-            for n in cfg.nodes
-        }
+
+        connections = {n.name: connection(n, pinned=True) for n in cfg.nodes}
+        unpinned = {n.name: connection(n, pinned=False) for n in cfg.nodes}
         order = [n.name for n in sorted(cfg.nodes, key=lambda n: n.role != "backup")]
         self.nodes: dict[str, NodeProvisioning] = {}
         host_ids: dict[str, pulumi.Input[str]] = {}
@@ -81,6 +82,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
                     node=node,
                     host_id=host_ids[node],
                     connection=connections[node],
+                    teardown_connection=unpinned[node],
                     vrrp_password=self.vrrp_password,
                     stats_password=self.stats_password,
                     reserved=list(self.addresses.records.values()),

@@ -33,6 +33,9 @@ class NodeProvisioningArgs:
     node: str
     host_id: pulumi.Input[str]  # VM id, or the address record of an existing host
     connection: remote.ConnectionArgs
+    # The teardown sends no secret and no config: it connects without the pinned host key, so a
+    # rebuilt host (new keys) can still be torn down and provisioned again.
+    teardown_connection: remote.ConnectionArgs
     vrrp_password: pulumi.Output[str]  # secret
     stats_password: pulumi.Output[str]  # secret
     reserved: list[pulumi.Resource] = field(default_factory=list)  # address records: checked before any step
@@ -89,7 +92,7 @@ class NodeProvisioning(pulumi.ComponentResource):
             depends = previous + (args.after if step == "system" else [])
             self.steps[step] = remote.Command(
                 f"{name}-{step}",
-                connection=args.connection,
+                connection=args.teardown_connection if step == "teardown" else args.connection,
                 create=script,
                 update=script,
                 delete=commands.as_root(commands.teardown_script(cfg, node, peer_address, owner), user)
