@@ -48,7 +48,7 @@ sys.path[:0] = [str(ROOT)]
 
 
 from halb.config import load_stack_file  # noqa: E402
-from halb.lab import drills, faults, image, lab, net, nodes, wrk  # noqa: E402
+from halb.lab import drills, faults, image, lab, latency, net, nodes, wrk  # noqa: E402
 from halb.lab.deploy import MOCK_STATE, deploy  # noqa: E402
 from halb.lab.load import Load  # noqa: E402
 from halb.lab.probes import client_get, holders, node, vip_served_by, wait_until  # noqa: E402
@@ -361,6 +361,7 @@ def measure(profile: str) -> dict[str, float]:
 
 
 THROUGHPUT_SECONDS = float(os.environ.get("THROUGHPUT_SECONDS", "5"))
+RATE = 200  # requests/s, a new connection each: the fixed moderate rate for latency
 
 
 def haproxy_cpu_seconds(name: str) -> float:
@@ -401,6 +402,18 @@ def throughput(profile: str) -> dict[str, Any]:
             "haproxy_cpu_us_per_request": round(cpu / via.requests * 1e6, 1) if via.requests else 0.0,
         }
         print(f"bench: {profile}: throughput {label}: {out[label]}", flush=True)
+    via_rate = latency.measure(VIP, RATE, THROUGHPUT_SECONDS)
+    direct_rate = latency.measure(WORKERS[0].address, RATE, THROUGHPUT_SECONDS)
+    out["fixed_rate"] = {
+        "rate": RATE,
+        "via_p50_ms": via_rate["p50_ms"],
+        "via_p99_ms": via_rate["p99_ms"],
+        "direct_p50_ms": direct_rate["p50_ms"],
+        "direct_p99_ms": direct_rate["p99_ms"],
+        "added_p50_ms": round(via_rate["p50_ms"] - direct_rate["p50_ms"], 3),
+        "failed_via": via_rate["failed"],
+    }
+    print(f"bench: {profile}: latency at {RATE} req/s: {out['fixed_rate']}", flush=True)
     return out
 
 
@@ -564,6 +577,10 @@ def throughput_table(figures: dict[str, dict[str, Any]]) -> str:
     lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for profile, rows in figures.items():
         for label, f in rows.items():
+            if label == "fixed_rate":
+                lines.append(f"| {f['rate']} req/s | {profile} | | | | {f['via_p50_ms']} / {f['via_p99_ms']} | "
+                             f"{f['added_p50_ms']} | |")  # fmt: skip
+                continue
             lines.append(
                 f"| {label} | {profile} | {f['via_vip_rps']} | {f['direct_rps']} | {f['ratio_via_direct']} | "
                 f"{f['via_p50_ms']} / {f['via_p99_ms']} | {f['added_p50_ms']} | {f['haproxy_cpu_us_per_request']} |"
