@@ -100,6 +100,12 @@ class Haproxy(Model):
     metrics: Metrics = Field(default_factory=Metrics, description="Prometheus exporter.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Proxy timeouts.")
     maxconn: int = Field(20000, ge=1, description="haproxy global `maxconn`.")
+    log: Literal["errors", "all"] = Field(
+        "errors",
+        description="`errors`: log only connections that fail or end abnormally (`option dontlog-normal`); "
+        "`all`: one syslog line per connection, which costs haproxy CPU on every request (see README, "
+        "Benchmark).",
+    )
 
 
 RESERVED_NAMES = ("stats",)  # halb's frontend; its userlist and files are halb_*
