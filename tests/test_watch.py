@@ -37,3 +37,9 @@ def test_a_clean_run_reports_zeros() -> None:
     r = analyse([(i / 100, True) for i in range(100)], [(i / 20, ["lb1"]) for i in range(20)])
     assert (r.failed, r.outages, r.bad_samples) == (0, [], [])
     assert r.figures()["outages"] == 0 and r.figures()["holders_seen"] == ["lb1"]
+
+
+def test_the_timeline_counts_good_and_failed_requests_per_100_ms() -> None:
+    reqs = [(10.00, True), (10.05, False), (10.12, False), (10.31, True)]
+    r = analyse(reqs, [(10.0, ["lb1"])])
+    assert r.timeline == [(0.0, 1, 1), (0.1, 0, 1), (0.3, 1, 0)], r.timeline
