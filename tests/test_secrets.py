@@ -34,25 +34,27 @@ def test_the_character_sets_refuse_what_breaks_the_daemons() -> None:
 
 def test_keepalived_reads_every_allowed_vrrp_password_character_whole(tmp_path: Path) -> None:
     """keepalived -d dumps the password it parsed from halb's halb-auth.conf: each 8-character
-    chunk of letters, digits and every allowed special character comes back whole."""
+    chunk of letters, digits and every allowed special character comes back whole (one keepalived,
+    one VRRP instance per chunk)."""
     require_root_tools("keepalived", "unshare", "ip")
-    specials = VRRP_PASSWORD.specials
-    for password in _chunks(specials + "aZ9", 8):
-        auth = tmp_path / "halb-auth.conf"
+    passwords = _chunks(VRRP_PASSWORD.specials + "aZ9", 8)
+    instances = ""
+    links = ""
+    for i, password in enumerate(passwords):
+        auth = tmp_path / f"halb-auth-{i}.conf"
         auth.write_text(_rendered(PATHS["keepalived_auth"], password, "x" * 16))
-        conf = tmp_path / "k.conf"
-        conf.write_text(
-            "vrrp_instance V {\n  state BACKUP\n  interface d0\n  virtual_router_id 9\n  priority 100\n"
-            f"  advert_int 1\n  authentication {{\n    auth_type PASS\n    include {auth}\n  }}\n"
-            "  virtual_ipaddress {\n    198.18.9.9/32\n  }\n}\n"
+        instances += (
+            f"vrrp_instance V{i} {{\n  state BACKUP\n  interface d{i}\n  virtual_router_id {i + 1}\n"
+            f"  priority 100\n  advert_int 1\n  authentication {{\n    auth_type PASS\n    include {auth}\n  }}\n"
+            f"  virtual_ipaddress {{\n    198.18.9.{i + 1}/32\n  }}\n}}\n"
         )
-        script = (
-            "ip link add d0 type veth peer name d1 && ip link set d0 up && "
-            f"timeout 0.7 {tool('keepalived')} -n -l -D -d -f {conf} -p {tmp_path}/k.pid -r {tmp_path}/v.pid 2>&1"
-        )
-        p = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=20)
-        parsed = re.findall(r"Password = (.*)$", p.stdout, re.M)
-        assert parsed == [password], f"keepalived parsed {parsed} from {password!r}: {p.stdout[-800:]}"
+        links += f"ip link add d{i} type veth peer name e{i} && ip link set d{i} up && "
+    conf = tmp_path / "k.conf"
+    conf.write_text(instances)
+    script = f"{links}timeout 1 {tool('keepalived')} -n -l -D -d -f {conf} -p {tmp_path}/k.pid -r {tmp_path}/v.pid 2>&1"
+    p = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=20)
+    parsed = re.findall(r"Password = (.*)$", p.stdout, re.M)
+    assert sorted(parsed) == sorted(passwords), f"keepalived parsed {parsed} from {passwords}: {p.stdout[-800:]}"
 
 
 def test_haproxy_takes_every_allowed_stats_password_character_literally(tmp_path: Path) -> None:
