@@ -228,6 +228,13 @@ def test_secret_steps_take_secrets_on_stdin_log_nothing_and_hide_output(dev_run:
         assert unwrap(dev_run.resources[f"halb-{node}-keepalived"].inputs["stdin"]).rstrip().endswith(VRRP_PASSWORD)
 
 
+def test_no_step_hands_previous_output_to_the_next_run(dev_run: Run) -> None:
+    """pulumi-command's default puts a step's last stdout/stderr in the next run's environment."""
+    for name, res in dev_run.resources.items():
+        if res.type.startswith("command:"):
+            assert res.inputs.get("addPreviousOutputInEnv") is False, f"{name}: addPreviousOutputInEnv"
+
+
 def test_non_root_user_runs_steps_through_sudo() -> None:
     run = deploy(dev(**{"ssh.user": "deploy"}))
     for step in STEPS:

@@ -43,7 +43,11 @@ class AddressReservations(pulumi.ComponentResource):
             self.records[r.key] = local.Command(
                 f"{name}-{r.key}",
                 create=preflight_script(r.address) if r.preflight else f"echo {r.address}",
+                # Only a new address runs the preflight (a trigger); any other change of these
+                # inputs must not re-run it against the address now in use.
+                update=f"echo {r.address}",
                 triggers=[str(r.address)],
+                add_previous_output_in_env=False,
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.ids = {key: rec.id for key, rec in self.records.items()}
