@@ -626,6 +626,10 @@ def main() -> int:
             results[profile] = measure(profile)
             if os.environ.get("THROUGHPUT", "1") != "0":
                 speed[profile] = throughput(profile)
+                if profile == "halb":  # what halb's default `haproxy.log: errors` saves
+                    deploy(sets=["haproxy.log=all"], progress=lambda _: None)
+                    speed["halb, log: all"] = throughput("halb, log: all")
+                    deploy(progress=lambda _: None)
             if os.environ.get("FAULTS", "1") != "0":
                 fault[profile] = fault_rows(profile)
             if os.environ.get("LIFECYCLE", "1") != "0":
