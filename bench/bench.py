@@ -474,6 +474,8 @@ def fault_rows(profile: str) -> dict[str, dict[str, Any]]:
         print(f"bench: {profile}: {name}: {d.report.summary()}", flush=True)
         out[name] = d.figures()
         TIMELINES.setdefault(profile, {})[name] = d.report.timeline
+    if FAULT_RUNS == 0:  # the single runs only (their timelines draw bench/failover.svg)
+        return out
     # Repeated runs cut or stop for 8 s (12 s once above): longer than any failover measured.
     out["link-flap"].update(repeated(profile, "link-flap", lambda: faults.link_flap(8)))
     out["haproxy-hang"].update(repeated(profile, "haproxy-hang", lambda: faults.haproxy_hang(8)))
