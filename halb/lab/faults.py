@@ -124,6 +124,7 @@ def fast_adverts() -> Iterator[None]:
         # it is BACKUP would measure the delay, not the failover (seen once: 2.34 s).
         if wait_until(lambda: _vrrp_state("lb2") == "BACKUP", 20, 0.2) is None:
             raise AssertionError(f"lb2 is not BACKUP after the VRRPv3 deploy: {_vrrp_state('lb2')}")
+        time.sleep(3)  # keepalived may say BACKUP (init) before its 2 s startup delay ends
         yield
     finally:
         fast.unlink()
