@@ -50,3 +50,8 @@ def test_the_worker_nginx_conf_passes_nginx_t(tmp_path: Path) -> None:
     p = subprocess.run([*cmd, "-t"], capture_output=True, text=True, timeout=20)
     assert p.returncode == 0, p.stderr
     assert 'return 200 "w1\\n";' in (tmp_path / "w1/nginx.conf").read_text()
+
+
+def test_wrk_gets_whole_seconds() -> None:
+    """wrk refuses `-d5.0s` (it prints its usage and exits 1)."""
+    assert "-d5s" in wrk.command("http://198.18.0.10/", 64, 5.0) and "-d1s" in wrk.command("http://x/", 1, 0.2)

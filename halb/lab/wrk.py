@@ -49,7 +49,7 @@ def parse(output: str) -> WrkResult:
 
 def command(url: str, connections: int, seconds: float, close: bool = False) -> list[str]:
     threads = max(1, min(2, connections))
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "2s"]
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "2s"]
     if close:
         cmd += ["-H", "Connection: close"]
     return ["ip", "netns", "exec", CLIENT.netns, *cmd, url]
@@ -58,7 +58,7 @@ def command(url: str, connections: int, seconds: float, close: bool = False) -> 
 def run(url: str, connections: int, seconds: float = 5, close: bool = False) -> WrkResult:
     p = subprocess.run(command(url, connections, seconds, close), capture_output=True, text=True, timeout=seconds + 30)
     if p.returncode != 0:
-        raise RuntimeError(f"wrk {url}: {p.stderr.strip()}")
+        raise RuntimeError(f"wrk {url}: exit {p.returncode}: {(p.stderr or p.stdout).strip()[-300:]}")
     return parse(p.stdout)
 
 
@@ -73,7 +73,7 @@ def parallel(urls: list[str], connections: int, seconds: float = 5, close: bool 
     for u, proc in zip(urls, procs, strict=True):
         out, err = proc.communicate(timeout=seconds + 30)
         if proc.returncode != 0:
-            raise RuntimeError(f"wrk {u}: {err.strip()}")
+            raise RuntimeError(f"wrk {u}: exit {proc.returncode}: {(err or out).strip()[-300:]}")
         results.append(parse(out))
     return WrkResult(
         sum(r.requests for r in results),
