@@ -181,7 +181,9 @@ def moved_once_and_back(d: drills.Drill, first_outage_limit: float) -> None:
 
 
 def never_two_holders(d: drills.Drill) -> None:
-    assert not any(len(h) > 1 for _, h in d.report.bad_samples), f"{d.name}: two holders: {d.report.summary()}"
+    """No two holders, but for the preemption overlap of `moved_once_and_back` (one sample at most)."""
+    overlap = [t for t, h in d.report.bad_samples if len(h) > 1]
+    assert len(overlap) <= 1, f"{d.name}: two holders in {len(overlap)} samples: {d.report.summary()}"
 
 
 def test_fault_keepalived_crash_is_restarted_and_redundancy_returns(deployed: Result) -> None:
