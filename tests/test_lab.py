@@ -21,11 +21,11 @@ import yaml
 from conftest import ROOT, require_root_tools
 from halb.components.node import STEPS
 from halb.config.secrets import STATS_PASSWORD
-from halb.lab import drills, faults, lab, net, nodes
+from halb.lab import drills, faults, lab, net, nodes, wrk
 from halb.lab.deploy import MOCK_STATE, VAULT, DeployFailed, Result, deploy, destroy
 from halb.lab.executor import State, StepFailed
 from halb.lab.probes import client_get, holders, node, service, transitions, wait_until
-from halb.lab.topology import VIP
+from halb.lab.topology import CLIENT, VIP
 
 pytestmark = pytest.mark.lab
 WORKERS = {"w1", "w2", "w3", "w4"}
@@ -93,6 +93,16 @@ def test_http_through_the_vip_reaches_all_four_workers_in_turn(deployed: Any) ->
 def test_tls_through_the_vip_completes_a_handshake_with_a_worker(deployed: Any) -> None:
     code, body = client_get(f"https://{VIP}/")
     assert code == 200 and body.strip() in WORKERS, (code, body)
+
+
+def test_wrk_through_the_vip_runs_back_to_back_without_errors_on_a_tuned_client(deployed: Any) -> None:
+    for key, value in net.CLIENT_SYSCTLS.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        got = subprocess.run(["ip", "netns", "exec", CLIENT.netns, "cat", path], capture_output=True, text=True).stdout
+        assert got.split() == value.split(), f"client namespace {key}: {got!r}, expected {value!r}"
+    for run in range(2):  # the second run meets the first one's TIME_WAIT ports
+        r = wrk.run(f"http://{VIP}/", 8, 1, close=True)
+        assert r.requests > 0 and r.errors == 0, f"wrk run {run + 1}, a new connection per request via the VIP: {r}"
 
 
 def test_second_deploy_changes_nothing(deployed: Result) -> None:
