@@ -376,46 +376,68 @@ def haproxy_cpu_seconds(name: str) -> float:
     return int(ticks) / int(hz)
 
 
+THROUGHPUT_ROUNDS = int(os.environ.get("THROUGHPUT_ROUNDS", "3"))
+
+
 def throughput(profile: str) -> dict[str, Any]:
     """wrk from the client namespace: via the VIP and direct to all four workers at once (the
     machine's physical limit), keep-alive at 64 connections, a new connection per request at 32,
-    and one connection for latency; haproxy's CPU per request on the MASTER, from /proc."""
+    and one connection for latency; haproxy's CPU per request on the MASTER, from /proc.
+
+    Every figure is the median of THROUGHPUT_ROUNDS rounds (default 3); a round runs every load
+    via the VIP and then direct, so a passing disturbance on the shared cores (one 5 s run of the
+    same config measured 4442 against 7000-8800 requests/s in others) moves one round, not the
+    figure. `*_runs` keep every round's requests/s."""
     settle()
     vip = f"http://{VIP}/"
     direct_urls = [f"http://{w.address}/" for w in WORKERS]
-    out: dict[str, Any] = {}
-    for label, conns, close in (("keepalive_64", 64, False), ("new_connection_32", 32, True), ("one_connection", 1, False)):
-        cpu0 = haproxy_cpu_seconds("lb1")
-        via = wrk.run(vip, conns, THROUGHPUT_SECONDS, close)
-        cpu = haproxy_cpu_seconds("lb1") - cpu0
-        direct = wrk.parallel(direct_urls, conns, THROUGHPUT_SECONDS, close) if conns > 1 else wrk.run(
-            direct_urls[0], 1, THROUGHPUT_SECONDS
-        )
-        out[label] = {
-            "via_vip_rps": round(via.rps),
-            "direct_rps": round(direct.rps),
-            "ratio_via_direct": round(via.rps / direct.rps, 3) if direct.rps else 0.0,
-            "via_p50_ms": round(via.p50_ms, 3),
-            "via_p99_ms": round(via.p99_ms, 3),
-            "direct_p50_ms": round(direct.p50_ms, 3),
-            "direct_p99_ms": round(direct.p99_ms, 3),
-            "added_p50_ms": round(via.p50_ms - direct.p50_ms, 3),
-            "errors_via": via.errors,
+    loads = (("keepalive_64", 64, False), ("new_connection_32", 32, True), ("one_connection", 1, False))
+    rounds: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in loads}
+    rates: list[tuple[dict[str, float], dict[str, float]]] = []
+    for _ in range(THROUGHPUT_ROUNDS):
+        for label, conns, close in loads:
+            cpu0 = haproxy_cpu_seconds("lb1")
+            via = wrk.run(vip, conns, THROUGHPUT_SECONDS, close)
+            cpu = haproxy_cpu_seconds("lb1") - cpu0
+            direct = wrk.parallel(direct_urls, conns, THROUGHPUT_SECONDS, close) if conns > 1 else wrk.run(
+                direct_urls[0], 1, THROUGHPUT_SECONDS
+            )
             # At one connection haproxy mostly waits between requests: its CPU per request would
             # measure the wait, not the relaying, so it is left out (null).
-            "haproxy_cpu_us_per_request": round(cpu / via.requests * 1e6, 1) if via.requests and conns > 1 else None,
+            cpu_us = cpu / via.requests * 1e6 if via.requests and conns > 1 else None
+            rounds[label].append({"via": via, "direct": direct, "cpu_us": cpu_us})
+        rates.append((latency.measure(VIP, RATE, THROUGHPUT_SECONDS), latency.measure(WORKERS[0].address, RATE, THROUGHPUT_SECONDS)))
+
+    def med(values: Sequence[float], digits: int) -> float:
+        return round(statistics.median(values), digits)
+
+    out: dict[str, Any] = {}
+    for label, rs in rounds.items():
+        via_rps, direct_rps = med([r["via"].rps for r in rs], 0), med([r["direct"].rps for r in rs], 0)
+        cpus = [r["cpu_us"] for r in rs if r["cpu_us"] is not None]
+        out[label] = {
+            "via_vip_rps": round(via_rps),
+            "direct_rps": round(direct_rps),
+            "ratio_via_direct": round(via_rps / direct_rps, 3) if direct_rps else 0.0,
+            "via_p50_ms": med([r["via"].p50_ms for r in rs], 3),
+            "via_p99_ms": med([r["via"].p99_ms for r in rs], 3),
+            "direct_p50_ms": med([r["direct"].p50_ms for r in rs], 3),
+            "direct_p99_ms": med([r["direct"].p99_ms for r in rs], 3),
+            "added_p50_ms": med([r["via"].p50_ms - r["direct"].p50_ms for r in rs], 3),
+            "errors_via": sum(r["via"].errors for r in rs),
+            "haproxy_cpu_us_per_request": med(cpus, 1) if cpus else None,
+            "via_vip_rps_runs": [round(r["via"].rps) for r in rs],
+            "direct_rps_runs": [round(r["direct"].rps) for r in rs],
         }
         print(f"bench: {profile}: throughput {label}: {out[label]}", flush=True)
-    via_rate = latency.measure(VIP, RATE, THROUGHPUT_SECONDS)
-    direct_rate = latency.measure(WORKERS[0].address, RATE, THROUGHPUT_SECONDS)
     out["fixed_rate"] = {
         "rate": RATE,
-        "via_p50_ms": via_rate["p50_ms"],
-        "via_p99_ms": via_rate["p99_ms"],
-        "direct_p50_ms": direct_rate["p50_ms"],
-        "direct_p99_ms": direct_rate["p99_ms"],
-        "added_p50_ms": round(via_rate["p50_ms"] - direct_rate["p50_ms"], 3),
-        "failed_via": via_rate["failed"],
+        "via_p50_ms": med([v["p50_ms"] for v, _ in rates], 3),
+        "via_p99_ms": med([v["p99_ms"] for v, _ in rates], 3),
+        "direct_p50_ms": med([d["p50_ms"] for _, d in rates], 3),
+        "direct_p99_ms": med([d["p99_ms"] for _, d in rates], 3),
+        "added_p50_ms": med([v["p50_ms"] - d["p50_ms"] for v, d in rates], 3),
+        "failed_via": int(sum(v["failed"] for v, _ in rates)),
     }
     print(f"bench: {profile}: latency at {RATE} req/s: {out['fixed_rate']}", flush=True)
     return out
