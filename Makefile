@@ -62,7 +62,7 @@ golden: venv  ## accept the current rendering as the golden files
 docs: venv  ## regenerate the README's config reference from the model
 	$(PY) -c "from pathlib import Path; from halb.docs import update_readme; p = Path('README.md'); p.write_text(update_readme(p.read_text()))"
 
-bench: deps venv  ## failover, faults, lifecycle, throughput, scale: seed vs kubeadm guide vs halb (about 90 minutes); JSON=FILE to save
+bench: deps venv  ## failover, faults, lifecycle, throughput, scale: seed vs kubeadm guide vs halb (about 95 minutes); JSON=FILE to save
 	$(PY) bench/bench.py
 
 clean:
