@@ -63,5 +63,6 @@ exec {shlex.quote(tool("keepalived") or "keepalived")} -t -f {PATHS["keepalived_
 
 
 def shellcheck(path: Path) -> Result:
-    p = subprocess.run(["shellcheck", "--shell=sh", str(path)], capture_output=True, text=True, timeout=30)
+    """shellcheck for the shell the script's own #! line names (sh or bash)."""
+    p = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True, timeout=30)
     return Result(p.returncode, p.stdout + p.stderr)
