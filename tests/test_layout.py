@@ -37,10 +37,6 @@ def parse(path: Path) -> ast.Module:
 
 def imports() -> dict[str, set[str]]:
     """Module -> the halb modules it imports at run time (not under TYPE_CHECKING)."""
-    return _imports()
-
-
-def _imports() -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for path in PACKAGE.rglob("*.py"):
         tree = parse(path)

@@ -35,13 +35,24 @@ def create() -> None:
     for host in HOSTS:
         attach(host)
     for key, value in CLIENT_SYSCTLS.items():
-        path = "/proc/sys/" + key.replace(".", "/")
-        sh("ip", "netns", "exec", CLIENT.netns, "sh", "-c", f"printf '%s\\n' '{value}' > {path}")
+        sh("ip", "netns", "exec", CLIENT.netns, "sh", "-c", f"printf '%s\\n' '{value}' > {_sysctl_path(key)}")
     # The root namespace's leg: lets ssh and the tests reach the lab.
     sh("ip", "link", "add", HOST_LINK, "type", "veth", "peer", "name", "v-host", "netns", BRIDGE_NS)
     sh("ip", "-n", BRIDGE_NS, "link", "set", "v-host", "master", BRIDGE, "up")
     sh("ip", "addr", "add", f"{HOST_ADDRESS}/{PREFIX}", "dev", HOST_LINK)
     sh("ip", "link", "set", HOST_LINK, "up")
+
+
+def _sysctl_path(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def client_sysctls() -> dict[str, str]:
+    """The CLIENT_SYSCTLS keys as the client namespace has them now (whitespace normalised)."""
+    return {
+        key: " ".join(sh("ip", "netns", "exec", CLIENT.netns, "cat", _sysctl_path(key)).stdout.split())
+        for key in CLIENT_SYSCTLS
+    }
 
 
 def attach(host: Host) -> None:
