@@ -49,7 +49,7 @@ sys.path[:0] = [str(ROOT)]
 
 from halb.config import load_stack_file  # noqa: E402
 from halb.lab import drills, faults, image, lab, latency, net, nodes, wrk  # noqa: E402
-from halb.lab.deploy import MOCK_STATE, deploy  # noqa: E402
+from halb.lab.deploy import deploy  # noqa: E402
 from halb.lab.load import Load  # noqa: E402
 from halb.lab.probes import client_get, holders, node, vip_served_by, wait_until  # noqa: E402
 from halb.lab.topology import VIP, WORKERS  # noqa: E402
@@ -215,7 +215,6 @@ def deploy_by_hand(files: Callable[[str], dict[str, str]], script: str) -> None:
 
 def deploy_halb() -> None:
     """halb's own deployer (`python -m halb.lab deploy`) onto the freshly booted nodes."""
-    MOCK_STATE.unlink(missing_ok=True)
     deploy(progress=lambda _: None)
 
 

@@ -60,14 +60,6 @@ def _timed(fn: Any, reps: int = 5) -> float:
     return statistics.median(times)
 
 
-def resources_per_node(raw: dict[str, Any]) -> dict[str, int]:
-    from halb.lab.program import run_main, stack_config
-
-    config = stack_config(raw)
-    run = run_main(config, ["halb:ssh", "halb:keepalived", "halb:haproxy"], stack="lab")
-    return {node: sum(1 for name in run.resources if f"-{node}-" in name) for node in ("lb1", "lb2")}
-
-
 def offline(servers: int, services: int) -> dict[str, Any]:
     raw = scaled(servers, services)
     cfg = load_config(raw)
@@ -78,7 +70,6 @@ def offline(servers: int, services: int) -> dict[str, Any]:
         "check_ms": round(check_s * 1000, 2),
         "render_ms": round(render_s * 1000, 2),
         "haproxy_cfg_bytes": size,
-        "resources_per_node": resources_per_node(raw),
     }
 
 
@@ -98,7 +89,9 @@ def on_lab(servers: int, services: int) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(doc, f)
     try:
-        deploy(stack_file=Path(f.name), progress=lambda _: None)
+        deployed = deploy(stack_file=Path(f.name), progress=lambda _: None)
+        # what the engine holds for each node, as it reported every resource of the update
+        per_node = {n: sum(1 for a in deployed.actions if f"-{n}-" in a.name) for n in ("lb1", "lb2")}
         settle(timeout=60)
         time.sleep(2)
         load = Load(VIP, 4)
@@ -111,7 +104,7 @@ def on_lab(servers: int, services: int) -> dict[str, Any]:
         rss = nodes.ssh(lb1, "ps -C haproxy -o rss= | awk '{s += $1} END {print s}'", 20).stdout.strip()
     finally:
         os.unlink(f.name)
-    return {"reload_ms": reload_ms, "failed_during_reload": int(figures["failed"]),
+    return {"resources_per_node": per_node, "reload_ms": reload_ms, "failed_during_reload": int(figures["failed"]),
             "requests_during_reload": int(figures["ok"]) + int(figures["failed"]), "haproxy_rss_kib": int(rss or 0)}  # fmt: skip
 
 

@@ -69,11 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def stack_secrets(stack: str) -> Secrets | None:
-    """The passwords a stack deployed, to compare the secret files too; None when out of reach."""
-    if stack == "lab":
-        from halb.lab.deploy import lab_secrets
-
-        return lab_secrets()
+    """The passwords a stack deployed (`pulumi stack output`), to compare the secret files too; None
+    when out of reach."""
     pulumi = shutil.which("pulumi")
     if pulumi is None:
         return None

@@ -32,18 +32,29 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _heredoc(content: str, target: str) -> str:
-    """`cat > target` with content verbatim (quoted delimiter: nothing is expanded)."""
+FILE_TAG = "HALB_EOF"  # the delimiters are fixed, so a changed file shows in a diff as its changed lines only
+SCRIPT_TAG = "HALB_SCRIPT"
+
+
+def _delimited(content: str, tag: str) -> str:
+    """content, newline-terminated, checked not to end its heredoc early."""
     if not content.endswith("\n"):
         content += "\n"
-    tag = f"HALB_EOF_{sha256(content)[:16]}"
-    return f"cat > {target} <<'{tag}'\n{content}{tag}\n"
+    if tag in content.splitlines():
+        raise ValueError(f"a line of the content is the heredoc delimiter {tag}; it cannot be written safely")
+    return content
+
+
+def _heredoc(content: str, target: str) -> str:
+    """`cat > target` with content verbatim (quoted delimiter: nothing is expanded)."""
+    return f"cat > {target} <<'{FILE_TAG}'\n{_delimited(content, FILE_TAG)}{FILE_TAG}\n"
 
 
 def as_root(script: str, user: str) -> str:
     """Wrap a script so it runs as root for any SSH user, keeping stdin for the script."""
     runner = "sh" if user == "root" else "sudo -n sh"
-    tag = f"HALB_SCRIPT_{sha256(script)[:16]}"
+    tag = SCRIPT_TAG
+    script = _delimited(script, tag)
     return (
         "halb_script=$(mktemp) || exit 1\n"
         f"cat > \"$halb_script\" <<'{tag}'\n{script}{tag}\n"
@@ -229,7 +240,7 @@ trap 'rm -rf "$stage"' EXIT
     printf '%s\\n' "$out" | {withhold} | head -n 20 >&2
     exit 1
 fi
-{prepare}{move}{apply}echo "halb: {name} {sha256(main.content)[:12]} is live"
+{prepare}{move}{apply}echo "halb: {name} is live"
 """
 
 
@@ -251,7 +262,8 @@ def structure(haproxy_cfg: str) -> str:
 
 
 def runtime_commands(cfg: HalbConfig) -> str:
-    """haproxy runtime API commands that bring every server to its configured weight and state."""
+    """haproxy runtime API commands that bring every server to its configured weight and state,
+    one per line (the script joins them with `;`, so a diff shows the one that changed)."""
     cmds = []
     for svc in cfg.haproxy.services:
         for srv in svc.servers:
@@ -261,7 +273,7 @@ def runtime_commands(cfg: HalbConfig) -> str:
                 f"set server {svc.name}/{srv.name} weight {weight}",
                 f"set server {svc.name}/{srv.name} state {state}",
             ]
-    return "; ".join(cmds)
+    return "\n".join(cmds)
 
 
 def haproxy_script(files: list[NodeFile], cfg: HalbConfig) -> str:
@@ -280,7 +292,10 @@ if [ "${{pid:-0}}" != 0 ] && tr '\\0' ' ' < "/proc/$pid/cmdline" | grep -q {shle
     recorded=$(cat {STRUCTURE} 2>/dev/null || true)
     live_sum=$(sha256sum {shlex.quote(main.path)} 2>/dev/null | cut -c1-64)
     if [ "$recorded" = "{shape} $live_sum" ] && cmp -s "$stage/halb-secrets.cfg" {shlex.quote(secret.path)}; then
-        answer=$(echo {shlex.quote(runtime_commands(cfg))} | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} 2>&1) && \\
+        answer=$(paste -sd';' <<'HALB_RUNTIME' | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} 2>&1
+{runtime_commands(cfg)}
+HALB_RUNTIME
+) && \\
             [ -z "$(printf '%s' "$answer" | tr -d '[:space:]')" ] && how=runtime
         [ "$how" = runtime ] || echo "halb: the runtime API refused ($answer); reloading instead" >&2
     fi
@@ -291,7 +306,7 @@ fi
     reload) systemctl reload haproxy ;;
     *) systemctl restart haproxy ;;
 esac
-echo "{shape} {main.sha256}" > {STRUCTURE}
+echo "{shape} $(sha256sum {shlex.quote(main.path)} | cut -c1-64)" > {STRUCTURE}
 """
     # -dW: a warning is an error, as in halb's tests.
     validate = 'haproxy -c -dW -f "$stage/haproxy.cfg" -f "$stage/halb-secrets.cfg"'

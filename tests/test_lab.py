@@ -1,5 +1,5 @@
-"""End to end on the local lab: `__main__.py` deploys the lab stack onto real systemd nodes,
-with every command resource executed for real; then fault drills.
+"""End to end on the local lab: the real Pulumi engine (`pulumi up` through the Automation API,
+with the pulumi-command provider) deploys the lab stack onto real systemd nodes; then drills.
 
 Needs root, debootstrap (or the cached image), systemd-nspawn, ssh. With CI=true a missing
 prerequisite fails. The module brings the lab up fresh and always takes it down.
@@ -22,14 +22,13 @@ from conftest import ROOT, require_root_tools
 from halb.components.node import STEPS
 from halb.config.secrets import STATS_PASSWORD
 from halb.lab import drills, faults, lab, net, nodes, wrk
-from halb.lab.deploy import MOCK_STATE, VAULT, DeployFailed, Result, deploy, destroy
-from halb.lab.executor import State, StepFailed
+from halb.lab.deploy import CIPHERTEXTS, ENGINE, VAULT, DeployFailed, Result, deploy, destroy
 from halb.lab.probes import client_get, holders, node, service, transitions, wait_until
 from halb.lab.topology import CLIENT, VIP
 
 pytestmark = pytest.mark.lab
 WORKERS = {"w1", "w2", "w3", "w4"}
-HAPROXY_STEPS = [("halb-lb2-haproxy", "replace"), ("halb-lb1-haproxy", "replace"), ("halb-verify", "replace")]
+HAPROXY_STEPS = [("halb-lb2-haproxy", "update"), ("halb-lb1-haproxy", "update"), ("halb-verify", "update")]
 
 
 def quiet(_: str) -> None:
@@ -39,14 +38,12 @@ def quiet(_: str) -> None:
 @pytest.fixture(scope="module")
 def lab_up() -> Iterator[None]:
     require_root_tools(*lab.TOOLS)
-    lab.down()
-    MOCK_STATE.unlink(missing_ok=True)  # a fresh lab has nothing deployed
+    lab.down()  # a fresh lab, and no stack: `down` removes the lab stack's state too
     try:
         lab.up()
         yield
     finally:
         lab.down()
-        MOCK_STATE.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -106,16 +103,26 @@ def test_wrk_through_the_vip_runs_back_to_back_without_errors_on_a_tuned_client(
 def test_second_deploy_changes_nothing(deployed: Result) -> None:
     again = deploy(progress=quiet)
     assert again.ran() == [], f"an unchanged stack re-ran steps: {again.ran()}"
+    assert set(again.changes) == {"same"}, f"the engine's summary: {again.changes}"
+    assert ENGINE.history()[-1]["resourceChanges"] == again.changes, "the file backend's history agrees"
+
+
+def test_deploys_leave_the_repository_untouched(deployed: Result) -> None:
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--", "Pulumi.*.yaml"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert status.stdout == "", f"a deploy changed tracked stack files: {status.stdout}"
 
 
 def test_state_keeps_no_secret_in_plain_text(deployed: Result) -> None:
     secrets = [deployed.exports["stats_password"], deployed.exports["vrrp_password"]]
     assert all(len(s) >= 8 for s in secrets), "the lab's passwords are set"
-    for path in (MOCK_STATE, VAULT):
+    state = ENGINE.backend / ".pulumi" / "stacks" / "halb" / "lab.json"
+    for path in (state, ENGINE.config_file, CIPHERTEXTS, VAULT):
         text = path.read_text()
         leaked = [s for s in secrets if s in text]
         assert not leaked, f"{path} holds a secret in plain text"
-    assert "hmac:" in MOCK_STATE.read_text(), "secret inputs are kept as digests"
+    assert state.read_text().count('"ciphertext"') >= 10, "secret inputs and outputs are kept encrypted in the state"
 
 
 def test_stats_page_needs_the_password_and_metrics_answer(deployed: Result) -> None:
@@ -264,9 +271,15 @@ def test_fault_backend_worker_hung_is_taken_out_by_its_checks(deployed: Result) 
     assert d.report.bad_samples == [], d.report.summary()
 
 
+def deployed_inputs(name: str) -> dict[str, Any]:
+    """A resource's inputs as the engine's state holds them."""
+    inputs: dict[str, Any] = next(r["inputs"] for r in ENGINE.resources() if r["urn"].endswith(f"::{name}"))
+    return inputs
+
+
 def _replay_with(name: str, mutate: Any) -> tuple[int, str]:
     """Run a deployed step's script again with its main file changed, as a bad `pulumi up` would."""
-    script = State.load(MOCK_STATE).resources[name]["inputs"]["create"]
+    script = deployed_inputs(name)["create"]
     bad = mutate(script)
     assert bad != script, "the mutation changed nothing"
     p = nodes.ssh(node(name.split("-")[1]), bad, timeout=60, stdin="")
@@ -402,12 +415,14 @@ def test_drill_teardown_leaves_nothing_and_a_new_deploy_succeeds(deployed: Resul
 
 
 def test_destroy_deletes_every_resource_then_a_new_deploy_succeeds(deployed: Result) -> None:
-    deployed_names = set(State.load(MOCK_STATE).resources)
+    deployed_names = {a.name for a in deploy(progress=quiet).actions}
     gone = destroy(progress=quiet)
-    assert {a.name for a in gone.actions} == deployed_names and all(a.op == "delete" for a in gone.actions)
-    assert State.load(MOCK_STATE).resources == {}, "destroy left resources in state"
+    assert {a.name for a in gone.actions} == deployed_names and all(a.op == "delete" for a in gone.actions), gone.ran()
+    assert set(gone.changes) == {"delete"} and ENGINE.history()[-1]["kind"] == "destroy", gone.changes
+    assert ENGINE.resources() == [], "destroy left resources in state"
     again = deploy(progress=quiet)
     assert {n for n, op in again.ran() if op == "create"} == deployed_names, again.ran()
+    assert set(ENGINE.history()[-1]["resourceChanges"]) == {"create"}, "the redeploy, in the engine's history"
     drills.settle()
 
 
@@ -458,7 +473,7 @@ def test_steps_refuse_a_node_whose_host_key_is_not_the_pinned_one(deployed: Resu
     assert wrong and wrong != nodes.host_key(node("lb2")), "the lab's nodes have their own host keys"
     stack = drills.stack_with({"nodes.1.hostKey": wrong})
     try:
-        with pytest.raises((DeployFailed, StepFailed), match="halb-lb2-") as failure:
+        with pytest.raises(DeployFailed, match="halb-lb2-") as failure:
             deploy(stack_file=stack, progress=quiet)
         assert "halb-lb1-" not in str(failure.value), failure.value
     finally:

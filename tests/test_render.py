@@ -208,7 +208,7 @@ def test_server_weight_backup_and_state_render_and_only_they_change_at_runtime()
     assert structure(text) != structure(_haproxy(base)), "`backup` needs a reload"
     cmds = runtime_commands(state_cfg)
     assert "set server http/worker2 weight 0" in cmds and "set server http/worker3 state maint" in cmds, cmds
-    assert "set server http/worker1 weight 5; set server http/worker1 state ready" in cmds, cmds
+    assert "set server http/worker1 weight 5\nset server http/worker1 state ready" in cmds, cmds
 
 
 def test_a_service_with_no_active_server_is_refused() -> None:

@@ -131,9 +131,10 @@ class HaLoadBalancer(pulumi.ComponentResource):
         # A deploy that proves itself: exactly one holder, every service answering through the VIP.
         self.verify: local.Command | None = None
         if cfg.verify:
-            changes: list[pulumi.Input[str]] = [*host_ids.values(), self.rollout.secret_digest]
-            changes += [h for p in self.nodes.values() for h in p.script_hashes.values()]
-            self.verify = verify_command(name, cfg, key, changes, self.rollout.done, child)
+            follows = {f"{name}-{n}-{step}": h for n, p in self.nodes.items() for step, h in p.script_hashes.items()}
+            self.verify = verify_command(
+                name, cfg, key, list(host_ids.values()), follows, self.rollout.secret_digest, self.rollout.done, child
+            )
 
         # Outputs: derived from the plan, never from addresses the guests report.
         h = cfg.haproxy

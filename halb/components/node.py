@@ -6,10 +6,12 @@ wait -> teardown -> packages -> system -> haproxy -> keepalived -> services
 node, a new host identity) stops keepalived, then haproxy, and removes halb's files. Its only
 trigger is the host's identity, so config changes never run it.
 
-Each step's triggers hold the node's identity (VM id or address record) and the hash
-of what the step installs, so a change re-runs only the steps it touches and a
-replaced VM is provisioned from scratch. Secret file contents travel on stdin, marked
-secret, and steps that carry them log nothing and keep stdout/stderr secret.
+Each step's only trigger is the node's identity (VM id or address record, and its
+`generation`): a new host replaces every step, so it is provisioned from scratch. A config
+change changes a step's script, which the engine runs again as an update (`~` in the preview,
+with the changed lines in `--diff`), so a change re-runs only the steps it touches. Secret
+file contents travel on stdin, marked secret, and steps that carry them log nothing and keep
+stdout/stderr secret.
 """
 
 from __future__ import annotations
@@ -83,23 +85,16 @@ class NodeProvisioning(pulumi.ComponentResource):
         for step in STEPS:
             script = commands.as_root(scripts[step], user)
             secret_step = step in stdin
-            # Triggers replace the step (re-run create). A changed password changes only the
-            # secret stdin, which runs `update` (the same script) without exposing anything.
-            # The teardown's only trigger is the host: config changes never run its delete.
-            triggers: list[pulumi.Input[str]] = (
-                [args.host_id] if step == "teardown" else [args.host_id, commands.sha256(script)]
-            )
             depends = previous + (args.after if step == "system" else [])
             self.steps[step] = remote.Command(
                 f"{name}-{step}",
                 connection=args.teardown_connection if step == "teardown" else args.connection,
-                create=script,
-                update=script,
+                create=script,  # a changed script runs again as an update (`~` in the preview)
                 delete=commands.as_root(commands.teardown_script(cfg, node, peer_address, owner), user)
                 if step == "teardown"
                 else None,
-                stdin=stdin.get(step),
-                triggers=triggers,
+                stdin=stdin.get(step),  # a changed password changes only this secret: an update too
+                triggers=[args.host_id],  # only a new host identity replaces a step
                 logging=remote.Logging.NONE if secret_step else remote.Logging.STDOUT_AND_STDERR,
                 add_previous_output_in_env=False,
                 opts=pulumi.ResourceOptions(

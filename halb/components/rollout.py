@@ -37,9 +37,10 @@ class VrrpRolloutArgs:
 class VrrpRollout(pulumi.ComponentResource):
     def __init__(self, name: str, args: VrrpRolloutArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("halb:node:VrrpRollout", name, None, opts)
-        # Whatever re-runs a keepalived step re-runs these: its script (a trigger: replace) or its
-        # secret stdin (a digest of it here, secret too: update).
-        scripts = [args.keepalived_scripts[n] for n in sorted(args.keepalived_scripts)]
+        # Whatever re-runs a keepalived step re-runs these: its script (named in a comment line of
+        # theirs) or its secret stdin (a digest of it here, secret too). Both are updates.
+        follows = "".join(f"# follows halb's keepalived step on {n}: {args.keepalived_scripts[n][:16]}\n"
+                          for n in sorted(args.keepalived_scripts))  # fmt: skip
         digest: pulumi.Output[str] = pulumi.Output.all(*args.keepalived_secrets).apply(
             lambda v: commands.sha256("\n".join(map(str, v)))
         )
@@ -50,15 +51,14 @@ class VrrpRollout(pulumi.ComponentResource):
         for phase in PHASES:
             done: list[pulumi.Resource] = []
             for node in sorted(args.connections):
-                script = commands.as_root(scripts_for[phase], args.user)
+                script = commands.as_root(follows + scripts_for[phase], args.user)
                 key = f"{node}-{phase}"
                 self.steps[key] = remote.Command(
                     f"{name}-{key}",
                     connection=args.connections[node],
                     create=script,
-                    update=script,
                     stdin=secrets,
-                    triggers=[args.host_ids[node], *scripts],
+                    triggers=[args.host_ids[node]],
                     logging=remote.Logging.STDOUT_AND_STDERR,
                     add_previous_output_in_env=False,
                     opts=pulumi.ResourceOptions(parent=self, depends_on=previous),

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 import pulumi
+import yaml
 from pulumi_command import local
 
-from halb import commands
 from halb.addresses import plan_addresses
 from halb.config import HalbConfig
 from halb.verify import Spec
 
 PROJECT = Path(__file__).resolve().parents[2]
+# The project's virtualenv, as Pulumi.yaml declares it for the program (relative to the project).
+VIRTUALENV: str = yaml.safe_load((PROJECT / "Pulumi.yaml").read_text())["runtime"]["options"]["virtualenv"]
 
 
 def verify_spec(cfg: HalbConfig) -> Spec:
@@ -35,24 +36,27 @@ def verify_command(
     name: str,
     cfg: HalbConfig,
     key: pulumi.Output[str] | None,
-    changes: list[pulumi.Input[str]],
+    host_ids: list[pulumi.Input[str]],
+    follows: dict[str, str],
+    secrets_digest: pulumi.Output[str],
     after: list[pulumi.Resource],
     opts: pulumi.ResourceOptions,
 ) -> local.Command:
-    """Runs whenever anything in `changes` does (script hashes, host ids, a secret digest)."""
+    """Runs again whenever a step it follows (`follows`: resource name -> script hash) or a secret
+    (`secrets_digest`, kept secret) changes: both update it. A new host (`host_ids`) replaces it.
+    Nothing in it depends on the machine or checkout that runs `pulumi up`: the interpreter is the
+    project's virtualenv (Pulumi.yaml), relative to the project, where the engine runs commands."""
     inline_key = cfg.ssh.private_key is not None and key is not None
     spec = verify_spec(cfg)
-    create = f"{shlex.quote(sys.executable)} -m halb verify --spec {shlex.quote(spec.to_json())}"
-    create += " --key-stdin" if inline_key else ""
-    digest: pulumi.Output[str] = pulumi.Output.all(*changes).apply(lambda c: commands.sha256("\n".join(map(str, c))))
-    secret_digest: pulumi.Output[str] = pulumi.Output.secret(digest)
+    lines = [f"# follows {step}: {digest[:16]}" for step, digest in sorted(follows.items())]
+    command = f"{VIRTUALENV}/bin/python -m halb verify --spec {shlex.quote(spec.to_json())}"
+    lines.append(command + (" --key-stdin" if inline_key else ""))
     return local.Command(
         f"{name}-verify",
-        create=create,
-        update=create,
-        dir=str(PROJECT),
+        create="\n".join(lines) + "\n",
         stdin=key if inline_key else None,
-        triggers=[secret_digest],
+        environment={"HALB_SECRETS_DIGEST": secrets_digest},
+        triggers=host_ids,
         logging=local.Logging.STDOUT_AND_STDERR,
         add_previous_output_in_env=False,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),

@@ -1,9 +1,12 @@
-"""`python -m halb.lab up | down | status | deploy | destroy`: the local lab (root, Linux).
+"""`python -m halb.lab up | down | status | deploy | preview | refresh | destroy | password`:
+the local lab (root, Linux), deployed through the real Pulumi engine.
 
 deploy [--stack-file FILE] [--set PATH=VALUE]... [--set-secret PATH=VALUE]... [--replace NAME]...
-       deploys the lab stack (PATH as `pulumi config set --path` takes it, without `halb:`);
-       --set and --set-secret last for this deploy only
-destroy runs every delete the program declares, in reverse dependency order
+        `pulumi up` of the lab stack (PATH as `pulumi config set --path` takes it, without `halb:`);
+        --set and --set-secret last for this deploy only
+preview `pulumi preview --diff` with the same options: what a deploy would change
+refresh `pulumi refresh`: the state read back from the nodes
+destroy `pulumi destroy`: every delete the program declares, in reverse dependency order
 password prints the lab's stats password (kept encrypted on this machine)
 """
 
@@ -29,21 +32,28 @@ def _show_outputs(exports: dict[str, Any]) -> None:
         print(f"  {key}: {value}")
 
 
-def _deploy(args: argparse.Namespace) -> int:
-    from halb.lab.deploy import DeployFailed, deploy, destroy
+def _engine(args: argparse.Namespace) -> int:
+    from halb.lab import deploy as lab_stack
+    from halb.lab.engine import EngineFailed, EngineMissing
 
     try:
-        if args.command == "destroy":
-            result = destroy(progress=_say)
-            _say(f"destroyed ({len(result.actions)} resources deleted, engine: {result.engine})")
-            return 0
-        result = deploy(args.stack_file, args.set, args.set_secret, progress=_say, replace=args.replace)
-    except (DeployFailed, ValueError) as e:
+        if args.command == "deploy":
+            result = lab_stack.deploy(args.stack_file, args.set, args.set_secret, progress=_say, replace=args.replace)
+        elif args.command == "preview":
+            result = lab_stack.preview(args.stack_file, args.set, args.set_secret, progress=lambda _: None)
+            print(result.diff)
+        elif args.command == "refresh":
+            result = lab_stack.refresh(progress=_say)
+        else:
+            result = lab_stack.destroy(progress=_say)
+    except (EngineFailed, EngineMissing, ValueError) as e:
         print(f"halb.lab: {args.command} failed: {e}", file=sys.stderr)
         return 1
-    _say(f"deployed ({len(result.actions)} steps ran, engine: {result.engine})")
-    _show_outputs(result.exports)
-    print(lab.describe())
+    changes = ", ".join(f"{n} {op}" for op, n in sorted(result.changes.items())) or "nothing"
+    _say(f"{args.command}: {changes} ({result.seconds:.1f} s, the Pulumi engine)")
+    if args.command == "deploy":
+        _show_outputs(result.exports)
+        print(lab.describe())
     return 0
 
 
@@ -51,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m halb.lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "down", "status", "deploy", "destroy", "password"])
+    parser.add_argument(
+        "command", choices=["up", "down", "status", "deploy", "preview", "refresh", "destroy", "password"]
+    )
     parser.add_argument("--stack-file", type=Path, default=Path("Pulumi.lab.yaml"))
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
     parser.add_argument("--set-secret", action="append", default=[], metavar="PATH=VALUE")
@@ -66,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing and args.command == "up":
         print(f"halb.lab: missing tools: {' '.join(missing)} (run ./scripts/install-deps)", file=sys.stderr)
         return 2
-    if args.command in ("deploy", "destroy"):
-        return _deploy(args)
+    if args.command in ("deploy", "preview", "refresh", "destroy"):
+        return _engine(args)
     if args.command == "password":
         from halb.lab.deploy import VAULT
         from halb.lab.vault import Vault
@@ -88,7 +100,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # skip the mocks' event loop teardown, which only prints noise at exit
+    sys.exit(main())

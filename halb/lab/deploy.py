@@ -1,51 +1,35 @@
-"""Deploy the lab stack and destroy it: `python -m halb.lab deploy | destroy`.
+"""The lab stack through the real Pulumi engine: `python -m halb.lab deploy | preview | refresh | destroy`.
 
-With the real engine this is a thin wrapper around `pulumi config set --path` and `pulumi up`.
-Where the engine cannot run, the program runs under Pulumi's mocks and halb.lab.executor
-carries out its commands, with state in the lab's state directory.
-
-The lab sets its own VRRP and stats passwords, generated once and kept encrypted, so it never
-needs pulumi-random. `--set` and `--set-secret` last for one deploy.
+The stack's config is the repository's Pulumi.lab.yaml, plus this deploy's `--set`s, each
+node's pinned host key, and the lab's passwords as Pulumi secrets (generated once, kept
+encrypted). It is written to the lab's own config file in the lab's state directory, so
+`--set` and `--set-secret` last one deploy and no tracked file ever changes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from halb.lab import engine as real
-from halb.lab.executor import Action, Executor, State, StepFailed
+from halb.lab.engine import PROJECT_DIR, Engine, EngineFailed, Progress, Result
 from halb.lab.nodes import host_key
-from halb.lab.program import PROJECT_DIR, Run, run_main
 from halb.lab.settings import parse_path, parse_value, set_path
-from halb.lab.topology import NODES, SSH_KEY, STATE
-from halb.lab.vault import Vault
-from halb.render import Secrets
+from halb.lab.topology import NODES, STACK_HOME, STATE
+from halb.lab.vault import DEFAULT_PASSPHRASE, Vault
+
+__all__ = ["STACK_FILE", "VAULT", "DeployFailed", "Result", "deploy", "destroy", "preview", "refresh"]
 
 STACK_FILE = PROJECT_DIR / "Pulumi.lab.yaml"
-MOCK_STATE = STATE / "mock-engine" / "lab.json"
 VAULT = STATE / "lab-secrets.json"
+ENGINE = Engine(STACK_HOME, "lab", os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEFAULT_PASSPHRASE))
+CIPHERTEXTS = ENGINE.home / "secret-config.json"  # path -> digest of the value and its ciphertext
 LAB_PASSWORDS = {"keepalived.authPassword": 8, "haproxy.stats.password": 24}
-Progress = Callable[[str], None]
-
-
-class DeployFailed(Exception):
-    pass
-
-
-@dataclass
-class Result:
-    engine: str  # "pulumi" or "mocks"
-    actions: list[Action] = field(default_factory=list)
-    exports: dict[str, Any] = field(default_factory=dict)
-
-    def ran(self) -> list[tuple[str, str]]:
-        return [(a.name, a.op) for a in self.actions]
+DeployFailed = EngineFailed
 
 
 def split_assignment(text: str) -> tuple[str, str]:
@@ -86,13 +70,37 @@ def pin_host_keys(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def lab_secrets() -> Secrets:
-    """The passwords the lab deploys (kept encrypted in the lab's state)."""
+def write_config(stack_file: Path = STACK_FILE, sets: Sequence[str] = (), secret_sets: Sequence[str] = ()) -> None:
+    """The lab's config file for the next engine run. A secret is encrypted by the engine itself
+    (`pulumi config set --secret`, the value on stdin) when it is new; its ciphertext is reused
+    while the value stays the same."""
     vault = Vault(VAULT)
-    return Secrets(
-        vrrp_password=vault.get("keepalived.authPassword") or "",
-        stats_password=vault.get("haproxy.stats.password") or "",
-    )
+    config, secrets = lab_config(stack_file, sets, secret_sets, vault)
+    ENGINE.stack()  # created on first use: its salt is in the config file from then on
+    salt = (yaml.safe_load(ENGINE.config_file.read_text()) or {})["encryptionsalt"]
+    known: dict[str, dict[str, str]] = json.loads(CIPHERTEXTS.read_text()) if CIPHERTEXTS.exists() else {}
+    fresh = {}
+    for path, value in secrets.items():
+        kept = known.get(path)
+        if kept and kept["digest"] == vault.digest(value):
+            config = set_path(config, path, {"secure": kept["secure"]})
+        else:
+            fresh[path] = value
+    ENGINE.config_file.write_text(yaml.safe_dump({"encryptionsalt": salt, "config": config}, sort_keys=False))
+    for path, value in fresh.items():
+        ENGINE.cli_run(["config", "set", "--secret", "--path", f"halb:{path}"], stdin=value)
+        known[path] = {"digest": vault.digest(value), "secure": _secure_at(path)}
+    if fresh:
+        CIPHERTEXTS.write_text(json.dumps(known, indent=1))
+
+
+def _secure_at(path: str) -> str:
+    node: Any = yaml.safe_load(ENGINE.config_file.read_text())["config"]
+    parts = parse_path(path)
+    node = node[f"halb:{parts[0]}"]
+    for part in parts[1:]:
+        node = node[part]
+    return str(node["secure"])
 
 
 def deploy(
@@ -100,82 +108,27 @@ def deploy(
     sets: Sequence[str] = (),
     secret_sets: Sequence[str] = (),
     progress: Progress = print,
-    use_engine: bool = True,
     replace: Sequence[str] = (),
 ) -> Result:
-    """`replace`: resource names to replace even if unchanged (`pulumi up --replace`), e.g. to repair drift."""
-    vault = Vault(VAULT)
-    config, secrets = lab_config(stack_file, sets, secret_sets, vault)
-    engine, why = real.find() if use_engine else (None, "mocks requested")
-    if engine is not None:
-        return _deploy_with_engine(engine, config, secrets, progress, replace)
-    progress(f"the real engine cannot run here ({why}); running the program under Pulumi's mocks")
-    for path, value in secrets.items():
-        config = set_path(config, path, value)
-    flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    secret_keys = sorted({f"halb:{parse_path(p)[0]}" for p in secrets} | {"halb:ssh"})
-    state = State.load(MOCK_STATE)
-    executor = Executor(state, vault, SSH_KEY, progress, frozenset(replace))
-    unknown = set(replace) - set(state.resources)
-    if unknown:
-        raise DeployFailed(f"--replace {', '.join(sorted(unknown))}: no such resource in the lab's state")
-    try:
-        run: Run = run_main(flat, secret_keys, stack="lab", recorder=executor)
-        executor.finish()
-    except Exception as e:  # a failed step, or a config error before any resource
-        raise DeployFailed(_reason(e)) from None
-    finally:
-        state.save()
-    return Result("mocks", executor.actions, run.exports)
+    """`pulumi up`. `replace`: resource names to replace even if unchanged (`--replace`), e.g. to repair drift."""
+    write_config(stack_file, sets, secret_sets)
+    return ENGINE.up(progress, list(replace))
 
 
-def destroy(progress: Progress = print, use_engine: bool = True) -> Result:
-    engine, _ = real.find() if use_engine else (None, "mocks requested")
-    if engine is not None:
-        if engine.run("destroy", "--yes", config_file=real.WORKDIR / "Pulumi.lab.yaml") != 0:
-            raise DeployFailed("pulumi destroy failed (see its output above)")
-        return Result("pulumi")
-    state = State.load(MOCK_STATE)
-    executor = Executor(state, Vault(VAULT), SSH_KEY, progress)
-    try:
-        executor.finish()  # the program declares nothing: every resource in state is deleted
-    except StepFailed as e:
-        raise DeployFailed(str(e)) from None
-    finally:
-        state.save()
-    return Result("mocks", executor.actions)
-
-
-def _reason(e: BaseException) -> str:
-    """The first line that says what failed; a step's error never carries its script or stdin."""
-    seen: list[BaseException] = []
-    while e is not None and e not in seen:
-        seen.append(e)
-        if isinstance(e, StepFailed):
-            return str(e)
-        e = e.__cause__ or e.__context__  # type: ignore[assignment]
-    text = str(seen[0]).strip()
-    return text.splitlines()[0] if "config error" not in text else text
-
-
-def _deploy_with_engine(
-    engine: real.Engine, config: dict[str, Any], secrets: dict[str, str], progress: Progress, replace: Sequence[str]
+def preview(
+    stack_file: Path = STACK_FILE, sets: Sequence[str] = (), secret_sets: Sequence[str] = (), progress: Progress = print
 ) -> Result:
-    """`pulumi config set --path` each key on a copy of the stack file, then `pulumi up --yes`."""
-    work = real.WORKDIR / "Pulumi.lab.yaml"
-    work.parent.mkdir(parents=True, exist_ok=True)
-    salt = (yaml.safe_load(work.read_text()) or {}).get("encryptionsalt") if work.exists() else None
-    work.write_text(yaml.safe_dump({"encryptionsalt": salt} if salt else {}))
-    engine.run("stack", "select", "--create", "--secrets-provider", "passphrase", config_file=work)
-    for key, value in config.items():
-        namespace, _, name = key.partition(":")
-        flag = ["--json"] if not isinstance(value, str) else []
-        text = json.dumps(value) if not isinstance(value, str) else value
-        engine.run("config", "set", *flag, f"{namespace}:{name}", text, config_file=work)
-    for path, value in secrets.items():
-        engine.run("config", "set", "--secret", "--path", f"halb:{path}", config_file=work, stdin=value)
-    progress("pulumi up --stack lab")
-    targets = [f"--replace={engine.urn(name)}" for name in replace]
-    if engine.run("up", "--yes", "--diff", *targets, config_file=work) != 0:
-        raise DeployFailed("pulumi up failed (see its output above)")
-    return Result("pulumi")
+    """`pulumi preview --diff`: what a deploy with these settings would do; nothing runs on the nodes."""
+    write_config(stack_file, sets, secret_sets)
+    return ENGINE.preview(progress)
+
+
+def refresh(progress: Progress = print, clear_pending_creates: bool = False) -> Result:
+    write_config()
+    return ENGINE.refresh(progress, clear_pending_creates)
+
+
+def destroy(progress: Progress = print) -> Result:
+    """`pulumi destroy`: every declared delete, in reverse dependency order."""
+    write_config()
+    return ENGINE.destroy(progress)

@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 
 from halb.lab import image, net, nodes
-from halb.lab.deploy import STACK_FILE, Result, deploy, destroy, pin_host_keys
+from halb.lab.deploy import ENGINE, STACK_FILE, Result, deploy, destroy
+from halb.lab.engine import PROJECT_DIR
 from halb.lab.probes import client_get, holders, node, wait_until
-from halb.lab.program import PROJECT_DIR
 from halb.lab.topology import VIP
 from halb.lab.watch import Report, Watch
 
@@ -72,20 +72,17 @@ def stack_with(changes: dict[str, Any], base: Path = STACK_FILE) -> Path:
     return Path(name)
 
 
-def status(stack_file: Path = STACK_FILE) -> dict[str, Any]:
-    """`python -m halb status --stack lab --json`, as an operator runs it, against this stack file."""
-    doc = yaml.safe_load(stack_file.read_text())
-    doc["config"]["halb:nodes"] = pin_host_keys(doc["config"].get("halb:nodes") or [])  # as deployed
-    with tempfile.TemporaryDirectory(prefix="halb-status-") as tmp:
-        (Path(tmp) / "Pulumi.lab.yaml").write_text(yaml.safe_dump(doc))
-        p = subprocess.run(
-            [sys.executable, "-m", "halb", "status", "--stack", "lab", "--json"],
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
-        )
+def status() -> dict[str, Any]:
+    """`python -m halb status --stack lab --json`, as an operator runs it in the lab stack's project
+    (its config as last deployed, its outputs through the engine)."""
+    p = subprocess.run(
+        [sys.executable, "-m", "halb", "status", "--stack", "lab", "--json"],
+        cwd=ENGINE.home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **ENGINE.env(), "PYTHONPATH": str(PROJECT_DIR)},
+    )
     answer: dict[str, Any] = json.loads(p.stdout)
     return answer
 
@@ -119,7 +116,7 @@ def switchover() -> Drill:
         with Watch() as w:
             into = deploy(stack_file=resting, progress=quiet)
             moved = wait_until(lambda: holders() == ["lb2"], 15, 0.05)
-            during = status(resting)
+            during = status()
             lb1_haproxy = nodes.ssh(node("lb1"), "systemctl is-active haproxy", timeout=10).stdout.strip()
             back = deploy(progress=quiet)
             returned = wait_until(lambda: holders() == ["lb1"], 15, 0.05)
@@ -257,7 +254,7 @@ def rebuild(name: str = "lb2") -> Drill:
             result = deploy(stack_file=bumped, progress=quiet)
             settle()
         services = nodes.ssh(node(name), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
-        st = status(bumped)
+        st = status()
     finally:
         bumped.unlink()
     assert w.report is not None

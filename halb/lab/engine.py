@@ -1,69 +1,246 @@
-"""The real Pulumi engine for the lab: the official CLI when installed, else the one
-`make engine` builds into .engine/bin. Usable only when the pulumi-command provider is there too.
+"""The real Pulumi engine, driven through the Automation API (`pulumi.automation`).
 
-A file backend in the lab's state directory, a passphrase secrets provider, and a copy of the
-stack file as `--config-file`, so the repository's Pulumi.lab.yaml never changes.
+The CLI is an installed `pulumi` when there is one, else the one `make engine` builds into
+.engine/bin. Each stack it drives has a home directory of its own: a file backend, a passphrase
+secrets provider, the stack's config file, and a Pulumi.yaml that is the project's own with
+`main:` pointing back at the checkout. The program and its commands run from the checkout, as
+with `pulumi up` there, and no tracked file of the repository ever changes (the CLI writes a
+stack's salt into the config file beside Pulumi.yaml, whatever `--config-file` says).
+
+What the engine did comes from its own events: each resource's operation (same, create, update,
+replace, delete) and how long it took, in the order the engine finished them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from halb.lab.program import PROJECT_DIR
-from halb.lab.topology import STATE
-from halb.lab.vault import DEFAULT_PASSPHRASE
+import yaml
+from pulumi import automation as auto
+from pulumi.automation import events
 
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 BUILT = PROJECT_DIR / ".engine" / "bin"
-WORKDIR = STATE / "engine"
-STACK = "lab"
+PROJECT = "halb"
+Progress = Callable[[str], None]
+
+# The engine's operations as a user reads them: a replacement is one `replace`, whatever its steps.
+OPS = {
+    "create": "create",
+    "update": "update",
+    "delete": "delete",
+    "same": "same",
+    "create-replacement": "replace",
+    "refresh": "refresh",
+    "read": "read",
+}
+
+
+class EngineMissing(Exception):
+    pass
+
+
+class EngineFailed(Exception):
+    pass
+
+
+@dataclass
+class Action:
+    name: str  # the resource's name (halb's names are unique in a stack)
+    op: str  # same, create, update, replace, delete, refresh
+    seconds: float
+
+
+@dataclass
+class Result:
+    kind: str  # update, preview, destroy, refresh
+    actions: list[Action] = field(default_factory=list)  # every resource, in the order the engine finished them
+    changes: dict[str, int] = field(default_factory=dict)  # the engine's own summary: op -> count
+    exports: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    diff: str = ""  # what `pulumi preview --diff` printed (secrets masked by the engine)
+
+    def ran(self) -> list[tuple[str, str]]:
+        """(name, op) of every resource the engine did something to, in order."""
+        return [(a.name, a.op) for a in self.actions if a.op != "same"]
+
+    def ops(self) -> dict[str, str]:
+        return {a.name: a.op for a in self.actions}
+
+
+def cli() -> auto.PulumiCommand:
+    """An installed Pulumi CLI wins; else the one `make engine` built."""
+    installed = shutil.which("pulumi")
+    if installed and Path(installed).resolve() != (BUILT / "pulumi").resolve():
+        return auto.PulumiCommand(root=str(Path(installed).parent.parent), skip_version_check=True)
+    if (BUILT / "pulumi").exists():
+        return auto.PulumiCommand(root=str(BUILT.parent), skip_version_check=True)
+    raise EngineMissing(
+        "no Pulumi CLI: run `make engine` (builds it from Go modules; needs Go 1.26) or install the Pulumi CLI"
+    )
 
 
 @dataclass(frozen=True)
 class Engine:
-    pulumi: str
+    """One stack in a file backend under `home`, with its config file beside it."""
+
+    home: Path  # the stack's own directory: backend/, Pulumi.yaml, Pulumi.<stack>.yaml
+    stack_name: str
+    passphrase: str
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / f"Pulumi.{self.stack_name}.yaml"
+
+    @property
+    def backend(self) -> Path:
+        return self.home / "backend"
 
     def env(self) -> dict[str, str]:
         return {
-            **os.environ,
-            "PATH": f"{BUILT}:{os.environ.get('PATH', '')}",
-            "PULUMI_BACKEND_URL": f"file://{WORKDIR / 'backend'}",
-            "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEFAULT_PASSPHRASE),
+            "PATH": os.pathsep.join([str(BUILT), str(PROJECT_DIR / ".venv" / "bin"), os.environ.get("PATH", "")]),
+            "PULUMI_BACKEND_URL": f"file://{self.backend}",
+            "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",  # nothing to download from here
             "PULUMI_PYTHON_CMD": str(PROJECT_DIR / ".venv" / "bin" / "python"),  # for the built language host
         }
 
-    def argv(self, *args: str, config_file: Path | None = None) -> list[str]:
-        extra = ["--config-file", str(config_file)] if config_file is not None else []
-        return [self.pulumi, *args, "--stack", STACK, "--cwd", str(PROJECT_DIR), *extra]
+    def project(self) -> dict[str, Any]:
+        """The project's Pulumi.yaml, run from here: the program and its virtualenv in the checkout."""
+        project: dict[str, Any] = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+        options = project["runtime"].setdefault("options", {})
+        options["virtualenv"] = str(PROJECT_DIR / options.get("virtualenv", ".venv"))
+        return {**project, "main": os.path.relpath(PROJECT_DIR, self.home)}
 
-    def urn(self, name: str) -> str:
-        """The URN of a resource of the lab stack by its name (halb's names are unique)."""
-        out = subprocess.run(
-            self.argv("stack", "--show-urns"), capture_output=True, text=True, env=self.env(), check=False
-        ).stdout
-        return next((w for w in out.split() if w.startswith("urn:") and w.endswith(f"::{name}")), name)
+    def stack(self) -> auto.Stack:
+        """The stack, created on first use (`stack init` writes its salt into its config file)."""
+        self.backend.mkdir(parents=True, exist_ok=True)
+        (self.home / "Pulumi.yaml").write_text(yaml.safe_dump(self.project(), sort_keys=False))
+        workspace = auto.LocalWorkspace(work_dir=str(self.home), env_vars=self.env(), pulumi_command=cli())
+        return auto.Stack.create_or_select(self.stack_name, workspace)
 
-    def run(self, *args: str, config_file: Path | None = None, stdin: str | None = None) -> int:
-        cmd = self.argv(*args, config_file=config_file)
-        return subprocess.run(cmd, env=self.env(), input=stdin, text=True, check=False).returncode
+    def cli_run(self, args: list[str], stdin: str | None = None) -> None:
+        """A CLI command against the stack's config file (secrets go on stdin, never on argv)."""
+        cmd = [cli().command, *args, "--stack", self.stack_name]
+        p = subprocess.run(
+            cmd, cwd=self.home, env={**os.environ, **self.env()}, input=stdin, capture_output=True, text=True
+        )
+        if p.returncode != 0:
+            raise EngineFailed(f"pulumi {args[0]} {args[1] if len(args) > 1 else ''}: {p.stderr.strip()}")
+
+    def resources(self) -> list[dict[str, Any]]:
+        """The resources in the stack's state (`pulumi stack export`)."""
+        deployment = self.stack().export_stack().deployment or {}
+        return list(deployment.get("resources") or [])
+
+    def history(self) -> list[dict[str, Any]]:
+        """The file backend's own record of each update (newest last)."""
+        folder = self.backend / ".pulumi" / "history" / PROJECT / self.stack_name
+        files = sorted(folder.glob("*.history.json"), key=lambda p: p.stat().st_mtime)
+        return [json.loads(p.read_text()) for p in files]
+
+    # ------------------------------------------------------------------ operations
+
+    def up(self, progress: Progress, replace: list[str] | None = None) -> Result:
+        st = self.stack()
+        urns = self._urns(st, replace or [])
+        return self._run("update", progress, lambda ev: st.up(replace=urns, on_event=ev))
+
+    def preview(self, progress: Progress) -> Result:
+        st = self.stack()
+        lines: list[str] = []
+        result = self._run(
+            "preview",
+            progress,
+            lambda ev: st.preview(diff=True, on_event=ev, on_output=lines.append),
+        )
+        result.diff = "\n".join(lines)
+        return result
+
+    def refresh(self, progress: Progress, clear_pending_creates: bool = False) -> Result:
+        st = self.stack()
+        return self._run(
+            "refresh",
+            progress,
+            lambda ev: st.refresh(on_event=ev, clear_pending_creates=clear_pending_creates or None),
+        )
+
+    def destroy(self, progress: Progress) -> Result:
+        st = self.stack()
+        return self._run("destroy", progress, lambda ev: st.destroy(on_event=ev))
+
+    def _urns(self, st: auto.Stack, names: list[str]) -> list[str]:
+        if not names:
+            return []
+        deployment = st.export_stack().deployment or {}
+        by_name = {r["urn"].rsplit("::", 1)[-1]: r["urn"] for r in deployment.get("resources") or []}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise EngineFailed(f"--replace {', '.join(unknown)}: no such resource in the stack")
+        return [by_name[n] for n in names]
+
+    def _run(self, kind: str, progress: Progress, call: Callable[[Callable[[events.EngineEvent], None]], Any]) -> Result:
+        watcher = _Watcher(progress)
+        start = time.monotonic()
+        try:
+            answer = call(watcher.on_event)
+        except auto.CommandError as e:
+            raise EngineFailed(watcher.failure() or _last_lines(str(e))) from None
+        result = Result(kind, watcher.actions, seconds=round(time.monotonic() - start, 2))
+        summary = getattr(answer, "summary", None)
+        changes = getattr(summary, "resource_changes", None) or getattr(answer, "change_summary", None) or {}
+        result.changes = {str(getattr(k, "value", k)): int(v) for k, v in changes.items()}
+        outputs = getattr(answer, "outputs", None) or {}
+        result.exports = {k: v.value for k, v in outputs.items()}
+        return result
 
 
-def find() -> tuple[Engine | None, str]:
-    """The engine and "", or None and why it cannot run the lab stack."""
-    pulumi = shutil.which("pulumi") or (str(BUILT / "pulumi") if (BUILT / "pulumi").exists() else None)
-    if pulumi is None:
-        return None, "no Pulumi CLI (run `make engine`)"
-    plugin_dirs = [BUILT, Path(pulumi).parent, Path.home() / ".pulumi" / "plugins"]
-    provider = shutil.which("pulumi-resource-command") or next(
-        (str(p) for d in plugin_dirs if d.exists() for p in d.rglob("pulumi-resource-command")), None
-    )
-    if provider is None:
-        status = PROJECT_DIR / ".engine" / "status"
-        why = status.read_text().splitlines()[0] if status.exists() and status.read_text() else "not installed"
-        return None, f"no pulumi-command provider ({why})"
-    return Engine(pulumi), ""
+class _Watcher:
+    """Collects the engine's per-resource events and failures, and reports each finished step."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.started: dict[str, float] = {}
+        self.actions: list[Action] = []
+        self.errors: list[str] = []
+
+    def on_event(self, event: events.EngineEvent) -> None:
+        if event.resource_pre_event is not None:
+            self.started.setdefault(event.resource_pre_event.metadata.urn, time.monotonic())
+        elif event.res_outputs_event is not None:
+            self._finished(event.res_outputs_event.metadata)
+        elif event.diagnostic_event is not None and event.diagnostic_event.severity == "error":
+            d = event.diagnostic_event
+            name = (d.urn or "").rsplit("::", 1)[-1]
+            self.errors.append(f"{name}: {_last_lines(d.message)}" if name else _last_lines(d.message))
+
+    def _finished(self, meta: events.StepEventMetadata) -> None:
+        op = OPS.get(str(getattr(meta.op, "value", meta.op)))
+        if op is None or meta.type.startswith(("pulumi:", PROJECT + ":")):
+            return  # the stack, providers and halb's components; a replacement's other halves
+        name = meta.urn.rsplit("::", 1)[-1]
+        took = time.monotonic() - self.started.get(meta.urn, time.monotonic())
+        self.actions.append(Action(name, op, round(took, 2)))
+        if op != "same":
+            self.progress(f"{name:<28} {op:<8} {took:5.1f} s")
+
+    def failure(self) -> str:
+        return "\n".join(dict.fromkeys(self.errors))  # each message once, in order
+
+
+def _last_lines(message: str, keep: int = 6) -> str:
+    """A failed step's message without the command text the provider echoes: the lines halb's
+    scripts print (`halb: ...`) and the last few others."""
+    lines = [line.rstrip() for line in message.strip().splitlines() if line.strip()]
+    said = [line.strip() for line in lines if line.strip().startswith("halb:")]
+    tail = [line.strip() for line in lines[-keep:] if not line.strip().startswith("halb:")]
+    return "\n".join(dict.fromkeys(said + tail))

@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from halb.lab import image, net, nodes, worker
-from halb.lab.topology import CLIENT, HOST_ADDRESS, HOSTS, NODES, SSH_KEY, STATE, SUBNET, VIP, WORKERS, Host
+from halb.lab.topology import (
+    CLIENT,
+    HOST_ADDRESS,
+    HOSTS,
+    NODES,
+    SSH_KEY,
+    STACK_HOME,
+    STATE,
+    SUBNET,
+    VIP,
+    WORKERS,
+    Host,
+)
 from halb.status import Verdict, assess, parse_probe, probe_script
 
-TOOLS = ["ip", "debootstrap", "systemd-nspawn", "ssh", "ssh-keygen", "openssl", "unshare", "curl", "nft", "nginx", "wrk"]
+TOOLS = [
+    "ip",
+    "debootstrap",
+    "systemd-nspawn",
+    "ssh",
+    "ssh-keygen",
+    "openssl",
+    "unshare",
+    "curl",
+    "nft",
+    "nginx",
+    "wrk",
+]
 PROJECT = Path(__file__).resolve().parents[2]
 
 
@@ -104,6 +129,7 @@ def down() -> None:
     for node in NODES:
         nodes.remove(node)
     net.destroy()
+    shutil.rmtree(STACK_HOME, ignore_errors=True)  # the stack's state describes nodes that are gone
 
 
 def probe(node: Host) -> str | None:

@@ -16,6 +16,7 @@ HOST_LINK = "halb0"
 STATE = Path("/var/lib/halb-lab")  # node overlays, pids, the lab's SSH key
 CACHE = Path("/var/cache/halb-lab")  # the base image, built once
 SSH_KEY = STATE / "id_ed25519"
+STACK_HOME = STATE / "engine"  # the lab stack's project, config file and file backend (halb.lab.engine)
 
 
 @dataclass(frozen=True)
