@@ -3,23 +3,26 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= lab
 
-.PHONY: up engine deploy destroy lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
+.PHONY: up engine deploy preview destroy lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
 
-up: deps venv engine  ## the main job: check the stack; on the lab, bring it up and deploy it (STACK=dev: pulumi up)
+up: deps venv engine  ## the main job: check the stack; on the lab, bring it up and `pulumi up` it (STACK=dev: pulumi up)
 	$(PY) -m halb check --stack $(STACK)
 	@if [ "$(STACK)" = lab ]; then \
 	  $(PY) -m halb.lab up && $(PY) -m halb.lab deploy; \
 	else \
-	  PATH="$(CURDIR)/.engine/bin:$$PATH" pulumi up --stack $(STACK) && PATH="$(CURDIR)/.engine/bin:$$PATH" pulumi stack output --stack $(STACK); \
+	  export PATH="$(CURDIR)/.engine/bin:$$PATH" PULUMI_PYTHON_CMD="$(CURDIR)/$(PY)"; pulumi up --stack $(STACK) && pulumi stack output --stack $(STACK); \
 	fi
 
-engine:  ## build the Pulumi CLI, language host and pulumi-command from Go modules (exit 3: a part cannot be built here)
-	@./scripts/build-engine; rc=$$?; [ $$rc = 0 ] || [ $$rc = 3 ]
+engine:  ## the Pulumi CLI, language host and pulumi-command provider: installed ones, else built (Go modules, ../shared/vendor)
+	@./scripts/build-engine
 
-deploy: venv  ## deploy the lab stack again (SET="path=value ..." for one deploy)
+deploy: venv engine  ## `pulumi up` of the lab stack again (SET="path=value ..." for one deploy)
 	$(PY) -m halb.lab deploy $(foreach s,$(SET),--set $(s))
 
-destroy: venv  ## undeploy the lab stack: every declared delete, in reverse dependency order
+preview: venv engine  ## `pulumi preview --diff` of the lab stack (SET="path=value ..." as for deploy)
+	$(PY) -m halb.lab preview $(foreach s,$(SET),--set $(s))
+
+destroy: venv engine  ## `pulumi destroy` of the lab stack: every declared delete, in reverse dependency order
 	$(PY) -m halb.lab destroy
 
 lab-up: deps venv
@@ -28,13 +31,13 @@ lab-up: deps venv
 lab-down: venv
 	$(PY) -m halb.lab down
 
-test: deps venv lint  ## everything CI runs: lint, types, unit tests, then the lab (root; about a minute)
+test: deps venv engine lint  ## everything CI runs: lint, types, unit tests, then the lab through the real engine (root)
 	$(PY) -m pytest
 
 unit: venv  ## the unit tests only (seconds)
 	$(PY) -m pytest -m "not lab"
 
-lab-test: deps venv
+lab-test: deps venv engine
 	$(PY) -m pytest -m lab
 
 lint: venv

@@ -7,7 +7,9 @@ prerequisite fails. The module brings the lab up fresh and always takes it down.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -22,9 +24,10 @@ from conftest import ROOT, require_root_tools
 from halb.components.node import STEPS
 from halb.config.secrets import STATS_PASSWORD
 from halb.lab import drills, faults, lab, net, nodes, wrk
-from halb.lab.deploy import CIPHERTEXTS, ENGINE, VAULT, DeployFailed, Result, deploy, destroy
+from halb.lab.deploy import CIPHERTEXTS, ENGINE, VAULT, DeployFailed, Result, deploy, destroy, preview, refresh
 from halb.lab.probes import client_get, holders, node, service, transitions, wait_until
 from halb.lab.topology import CLIENT, VIP
+from halb.lab.watch import Watch
 
 pytestmark = pytest.mark.lab
 WORKERS = {"w1", "w2", "w3", "w4"}
@@ -171,6 +174,147 @@ def _check_w4_gone_without_transition(before: dict[str, int]) -> None:
     assert holders() == ["lb1"]
 
 
+# --------------------------------------------------------------------------- the engine's contract
+# What a reviewer reads in `pulumi preview --diff`, and what the engine does on re-runs.
+
+MANAGED = "/etc/haproxy/haproxy.cfg /etc/haproxy/halb-secrets.cfg /etc/keepalived/keepalived.conf /etc/keepalived/halb-auth.conf"
+
+
+def changed_lines(diff: str) -> dict[str, list[str]]:
+    """Each resource's changed lines in `pulumi preview --diff` output: the `+` lines under its urn."""
+    out: dict[str, list[str]] = {}
+    current = ""
+    for line in diff.splitlines():
+        m = re.search(r"\[urn=urn:pulumi:[^\]]*::([^\]:]+)\]", line)
+        if m:
+            current = m.group(1)
+            out.setdefault(current, [])
+        elif current and line.lstrip().startswith("+ "):
+            out[current].append(line.strip())
+    return out
+
+
+def node_fingerprint() -> dict[str, str]:
+    """The managed files' hashes and the daemons' run ids on both nodes."""
+    probe = f"sha256sum {MANAGED}; systemctl show -p InvocationID --value haproxy keepalived"
+    return {n: nodes.ssh(node(n), probe, timeout=10).stdout for n in ("lb1", "lb2")}
+
+
+def test_preview_of_a_drain_updates_the_two_haproxy_steps_with_one_line_each(deployed: Result) -> None:
+    p = preview(sets=["haproxy.services[0].servers[1].state=drain"], progress=quiet)
+    assert sorted(p.ran()) == sorted(HAPROXY_STEPS), f"a drain: {p.ran()}"
+    lines = changed_lines(p.diff)
+    for name in ("halb-lb1-haproxy", "halb-lb2-haproxy"):
+        assert lines[name] == ["+     server w2 198.18.0.22:80 check weight 0", "+ set server http/w2 weight 0"], (
+            f"{name}: the changed line and its runtime command, nothing else: {lines[name]}"
+        )
+    assert len(lines["halb-verify"]) == 2, f"halb-verify: the two steps it follows: {lines['halb-verify']}"
+
+
+def test_preview_of_maintenance_updates_lb1_keepalived_the_rollout_and_verify(deployed: Result) -> None:
+    p = preview(sets=["nodes[0].maintenance=true"], progress=quiet)
+    rollout = [f"halb-vrrp-{n}-{phase}" for phase in ("commit", "rejoin") for n in ("lb1", "lb2")]
+    assert sorted(p.ran()) == sorted(
+        [(n, "update") for n in ["halb-lb1-keepalived", *rollout, "halb-verify"]]
+    ), p.ran()
+    lines = changed_lines(p.diff)
+    assert lines["halb-lb1-keepalived"] == ["+     priority 1"], lines["halb-lb1-keepalived"]
+    assert all(len(lines[n]) == 1 for n in rollout), {n: lines[n] for n in rollout}
+
+
+def test_preview_of_a_rename_deletes_the_old_nodes_steps_and_creates_the_new_ones(deployed: Result) -> None:
+    p = preview(sets=["nodes[1].name=lb3"], progress=quiet)
+    ops = p.ops()
+    old = {n: op for n, op in ops.items() if n.startswith(("halb-lb2-", "halb-vrrp-lb2-"))}
+    new = {n: op for n, op in ops.items() if n.startswith(("halb-lb3-", "halb-vrrp-lb3-"))}
+    assert set(old.values()) == {"delete"} and "halb-lb2-teardown" in old, old
+    assert set(new.values()) == {"create"} and len(new) == len(old), new
+    assert "replace" not in ops.values(), p.ran()
+
+
+def test_preview_of_a_vrrp_password_rotation_shows_secret_and_never_the_value(deployed: Result) -> None:
+    value = "Pr3view9"
+    p = preview(secret_sets=[f"keepalived.authPassword={value}"], progress=quiet)
+    assert value not in p.diff and "[secret]" in p.diff, "the rotated password is masked in the preview"
+    assert ("halb-lb1-keepalived", "update") in p.ran() and ("halb-lb2-keepalived", "update") in p.ran(), p.ran()
+    assert "replace" not in p.ops().values(), p.ran()
+
+
+def test_a_preview_changes_nothing_on_the_nodes_and_costs_no_request(deployed: Result) -> None:
+    drills.settle()
+    before = node_fingerprint()
+    with Watch() as w:
+        preview(sets=["haproxy.maxconn=4000", "nodes[0].maintenance=true"], progress=quiet)
+    assert node_fingerprint() == before, "a preview touched a managed file or restarted a daemon"
+    assert w.report is not None and w.report.failed == 0 and w.report.bad_samples == [], w.report
+    assert w.report.requests >= 100, f"too little watched: {w.report.summary()}"
+
+
+def test_refresh_then_up_is_all_same(deployed: Result) -> None:
+    refreshed = refresh(progress=quiet)
+    assert refreshed.ran() == [] or set(op for _, op in refreshed.ran()) <= {"refresh"}, refreshed.ran()
+    again = deploy(progress=quiet)
+    assert again.ran() == [] and set(again.changes) == {"same"}, again.changes
+
+
+def test_an_interrupted_up_is_followed_by_one_that_converges_with_one_holder_throughout(deployed: Result) -> None:
+    """SIGINT twice (an impatient operator) while lb2 is provisioned again: the engine stops at once,
+    with operations pending; the next deploy repairs the state as Pulumi documents (refresh,
+    clearing pending creates) and converges. lb1 holds the VIP throughout."""
+    drills.settle()
+    change = "nodes[1].generation=1"
+    cmd = [sys.executable, "-m", "halb.lab", "deploy", "--set", change]
+    with Watch() as w:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        seen = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if "halb-lb2-packages" in line:
+                os.killpg(proc.pid, signal.SIGINT)
+                time.sleep(0.3)
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+        proc.communicate(timeout=120)
+        assert any("halb-lb2-packages" in line for line in seen), "".join(seen)
+        interrupted = "halb-lb2-services" not in "".join(seen)
+        converged = deploy(sets=[change], progress=quiet)
+        drills.settle()
+    assert interrupted, "the deploy ran to its end: the interrupt came too late"
+    assert ("halb-lb2-services", "create") in converged.ran() or ("halb-lb2-services", "replace") in converged.ran(), (
+        converged.ran()
+    )
+    assert not any(n.startswith("halb-lb1-") for n, _ in converged.ran()), f"lb1 was touched: {converged.ran()}"
+    assert ENGINE.pending() == [], "pending operations left in the state"
+    assert deploy(sets=[change], progress=quiet).ran() == [], "converged: a second deploy changes nothing"
+    report = w.report
+    assert report is not None and report.bad_samples == [] and report.failed == 0, w.report
+    assert report.holders_seen == ["lb1"], report.summary()
+    deploy(progress=quiet)  # generation 0 again
+    drills.settle()
+
+
+def test_a_step_that_fails_on_lb2_stops_the_deploy_before_lb1_and_the_fix_converges(deployed: Result) -> None:
+    drills.settle()
+    lb1_before = node_fingerprint()["lb1"]
+    readonly = "mount --bind /etc/haproxy /etc/haproxy && mount -o remount,bind,ro /etc/haproxy"
+    assert nodes.ssh(node("lb2"), readonly, timeout=10).returncode == 0, "lb2: /etc/haproxy read-only"
+    try:
+        with Watch() as w, pytest.raises(DeployFailed, match="halb-lb2-haproxy") as failure:
+            deploy(sets=["haproxy.maxconn=4000"], progress=quiet)
+        assert "halb-lb1-" not in str(failure.value), failure.value
+        assert node_fingerprint()["lb1"] == lb1_before, "lb1 was touched by a deploy that failed on lb2"
+        report = w.report
+        assert report is not None and report.failed == 0 and report.holders_seen == ["lb1"], report
+    finally:
+        nodes.ssh(node("lb2"), "umount /etc/haproxy", timeout=10)
+    fixed = deploy(sets=["haproxy.maxconn=4000"], progress=quiet)
+    assert sorted(fixed.ran()) == sorted(HAPROXY_STEPS), fixed.ran()
+    assert deploy(progress=quiet).ran() == HAPROXY_STEPS, "back to the stack file"
+
+
 # --------------------------------------------------------------------------- fault drills
 # Each on the MASTER (lb1) under the drills' client load; outages are client-visible.
 
@@ -254,6 +398,8 @@ def test_fault_cold_start_of_both_nodes(deployed: Result) -> None:
     assert d.facts["vip_answers_after_boot_s"] is not None and d.facts["vip_answers_after_boot_s"] <= 10, d.facts
     never_two_holders(d)
     assert len(d.facts["holders_after"]) == 1, d.facts
+    again = deploy(progress=quiet)
+    assert again.ran() == [], f"`pulumi up` after both nodes rebooted must be all same: {again.ran()}"
 
 
 def test_fault_backend_worker_killed_is_routed_around(deployed: Result) -> None:
@@ -370,7 +516,7 @@ def test_drill_rotation_with_the_master_reachable_only_after_6_s(deployed: Resul
     assert d.facts["master_first_step_done_s"].get("rotate", 0) >= 6, f"the MASTER's steps were not delayed: {d.facts}"
     if what != "stats-password":
         assert d.facts["backup_left_vrrp"], "the BACKUP must leave VRRP while the shared settings change"
-        assert ("halb-vrrp-lb1-commit", "update" if what.endswith("password") else "replace") in d.steps, d.steps
+        assert ("halb-vrrp-lb1-commit", "update") in d.steps and "replace" not in {op for _, op in d.steps}, d.steps
 
 
 def test_drill_rebuild_lb2_and_bump_its_generation(deployed: Result) -> None:
@@ -410,7 +556,8 @@ def test_drill_teardown_leaves_nothing_and_a_new_deploy_succeeds(deployed: Resul
     assert d.facts["holders_after_destroy"] == [] and not d.facts["vip_answers_after_destroy"], d.facts
     assert d.facts["files_left"] == {"lb1": [], "lb2": []}, d.facts
     assert d.facts["units_after_destroy"] == {"lb1": ["inactive", "inactive"], "lb2": ["inactive", "inactive"]}
-    assert sorted(d.facts["deletes"]) == ["halb-lb1-teardown", "halb-lb2-teardown"], d.facts
+    assert d.facts["destroy_ops"] == ["delete"], d.facts
+    assert {"halb-lb1-teardown", "halb-lb2-teardown"} <= set(d.facts["deleted"]), d.facts
     assert ("halb-address-vip", "create") in d.steps, "the new deploy's pre-flight ran"
 
 

@@ -236,7 +236,8 @@ def teardown() -> Drill:
             "vip_answers_after_destroy": vip_answers,
             "files_left": left,
             "units_after_destroy": units,
-            "deletes": [a.name for a in gone.actions if a.op == "delete" and a.seconds > 0],
+            "deleted": sorted(a.name for a in gone.actions if a.op == "delete"),
+            "destroy_ops": sorted({a.op for a in gone.actions}),
         },
         again.ran(),
     )

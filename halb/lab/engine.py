@@ -66,6 +66,7 @@ class Result:
     changes: dict[str, int] = field(default_factory=dict)  # the engine's own summary: op -> count
     exports: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    first_event_s: float | None = None  # until the engine registered its first resource: CLI, program, plugins
     diff: str = ""  # what `pulumi preview --diff` printed (secrets masked by the engine)
 
     def ran(self) -> list[tuple[str, str]]:
@@ -142,6 +143,14 @@ class Engine:
         deployment = self.stack().export_stack().deployment or {}
         return list(deployment.get("resources") or [])
 
+    def pending(self) -> list[str]:
+        """Operations an interrupted update left in the state: `name (type)`."""
+        deployment = self.stack().export_stack().deployment or {}
+        return [
+            f"{op['resource']['urn'].rsplit('::', 1)[-1]} ({op['type']})"
+            for op in deployment.get("pending_operations") or []
+        ]
+
     def history(self) -> list[dict[str, Any]]:
         """The file backend's own record of each update (newest last)."""
         folder = self.backend / ".pulumi" / "history" / PROJECT / self.stack_name
@@ -151,6 +160,14 @@ class Engine:
     # ------------------------------------------------------------------ operations
 
     def up(self, progress: Progress, replace: list[str] | None = None) -> Result:
+        """`pulumi up`. An update interrupted before (pending operations in the state) is repaired
+        first as Pulumi documents it: `pulumi refresh --clear-pending-creates`. halb's steps are
+        idempotent, so a create dropped from the state simply runs again."""
+        stuck = self.pending()
+        if stuck:
+            progress(f"the last update was interrupted with {len(stuck)} operation(s) pending: {', '.join(stuck)}")
+            progress("repairing the state first: pulumi refresh --clear-pending-creates")
+            self.refresh(progress, clear_pending_creates=True)
         st = self.stack()
         urns = self._urns(st, replace or [])
         return self._run("update", progress, lambda ev: st.up(replace=urns, on_event=ev))
@@ -196,6 +213,8 @@ class Engine:
         except auto.CommandError as e:
             raise EngineFailed(watcher.failure() or _last_lines(str(e))) from None
         result = Result(kind, watcher.actions, seconds=round(time.monotonic() - start, 2))
+        if watcher.first is not None:
+            result.first_event_s = round(watcher.first - start, 2)
         summary = getattr(answer, "summary", None)
         changes = getattr(summary, "resource_changes", None) or getattr(answer, "change_summary", None) or {}
         result.changes = {str(getattr(k, "value", k)): int(v) for k, v in changes.items()}
@@ -212,9 +231,11 @@ class _Watcher:
         self.started: dict[str, float] = {}
         self.actions: list[Action] = []
         self.errors: list[str] = []
+        self.first: float | None = None
 
     def on_event(self, event: events.EngineEvent) -> None:
         if event.resource_pre_event is not None:
+            self.first = self.first or time.monotonic()
             self.started.setdefault(event.resource_pre_event.metadata.urn, time.monotonic())
         elif event.res_outputs_event is not None:
             self._finished(event.res_outputs_event.metadata)

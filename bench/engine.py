@@ -1,0 +1,133 @@
+"""`make bench` key `engine`: what the IaC loop costs on the lab, through the real Pulumi engine.
+
+    python bench/engine.py [JSON=engine.json] [ROUNDS=5]
+
+Each figure is the median of ROUNDS rounds (wall time of the whole call, as a user waits for it),
+with the engine's own resource counts:
+  cold_deploy_s        `pulumi up` of an empty stack (every resource created) on nodes that have the packages
+  noop_preview_s       `pulumi preview` with nothing changed
+  noop_up_s            `pulumi up` with nothing changed
+  change_preview_s     `pulumi preview --diff` of one server drained
+  change_up_s          `pulumi up` of the same change
+  reprovision_s        `pulumi up` with lb2's `generation` bumped: lb2 torn down and provisioned again
+  destroy_s            `pulumi destroy`
+Then where the time goes, measured apart: the CLI's start (`pulumi version`), the program's imports
+(a fresh interpreter importing `__main__.py`'s modules), and, from the engine's events, the time
+until the first resource is registered and the time the steps themselves take.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+from halb.lab import lab  # noqa: E402
+from halb.lab.deploy import deploy, destroy, preview  # noqa: E402
+from halb.lab.engine import Result, cli  # noqa: E402
+
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+TARGETS = {"noop_preview_s": 2.5, "change_up_s": 4.0, "cold_deploy_s": 10.0}
+DRAIN = ["haproxy.services[0].servers[1].state=drain"]
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def timed(call: Callable[[], Result]) -> tuple[float, Result]:
+    start = time.monotonic()
+    result = call()
+    return round(time.monotonic() - start, 2), result
+
+
+def one_round() -> dict[str, tuple[float, Result]]:
+    destroyed = timed(lambda: destroy(progress=quiet))
+    out = {"cold_deploy_s": timed(lambda: deploy(progress=quiet))}
+    out["noop_preview_s"] = timed(lambda: preview(progress=quiet))
+    out["noop_up_s"] = timed(lambda: deploy(progress=quiet))
+    out["change_preview_s"] = timed(lambda: preview(sets=DRAIN, progress=quiet))
+    out["change_up_s"] = timed(lambda: deploy(sets=DRAIN, progress=quiet))
+    deploy(progress=quiet)
+    out["reprovision_s"] = timed(lambda: deploy(sets=["nodes[1].generation=1"], progress=quiet))
+    deploy(progress=quiet)  # generation 0 again: lb2 provisioned once more
+    out["destroy_s"] = destroyed
+    return out
+
+
+def cli_start_s() -> float:
+    start = time.monotonic()
+    subprocess.run([cli().command, "version"], capture_output=True, check=True)
+    return round(time.monotonic() - start, 3)
+
+
+def import_s() -> float:
+    """A fresh interpreter importing what `__main__.py` imports, as the language host runs it."""
+    code = "import pulumi, halb.components, halb.stack"
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+    return round(time.monotonic() - start, 3)
+
+
+def run() -> dict[str, Any]:
+    brought_up = not lab.status()[0]
+    if brought_up:
+        lab.up(progress=quiet)
+    try:
+        deploy(progress=quiet)
+        rounds = [one_round() for _ in range(ROUNDS)]
+    finally:
+        if brought_up:
+            lab.down()
+    figures: dict[str, Any] = {}
+    for key in rounds[0]:
+        seconds = [r[key][0] for r in rounds]
+        last = rounds[-1][key][1]
+        figures[key] = {
+            "median_s": statistics.median(seconds),
+            "runs_s": seconds,
+            "engine_changes": last.changes,
+            "first_resource_s": last.first_event_s,
+            "steps_s": round(sum(a.seconds for a in last.actions if a.op != "same"), 2),
+        }
+        if key in TARGETS:
+            figures[key]["target_s"] = TARGETS[key]
+            figures[key]["met"] = figures[key]["median_s"] <= TARGETS[key]
+    figures["where_the_time_goes"] = {"cli_start_s": cli_start_s(), "program_imports_s": import_s()}
+    return figures
+
+
+def table(figures: dict[str, Any]) -> str:
+    lines = [f"{'engine (median of ' + str(ROUNDS) + ')':<22}{'seconds':>9}{'target':>9}  engine's counts"]
+    for key, row in figures.items():
+        if key == "where_the_time_goes":
+            continue
+        target = f"{row['target_s']:.1f}" if "target_s" in row else ""
+        lines.append(f"{key:<22}{row['median_s']:>9.2f}{target:>9}  {row['engine_changes']}")
+    where = figures["where_the_time_goes"]
+    lines.append(f"CLI start {where['cli_start_s']} s, program imports {where['program_imports_s']} s")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("bench: must run as root (it drives the local lab)", file=sys.stderr)
+        return 2
+    figures = run()
+    print(table(figures))
+    if os.environ.get("JSON"):
+        Path(os.environ["JSON"]).write_text(json.dumps({"engine": figures}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
