@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -211,7 +213,9 @@ class Engine:
         try:
             answer = call(watcher.on_event)
         except auto.CommandError as e:
-            raise EngineFailed(watcher.failure() or _last_lines(str(e))) from None
+            if not self._release_stale_lock(str(e), progress):
+                raise EngineFailed(watcher.failure() or _last_lines(str(e))) from None
+            return self._run(kind, progress, call)
         result = Result(kind, watcher.actions, seconds=round(time.monotonic() - start, 2))
         if watcher.first is not None:
             result.first_event_s = round(watcher.first - start, 2)
@@ -221,6 +225,38 @@ class Engine:
         outputs = getattr(answer, "outputs", None) or {}
         result.exports = {k: v.value for k, v in outputs.items()}
         return result
+
+    def _release_stale_lock(self, error: str, progress: Progress) -> bool:
+        """A lock left by a pulumi process of this machine that is gone (killed mid-update) is
+        released with `pulumi cancel`, as the CLI's message says; a live owner's lock never is."""
+        pids = stale_lock_pids(error)
+        if not pids:
+            return False
+        progress(f"the stack is locked by a pulumi that is gone (pid {', '.join(map(str, pids))}): pulumi cancel")
+        self.stack().cancel()
+        return True
+
+
+LOCK_OWNER = re.compile(r"created by [^@\s]+@(\S+) \(pid (\d+)\)")
+
+
+def stale_lock_pids(error: str) -> list[int]:
+    """The owners' pids when an error says the stack is locked and every lock's owner is a process
+    of this machine that no longer runs; else []."""
+    owners = LOCK_OWNER.findall(error) if "currently locked" in error else []
+    if not owners or any(host != socket.gethostname() or _alive(int(pid)) for host, pid in owners):
+        return []
+    return [int(pid) for _, pid in owners]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Watcher:
