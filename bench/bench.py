@@ -47,14 +47,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 
+import latency  # noqa: E402
+import wrk  # noqa: E402
 from halb.config import load_stack_file  # noqa: E402
-from halb.lab import drills, faults, image, lab, latency, net, nodes, wrk  # noqa: E402
-from halb.lab.deploy import deploy  # noqa: E402
-from halb.lab.load import Load  # noqa: E402
-from halb.lab.probes import client_get, holders, node, vip_served_by, wait_until  # noqa: E402
-from halb.lab.topology import VIP, WORKERS  # noqa: E402
-from halb.lab.watch import Watch  # noqa: E402
+from halb.lab.engine.stack import deploy  # noqa: E402
+from halb.lab.infra import image, lab, net, nodes  # noqa: E402
+from halb.lab.infra.topology import VIP, WORKERS  # noqa: E402
+from halb.lab.scenarios import drills, faults  # noqa: E402
+from halb.lab.scenarios.probes import client_get, holders, node, vip_served_by, wait_until  # noqa: E402
+from halb.lab.scenarios.watch import Watch  # noqa: E402
 from halb.render import PLACEHOLDERS, all_files  # noqa: E402
+from load import Load  # noqa: E402
 
 REPS = int(os.environ.get("REPS", "5"))
 KEYS = [

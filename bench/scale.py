@@ -77,12 +77,12 @@ def on_lab(servers: int, services: int) -> dict[str, Any]:
     """Deploy the size on the lab, then reload haproxy on the MASTER under a steady load."""
     import tempfile
 
-    from halb.lab import nodes
-    from halb.lab.deploy import deploy
-    from halb.lab.drills import settle
-    from halb.lab.load import Load
-    from halb.lab.probes import node
-    from halb.lab.topology import VIP
+    from halb.lab.engine.stack import deploy
+    from halb.lab.infra import nodes
+    from halb.lab.infra.topology import VIP
+    from halb.lab.scenarios.drills import settle
+    from halb.lab.scenarios.probes import node
+    from load import Load
 
     doc = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())
     doc["config"]["halb:haproxy"] = scaled(servers, services)["haproxy"]
@@ -122,7 +122,7 @@ def run(lab: bool) -> dict[str, Any]:
             out[key] = row
             print(f"scale: {key}: {row}", flush=True)
     if lab:
-        from halb.lab.deploy import deploy
+        from halb.lab.engine.stack import deploy
 
         deploy(progress=lambda _: None)  # the lab's own stack again
     return out

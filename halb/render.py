@@ -15,11 +15,12 @@ from typing import Literal
 
 import jinja2
 
+from halb import PROJECT_DIR
 from halb.addresses import AddressPlan, plan_addresses
 from halb.config import HalbConfig
 from halb.config.haproxy import Server
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = PROJECT_DIR / "templates"
 
 # Where things live on a node.
 PATHS = {

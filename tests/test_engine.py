@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 
-from halb.lab.engine import _last_lines, stale_lock_pids
+from halb.lab.engine.driver import _last_lines, stale_lock_pids
 
 
 def locked(host: str, pid: int) -> str:

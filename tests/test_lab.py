@@ -20,14 +20,16 @@ from typing import Any
 import pytest
 import yaml
 
+import wrk
 from conftest import ROOT, require_root_tools
 from halb.components.node import STEPS
 from halb.config.secrets import STATS_PASSWORD
-from halb.lab import drills, faults, lab, net, nodes, wrk
-from halb.lab.deploy import CIPHERTEXTS, ENGINE, VAULT, DeployFailed, Result, deploy, destroy, preview, refresh
-from halb.lab.probes import client_get, holders, node, service, transitions, wait_until
-from halb.lab.topology import CLIENT, VIP
-from halb.lab.watch import Watch
+from halb.lab.engine.stack import CIPHERTEXTS, ENGINE, VAULT, DeployFailed, Result, deploy, destroy, preview, refresh
+from halb.lab.infra import lab, net, nodes
+from halb.lab.infra.topology import CLIENT, VIP
+from halb.lab.scenarios import drills, faults
+from halb.lab.scenarios.probes import client_get, holders, node, service, transitions, wait_until
+from halb.lab.scenarios.watch import Watch
 
 pytestmark = pytest.mark.lab
 WORKERS = {"w1", "w2", "w3", "w4"}

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+import wrk
 from conftest import require, tool
-from halb.lab import worker, wrk
+from halb.lab.infra import worker
 
 WRK_REPORT = """Running 1s test @ http://127.0.0.1/
   1 threads and 2 connections

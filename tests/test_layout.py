@@ -1,4 +1,5 @@
-"""halb/ never imports from tests/, has no import cycle, and keeps functions short."""
+"""halb/ and bench/ never import from tests/ nor run the program under mocks; halb/ has no import
+cycle, its CLI does not import the lab, and its functions stay short."""
 
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ def parse(path: Path) -> ast.Module:
         return tree
 
 
-def imports() -> dict[str, set[str]]:
-    """Module -> the halb modules it imports at run time (not under TYPE_CHECKING)."""
+def imports(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the modules it imports at run time (not under TYPE_CHECKING)."""
     out: dict[str, set[str]] = {}
-    for path in PACKAGE.rglob("*.py"):
+    for path in root.rglob("*.py"):
         tree = parse(path)
         skip = {
             id(n)
@@ -58,9 +59,27 @@ def imports() -> dict[str, set[str]]:
     return out
 
 
-def test_nothing_under_halb_imports_from_tests() -> None:
-    bad = {m: sorted(i & TEST_MODULES) for m, i in imports().items() if i & TEST_MODULES}
-    assert not bad, f"halb imports test helpers: {bad}"
+def test_nothing_under_halb_or_bench_imports_from_tests() -> None:
+    found = {**imports(PACKAGE), **imports(ROOT / "bench")}
+    bad = {m: sorted(i & TEST_MODULES) for m, i in found.items() if i & TEST_MODULES}
+    assert not bad, f"imports of test helpers: {bad}"
+
+
+def test_only_the_tests_run_the_program_under_mocks() -> None:
+    """Pulumi's mocks are for unit tests of the program; the lab, drills and bench use the engine."""
+    calls = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for root in (PACKAGE, ROOT / "bench")
+        for path in root.rglob("*.py")
+        for node in ast.walk(parse(path))
+        if isinstance(node, ast.Attribute) and node.attr in ("set_mocks", "Mocks")
+    ]
+    assert not calls, f"set_mocks outside tests/: {calls}"
+
+
+def test_the_product_cli_does_not_import_the_lab() -> None:
+    lab = sorted(i for i in imports()["halb.__main__"] if i.startswith("halb.lab"))
+    assert not lab, f"halb/__main__.py imports the lab: {lab}"
 
 
 def test_no_import_cycle_under_halb() -> None:

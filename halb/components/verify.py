@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 import pulumi
-import yaml
 from pulumi_command import local
 
+from halb import virtualenv
 from halb.addresses import plan_addresses
 from halb.config import HalbConfig
 from halb.verify import Spec
-
-PROJECT = Path(__file__).resolve().parents[2]
-# The project's virtualenv, as Pulumi.yaml declares it for the program (relative to the project).
-VIRTUALENV: str = yaml.safe_load((PROJECT / "Pulumi.yaml").read_text())["runtime"]["options"]["virtualenv"]
 
 
 def verify_spec(cfg: HalbConfig) -> Spec:
@@ -49,7 +44,7 @@ def verify_command(
     inline_key = cfg.ssh.private_key is not None and key is not None
     spec = verify_spec(cfg)
     lines = [f"# follows {step}: {digest[:16]}" for step, digest in sorted(follows.items())]
-    command = f"{VIRTUALENV}/bin/python -m halb verify --spec {shlex.quote(spec.to_json())}"
+    command = f"{virtualenv()}/bin/python -m halb verify --spec {shlex.quote(spec.to_json())}"
     lines.append(command + (" --key-stdin" if inline_key else ""))
     return local.Command(
         f"{name}-verify",

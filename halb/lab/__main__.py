@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from halb.lab import lab
+from halb.lab.infra import lab
 
 
 def _say(msg: str) -> None:
@@ -33,8 +33,8 @@ def _show_outputs(exports: dict[str, Any]) -> None:
 
 
 def _engine(args: argparse.Namespace) -> int:
-    from halb.lab import deploy as lab_stack
-    from halb.lab.engine import EngineFailed, EngineMissing
+    from halb.lab.engine import stack as lab_stack
+    from halb.lab.engine.driver import EngineFailed, EngineMissing
 
     try:
         if args.command == "deploy":
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("deploy", "preview", "refresh", "destroy"):
         return _engine(args)
     if args.command == "password":
-        from halb.lab.deploy import VAULT
-        from halb.lab.vault import Vault
+        from halb.lab.engine.stack import VAULT
+        from halb.lab.engine.vault import Vault
 
         print(Vault(VAULT).get("haproxy.stats.password") or "(not deployed yet)")
         return 0

@@ -16,11 +16,12 @@ from typing import Any
 
 import yaml
 
-from halb.lab.engine import PROJECT_DIR, Engine, EngineFailed, Progress, Result
-from halb.lab.nodes import host_key
-from halb.lab.settings import parse_path, parse_value, set_path
-from halb.lab.topology import NODES, STACK_HOME, STATE
-from halb.lab.vault import DEFAULT_PASSPHRASE, Vault
+from halb import PROJECT_DIR
+from halb.lab.engine.driver import Engine, EngineFailed, Progress, Result
+from halb.lab.engine.settings import parse_path, parse_value, set_path
+from halb.lab.engine.vault import DEFAULT_PASSPHRASE, Vault
+from halb.lab.infra.nodes import host_key
+from halb.lab.infra.topology import NODES, STACK_HOME, STATE
 
 __all__ = ["STACK_FILE", "VAULT", "DeployFailed", "Result", "deploy", "destroy", "preview", "refresh"]
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import yaml
 
-from halb.lab import image, net, nodes
-from halb.lab.deploy import ENGINE, STACK_FILE, Result, deploy, destroy
-from halb.lab.engine import PROJECT_DIR
-from halb.lab.probes import client_get, holders, node, wait_until
-from halb.lab.topology import VIP
-from halb.lab.watch import Report, Watch
+from halb import PROJECT_DIR
+from halb.lab.engine.stack import ENGINE, STACK_FILE, Result, deploy, destroy
+from halb.lab.infra import image, net, nodes
+from halb.lab.infra.topology import VIP
+from halb.lab.scenarios.probes import client_get, holders, node, wait_until
+from halb.lab.scenarios.watch import Report, Watch
 
 MANAGED_GLOBS = "/etc/keepalived/keepalived.conf /etc/keepalived/halb-auth.conf /etc/haproxy/haproxy.cfg \
 /etc/haproxy/halb-secrets.cfg /etc/haproxy/halb-structure /etc/systemd/system/haproxy.service.d \

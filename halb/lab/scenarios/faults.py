@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from halb.lab import image, net, nodes
-from halb.lab.deploy import deploy
-from halb.lab.drills import Drill, quiet, settle, stack_with, status
-from halb.lab.probes import client_get, holders, node, service, wait_until
-from halb.lab.topology import NODES, VIP, WORKERS
-from halb.lab.watch import Watch
+from halb.lab.engine.stack import deploy
+from halb.lab.infra import image, net, nodes
+from halb.lab.infra.topology import NODES, VIP, WORKERS
+from halb.lab.scenarios.drills import Drill, quiet, settle, stack_with, status
+from halb.lab.scenarios.probes import client_get, holders, node, service, wait_until
+from halb.lab.scenarios.watch import Watch
 
 
 def _vrrp_state(name: str) -> str:
@@ -165,7 +165,7 @@ def cold_start() -> Drill:
 
 
 def _worker_pid(name: str) -> int:
-    from halb.lab.lab import worker_pidfile
+    from halb.lab.infra.lab import worker_pidfile
 
     return int(worker_pidfile(next(w for w in WORKERS if w.name == name)).read_text())
 
@@ -173,7 +173,7 @@ def _worker_pid(name: str) -> int:
 def worker_killed(name: str = "w1", seconds: float = 4) -> Drill:
     """A backend worker SIGKILLed under load (connections refused): haproxy retries the refused
     connection on another server (redispatch) and marks the server down at once (observe layer4)."""
-    from halb.lab import lab
+    from halb.lab.infra import lab
 
     settle()
     with Watch() as w:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from halb.lab.topology import BRIDGE, BRIDGE_NS, CLIENT, HOST_ADDRESS, HOST_LINK, HOSTS, PREFIX, Host
+from halb.lab.infra.topology import BRIDGE, BRIDGE_NS, CLIENT, HOST_ADDRESS, HOST_LINK, HOSTS, PREFIX, Host
 
 # The load generator's kernel settings (the client namespace's only, never a node's). wrk opens
 # thousands of connections a second from one address to one VIP:port, and each closed one keeps

@@ -29,7 +29,8 @@ import yaml
 from pulumi import automation as auto
 from pulumi.automation import events
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from halb import PROJECT_DIR, virtualenv
+
 BUILT = PROJECT_DIR / ".engine" / "bin"
 PROJECT = "halb"
 Progress = Callable[[str], None]
@@ -107,21 +108,25 @@ class Engine:
     def backend(self) -> Path:
         return self.home / "backend"
 
+    @property
+    def venv(self) -> Path:
+        return PROJECT_DIR / virtualenv()
+
     def env(self) -> dict[str, str]:
         return {
-            "PATH": os.pathsep.join([str(BUILT), str(PROJECT_DIR / ".venv" / "bin"), os.environ.get("PATH", "")]),
+            "PATH": os.pathsep.join([str(BUILT), str(self.venv / "bin"), os.environ.get("PATH", "")]),
             "PULUMI_BACKEND_URL": f"file://{self.backend}",
             "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",  # nothing to download from here
-            "PULUMI_PYTHON_CMD": str(PROJECT_DIR / ".venv" / "bin" / "python"),  # for the built language host
+            "PULUMI_PYTHON_CMD": str(self.venv / "bin" / "python"),  # for the built language host
         }
 
     def project(self) -> dict[str, Any]:
         """The project's Pulumi.yaml, run from here: the program and its virtualenv in the checkout."""
         project: dict[str, Any] = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
         options = project["runtime"].setdefault("options", {})
-        options["virtualenv"] = str(PROJECT_DIR / options.get("virtualenv", ".venv"))
+        options["virtualenv"] = str(self.venv)
         return {**project, "main": os.path.relpath(PROJECT_DIR, self.home)}
 
     def stack(self) -> auto.Stack:

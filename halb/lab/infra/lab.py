@@ -9,8 +9,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from halb.lab import image, net, nodes, worker
-from halb.lab.topology import (
+from halb.lab.infra import image, net, nodes, worker
+from halb.lab.infra.topology import (
     CLIENT,
     HOST_ADDRESS,
     HOSTS,
@@ -38,7 +38,6 @@ TOOLS = [
     "nginx",
     "wrk",
 ]
-PROJECT = Path(__file__).resolve().parents[2]
 
 
 def worker_pidfile(host: Host) -> Path:

@@ -16,9 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-from halb.lab.topology import CLIENT
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]  # run as a script in the client namespace
 
-PROJECT = Path(__file__).resolve().parent.parent.parent
+from halb import PROJECT_DIR  # noqa: E402
+from halb.lab.infra.topology import CLIENT  # noqa: E402
 
 
 class Load:
@@ -33,8 +34,7 @@ class Load:
                 "exec",
                 CLIENT.netns,
                 sys.executable,
-                "-m",
-                "halb.lab.load",
+                str(Path(__file__).resolve()),
                 "--host",
                 host,
                 "--concurrency",
@@ -46,8 +46,8 @@ class Load:
                 "--stop-file",
                 str(self.stop_file),
             ],
-            cwd=PROJECT,
-            env={**os.environ, "PYTHONPATH": str(PROJECT)},
+            cwd=PROJECT_DIR,
+            env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -31,9 +31,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from halb.lab import lab  # noqa: E402
-from halb.lab.deploy import deploy, destroy, preview  # noqa: E402
-from halb.lab.engine import Result, cli  # noqa: E402
+from halb.lab.engine.driver import Result, cli  # noqa: E402
+from halb.lab.engine.stack import deploy, destroy, preview  # noqa: E402
+from halb.lab.infra import lab  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 TARGETS = {"noop_preview_s": 2.5, "change_up_s": 4.0, "cold_deploy_s": 10.0}

@@ -4,7 +4,7 @@
         ...the operation...
     report = w.report   # outages, failed requests, holder samples
 
-A separate process (`python -m halb.lab.watch`) does two things until it is told to stop:
+A separate process (`python -m halb.lab.scenarios.watch`) does two things until it is told to stop:
 - from the client's namespace, a new TCP connection and an HTTP GET to the VIP every 10 ms,
   each with a 0.25 s budget (connect, send, full answer);
 - every 50 ms, which nodes carry the VIP, read over netlink in each node's namespace (one
@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from halb.lab.topology import CLIENT, NODES, VIP
+from halb.lab.infra.topology import CLIENT, NODES, VIP
 
 PERIOD = 0.01  # a new request every 10 ms
 TIMEOUT = 0.25  # each request's budget
@@ -234,7 +234,7 @@ class Watch:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Watch:
-        cmd = [sys.executable, "-m", "halb.lab.watch", "--out", str(self._out), "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "halb.lab.scenarios.watch", "--out", str(self._out), "--port", str(self.port)]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != "watching":

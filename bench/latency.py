@@ -1,7 +1,7 @@
 """Latency at a fixed, moderate rate: a new connection + GET every 1/rate s (open loop, so a slow
 answer does not slow the sender), from the client namespace. Prints p50/p99 in ms as JSON.
 
-    ip netns exec halb-client python -m halb.lab.latency --host 198.18.0.10 --rate 200 --seconds 5
+    ip netns exec halb-client python bench/latency.py --host 198.18.0.10 --rate 200 --seconds 5
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from halb.lab.topology import CLIENT
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]  # run as a script in the client namespace
+
+from halb.lab.infra.topology import CLIENT  # noqa: E402
 
 
 async def _one(host: str, timings: list[float], failed: list[int]) -> None:
@@ -52,7 +55,7 @@ async def _run(host: str, rate: float, seconds: float) -> dict[str, float]:
 
 def measure(host: str, rate: float = 200, seconds: float = 5) -> dict[str, float]:
     """Run from the client namespace; the figures as a dict."""
-    cmd = ["ip", "netns", "exec", CLIENT.netns, sys.executable, "-m", "halb.lab.latency"]
+    cmd = ["ip", "netns", "exec", CLIENT.netns, sys.executable, str(Path(__file__).resolve())]
     p = subprocess.run([*cmd, "--host", host, "--rate", str(rate), "--seconds", str(seconds)],
                        capture_output=True, text=True, timeout=seconds + 30)  # fmt: skip
     if p.returncode != 0:

@@ -6,8 +6,8 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from halb.lab import nodes
-from halb.lab.topology import CLIENT, NODES, VIP, Host
+from halb.lab.infra import nodes
+from halb.lab.infra.topology import CLIENT, NODES, VIP, Host
 
 
 def node(name: str) -> Host:

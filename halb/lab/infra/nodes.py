@@ -9,8 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from halb.lab.image import DEPLOY_USER
-from halb.lab.topology import SSH_KEY, STATE, Host
+from halb.lab.infra.image import DEPLOY_USER
+from halb.lab.infra.topology import SSH_KEY, STATE, Host
 
 
 def node_dir(host: Host) -> Path:

@@ -1,0 +1,1 @@
+"""The lab's machines and network: the image, the systemd nodes, namespaces and bridge, the workers."""

@@ -1,0 +1,1 @@
+"""What the tests and the benchmark do to the deployed pair: probes, the client watch, drills and faults."""
