@@ -107,6 +107,7 @@ class NodeProvisioning(pulumi.ComponentResource):
             )
             previous = [self.steps[step]]
 
+        self.host_id = args.host_id
         self.done = self.steps["services"]
         self.script_hashes = {step: commands.sha256(commands.as_root(scripts[step], user)) for step in STEPS}
         self.secret_stdin = stdin

@@ -9,6 +9,7 @@ from ipaddress import IPv4Address
 import pulumi
 import pulumi_vsphere as vsphere
 
+from halb.components.node import NodeProvisioning
 from halb.config import HalbConfig, VSphere
 from halb.stack import VsphereCredentials
 
@@ -29,9 +30,10 @@ class VmPairArgs:
     vms: list[VmSpec]
     vip: IPv4Address
     depends_on: list[pulumi.Resource]  # the address reservations
-    # Called with each VM's node name and id, in order; returns the node's last provisioning step,
-    # which the next VM waits for: a change that replaces or reboots VMs takes one at a time.
-    provision: Callable[[str, pulumi.Output[str]], pulumi.Resource]
+    # Called with each VM's node name, id and the previous node's provisioning, in order; returns
+    # the node's provisioning, whose last step the next VM waits for: a change that replaces or
+    # reboots VMs takes one at a time.
+    provision: Callable[[str, pulumi.Output[str], list[pulumi.Resource]], NodeProvisioning]
 
 
 class VmPair(pulumi.ComponentResource):
@@ -74,6 +76,7 @@ class VmPair(pulumi.ComponentResource):
             return out
 
         self.vms: dict[str, vsphere.VirtualMachine] = {}
+        self.provisioned: dict[str, NodeProvisioning] = {}  # by node, in order
         previous: list[pulumi.Resource] = []
         for spec in args.vms:
             self.vms[spec.node] = vsphere.VirtualMachine(
@@ -125,7 +128,8 @@ class VmPair(pulumi.ComponentResource):
                     ignore_changes=TEMPLATE_DERIVED,
                 ),
             )
-            previous = [self.vms[spec.node], args.provision(spec.node, self.vms[spec.node].id)]
+            self.provisioned[spec.node] = args.provision(spec.node, self.vms[spec.node].id, previous)
+            previous = [self.vms[spec.node], self.provisioned[spec.node].done]
 
         self.anti_affinity: vsphere.ComputeClusterVmAntiAffinityRule | None = None
         if p.anti_affinity.enabled:
