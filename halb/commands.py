@@ -18,10 +18,13 @@ from halb.render import PATHS, SCRIPT_USER, NodeFile
 
 PACKAGES = ("keepalived", "haproxy", "curl", "socat")
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
-STRUCTURE = "/etc/haproxy/halb-structure"  # hash of haproxy.cfg without server weights and states
-OWNER_DIR = "/var/lib/halb"  # `owner`: which teardown resource provisioned this host
-HELD = "/run/halb/vrrp-held"  # this node left VRRP for a change of the shared settings
-PENDING = "/run/halb/vrrp-pending"  # this node holds the VIP and waits to take new shared settings
+STRUCTURE = PATHS["structure"]
+OWNER_DIR = PATHS["owner_dir"]
+HELD = PATHS["vrrp_held"]
+PENDING = PATHS["vrrp_pending"]
+# keepalived.conf directives both nodes must agree on (with the password in halb-auth.conf): a
+# change of any of them goes through the commit and rejoin phases (rollout.py).
+SHARED_VRRP_DIRECTIVES = ("vrrp_version", "virtual_router_id", "advert_int", "auth_type")
 # Every file halb installs (the teardown removes them all).
 MANAGED = ("keepalived_conf", "keepalived_auth", "haproxy_cfg", "haproxy_secrets", "haproxy_dropin",
            "keepalived_dropin", "haproxy_watch_unit", "tmpfiles")  # fmt: skip
@@ -328,7 +331,7 @@ def keepalived_script(files: list[NodeFile], vip: str) -> str:
         else 'unshare --pid --fork --mount-proc keepalived -t -f "$stage/keepalived.conf"'
     )
     live_conf, live_auth = shlex.quote(main.path), shlex.quote(PATHS["keepalived_auth"])
-    prepare = f"""shared() {{ {{ cat "$1" 2>/dev/null || true; grep -E '^ *(vrrp_version|virtual_router_id|advert_int|auth_type) ' "$2" || true; }} | sha256sum; }}
+    prepare = f"""shared() {{ {{ cat "$1" 2>/dev/null || true; grep -E '^ *({"|".join(SHARED_VRRP_DIRECTIVES)}) ' "$2" || true; }} | sha256sum; }}
 mode=apply
 if [ -e {live_conf} ] && [ "$(shared {live_auth} {live_conf})" != "$(shared "$stage/halb-auth.conf" "$stage/keepalived.conf")" ]; then
     if ip -o -4 addr show | grep -qF ' {vip}/'; then
@@ -396,10 +399,20 @@ echo "halb: teardown armed for {owner}: pulumi destroy or removing this node sto
 """
 
 
+def teardown_paths() -> dict[str, list[str]]:
+    """Everything halb leaves on a node, which the teardown removes (packages and users aside):
+    files, directories removed whole, and drop-in directories removed once empty."""
+    return {
+        "files": [PATHS[k] for k in MANAGED] + [STRUCTURE],
+        "dirs": [posixpath.dirname(PATHS["haproxy_watch"]), PATHS["state_dir"], OWNER_DIR],
+        "dropins": [posixpath.dirname(PATHS["haproxy_dropin"]), posixpath.dirname(PATHS["keepalived_dropin"])],
+    }
+
+
 def teardown_script(cfg: HalbConfig, node: str, peer_address: str, owner: str) -> str:
     """The teardown resource's delete: the VIP leaves first, then haproxy stops, then halb's files go.
     A host that another resource provisions since (a renamed node at the same address) is left alone."""
-    files = " ".join(shlex.quote(PATHS[k]) for k in MANAGED) + f" {STRUCTURE}"
+    files, dirs, dropins = (" ".join(map(shlex.quote, group)) for group in teardown_paths().values())
     return f"""set -u
 current=$(cat {OWNER_DIR}/owner 2>/dev/null || true)
 if [ -n "$current" ] && [ "$current" != {shlex.quote(owner)} ]; then
@@ -411,8 +424,8 @@ systemctl disable --now keepalived 2>/dev/null || true
 systemctl disable --now haproxy {WATCH} 2>/dev/null || true
 systemctl reset-failed keepalived haproxy {WATCH} 2>/dev/null || true
 {firewall([])}rm -f {files}
-rm -rf {shlex.quote(posixpath.dirname(PATHS["haproxy_watch"]))} {shlex.quote(PATHS["state_dir"])} {OWNER_DIR}
-rmdir {shlex.quote(posixpath.dirname(PATHS["haproxy_dropin"]))} {shlex.quote(posixpath.dirname(PATHS["keepalived_dropin"]))} 2>/dev/null || true
+rm -rf {dirs}
+rmdir {dropins} 2>/dev/null || true
 systemctl daemon-reload 2>/dev/null || true
 if id {SCRIPT_USER} >/dev/null 2>&1; then userdel {SCRIPT_USER} || true; fi
 echo "halb: {node} torn down (services stopped and disabled, halb's files removed, packages kept)"

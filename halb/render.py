@@ -40,6 +40,10 @@ PATHS = {
     "haproxy_health": "/run/halb/haproxy-health",
     "backends_down": "/run/halb/backends-down",
     "vrrp_state": "/run/halb/vrrp-state",
+    "vrrp_held": "/run/halb/vrrp-held",  # this node left VRRP for a change of the shared settings
+    "vrrp_pending": "/run/halb/vrrp-pending",  # this node holds the VIP and waits to take new shared settings
+    "structure": "/etc/haproxy/halb-structure",  # hash of haproxy.cfg without server weights and states
+    "owner_dir": "/var/lib/halb",  # `owner`: which teardown resource provisioned this host; the firewall record
 }
 SCRIPT_USER = "keepalived_script"
 INSTANCE = "halb"

@@ -100,7 +100,7 @@ def probe_script(vip: str, files: list[str]) -> str:
     """Run on a node over SSH; prints `key value` lines that parse_probe reads."""
     hashes = " ".join(files)
     return (
-        'echo "state $(cat /run/halb/vrrp-state 2>/dev/null || echo UNKNOWN)"; '
+        f'echo "state $(cat {PATHS["vrrp_state"]} 2>/dev/null || echo UNKNOWN)"; '
         f"ip -o -4 addr show | grep -qF ' {vip}/' && echo 'vip yes' || echo 'vip no'; "
         + "".join(
             f'echo "active.{u} $(systemctl is-active {u})"; echo "enabled.{u} $(systemctl is-enabled {u} 2>/dev/null)"; '

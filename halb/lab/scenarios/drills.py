@@ -20,15 +20,15 @@ from typing import Any
 import yaml
 
 from halb import PROJECT_DIR
+from halb.commands import teardown_paths
 from halb.lab.engine.stack import ENGINE, STACK_FILE, Result, deploy, destroy
 from halb.lab.infra import image, net, nodes
 from halb.lab.infra.topology import VIP
 from halb.lab.scenarios.probes import client_get, holders, node, wait_until
 from halb.lab.scenarios.watch import Report, Watch
+from halb.render import PATHS
 
-MANAGED_GLOBS = "/etc/keepalived/keepalived.conf /etc/keepalived/halb-auth.conf /etc/haproxy/haproxy.cfg \
-/etc/haproxy/halb-secrets.cfg /etc/haproxy/halb-structure /etc/systemd/system/haproxy.service.d \
-/etc/tmpfiles.d/halb.conf /usr/local/libexec/halb /run/halb /var/lib/halb"
+LEFT_BY_HALB = " ".join(p for group in teardown_paths().values() for p in group)
 
 
 @dataclass
@@ -216,7 +216,7 @@ def teardown() -> Drill:
         vip_answers = client_get(f"http://{VIP}/", timeout=1)[0] != 0
         left = {
             n: nodes.ssh(
-                node(n), f"ls -d {MANAGED_GLOBS} 2>/dev/null; id keepalived_script 2>/dev/null", timeout=10
+                node(n), f"ls -d {LEFT_BY_HALB} 2>/dev/null; id keepalived_script 2>/dev/null", timeout=10
             ).stdout.split()
             for n in ("lb1", "lb2")
         }
@@ -251,7 +251,7 @@ def rebuild(name: str = "lb2") -> Drill:
     try:
         with Watch() as w:
             nodes.rebuild(node(name), image.image_dir())
-            blank = nodes.ssh(node(name), "test -e /etc/haproxy/halb-secrets.cfg && echo yes || echo no", timeout=10)
+            blank = nodes.ssh(node(name), f"test -e {PATHS['haproxy_secrets']} && echo yes || echo no", timeout=10)
             result = deploy(stack_file=bumped, progress=quiet)
             settle()
         services = nodes.ssh(node(name), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
@@ -276,7 +276,7 @@ def rename() -> Drill:
         with Watch() as w:
             there = deploy(stack_file=renamed, progress=quiet)
             services = nodes.ssh(node("lb2"), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
-            owner = nodes.ssh(node("lb2"), "cat /var/lib/halb/owner", timeout=10).stdout.strip()
+            owner = nodes.ssh(node("lb2"), f"cat {PATHS['owner_dir']}/owner", timeout=10).stdout.strip()
             back = deploy(progress=quiet)
             settle()
     finally:
@@ -293,7 +293,7 @@ def rename() -> Drill:
 def drift() -> Drill:
     """A hand edit on lb1, found by `halb status`, repaired by replacing the step that owns the file."""
     settle()
-    nodes.ssh(node("lb1"), "echo '# hand edit' >> /etc/haproxy/haproxy.cfg", timeout=10)
+    nodes.ssh(node("lb1"), f"echo '# hand edit' >> {PATHS['haproxy_cfg']}", timeout=10)
     with Watch() as w:
         found = status()
         repaired = deploy(replace=["halb-lb1-haproxy"], progress=quiet)

@@ -21,10 +21,11 @@ from halb.lab.infra.topology import NODES, VIP, WORKERS
 from halb.lab.scenarios.drills import Drill, quiet, settle, stack_with, status
 from halb.lab.scenarios.probes import client_get, holders, node, service, wait_until
 from halb.lab.scenarios.watch import Watch
+from halb.render import PATHS
 
 
 def _vrrp_state(name: str) -> str:
-    return nodes.ssh(node(name), "cat /run/halb/vrrp-state 2>/dev/null || echo UNKNOWN", timeout=10).stdout.strip()
+    return nodes.ssh(node(name), f"cat {PATHS['vrrp_state']} 2>/dev/null || echo UNKNOWN", timeout=10).stdout.strip()
 
 
 def _drill(name: str, w: Watch, **facts: Any) -> Drill:
