@@ -11,6 +11,7 @@ import json
 import socket
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,10 +57,14 @@ def answers(vip: str, port: int, mode: str, timeout: float = 2.0) -> str:
 
 def check(spec: Spec, key_path: str | None) -> tuple[bool, str]:
     target = SshTarget(spec.user, spec.port, key_path)
-    states: list[NodeState] = []
-    for name, address in spec.nodes.items():
+
+    def ask(node: tuple[str, str]) -> NodeState:
+        name, address = node
         output, error = probe(target, address, spec.vip, strict_host_keys=False, host_key=spec.host_keys.get(name))
-        states.append(parse_probe(name, output, error))
+        return parse_probe(name, output, error)
+
+    with ThreadPoolExecutor(max_workers=len(spec.nodes)) as pool:  # both nodes at once
+        states: list[NodeState] = list(pool.map(ask, spec.nodes.items()))
     verdict: Verdict = assess(states)
     holders = [s.name for s in states if s.holds_vip]
     if len(holders) != 1:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 from halb.config import strip_prefix
+from halb.config.paths import delete_in, set_in
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true")
@@ -45,25 +45,13 @@ def stack_raw(stack: str) -> dict[str, Any]:
 
 
 def with_(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A deep copy of raw with the dotted path (list indexes as numbers) set to value."""
-    out = copy.deepcopy(raw)
-    node: Any = out
-    parts = [int(p) if p.isdigit() else p for p in path.split(".")]
-    for part in parts[:-1]:
-        if isinstance(part, str) and part not in node:
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
+    """A copy of raw with the value at `path` (`pulumi config set --path` syntax: `nodes[0].role`) set."""
+    out: dict[str, Any] = set_in(raw, path, value)
     return out
 
 
 def without(raw: dict[str, Any], path: str) -> dict[str, Any]:
-    out = copy.deepcopy(raw)
-    node: Any = out
-    parts = [int(p) if p.isdigit() else p for p in path.split(".")]
-    for part in parts[:-1]:
-        node = node[part]
-    del node[parts[-1]]
+    out: dict[str, Any] = delete_in(raw, path)
     return out
 
 
@@ -95,7 +83,7 @@ def variants() -> dict[str, dict[str, Any]]:
     pool["nodes"] = [{"name": "lb1", "role": "master"}, {"name": "lb2", "role": "backup"}]
     pool = with_(pool, "keepalived", {"healthCheck": {"interval": 2, "fall": 3}, "unicast": False})
     servers = dev["haproxy"]["services"][0]["servers"]
-    day_two = with_(with_(nopreempt, "nodes.0.maintenance", True), "haproxy.services.0.servers", [
+    day_two = with_(with_(nopreempt, "nodes[0].maintenance", True), "haproxy.services[0].servers", [
         {**servers[0], "weight": 5}, {**servers[1], "state": "drain"},
         {**servers[2], "state": "disabled"}, {**servers[3], "backup": True},
     ])  # fmt: skip

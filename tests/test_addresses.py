@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from ipaddress import IPv4Address as A
 
-from conftest import stack_raw, with_
+from conftest import ROOT, stack_raw, with_
 from halb.addresses import plan_addresses
 from halb.config import load_config
 
@@ -34,7 +37,7 @@ def test_pool_allocates_vip_then_nodes_in_order() -> None:
 def test_pool_skips_gateway_dns_backends_and_given_addresses() -> None:
     raw = pooled("192.168.4.1", "192.168.4.80", **{"network.dnsServers": ["192.168.4.2"]})
     raw["nodes"][1]["address"] = "192.168.4.3"
-    raw = with_(raw, "haproxy.services.0.servers.0.address", "192.168.4.4")
+    raw = with_(raw, "haproxy.services[0].servers[0].address", "192.168.4.4")
     plan = plan_addresses(load_config(raw))
     # .1 gateway, .2 DNS, .3 given to lb2, .4 a backend server
     assert plan.vip == A("192.168.4.5")
@@ -51,6 +54,19 @@ def test_given_vip_with_pooled_nodes() -> None:
     )
 
 
-def test_plan_is_deterministic() -> None:
-    raw = pooled("192.168.4.200", "192.168.4.254")
-    assert plan_addresses(load_config(raw)) == plan_addresses(load_config(raw))
+def test_plan_is_the_same_in_every_process() -> None:
+    """Two operators' `pulumi preview` must plan the same addresses: no set or hash order leaks in."""
+    code = (
+        "import json; from conftest import stack_raw; from test_addresses import pooled; "
+        "from halb.addresses import plan_addresses; from halb.config import load_config; "
+        "p = plan_addresses(load_config(pooled('192.168.4.200', '192.168.4.254', "
+        "**{'network.dnsServers': ['192.168.4.201', '192.168.4.203']}))); "
+        "print(json.dumps([str(p.vip), {n: str(a) for n, a in p.nodes.items()}]))"
+    )
+    plans = {
+        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"},
+                       capture_output=True, text=True, check=True).stdout
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(plans) == 1, f"the plan depends on the hash seed: {plans}"
+    assert '"192.168.4.202"' in next(iter(plans)), plans

@@ -40,7 +40,7 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("malformed address", with_(DEV, "addresses.vip", "192.168.4.300"), "halb:addresses.vip", "valid IPv4 address"),
     (
         "malformed server address",
-        with_(DEV, "haproxy.services.0.servers.0.address", "worker"),
+        with_(DEV, "haproxy.services[0].servers[0].address", "worker"),
         "halb:haproxy.services[0].servers[0].address",
         "valid IPv4 address",
     ),
@@ -60,7 +60,7 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "node outside subnet",
-        with_(DEV, "nodes.1.address", "192.168.5.62"),
+        with_(DEV, "nodes[1].address", "192.168.5.62"),
         "halb:nodes[1].address",
         "inside `network.subnet`",
     ),
@@ -85,19 +85,19 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "duplicate node addresses",
-        with_(DEV, "nodes.1.address", "192.168.4.61"),
+        with_(DEV, "nodes[1].address", "192.168.4.61"),
         "halb:nodes[1].address",
         "not already used by `nodes[0].address`",
     ),
     (
         "server equal to vip",
-        with_(DEV, "haproxy.services.1.servers.2.address", "192.168.4.60"),
+        with_(DEV, "haproxy.services[1].servers[2].address", "192.168.4.60"),
         "halb:haproxy.services[1].servers[2].address",
         "other than `addresses.vip`",
     ),
     (
         "server equal to node",
-        with_(DEV, "haproxy.services.0.servers.0.address", "192.168.4.62"),
+        with_(DEV, "haproxy.services[0].servers[0].address", "192.168.4.62"),
         "halb:haproxy.services[0].servers[0].address",
         "other than `nodes[1].address`",
     ),
@@ -139,33 +139,33 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("negative advert", with_(DEV, "keepalived.advertInt", -1), "halb:keepalived.advertInt", "positive number"),
     (
         "duplicate frontend ports",
-        with_(DEV, "haproxy.services.1.port", 80),
+        with_(DEV, "haproxy.services[1].port", 80),
         "halb:haproxy.services[1].port",
         "not already used by `haproxy.services[0].port`",
     ),
     (
         "frontend port equal to stats port",
-        with_(DEV, "haproxy.services.0.port", 8080),
+        with_(DEV, "haproxy.services[0].port", 8080),
         "halb:haproxy.services[0].port",
         "not already used by `haproxy.stats.port`",
     ),
-    ("port 0", with_(DEV, "haproxy.services.0.port", 0), "halb:haproxy.services[0].port", "greater than or equal to 1"),
+    ("port 0", with_(DEV, "haproxy.services[0].port", 0), "halb:haproxy.services[0].port", "greater than or equal to 1"),
     ("port 65536", with_(DEV, "haproxy.stats.port", 65536), "halb:haproxy.stats.port", "less than or equal to 65535"),
     (
         "server port 70000",
-        with_(DEV, "haproxy.services.0.servers.0.port", 70000),
+        with_(DEV, "haproxy.services[0].servers[0].port", 70000),
         "halb:haproxy.services[0].servers[0].port",
         "less than or equal to 65535",
     ),
     (
         "empty server list",
-        with_(DEV, "haproxy.services.0.servers", []),
+        with_(DEV, "haproxy.services[0].servers", []),
         "halb:haproxy.services[0].servers",
         "at least one backend server",
     ),
     (
         "unknown balance",
-        with_(DEV, "haproxy.services.0.balance", "fastest"),
+        with_(DEV, "haproxy.services[0].balance", "fastest"),
         "halb:haproxy.services[0].balance",
         "one of roundrobin",
     ),
@@ -173,17 +173,17 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("vsphere key missing", without(DEV, "vsphere.template"), "halb:vsphere.template", "required"),
     ("unknown top-level key", with_(DEV, "keepalive", {"vrid": 3}), "halb:keepalive", "no such key"),
     ("unknown nested key", with_(DEV, "haproxy.stats.passwd", "x"), "halb:haproxy.stats.passwd", "no such key"),
-    ("unknown key in a list item", with_(DEV, "nodes.0.adress", "192.168.4.61"), "halb:nodes[0].adress", "no such key"),
-    ("two masters", with_(DEV, "nodes.1.role", "master"), "halb:nodes", "one `role: master` and one `role: backup`"),
-    ("bad role", with_(DEV, "nodes.1.role", "standby"), "halb:nodes[1].role", "'master' or 'backup'"),
+    ("unknown key in a list item", with_(DEV, "nodes[0].adress", "192.168.4.61"), "halb:nodes[0].adress", "no such key"),
+    ("two masters", with_(DEV, "nodes[1].role", "master"), "halb:nodes", "one `role: master` and one `role: backup`"),
+    ("bad role", with_(DEV, "nodes[1].role", "standby"), "halb:nodes[1].role", "'master' or 'backup'"),
     ("bad platform", with_(DEV, "platform", "aws"), "halb:platform", "'vsphere' or 'hosts'"),
     (
         "hosts without addresses",
-        with_(without(DEV, "nodes.1.address"), "platform", "hosts"),
+        with_(without(DEV, "nodes[1].address"), "platform", "hosts"),
         "halb:nodes",
         "`address` for every node",
     ),
-    ("pool needed", without(DEV, "nodes.1.address"), "halb:addresses.pool", "a pool to allocate lb2"),
+    ("pool needed", without(DEV, "nodes[1].address"), "halb:addresses.pool", "a pool to allocate lb2"),
     (
         "pool too small",
         with_(without(DEV, "addresses.vip"), "addresses.pool", {"first": "192.168.4.61", "last": "192.168.4.62"}),
@@ -216,7 +216,7 @@ def test_bad_input_is_rejected_naming_key_value_and_expectation(raw: dict[str, A
 
 def test_all_semantic_errors_are_reported_at_once() -> None:
     raw = with_(
-        with_(with_(DEV, "keepalived.vrid", 300), "haproxy.services.1.port", 80), "addresses.vip", "192.168.4.1"
+        with_(with_(DEV, "keepalived.vrid", 300), "haproxy.services[1].port", 80), "addresses.vip", "192.168.4.1"
     )
     keys = {p.split(":")[1] for p in problems(raw)}
     assert {"keepalived.vrid", "haproxy.services[1].port", "addresses.vip"} <= keys
@@ -231,8 +231,8 @@ def test_all_field_errors_are_reported_at_once() -> None:
 def test_field_and_cross_field_errors_come_in_one_run() -> None:
     """A hostname as backend (field error), a VIP outside the subnet and two masters (cross-field)."""
     raw = with_(
-        with_(with_(DEV, "haproxy.services.0.servers.0.address", "worker1.example"), "addresses.vip", "10.9.9.9"),
-        "nodes.1.role",
+        with_(with_(DEV, "haproxy.services[0].servers[0].address", "worker1.example"), "addresses.vip", "10.9.9.9"),
+        "nodes[1].role",
         "master",
     )
     keys = {p.split(":")[1] for p in problems(raw)}
@@ -240,7 +240,7 @@ def test_field_and_cross_field_errors_come_in_one_run() -> None:
 
 
 def test_a_pattern_error_gives_an_example_not_the_regex() -> None:
-    found = problems(with_(DEV, "nodes.0.name", "LB_1"))
+    found = problems(with_(DEV, "nodes[0].name", "LB_1"))
     assert found == [
         "halb:nodes[0].name: got 'LB_1'; expected 2-32 lowercase letters, digits and '-', "
         "starting with a letter, e.g. `name: lb1`"

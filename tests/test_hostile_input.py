@@ -13,24 +13,22 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from halb.config.paths import delete_path, set_path
 
-SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUtest\n-----END OPENSSH PRIVATE KEY-----\n"
+SSH_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUtest\n-----END OPENSSH PRIVATE KEY-----\n"
+)
 INJECTION = "pw-long-enough\nfrontend evil\n bind *:2222\n default_backend ssh"
 SECURE = {"secure": "v1:bm90LXJlYWxseS1lbmNyeXB0ZWQ="}  # how a stack file holds a secret
 
 
 def _set(doc: dict[str, Any], path: str, value: Any) -> None:
-    """`halb:a.b[0].c` or `vsphere:x` set in a stack file's config (None deletes)."""
-    top, _, rest = path.partition(".")
-    node: Any = doc["config"]
-    key: Any = top
-    for part in rest.replace("[", ".").replace("]", "").split(".") if rest else []:
-        node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
-        key = int(part) if part.isdigit() else part
-    if value is None:
-        node.pop(key, None)
-    else:
-        node[key] = value
+    """`halb:a.b[0].c` or `vsphere:x` set in a stack file's config (None deletes), as `pulumi config set --path` would."""
+    namespace, _, rest = path.partition(":")
+    config = doc["config"]
+    doc["config"] = (
+        set_path(config, rest, value, namespace) if value is not None else delete_path(config, rest, namespace)
+    )
 
 
 # (id, changes to Pulumi.dev.yaml, key the error must name, secret text that must not appear)

@@ -590,10 +590,10 @@ def test_drill_special_character_secrets_reach_the_daemons_whole(deployed: Resul
     prefix; keepalived uses the whole VRRP password (a peer holding a prefix is not accepted).
     The stats port answers only `allowFrom`, and the metrics need the password."""
     drills.settle()
-    stack = drills.stack_with({"haproxy.stats.allowFrom": ["198.18.0.30/32"], "haproxy.metrics.auth": True})
+    endpoints = ["haproxy.stats.allowFrom[0]=198.18.0.30/32", "haproxy.metrics.auth=true"]
     lb2 = node("lb2")
     try:
-        deploy(stack_file=stack, secret_sets=[f"haproxy.stats.password={STATS_PW}",
+        deploy(sets=endpoints, secret_sets=[f"haproxy.stats.password={STATS_PW}",
                f"keepalived.authPassword={VRRP_PW}"], progress=quiet)  # fmt: skip
         drills.settle(timeout=40)
         for name, address in (("lb1", "198.18.0.11"), ("lb2", "198.18.0.12")):
@@ -614,7 +614,6 @@ def test_drill_special_character_secrets_reach_the_daemons_whole(deployed: Resul
         both = wait_until(lambda: holders() == ["lb1", "lb2"], 15, 0.1)
         assert both is not None, f"lb2 accepted adverts with a different password: {holders()}"
     finally:
-        stack.unlink()
         deploy(progress=quiet)  # the lab's own passwords and endpoints again
     drills.settle(timeout=40)
 
@@ -624,12 +623,8 @@ def test_steps_refuse_a_node_whose_host_key_is_not_the_pinned_one(deployed: Resu
     anything, and lb1 is not touched."""
     wrong = nodes.host_key(node("lb1"))
     assert wrong and wrong != nodes.host_key(node("lb2")), "the lab's nodes have their own host keys"
-    stack = drills.stack_with({"nodes.1.hostKey": wrong})
-    try:
-        with pytest.raises(DeployFailed, match="halb-lb2-") as failure:
-            deploy(stack_file=stack, progress=quiet)
-        assert "halb-lb1-" not in str(failure.value), failure.value
-    finally:
-        stack.unlink()
+    with pytest.raises(DeployFailed, match="halb-lb2-") as failure:
+        deploy(sets=[f"nodes[1].hostKey={wrong}"], progress=quiet)
+    assert "halb-lb1-" not in str(failure.value), failure.value
     again = deploy(progress=quiet)
     assert again.ran() == [], f"the pinned keys deploy again as before: {again.ran()}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
-import pulumi_random as random
 from pulumi_command import local, remote
 
 from halb.addresses import AddressPlan, plan_addresses
@@ -13,9 +13,11 @@ from halb.components.node import NodeProvisioning, NodeProvisioningArgs
 from halb.components.reservations import AddressReservations, AddressReservationsArgs, Reservation
 from halb.components.rollout import VrrpRollout, VrrpRolloutArgs
 from halb.components.verify import verify_command
-from halb.components.vsphere import VmPair, VmPairArgs, VmSpec
 from halb.config import HalbConfig, Node, Secret
 from halb.stack import VsphereCredentials, ssh_private_key
+
+if TYPE_CHECKING:
+    from halb.components.vsphere import VmPair
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,9 @@ class HaLoadBalancer(pulumi.ComponentResource):
         """From config, else generated once and kept in state."""
         if configured is not None and configured.value is not None:
             return pulumi.Output.secret(configured.value)
-        generated = random.RandomPassword(
+        import pulumi_random  # only a stack that leaves a password unset needs the plugin
+
+        generated = pulumi_random.RandomPassword(
             f"{name}-{what}", length=length, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
         return pulumi.Output.secret(generated.result)
@@ -111,6 +115,8 @@ class HaLoadBalancer(pulumi.ComponentResource):
                 nodes[node] = provision(node, self.addresses.ids[node], [p.done for p in nodes.values()])
             return None, nodes
         assert cfg.vsphere is not None and args.vsphere is not None  # checked by the config model
+        from halb.components.vsphere import VmPair, VmPairArgs, VmSpec  # pulumi_vsphere: 0.1 s to import
+
         vms = VmPair(
             f"{name}-vm",
             VmPairArgs(

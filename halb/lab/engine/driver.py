@@ -71,6 +71,7 @@ class Result:
     seconds: float = 0.0
     first_event_s: float | None = None  # until the engine registered its first resource: CLI, program, plugins
     diff: str = ""  # what `pulumi preview --diff` printed (secrets masked by the engine)
+    pending_warning: str = ""  # the engine's warning about operations an interrupted update left
 
     def ran(self) -> list[tuple[str, str]]:
         """(name, op) of every resource the engine did something to, in order."""
@@ -92,13 +93,14 @@ def cli() -> auto.PulumiCommand:
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Engine:
     """One stack in a file backend under `home`, with its config file beside it."""
 
     home: Path  # the stack's own directory: backend/, Pulumi.yaml, Pulumi.<stack>.yaml
     stack_name: str
     passphrase: str
+    _stack: auto.Stack | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def config_file(self) -> Path:
@@ -130,11 +132,18 @@ class Engine:
         return {**project, "main": os.path.relpath(PROJECT_DIR, self.home)}
 
     def stack(self) -> auto.Stack:
-        """The stack, created on first use (`stack init` writes its salt into its config file)."""
+        """The stack, created on first use (`stack init` writes its salt into its config file);
+        selected once per process while its home is there."""
+        if self._stack is not None and self.config_file.exists():
+            return self._stack
         self.backend.mkdir(parents=True, exist_ok=True)
         (self.home / "Pulumi.yaml").write_text(yaml.safe_dump(self.project(), sort_keys=False))
         workspace = auto.LocalWorkspace(work_dir=str(self.home), env_vars=self.env(), pulumi_command=cli())
-        return auto.Stack.create_or_select(self.stack_name, workspace)
+        try:
+            self._stack = auto.Stack.select(self.stack_name, workspace)
+        except auto.StackNotFoundError:
+            self._stack = auto.Stack.create(self.stack_name, workspace)
+        return self._stack
 
     def cli_run(self, args: list[str], stdin: str | None = None) -> None:
         """A CLI command against the stack's config file (secrets go on stdin, never on argv)."""
@@ -167,17 +176,18 @@ class Engine:
     # ------------------------------------------------------------------ operations
 
     def up(self, progress: Progress, replace: list[str] | None = None) -> Result:
-        """`pulumi up`. An update interrupted before (pending operations in the state) is repaired
-        first as Pulumi documents it: `pulumi refresh --clear-pending-creates`. halb's steps are
-        idempotent, so a create dropped from the state simply runs again."""
-        stuck = self.pending()
-        if stuck:
-            progress(f"the last update was interrupted with {len(stuck)} operation(s) pending: {', '.join(stuck)}")
-            progress("repairing the state first: pulumi refresh --clear-pending-creates")
-            self.refresh(progress, clear_pending_creates=True)
+        """`pulumi up`. When the engine warns that an earlier update was interrupted (operations
+        pending in the state), this update runs every step again (halb's steps are idempotent) and
+        then the state is repaired as Pulumi documents it: `pulumi refresh --clear-pending-creates`
+        drops the pending records, which the engine keeps for creates."""
         st = self.stack()
         urns = self._urns(st, replace or [])
-        return self._run("update", progress, lambda ev: st.up(replace=urns, on_event=ev))
+        result = self._run("update", progress, lambda ev: st.up(replace=urns, on_event=ev))
+        if result.pending_warning:
+            progress(f"the last update was interrupted: {result.pending_warning}")
+            progress("repairing the state: pulumi refresh --clear-pending-creates")
+            self.refresh(progress, clear_pending_creates=True)
+        return result
 
     def preview(self, progress: Progress) -> Result:
         st = self.stack()
@@ -222,6 +232,7 @@ class Engine:
                 raise EngineFailed(watcher.failure() or _last_lines(str(e))) from None
             return self._run(kind, progress, call)
         result = Result(kind, watcher.actions, seconds=round(time.monotonic() - start, 2))
+        result.pending_warning = watcher.pending
         if watcher.first is not None:
             result.first_event_s = round(watcher.first - start, 2)
         summary = getattr(answer, "summary", None)
@@ -272,6 +283,7 @@ class _Watcher:
         self.started: dict[str, float] = {}
         self.actions: list[Action] = []
         self.errors: list[str] = []
+        self.pending = ""
         self.first: float | None = None
 
     def on_event(self, event: events.EngineEvent) -> None:
@@ -280,6 +292,8 @@ class _Watcher:
             self.started.setdefault(event.resource_pre_event.metadata.urn, time.monotonic())
         elif event.res_outputs_event is not None:
             self._finished(event.res_outputs_event.metadata)
+        elif event.diagnostic_event is not None and "pending operations" in event.diagnostic_event.message:
+            self.pending = event.diagnostic_event.message.strip().splitlines()[0]
         elif event.diagnostic_event is not None and event.diagnostic_event.severity == "error":
             d = event.diagnostic_event
             name = (d.urn or "").rsplit("::", 1)[-1]

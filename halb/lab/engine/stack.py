@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from halb import PROJECT_DIR
+from halb.config.paths import parse_path, parse_value, set_path
 from halb.lab.engine.driver import Engine, EngineFailed, Progress, Result
-from halb.lab.engine.settings import parse_path, parse_value, set_path
 from halb.lab.engine.vault import DEFAULT_PASSPHRASE, Vault
 from halb.lab.infra.nodes import host_key
 from halb.lab.infra.topology import NODES, STACK_HOME, STATE

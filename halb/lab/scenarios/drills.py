@@ -11,17 +11,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from halb import PROJECT_DIR
 from halb.commands import teardown_paths
-from halb.lab.engine.stack import ENGINE, STACK_FILE, Result, deploy, destroy
+from halb.lab.engine.stack import ENGINE, Result, deploy, destroy
 from halb.lab.infra import image, net, nodes
 from halb.lab.infra.topology import VIP
 from halb.lab.scenarios.probes import client_get, holders, node, wait_until
@@ -51,25 +47,6 @@ def quiet(_: str) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def stack_with(changes: dict[str, Any], base: Path = STACK_FILE) -> Path:
-    """A copy of the lab's stack file with `halb:` keys changed (dotted paths, list indexes as numbers)."""
-    doc = yaml.safe_load(base.read_text())
-    for path, value in changes.items():
-        first, *rest = path.split(".")
-        target: Any = doc["config"].setdefault(f"halb:{first}", {})
-        for part in rest[:-1]:
-            target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
-        last = rest[-1]
-        if isinstance(target, list):
-            target[int(last)] = value
-        else:
-            target[last] = value
-    fd, name = tempfile.mkstemp(prefix="halb-stack-", suffix=".yaml")
-    os.close(fd)
-    Path(name).write_text(yaml.safe_dump(doc))
-    return Path(name)
 
 
 def status() -> dict[str, Any]:
@@ -111,17 +88,13 @@ def invocation(name: str, unit: str) -> str:
 def switchover() -> Drill:
     """lb1 into maintenance (the VIP goes to lb2), then back (lb1 preempts again)."""
     settle()
-    resting = stack_with({"nodes.0.maintenance": True})
-    try:
-        with Watch() as w:
-            into = deploy(stack_file=resting, progress=quiet)
-            moved = wait_until(lambda: holders() == ["lb2"], 15, 0.05)
-            during = status()
-            lb1_haproxy = nodes.ssh(node("lb1"), "systemctl is-active haproxy", timeout=10).stdout.strip()
-            back = deploy(progress=quiet)
-            returned = wait_until(lambda: holders() == ["lb1"], 15, 0.05)
-    finally:
-        resting.unlink()
+    with Watch() as w:
+        into = deploy(sets=["nodes[0].maintenance=true"], progress=quiet)
+        moved = wait_until(lambda: holders() == ["lb2"], 15, 0.05)
+        during = status()
+        lb1_haproxy = nodes.ssh(node("lb1"), "systemctl is-active haproxy", timeout=10).stdout.strip()
+        back = deploy(progress=quiet)
+        returned = wait_until(lambda: holders() == ["lb1"], 15, 0.05)
     assert w.report is not None
     return Drill(
         "switchover",
@@ -247,17 +220,13 @@ def rebuild(name: str = "lb2") -> Drill:
     """Wipe `name` and boot it afresh from the lab image, bump its generation, deploy."""
     settle()
     index = 0 if name == "lb1" else 1
-    bumped = stack_with({f"nodes.{index}.generation": 1})
-    try:
-        with Watch() as w:
-            nodes.rebuild(node(name), image.image_dir())
-            blank = nodes.ssh(node(name), f"test -e {PATHS['haproxy_secrets']} && echo yes || echo no", timeout=10)
-            result = deploy(stack_file=bumped, progress=quiet)
-            settle()
-        services = nodes.ssh(node(name), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
-        st = status()
-    finally:
-        bumped.unlink()
+    with Watch() as w:
+        nodes.rebuild(node(name), image.image_dir())
+        blank = nodes.ssh(node(name), f"test -e {PATHS['haproxy_secrets']} && echo yes || echo no", timeout=10)
+        result = deploy(sets=[f"nodes[{index}].generation=1"], progress=quiet)
+        settle()
+    services = nodes.ssh(node(name), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
+    st = status()
     assert w.report is not None
     return Drill(
         f"rebuild-{name}",
@@ -271,16 +240,12 @@ def rename() -> Drill:
     """Rename lb2 to lb3 in the stack (same host): the new name provisions it, and the old name's
     teardown, which runs at the end of the deploy, leaves the host alone. Then back."""
     settle()
-    renamed = stack_with({"nodes.1.name": "lb3"})
-    try:
-        with Watch() as w:
-            there = deploy(stack_file=renamed, progress=quiet)
-            services = nodes.ssh(node("lb2"), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
-            owner = nodes.ssh(node("lb2"), f"cat {PATHS['owner_dir']}/owner", timeout=10).stdout.strip()
-            back = deploy(progress=quiet)
-            settle()
-    finally:
-        renamed.unlink()
+    with Watch() as w:
+        there = deploy(sets=["nodes[1].name=lb3"], progress=quiet)
+        services = nodes.ssh(node("lb2"), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
+        owner = nodes.ssh(node("lb2"), f"cat {PATHS['owner_dir']}/owner", timeout=10).stdout.strip()
+        back = deploy(progress=quiet)
+        settle()
     assert w.report is not None
     return Drill(
         "rename",

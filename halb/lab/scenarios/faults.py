@@ -18,7 +18,7 @@ from typing import Any
 from halb.lab.engine.stack import deploy
 from halb.lab.infra import image, net, nodes
 from halb.lab.infra.topology import NODES, VIP, WORKERS
-from halb.lab.scenarios.drills import Drill, quiet, settle, stack_with, status
+from halb.lab.scenarios.drills import Drill, quiet, settle, status
 from halb.lab.scenarios.probes import client_get, holders, node, service, wait_until
 from halb.lab.scenarios.watch import Watch
 from halb.render import PATHS
@@ -110,16 +110,15 @@ def link_flap(seconds: float = 12) -> Drill:
     return _drill("link-flap", w, answers_again_s=moved, one_holder_again_s=returned)
 
 
-FAST_ADVERTS = {"keepalived.version": 3, "keepalived.advertInt": 0.5}
+FAST_ADVERTS = ["keepalived.version=3", "keepalived.advertInt=0.5"]
 
 
 @contextmanager
 def fast_adverts() -> Iterator[None]:
     """halb's pair on VRRPv3 with 0.5 s adverts for a while, deployed and undone as an operator
     would (`pulumi up` with the change, then without it)."""
-    fast = stack_with(FAST_ADVERTS)
     try:
-        deploy(stack_file=fast, progress=quiet)
+        deploy(sets=FAST_ADVERTS, progress=quiet)
         settle(timeout=40)
         # lb2 rejoined VRRP and waits `startupDelay` before it takes part: a fault injected before
         # it is BACKUP would measure the delay, not the failover (seen once: 2.34 s).
@@ -128,7 +127,6 @@ def fast_adverts() -> Iterator[None]:
         time.sleep(3)  # keepalived may say BACKUP (init) before its 2 s startup delay ends
         yield
     finally:
-        fast.unlink()
         deploy(progress=quiet)
         settle(timeout=40)
 

@@ -1,4 +1,6 @@
-"""Stack config as `pulumi config set --path` edits it: pure functions on the stack file's map."""
+"""Config paths as `pulumi config set --path` takes them (`nodes[0].role`): parse, set and delete,
+as pure functions on a config tree. The lab's `--set`, the drills and the tests all edit config
+through these."""
 
 from __future__ import annotations
 
@@ -36,23 +38,53 @@ def parse_value(text: str) -> Any:
     return text
 
 
+def set_in(tree: Any, path: str, value: Any) -> Any:
+    """A copy of `tree` with the value at `path` (`a.b[0].c`) set; maps and lists on the way are
+    created as needed."""
+    return _set(copy.deepcopy(tree), parse_path(path), value)
+
+
+def delete_in(tree: Any, path: str) -> Any:
+    """A copy of `tree` without the value at `path` (nothing to delete is no error)."""
+    return _delete(copy.deepcopy(tree), parse_path(path))
+
+
 def set_path(config: dict[str, Any], path: str, value: Any, namespace: str = "halb") -> dict[str, Any]:
-    """A copy of `config` (keys like `halb:nodes`) with the value at `path` set."""
-    out = copy.deepcopy(config)
+    """A copy of a stack's config map (keys like `halb:nodes`) with the value at `path` set, as
+    `pulumi config set --path halb:PATH` does."""
     parts = parse_path(path)
-    head, rest = f"{namespace}:{parts[0]}", parts[1:]
-    if not rest:
-        out[head] = value
-        return out
-    node: Any = out.setdefault(head, {} if isinstance(rest[0], str) else [])
-    for part, nxt in zip(rest, [*rest[1:], None], strict=True):
+    out: dict[str, Any] = _set(copy.deepcopy(config), [f"{namespace}:{parts[0]}", *parts[1:]], value)
+    return out
+
+
+def delete_path(config: dict[str, Any], path: str, namespace: str = "halb") -> dict[str, Any]:
+    """`pulumi config rm --path`: a copy of a stack's config map without the value at `path`."""
+    parts = parse_path(path)
+    out: dict[str, Any] = _delete(copy.deepcopy(config), [f"{namespace}:{parts[0]}", *parts[1:]])
+    return out
+
+
+def _set(tree: Any, parts: list[str | int], value: Any) -> Any:
+    node = tree
+    for part, nxt in zip(parts, [*parts[1:], None], strict=True):
         if nxt is None:
             _assign(node, part, value)
         else:
             if _missing(node, part):
                 _assign(node, part, {} if isinstance(nxt, str) else [])
             node = node[part]
-    return out
+    return tree
+
+
+def _delete(tree: Any, parts: list[str | int]) -> Any:
+    node = tree
+    for part in parts[:-1]:
+        if _missing(node, part):
+            return tree
+        node = node[part]
+    if not _missing(node, parts[-1]):
+        del node[parts[-1]]
+    return tree
 
 
 def _missing(node: Any, part: str | int) -> bool:
