@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= lab
 
-.PHONY: up engine deploy preview destroy lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
+.PHONY: up engine deploy preview destroy bench-engine lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
 
 up: deps venv engine  ## the main job: check the stack; on the lab, bring it up and `pulumi up` it (STACK=dev: pulumi up)
 	$(PY) -m halb check --stack $(STACK)
@@ -67,6 +67,9 @@ docs: venv  ## regenerate the README's config reference from the model
 
 bench: deps venv  ## failover, faults, lifecycle, throughput, scale: seed vs kubeadm guide vs halb (about 95 minutes); JSON=FILE to save
 	$(PY) bench/bench.py
+
+bench-engine: deps venv engine  ## the IaC loop through the real engine only: cold deploy, no-op preview and up, a one-server change, re-provision, destroy (median of 5; about 6 minutes)
+	$(PY) bench/iac.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,11 @@ crash, haproxy crash, crash loop (halb only: the others have no crash-loop polic
 link flap, power cycle, cold start, backend worker killed and hung), then link flap and hang
 FAULT_RUNS times each (default 20, injected at a random phase of the advert cycle: p50/p99), and
 link flap again FAULT_RUNS times on VRRPv3 with 0.5 s adverts. FAULTS=0 skips them.
+
+Under `engine`, the IaC loop through the real Pulumi engine (bench/iac.py, `make bench-engine`
+alone): cold deploy, no-op preview and up, a one-server change (preview, then up), a node
+re-provisioned and a destroy, each the median of 5, with the engine's resource counts. ENGINE=0
+skips it.
 """
 
 from __future__ import annotations
@@ -654,6 +659,7 @@ def main() -> int:
     fault: dict[str, dict[str, dict[str, Any]]] = {}
     speed: dict[str, dict[str, Any]] = {}
     growth: dict[str, Any] = {}
+    loop: dict[str, Any] = {}
     try:
         for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
             results[profile] = measure(profile)
@@ -671,6 +677,11 @@ def main() -> int:
             from scale import run as scale_run
 
             growth = scale_run(lab=True)  # on the halb profile's lab, as deployed last
+        if os.environ.get("ENGINE", "1") != "0":
+            from iac import run as iac_run
+            from iac import table as iac_table
+
+            loop = iac_run()  # the IaC loop through the real engine, on the lab as it is
     finally:
         lab.down()
     if all(results.values()):
@@ -678,10 +689,12 @@ def main() -> int:
     print(throughput_table(speed))
     print(lifecycle_table(life))
     print(fault_table(fault))
+    if loop:
+        print(iac_table(loop))
     charts(speed)
     if os.environ.get("JSON"):
         doc: dict[str, Any] = {**results, "throughput": speed, "faults": fault, "lifecycle": life, "scale": growth,
-                               "timelines": TIMELINES, "machine": machine()}
+                               "engine": loop, "timelines": TIMELINES, "machine": machine()}
         Path(os.environ["JSON"]).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"bench: wrote {os.environ['JSON']}")
     return 0
