@@ -216,9 +216,7 @@ def test_preview_of_a_drain_updates_the_two_haproxy_steps_with_one_line_each(dep
 def test_preview_of_maintenance_updates_lb1_keepalived_the_rollout_and_verify(deployed: Result) -> None:
     p = preview(sets=["nodes[0].maintenance=true"], progress=quiet)
     rollout = [f"halb-vrrp-{n}-{phase}" for phase in ("commit", "rejoin") for n in ("lb1", "lb2")]
-    assert sorted(p.ran()) == sorted(
-        [(n, "update") for n in ["halb-lb1-keepalived", *rollout, "halb-verify"]]
-    ), p.ran()
+    assert sorted(p.ran()) == sorted([(n, "update") for n in ["halb-lb1-keepalived", *rollout, "halb-verify"]]), p.ran()
     lines = changed_lines(p.diff)
     assert lines["halb-lb1-keepalived"] == ["+     priority 1"], lines["halb-lb1-keepalived"]
     assert all(len(lines[n]) == 1 for n in rollout), {n: lines[n] for n in rollout}
@@ -261,45 +259,47 @@ def test_refresh_then_up_is_all_same(deployed: Result) -> None:
 
 
 def test_an_interrupted_up_is_followed_by_one_that_converges_with_one_holder_throughout(deployed: Result) -> None:
-    """SIGINT twice (an impatient operator) while lb2 is provisioned again: the engine stops at once,
-    with operations pending; the next deploy repairs the state as Pulumi documents (refresh,
-    clearing pending creates) and converges. lb1 holds the VIP throughout."""
+    """SIGINT twice (an impatient operator: the second before the engine's graceful cancel ends)
+    while lb2 is provisioned again: the engine stops at once, leaving its lock and maybe pending
+    operations; the next deploy repairs the state as Pulumi documents (pulumi cancel for the stale
+    lock, refresh clearing pending creates) and converges. lb1 holds the VIP throughout."""
     drills.settle()
     change = "nodes[1].generation=1"
     cmd = [sys.executable, "-m", "halb.lab", "deploy", "--set", change]
-    with Watch() as w:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-        )
-        seen = []
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            seen.append(line)
-            if "halb-lb2-packages" in line:
-                os.killpg(proc.pid, signal.SIGINT)
-                time.sleep(0.3)
-                os.killpg(proc.pid, signal.SIGINT)
-                break
-        proc.communicate(timeout=120)
-        assert any("halb-lb2-packages" in line for line in seen), "".join(seen)
-        interrupted = "halb-lb2-services" not in "".join(seen)
-        repairs: list[str] = []
-        converged = deploy(sets=[change], progress=repairs.append)
+    repairs: list[str] = []
+    try:
+        with Watch() as w:
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            )
+            seen = []
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                seen.append(line)
+                if "halb-lb2-packages" in line:
+                    os.killpg(proc.pid, signal.SIGINT)
+                    time.sleep(0.05)
+                    os.killpg(proc.pid, signal.SIGINT)
+                    break
+            proc.communicate(timeout=120)
+            assert any("halb-lb2-packages" in line for line in seen), "".join(seen)
+            interrupted = "halb-lb2-services" not in "".join(seen)
+            converged = deploy(sets=[change], progress=repairs.append)
+            drills.settle()
+        assert interrupted, "the deploy ran to its end: the interrupt came too late"
+        said = [line for line in repairs if "pulumi cancel" in line or "refresh --clear-pending-creates" in line]
+        assert said, f"the interrupted update left no lock and no pending operation to repair: {repairs}"
+        lb2_done = {("halb-lb2-services", "create"), ("halb-lb2-services", "replace")}
+        assert lb2_done & set(converged.ran()), converged.ran()
+        assert not any(n.startswith("halb-lb1-") for n, _ in converged.ran()), f"lb1 was touched: {converged.ran()}"
+        assert ENGINE.pending() == [], "pending operations left in the state"
+        assert deploy(sets=[change], progress=quiet).ran() == [], "converged: a second deploy changes nothing"
+        report = w.report
+        assert report is not None and report.bad_samples == [] and report.failed == 0, w.report
+        assert report.holders_seen == ["lb1"], report.summary()
+    finally:
+        deploy(progress=quiet)  # generation 0 again
         drills.settle()
-    assert interrupted, "the deploy ran to its end: the interrupt came too late"
-    said = [line for line in repairs if "pulumi cancel" in line or "refresh --clear-pending-creates" in line]
-    assert said, f"the interrupted update left no lock and no pending operation to repair: {repairs}"
-    assert ("halb-lb2-services", "create") in converged.ran() or ("halb-lb2-services", "replace") in converged.ran(), (
-        converged.ran()
-    )
-    assert not any(n.startswith("halb-lb1-") for n, _ in converged.ran()), f"lb1 was touched: {converged.ran()}"
-    assert ENGINE.pending() == [], "pending operations left in the state"
-    assert deploy(sets=[change], progress=quiet).ran() == [], "converged: a second deploy changes nothing"
-    report = w.report
-    assert report is not None and report.bad_samples == [] and report.failed == 0, w.report
-    assert report.holders_seen == ["lb1"], report.summary()
-    deploy(progress=quiet)  # generation 0 again
-    drills.settle()
 
 
 def test_a_step_that_fails_on_lb2_stops_the_deploy_before_lb1_and_the_fix_converges(deployed: Result) -> None:
