@@ -31,7 +31,9 @@ link flap again FAULT_RUNS times on VRRPv3 with 0.5 s adverts. FAULTS=0 skips th
 Under `engine`, the IaC loop through the real Pulumi engine (bench/iac.py, `make bench-engine`
 alone): cold deploy, no-op preview and up, a one-server change (preview, then up), a node
 re-provisioned and a destroy, each the median of 5, with the engine's resource counts. ENGINE=0
-skips it.
+skips it. Under `watcher`, the health watcher's cost on the request path (added latency at one
+connection and keep-alive rate, with it running and stopped, alternating rounds), its own CPU, and
+the hang drill 20 times (bench/watcher.py, `make bench-watcher` alone). WATCHER=0 skips it.
 """
 
 from __future__ import annotations
@@ -660,6 +662,7 @@ def main() -> int:
     speed: dict[str, dict[str, Any]] = {}
     growth: dict[str, Any] = {}
     loop: dict[str, Any] = {}
+    watch_cost: dict[str, Any] = {}
     try:
         for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
             results[profile] = measure(profile)
@@ -682,6 +685,11 @@ def main() -> int:
             from iac import table as iac_table
 
             loop = iac_run()  # the IaC loop through the real engine, on the lab as it is
+        if os.environ.get("WATCHER", "1") != "0":
+            from watcher import run as watcher_run
+            from watcher import table as watcher_table
+
+            watch_cost = watcher_run()  # the health watcher's cost on the request path, and the hang drill
     finally:
         lab.down()
     if all(results.values()):
@@ -691,10 +699,12 @@ def main() -> int:
     print(fault_table(fault))
     if loop:
         print(iac_table(loop))
+    if watch_cost:
+        print(watcher_table(watch_cost))
     charts(speed)
     if os.environ.get("JSON"):
         doc: dict[str, Any] = {**results, "throughput": speed, "faults": fault, "lifecycle": life, "scale": growth,
-                               "engine": loop, "timelines": TIMELINES, "machine": machine()}
+                               "engine": loop, "watcher": watch_cost, "timelines": TIMELINES, "machine": machine()}
         Path(os.environ["JSON"]).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"bench: wrote {os.environ['JSON']}")
     return 0

@@ -1,0 +1,141 @@
+"""`make bench` key `watcher`: what halb's health watcher costs the request path, and what it buys.
+
+    python bench/watcher.py [JSON=watcher.json] [ROUNDS=5] [HANG_RUNS=20]   (`make bench-watcher`)
+
+On the lab with halb's stack deployed, ROUNDS rounds. Each round measures both states of
+`halb-haproxy-watch` (running on both nodes, or stopped on both), the state that goes first
+alternating from round to round (running first in round 1). In each state, in this order:
+  one connection   wrk -c1 (keep-alive) for SECONDS through the VIP, then straight to w1: the
+                   added p50 and p99 are via - direct
+  64 connections   wrk -c64 (keep-alive) for SECONDS through the VIP: requests per second
+Each figure is the median over the rounds, with every round's value kept (the spread).
+Then the watcher's own CPU on lb1 over 10 s (utime + stime of its process and its children, from
+/proc), and the hang drill (haproxy SIGSTOPped on the MASTER, halb.lab.scenarios.faults) HANG_RUNS
+times: p50 and p99 of the outage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+import wrk  # noqa: E402
+from halb.lab.engine.stack import deploy  # noqa: E402
+from halb.lab.infra import lab, nodes  # noqa: E402
+from halb.lab.infra.topology import NODES, VIP, WORKERS  # noqa: E402
+from halb.lab.scenarios import drills, faults  # noqa: E402
+from halb.lab.scenarios.probes import node  # noqa: E402
+
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+HANG_RUNS = int(os.environ.get("HANG_RUNS", "20"))
+SECONDS = 5
+WATCH = "halb-haproxy-watch"
+CLK_TCK = 100
+
+
+def set_watcher(running: bool) -> None:
+    for n in NODES:
+        nodes.ssh(n, f"systemctl {'start' if running else 'stop'} {WATCH}", timeout=20, check=True)
+    time.sleep(1)
+
+
+def one_state() -> dict[str, float]:
+    via = wrk.run(f"http://{VIP}/", 1, SECONDS)
+    direct = wrk.run(f"http://{WORKERS[0].address}/", 1, SECONDS)
+    many = wrk.run(f"http://{VIP}/", 64, SECONDS)
+    return {
+        "added_p50_ms": round(via.p50_ms - direct.p50_ms, 3),
+        "added_p99_ms": round(via.p99_ms - direct.p99_ms, 3),
+        "rps_64": round(many.rps),
+    }
+
+
+def watcher_cpu_s(seconds: float = 10) -> float:
+    """CPU seconds the watcher (and anything it starts) used on lb1 over `seconds`."""
+    script = (
+        f"pid=$(systemctl show -p MainPID --value {WATCH}); "
+        'read -r -a s < "/proc/$pid/stat"; echo $((s[13] + s[14] + s[15] + s[16]))'
+    )
+    before = int(nodes.ssh(node("lb1"), script, timeout=10).stdout.strip())
+    time.sleep(seconds)
+    after = int(nodes.ssh(node("lb1"), script, timeout=10).stdout.strip())
+    return round((after - before) / CLK_TCK, 3)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+def run() -> dict[str, Any]:
+    brought_up = not lab.status()[0]
+    if brought_up:
+        lab.up(progress=lambda _: None)
+    try:
+        deploy(progress=lambda _: None)
+        drills.settle()
+        rounds: dict[str, list[dict[str, float]]] = {"running": [], "stopped": []}
+        for r in range(ROUNDS):
+            order = ("running", "stopped") if r % 2 == 0 else ("stopped", "running")
+            for state in order:
+                set_watcher(state == "running")
+                rounds[state].append(one_state())
+                print(f"bench: watcher {state}, round {r + 1}: {rounds[state][-1]}", flush=True)
+        set_watcher(True)
+        cpu = watcher_cpu_s()
+        hangs = []
+        for i in range(HANG_RUNS):
+            d = faults.haproxy_hang()
+            hangs.append(d.report.outages[0] if d.report.outages else 0.0)
+            print(f"bench: hang {i + 1}/{HANG_RUNS}: {hangs[-1]:.2f} s", flush=True)
+    finally:
+        if brought_up:
+            lab.down()
+    figures: dict[str, Any] = {"rounds": ROUNDS, "order": "alternating, running first in round 1"}
+    for state, rs in rounds.items():
+        figures[state] = {
+            key: {"median": statistics.median(r[key] for r in rs), "runs": [r[key] for r in rs]} for key in rs[0]
+        }
+    figures["added_p50_difference_ms"] = round(
+        figures["running"]["added_p50_ms"]["median"] - figures["stopped"]["added_p50_ms"]["median"], 3
+    )
+    figures["watcher_cpu_s_per_10s"] = cpu
+    figures["hang"] = {"runs": HANG_RUNS, "p50_s": percentile(hangs, 50), "p99_s": percentile(hangs, 99),
+                       "outages_s": [round(h, 2) for h in hangs]}  # fmt: skip
+    return figures
+
+
+def table(f: dict[str, Any]) -> str:
+    lines = [f"| watcher (median of {f['rounds']} rounds) | added p50 ms | added p99 ms | rps, 64 conn. |",
+             "| --- | --- | --- | --- |"]  # fmt: skip
+    for state in ("running", "stopped"):
+        s = f[state]
+        lines.append(f"| {state} | {s['added_p50_ms']['median']} | {s['added_p99_ms']['median']} | "
+                     f"{s['rps_64']['median']} |")  # fmt: skip
+    lines.append(f"added p50, running - stopped: {f['added_p50_difference_ms']} ms; watcher CPU "
+                 f"{f['watcher_cpu_s_per_10s']} s per 10 s; hang p50 {f['hang']['p50_s']:.2f} s, "
+                 f"p99 {f['hang']['p99_s']:.2f} s over {f['hang']['runs']} runs")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("bench: must run as root (it drives the local lab)", file=sys.stderr)
+        return 2
+    figures = run()
+    print(table(figures))
+    if os.environ.get("JSON"):
+        Path(os.environ["JSON"]).write_text(json.dumps({"watcher": figures}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
