@@ -39,7 +39,6 @@ the hang drill 20 times (bench/watcher.py, `make bench-watcher` alone). WATCHER=
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import statistics
@@ -56,6 +55,7 @@ sys.path[:0] = [str(ROOT)]
 
 import latency  # noqa: E402
 import wrk  # noqa: E402
+from common import percentile  # noqa: E402
 from halb.config import load_stack_file  # noqa: E402
 from halb.lab.engine.stack import deploy  # noqa: E402
 from halb.lab.infra import image, lab, net, nodes  # noqa: E402
@@ -567,15 +567,6 @@ def restore() -> None:
         settle()
     except AssertionError as e:
         print(f"bench: {e}", flush=True)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    rank = math.ceil(len(ordered) * p / 100)
-    return float(ordered[max(0, min(len(ordered), rank) - 1)])
 
 
 def lifecycle_table(figures: dict[str, dict[str, dict[str, Any]]]) -> str:

@@ -18,7 +18,6 @@ until the first resource is registered and the time the steps themselves take.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -31,9 +30,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
+from common import on_lab, standalone  # noqa: E402
 from halb.lab.engine.driver import Result, cli  # noqa: E402
 from halb.lab.engine.stack import deploy, destroy, preview  # noqa: E402
-from halb.lab.infra import lab  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 TARGETS = {"noop_preview_s": 2.5, "change_up_s": 4.0, "cold_deploy_s": 10.0}
@@ -79,15 +78,9 @@ def import_s() -> float:
 
 
 def run() -> dict[str, Any]:
-    brought_up = not lab.status()[0]
-    if brought_up:
-        lab.up(progress=quiet)
-    try:
+    with on_lab():
         deploy(progress=quiet)
         rounds = [one_round() for _ in range(ROUNDS)]
-    finally:
-        if brought_up:
-            lab.down()
     figures: dict[str, Any] = {}
     for key in rounds[0]:
         seconds = [r[key][0] for r in rounds]
@@ -118,16 +111,5 @@ def table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    if os.geteuid() != 0:
-        print("bench: must run as root (it drives the local lab)", file=sys.stderr)
-        return 2
-    figures = run()
-    print(table(figures))
-    if os.environ.get("JSON"):
-        Path(os.environ["JSON"]).write_text(json.dumps({"engine": figures}, indent=2) + "\n")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(standalone("engine", run, table))

@@ -16,7 +16,6 @@ times: p50 and p99 of the outage.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -28,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 import wrk  # noqa: E402
+from common import on_lab, percentile, standalone  # noqa: E402
 from halb.lab.engine.stack import deploy  # noqa: E402
-from halb.lab.infra import lab, nodes  # noqa: E402
+from halb.lab.infra import nodes  # noqa: E402
 from halb.lab.infra.topology import NODES, VIP, WORKERS  # noqa: E402
 from halb.lab.scenarios import drills, faults  # noqa: E402
 from halb.lab.scenarios.probes import node  # noqa: E402
@@ -70,16 +70,8 @@ def watcher_cpu_s(seconds: float = 10) -> float:
     return round((after - before) / CLK_TCK, 3)
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
-
-
 def run() -> dict[str, Any]:
-    brought_up = not lab.status()[0]
-    if brought_up:
-        lab.up(progress=lambda _: None)
-    try:
+    with on_lab():
         deploy(progress=lambda _: None)
         drills.settle()
         rounds: dict[str, list[dict[str, float]]] = {"running": [], "stopped": []}
@@ -96,9 +88,6 @@ def run() -> dict[str, Any]:
             d = faults.haproxy_hang()
             hangs.append(d.report.outages[0] if d.report.outages else 0.0)
             print(f"bench: hang {i + 1}/{HANG_RUNS}: {hangs[-1]:.2f} s", flush=True)
-    finally:
-        if brought_up:
-            lab.down()
     figures: dict[str, Any] = {"rounds": ROUNDS, "order": "alternating, running first in round 1"}
     for state, rs in rounds.items():
         figures[state] = {
@@ -126,16 +115,5 @@ def table(f: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    if os.geteuid() != 0:
-        print("bench: must run as root (it drives the local lab)", file=sys.stderr)
-        return 2
-    figures = run()
-    print(table(figures))
-    if os.environ.get("JSON"):
-        Path(os.environ["JSON"]).write_text(json.dumps({"watcher": figures}, indent=2) + "\n")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(standalone("watcher", run, table))

@@ -1,0 +1,49 @@
+"""What the benchmark's parts share: the lab brought up when needed, a part run on its own, and
+the nearest-rank percentile."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from halb.lab.infra import lab
+
+
+@contextmanager
+def on_lab() -> Iterator[None]:
+    """The lab as it is, or brought up for this part and taken down after it."""
+    brought_up = not lab.status()[0]
+    if brought_up:
+        lab.up(progress=lambda _: None)
+    try:
+        yield
+    finally:
+        if brought_up:
+            lab.down()
+
+
+def standalone(key: str, run: Callable[[], dict[str, Any]], table: Callable[[dict[str, Any]], str]) -> int:
+    """A part of `make bench` run on its own: root, the figures as a table, and as JSON under `key`."""
+    if os.geteuid() != 0:
+        print("bench: must run as root (it drives the local lab)", file=sys.stderr)
+        return 2
+    figures = run()
+    print(table(figures))
+    if os.environ.get("JSON"):
+        Path(os.environ["JSON"]).write_text(json.dumps({key: figures}, indent=2) + "\n")
+    return 0
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = math.ceil(len(ordered) * p / 100)
+    return float(ordered[max(0, min(len(ordered), rank) - 1)])
