@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+from pathlib import Path
 
+from conftest import ROOT
 from halb.lab.engine.driver import _last_lines, stale_lock_pids
 
 
@@ -43,3 +46,12 @@ def test_a_failed_step_reads_as_halbs_own_lines_without_the_echoed_command() -> 
     text = _last_lines(message)
     assert text.splitlines()[0].startswith("halb: haproxy -c -dW rejected"), text
     assert "unknown keyword" in text, text
+
+
+def test_build_engine_stops_with_one_message_when_neither_a_cli_nor_go_is_there(tmp_path: Path) -> None:
+    """`make engine` (and so `make up`) never falls back to an imitation: it says what to install."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no Go (/usr/local/go/bin), no pulumi
+    assert shutil.which("go", path=env["PATH"]) is None and shutil.which("pulumi", path=env["PATH"]) is None
+    p = subprocess.run(["sh", str(ROOT / "scripts" / "build-engine")], env=env, capture_output=True, text=True)
+    assert p.returncode == 1, p
+    assert "no Pulumi CLI and no Go toolchain" in p.stderr and "install the Pulumi CLI" in p.stderr, p.stderr
