@@ -512,6 +512,9 @@ def test_drill_drain_a_server_through_the_runtime_api(deployed: Result) -> None:
     assert d.facts["served_while_drained"] == ["w2", "w3", "w4"] and d.facts["w1_weight_while_drained"] == "0", d.facts
     assert d.facts["served_after"] == sorted(WORKERS) and not d.facts["reloaded"], d.facts
     assert {n for n, _ in d.steps} == {"halb-lb1-haproxy", "halb-lb2-haproxy", "halb-verify"}, d.steps
+    for update in ENGINE.history()[-2:]:  # the drain and the way back, as the file backend recorded them
+        changes = update["resourceChanges"]
+        assert set(changes) == {"same", "update"} and changes["update"] == 3, f"the engine's history: {changes}"
 
 
 @pytest.mark.parametrize("what", ["vrrp-password", "stats-password", "vrrp-version"])

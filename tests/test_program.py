@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
 
-from conftest import stack_raw, with_, without
+from conftest import ROOT, stack_raw, with_, without
 from halb.components.node import STEPS
 from pulumi_harness import SECRET_SIG, Recorder, Run, run_main, stack_config
 
@@ -493,3 +495,12 @@ def test_maintenance_is_a_one_line_change_of_one_step(dev_run: Run) -> None:
         if d[:1] in "+-" and d[:3] not in ("+++", "---")
     ]
     assert diff == ["-    priority 250", "+    priority 1"], f"halb-lb1-keepalived: the diff is the changed line: {diff}"
+
+
+def test_no_input_depends_on_the_machine_or_checkout_that_runs_pulumi_up(dev_run: Run) -> None:
+    """Two operators previewing the same stack from different checkouts see no diff."""
+    machine = [str(ROOT), sys.executable, str(Path(sys.executable).resolve())]
+    for name, res in dev_run.resources.items():
+        text = json.dumps(res.inputs)
+        found = [m for m in machine if m in text]
+        assert not found, f"{name}: an input holds {found}"
