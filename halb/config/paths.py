@@ -8,23 +8,16 @@ import copy
 import re
 from typing import Any
 
-PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+NAME = r"[^.\[\]]+"
+PATH = re.compile(rf"{NAME}(?:\.{NAME}|\[\d+\])*")  # a name, then `.name` or `[index]` parts
+PART = re.compile(rf"({NAME})|\[(\d+)\]")
 
 
 def parse_path(path: str) -> list[str | int]:
     """`nodes[0].maintenance` -> ["nodes", 0, "maintenance"] (pulumi's --path syntax)."""
-    parts: list[str | int] = []
-    pos = 0
-    for m in PART.finditer(path):
-        if m.start() != pos and path[pos] != ".":
-            raise ValueError(
-                f"cannot read the path {path!r}; expected e.g. `keepalived.authPassword` or `nodes[0].role`"
-            )
-        parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
-        pos = m.end()
-    if not parts or pos != len(path):
+    if PATH.fullmatch(path) is None:
         raise ValueError(f"cannot read the path {path!r}; expected e.g. `keepalived.authPassword` or `nodes[0].role`")
-    return parts
+    return [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in PART.finditer(path)]
 
 
 def parse_value(text: str) -> Any:
@@ -55,6 +48,16 @@ def set_path(config: dict[str, Any], path: str, value: Any, namespace: str = "ha
     parts = parse_path(path)
     out: dict[str, Any] = _set(copy.deepcopy(config), [f"{namespace}:{parts[0]}", *parts[1:]], value)
     return out
+
+
+def get_path(config: dict[str, Any], path: str, namespace: str = "halb") -> Any:
+    """`pulumi config get --path`: the value at `path` in a stack's config map (KeyError, IndexError
+    when there is none)."""
+    parts = parse_path(path)
+    node: Any = config
+    for part in [f"{namespace}:{parts[0]}", *parts[1:]]:
+        node = node[part]
+    return node
 
 
 def delete_path(config: dict[str, Any], path: str, namespace: str = "halb") -> dict[str, Any]:

@@ -154,17 +154,18 @@ class Engine:
         if p.returncode != 0:
             raise EngineFailed(f"pulumi {args[0]} {args[1] if len(args) > 1 else ''}: {p.stderr.strip()}")
 
+    def deployment(self) -> dict[str, Any]:
+        """The stack's state (`pulumi stack export`)."""
+        return dict(self.stack().export_stack().deployment or {})
+
     def resources(self) -> list[dict[str, Any]]:
-        """The resources in the stack's state (`pulumi stack export`)."""
-        deployment = self.stack().export_stack().deployment or {}
-        return list(deployment.get("resources") or [])
+        return list(self.deployment().get("resources") or [])
 
     def pending(self) -> list[str]:
         """Operations an interrupted update left in the state: `name (type)`."""
-        deployment = self.stack().export_stack().deployment or {}
         return [
             f"{op['resource']['urn'].rsplit('::', 1)[-1]} ({op['type']})"
-            for op in deployment.get("pending_operations") or []
+            for op in self.deployment().get("pending_operations") or []
         ]
 
     def history(self) -> list[dict[str, Any]]:
@@ -177,11 +178,11 @@ class Engine:
 
     def up(self, progress: Progress, replace: list[str] | None = None) -> Result:
         """`pulumi up`. When the engine warns that an earlier update was interrupted (operations
-        pending in the state), this update runs every step again (halb's steps are idempotent) and
-        then the state is repaired as Pulumi documents it: `pulumi refresh --clear-pending-creates`
+        pending in the state), this update runs the interrupted steps again (halb's steps are
+        idempotent) and then the state is repaired as Pulumi documents it: `pulumi refresh --clear-pending-creates`
         drops the pending records, which the engine keeps for creates."""
         st = self.stack()
-        urns = self._urns(st, replace or [])
+        urns = self._urns(replace or [])
         result = self._run("update", progress, lambda ev: st.up(replace=urns, on_event=ev))
         if result.pending_warning:
             progress(f"the last update was interrupted: {result.pending_warning}")
@@ -212,25 +213,30 @@ class Engine:
         st = self.stack()
         return self._run("destroy", progress, lambda ev: st.destroy(on_event=ev))
 
-    def _urns(self, st: auto.Stack, names: list[str]) -> list[str]:
+    def _urns(self, names: list[str]) -> list[str]:
         if not names:
             return []
-        deployment = st.export_stack().deployment or {}
-        by_name = {r["urn"].rsplit("::", 1)[-1]: r["urn"] for r in deployment.get("resources") or []}
+        by_name = {r["urn"].rsplit("::", 1)[-1]: r["urn"] for r in self.resources()}
         unknown = [n for n in names if n not in by_name]
         if unknown:
             raise EngineFailed(f"--replace {', '.join(unknown)}: no such resource in the stack")
         return [by_name[n] for n in names]
 
-    def _run(self, kind: str, progress: Progress, call: Callable[[Callable[[events.EngineEvent], None]], Any]) -> Result:
+    def _run(
+        self,
+        kind: str,
+        progress: Progress,
+        call: Callable[[Callable[[events.EngineEvent], None]], Any],
+        retried: bool = False,
+    ) -> Result:
         watcher = _Watcher(progress)
         start = time.monotonic()
         try:
             answer = call(watcher.on_event)
         except auto.CommandError as e:
-            if not self._release_stale_lock(str(e), progress):
+            if retried or not self._release_stale_lock(str(e), progress):
                 raise EngineFailed(watcher.failure() or _last_lines(str(e))) from None
-            return self._run(kind, progress, call)
+            return self._run(kind, progress, call, retried=True)  # once: a lock left again is not stale
         result = Result(kind, watcher.actions, seconds=round(time.monotonic() - start, 2))
         result.pending_warning = watcher.pending
         if watcher.first is not None:

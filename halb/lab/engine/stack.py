@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from halb import PROJECT_DIR
-from halb.config.paths import parse_path, parse_value, set_path
+from halb.config.paths import get_path, parse_path, parse_value, set_path
 from halb.lab.engine.driver import Engine, EngineFailed, Progress, Result
 from halb.lab.engine.vault import DEFAULT_PASSPHRASE, Vault
 from halb.lab.infra.nodes import host_key
@@ -90,18 +90,10 @@ def write_config(stack_file: Path = STACK_FILE, sets: Sequence[str] = (), secret
     ENGINE.config_file.write_text(yaml.safe_dump({"encryptionsalt": salt, "config": config}, sort_keys=False))
     for path, value in fresh.items():
         ENGINE.cli_run(["config", "set", "--secret", "--path", f"halb:{path}"], stdin=value)
-        known[path] = {"digest": vault.digest(value), "secure": _secure_at(path)}
+        written = yaml.safe_load(ENGINE.config_file.read_text())["config"]
+        known[path] = {"digest": vault.digest(value), "secure": str(get_path(written, path)["secure"])}
     if fresh:
         CIPHERTEXTS.write_text(json.dumps(known, indent=1))
-
-
-def _secure_at(path: str) -> str:
-    node: Any = yaml.safe_load(ENGINE.config_file.read_text())["config"]
-    parts = parse_path(path)
-    node = node[f"halb:{parts[0]}"]
-    for part in parts[1:]:
-        node = node[part]
-    return str(node["secure"])
 
 
 def deploy(
