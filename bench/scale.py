@@ -1,11 +1,11 @@
 """Cost as the config grows: 10, 100 and 1000 backend servers across 1, 10 and 50 services.
 
-    python bench/scale.py            # check, render and resource counts (no lab needed)
-    SCALE_LAB=1 python bench/scale.py  # also haproxy's reload time, memory and failed requests on the lab
+    python bench/scale.py            # check and render times (no lab needed)
+    SCALE_LAB=1 python bench/scale.py  # also resource counts, haproxy's reload time, memory and failed requests on the lab
 
 For each size: `halb check` and `halb render` time (the config model and the templates, as the
-CLI runs them), the number of Pulumi resources per node (the program under mocks: it should
-not grow with the config), and on the lab the MASTER's `systemctl reload haproxy` time under a
+CLI runs them), and on the lab the number of Pulumi resources per node (as the engine reported
+them when it deployed that size: it should not grow with the config), the MASTER's `systemctl reload haproxy` time under a
 steady load, the requests failed during the reload (must be 0) and haproxy's memory after it.
 """
 

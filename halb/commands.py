@@ -412,7 +412,8 @@ def teardown_paths() -> dict[str, list[str]]:
 def teardown_script(cfg: HalbConfig, node: str, peer_address: str, owner: str) -> str:
     """The teardown resource's delete: the VIP leaves first, then haproxy stops, then halb's files go.
     A host that another resource provisions since (a renamed node at the same address) is left alone."""
-    files, dirs, dropins = (" ".join(map(shlex.quote, group)) for group in teardown_paths().values())
+    paths = {group: " ".join(map(shlex.quote, found)) for group, found in teardown_paths().items()}
+    files, dirs, dropins = paths["files"], paths["dirs"], paths["dropins"]
     return f"""set -u
 current=$(cat {OWNER_DIR}/owner 2>/dev/null || true)
 if [ -n "$current" ] && [ "$current" != {shlex.quote(owner)} ]; then

@@ -6,6 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import require, stack_raw, tool, with_
 from halb import commands
 from halb.config import load_config
@@ -197,3 +199,11 @@ def test_firewall_opens_exactly_halbs_rules_and_closes_stale_ones(tmp_path: Path
     assert len([c for c in calls if "delete" in c or "--remove" in c]) == 1 + 2 * 2, calls  # VRRP: firewalld only
     assert (tmp_path / "before.rules").read_text() == BEFORE_RULES
     assert not (tmp_path / "state/firewall").exists()
+
+
+def test_content_that_would_end_its_heredoc_early_is_refused() -> None:
+    """The delimiters are fixed words (a diff shows only changed lines), so a line equal to one is refused."""
+    with pytest.raises(ValueError, match="HALB_EOF"):
+        commands.install_file(NodeFile("/etc/x", "a\nHALB_EOF\nb\n", "0644", "system"))
+    with pytest.raises(ValueError, match="HALB_SCRIPT"):
+        commands.as_root("echo a\nHALB_SCRIPT\n", "deploy")
