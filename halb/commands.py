@@ -141,9 +141,7 @@ def firewall_rules(cfg: HalbConfig, peer_address: str) -> list[str]:
     return rules
 
 
-def firewall(
-    rules: list[str], state: str = FIREWALL_STATE, before_rules: str = UFW_BEFORE_RULES
-) -> str:
+def firewall(rules: list[str], state: str = FIREWALL_STATE, before_rules: str = UFW_BEFORE_RULES) -> str:
     """Bring an active firewalld or ufw to exactly `rules` (an empty list closes everything halb
     opened): rules recorded in `state` by an earlier deploy and no longer wanted are removed."""
     wanted = "\n".join(rules)

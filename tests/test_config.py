@@ -149,7 +149,12 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "halb:haproxy.services[0].port",
         "not already used by `haproxy.stats.port`",
     ),
-    ("port 0", with_(DEV, "haproxy.services[0].port", 0), "halb:haproxy.services[0].port", "greater than or equal to 1"),
+    (
+        "port 0",
+        with_(DEV, "haproxy.services[0].port", 0),
+        "halb:haproxy.services[0].port",
+        "greater than or equal to 1",
+    ),
     ("port 65536", with_(DEV, "haproxy.stats.port", 65536), "halb:haproxy.stats.port", "less than or equal to 65535"),
     (
         "server port 70000",
@@ -173,7 +178,12 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("vsphere key missing", without(DEV, "vsphere.template"), "halb:vsphere.template", "required"),
     ("unknown top-level key", with_(DEV, "keepalive", {"vrid": 3}), "halb:keepalive", "no such key"),
     ("unknown nested key", with_(DEV, "haproxy.stats.passwd", "x"), "halb:haproxy.stats.passwd", "no such key"),
-    ("unknown key in a list item", with_(DEV, "nodes[0].adress", "192.168.4.61"), "halb:nodes[0].adress", "no such key"),
+    (
+        "unknown key in a list item",
+        with_(DEV, "nodes[0].adress", "192.168.4.61"),
+        "halb:nodes[0].adress",
+        "no such key",
+    ),
     ("two masters", with_(DEV, "nodes[1].role", "master"), "halb:nodes", "one `role: master` and one `role: backup`"),
     ("bad role", with_(DEV, "nodes[1].role", "standby"), "halb:nodes[1].role", "'master' or 'backup'"),
     ("bad platform", with_(DEV, "platform", "aws"), "halb:platform", "'vsphere' or 'hosts'"),

@@ -24,7 +24,7 @@ import wrk
 from conftest import ROOT, require_root_tools
 from halb.components.node import STEPS
 from halb.config.secrets import STATS_PASSWORD
-from halb.lab.engine.stack import CIPHERTEXTS, ENGINE, VAULT, DeployFailed, Result, deploy, destroy, preview, refresh
+from halb.lab.engine.stack import ENGINE, VAULT, DeployFailed, Result, ciphertexts, deploy, destroy, preview, refresh
 from halb.lab.infra import lab, net, nodes
 from halb.lab.infra.topology import CLIENT, VIP
 from halb.lab.scenarios import drills, faults
@@ -123,7 +123,7 @@ def test_state_keeps_no_secret_in_plain_text(deployed: Result) -> None:
     secrets = [deployed.exports["stats_password"], deployed.exports["vrrp_password"]]
     assert all(len(s) >= 8 for s in secrets), "the lab's passwords are set"
     state = ENGINE.backend / ".pulumi" / "stacks" / "halb" / "lab.json"
-    for path in (state, ENGINE.config_file, CIPHERTEXTS, VAULT):
+    for path in (state, ENGINE.config_file, ciphertexts("lab"), VAULT):
         text = path.read_text()
         leaked = [s for s in secrets if s in text]
         assert not leaked, f"{path} holds a secret in plain text"

@@ -253,7 +253,9 @@ def test_removing_a_backend_server_changes_only_the_haproxy_scripts_and_no_trigg
     commands = {**dev_run.of_type(REMOTE), **dev_run.of_type(LOCAL)}
     changed = sorted(n for n, r in commands.items() if r.inputs != smaller.resources[n].inputs)
     assert changed == ["halb-lb1-haproxy", "halb-lb2-haproxy", "halb-verify"], changed
-    retriggered = [n for n, r in commands.items() if r.inputs.get("triggers") != smaller.resources[n].inputs.get("triggers")]
+    retriggered = [
+        n for n, r in commands.items() if r.inputs.get("triggers") != smaller.resources[n].inputs.get("triggers")
+    ]
     assert retriggered == [], f"a config change must update, not replace: {retriggered}"
     assert "worker4 192.168.4.69:80" not in smaller.resources["halb-lb1-haproxy"].inputs["create"]
 
@@ -494,7 +496,9 @@ def test_maintenance_is_a_one_line_change_of_one_step(dev_run: Run) -> None:
         for d in difflib.unified_diff(before, after, lineterm="", n=0)
         if d[:1] in "+-" and d[:3] not in ("+++", "---")
     ]
-    assert diff == ["-    priority 250", "+    priority 1"], f"halb-lb1-keepalived: the diff is the changed line: {diff}"
+    assert diff == ["-    priority 250", "+    priority 1"], (
+        f"halb-lb1-keepalived: the diff is the changed line: {diff}"
+    )
 
 
 def test_no_input_depends_on_the_machine_or_checkout_that_runs_pulumi_up(dev_run: Run) -> None:

@@ -33,10 +33,7 @@ class Charset:
         return frozenset(string.ascii_letters + string.digits + self.specials)
 
     def describe(self) -> str:
-        return (
-            f"{self.min_len}-{self.max_len} characters: ASCII letters, digits and any of {self.specials} "
-            "(no space)"
-        )
+        return f"{self.min_len}-{self.max_len} characters: ASCII letters, digits and any of {self.specials} (no space)"
 
     def problem(self, value: str) -> str | None:
         """What is wrong with `value`, never quoting it; None when it is fine."""

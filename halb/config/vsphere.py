@@ -69,9 +69,7 @@ def provider_problems(platform: Any, values: dict[str, Any], is_secret: Callable
         return out
     for key, (env, how) in PROVIDER_KEYS.items():
         if values.get(key) in (None, "") and not os.environ.get(env):
-            out.add(
-                f"vsphere:{key}", "nothing", f"the vCenter's {key} when `platform: vsphere`: {how}, or ${env}"
-            )
+            out.add(f"vsphere:{key}", "nothing", f"the vCenter's {key} when `platform: vsphere`: {how}, or ${env}")
     if values.get("password") not in (None, "") and not is_secret("password"):
         out.add(
             "vsphere:password",

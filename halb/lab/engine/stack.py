@@ -1,9 +1,11 @@
-"""The lab stack through the real Pulumi engine: `python -m halb.lab deploy | preview | refresh | destroy`.
+"""The lab's stacks through the real Pulumi engine: `python -m halb.lab [--stack NAME] deploy | preview | refresh | destroy`.
 
-The stack's config is the repository's Pulumi.lab.yaml, plus this deploy's `--set`s, each
-node's pinned host key, and the lab's passwords as Pulumi secrets (generated once, kept
-encrypted). It is written to the lab's own config file in the lab's state directory, so
-`--set` and `--set-secret` last one deploy and no tracked file ever changes.
+A lab stack's config is the repository's Pulumi.<stack>.yaml (`lab`: the pair on the lab's
+hosts; `lab-vsphere`: the same pair as VMs of the lab's simulated vCenter), plus this deploy's
+`--set`s, each node's pinned host key, and the lab's passwords as Pulumi secrets (generated
+once, kept encrypted; on vSphere also the simulated vCenter's). It is written to the stack's own
+config file in the lab's state directory, so `--set` and `--set-secret` last one deploy and no
+tracked file ever changes. Every lab stack shares one file backend.
 """
 
 from __future__ import annotations
@@ -23,14 +25,40 @@ from halb.lab.engine.vault import DEFAULT_PASSPHRASE, Vault
 from halb.lab.infra.nodes import host_key
 from halb.lab.infra.topology import NODES, STACK_HOME, STATE
 
-__all__ = ["STACK_FILE", "VAULT", "DeployFailed", "Result", "deploy", "destroy", "preview", "refresh"]
+__all__ = ["STACK_FILE", "VAULT", "DeployFailed", "Result", "deploy", "destroy", "engine", "preview", "refresh"]
 
-STACK_FILE = PROJECT_DIR / "Pulumi.lab.yaml"
+STACK_FILE = PROJECT_DIR / "Pulumi.lab.yaml"  # the default lab stack's
 VAULT = STATE / "lab-secrets.json"
-ENGINE = Engine(STACK_HOME, "lab", os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEFAULT_PASSPHRASE))
-CIPHERTEXTS = ENGINE.home / "secret-config.json"  # path -> digest of the value and its ciphertext
+_ENGINES: dict[str, Engine] = {}
 LAB_PASSWORDS = {"keepalived.authPassword": 8, "haproxy.stats.password": 24}
+VCENTER_PASSWORD = "vsphere.password"  # the simulated vCenter's, in the vault
 DeployFailed = EngineFailed
+
+
+def engine(stack: str = "lab") -> Engine:
+    """The lab stack `stack` in the lab's file backend (one Engine per stack and process)."""
+    if stack not in _ENGINES:
+        passphrase = os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEFAULT_PASSPHRASE)
+        _ENGINES[stack] = Engine(STACK_HOME, stack, passphrase)
+    return _ENGINES[stack]
+
+
+ENGINE = engine("lab")
+
+
+def ciphertexts(stack: str) -> Path:
+    """The stack's secrets as the engine encrypted them: path -> digest of the value and its ciphertext."""
+    return STACK_HOME / f"secret-config.{stack}.json"
+
+
+def stack_file_of(stack: str) -> Path:
+    return PROJECT_DIR / f"Pulumi.{stack}.yaml"
+
+
+def _key(path: str) -> tuple[str, str]:
+    """`vsphere:password` -> (vsphere, password); a path without a namespace is halb's."""
+    namespace, sep, rest = path.partition(":")
+    return (namespace, rest) if sep else ("halb", path)
 
 
 def split_assignment(text: str) -> tuple[str, str]:
@@ -44,7 +72,8 @@ def split_assignment(text: str) -> tuple[str, str]:
 def lab_config(
     stack_file: Path, sets: Sequence[str], secret_sets: Sequence[str], vault: Vault
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The stack's config map with this deploy's settings, and the secret values by path."""
+    """The stack's config map with this deploy's settings, and the secret values by key
+    (`keepalived.authPassword` for halb's, `vsphere:password` for the provider's)."""
     doc = yaml.safe_load(stack_file.read_text()) or {}
     config: dict[str, Any] = dict(doc.get("config") or {})
     for text in sets:
@@ -56,6 +85,8 @@ def lab_config(
     for path, length in LAB_PASSWORDS.items():
         if path not in secrets and not (vrrp3 and path == "keepalived.authPassword"):
             secrets[path] = vault.ensure(path, length)
+    if config.get("halb:platform") == "vsphere" and "vsphere:password" not in config:
+        secrets.setdefault("vsphere:password", vault.ensure(VCENTER_PASSWORD, 20))
     return config, secrets
 
 
@@ -71,57 +102,68 @@ def pin_host_keys(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def write_config(stack_file: Path = STACK_FILE, sets: Sequence[str] = (), secret_sets: Sequence[str] = ()) -> None:
-    """The lab's config file for the next engine run. A secret is encrypted by the engine itself
+def write_config(
+    stack_file: Path | None = None, sets: Sequence[str] = (), secret_sets: Sequence[str] = (), stack: str = "lab"
+) -> None:
+    """The stack's config file for the next engine run. A secret is encrypted by the engine itself
     (`pulumi config set --secret`, the value on stdin) when it is new; its ciphertext is reused
     while the value stays the same."""
     vault = Vault(VAULT)
-    config, secrets = lab_config(stack_file, sets, secret_sets, vault)
-    ENGINE.stack()  # created on first use: its salt is in the config file from then on
-    salt = (yaml.safe_load(ENGINE.config_file.read_text()) or {})["encryptionsalt"]
-    known: dict[str, dict[str, str]] = json.loads(CIPHERTEXTS.read_text()) if CIPHERTEXTS.exists() else {}
+    config, secrets = lab_config(stack_file or stack_file_of(stack), sets, secret_sets, vault)
+    eng = engine(stack)
+    eng.stack()  # created on first use: its salt is in the config file from then on
+    salt = (yaml.safe_load(eng.config_file.read_text()) or {})["encryptionsalt"]
+    kept_file = ciphertexts(stack)
+    known: dict[str, dict[str, str]] = json.loads(kept_file.read_text()) if kept_file.exists() else {}
     fresh = {}
-    for path, value in secrets.items():
-        kept = known.get(path)
+    for key, value in secrets.items():
+        kept = known.get(key)
         if kept and kept["digest"] == vault.digest(value):
-            config = set_path(config, path, {"secure": kept["secure"]})
+            config = set_path(config, _key(key)[1], {"secure": kept["secure"]}, namespace=_key(key)[0])
         else:
-            fresh[path] = value
-    ENGINE.config_file.write_text(yaml.safe_dump({"encryptionsalt": salt, "config": config}, sort_keys=False))
-    for path, value in fresh.items():
-        ENGINE.cli_run(["config", "set", "--secret", "--path", f"halb:{path}"], stdin=value)
-        written = yaml.safe_load(ENGINE.config_file.read_text())["config"]
-        known[path] = {"digest": vault.digest(value), "secure": str(get_path(written, path)["secure"])}
+            fresh[key] = value
+    eng.config_file.write_text(yaml.safe_dump({"encryptionsalt": salt, "config": config}, sort_keys=False))
+    for key, value in fresh.items():
+        namespace, path = _key(key)
+        eng.cli_run(["config", "set", "--secret", "--path", f"{namespace}:{path}"], stdin=value)
+        written = yaml.safe_load(eng.config_file.read_text())["config"]
+        secure = get_path(written, path, namespace=namespace)["secure"]
+        known[key] = {"digest": vault.digest(value), "secure": str(secure)}
     if fresh:
-        CIPHERTEXTS.write_text(json.dumps(known, indent=1))
+        kept_file.write_text(json.dumps(known, indent=1))
 
 
 def deploy(
-    stack_file: Path = STACK_FILE,
+    stack_file: Path | None = None,
     sets: Sequence[str] = (),
     secret_sets: Sequence[str] = (),
     progress: Progress = print,
     replace: Sequence[str] = (),
+    stack: str = "lab",
 ) -> Result:
     """`pulumi up`. `replace`: resource names to replace even if unchanged (`--replace`), e.g. to repair drift."""
-    write_config(stack_file, sets, secret_sets)
-    return ENGINE.up(progress, list(replace))
+    write_config(stack_file, sets, secret_sets, stack)
+    return engine(stack).up(progress, list(replace))
 
 
 def preview(
-    stack_file: Path = STACK_FILE, sets: Sequence[str] = (), secret_sets: Sequence[str] = (), progress: Progress = print
+    stack_file: Path | None = None,
+    sets: Sequence[str] = (),
+    secret_sets: Sequence[str] = (),
+    progress: Progress = print,
+    stack: str = "lab",
 ) -> Result:
     """`pulumi preview --diff`: what a deploy with these settings would do; nothing runs on the nodes."""
-    write_config(stack_file, sets, secret_sets)
-    return ENGINE.preview(progress)
+    write_config(stack_file, sets, secret_sets, stack)
+    return engine(stack).preview(progress)
 
 
-def refresh(progress: Progress = print, clear_pending_creates: bool = False) -> Result:
-    write_config()
-    return ENGINE.refresh(progress, clear_pending_creates)
+def refresh(progress: Progress = print, clear_pending_creates: bool = False, stack: str = "lab") -> Result:
+    write_config(stack=stack)
+    return engine(stack).refresh(progress, clear_pending_creates)
 
 
-def destroy(progress: Progress = print) -> Result:
+def destroy(progress: Progress = print, stack: str = "lab") -> Result:
     """`pulumi destroy`: every declared delete, in reverse dependency order."""
-    write_config()
-    return ENGINE.destroy(progress)
+    write_config(stack=stack)
+    return engine(stack).destroy(progress)
