@@ -5,13 +5,13 @@ STACK ?= lab
 
 .PHONY: up engine deploy preview destroy bench-engine bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
 
-up: deps venv engine  ## the main job: check the stack; on the lab, bring it up and `pulumi up` it (STACK=dev: pulumi up)
-	$(PY) -m halb check --stack $(STACK)
-	@if [ "$(STACK)" = lab ]; then \
-	  $(PY) -m halb.lab up && $(PY) -m halb.lab deploy; \
-	else \
-	  export PATH="$(CURDIR)/.engine/bin:$$PATH" PULUMI_PYTHON_CMD="$(CURDIR)/$(PY)"; pulumi up --stack $(STACK) && pulumi stack output --stack $(STACK); \
-	fi
+up: deps venv engine  ## the main job: on the lab, bring it up and `pulumi up` the lab stack (STACK=lab-vsphere: as VMs of the simulated vCenter); STACK=dev: check, then pulumi up
+	@case "$(STACK)" in \
+	  lab|lab-vsphere) $(PY) -m halb.lab up && $(PY) -m halb.lab deploy --stack $(STACK) ;; \
+	  *) $(PY) -m halb check --stack $(STACK) && \
+	     export PATH="$(CURDIR)/.engine/bin:$$PATH" PULUMI_PYTHON_CMD="$(CURDIR)/$(PY)" && \
+	     pulumi up --stack $(STACK) && pulumi stack output --stack $(STACK) ;; \
+	esac
 
 engine:  ## the Pulumi CLI, language host and pulumi-command provider: installed ones, else built (Go modules, ../shared/vendor)
 	@./scripts/build-engine
@@ -25,7 +25,7 @@ preview: venv engine  ## `pulumi preview --diff` of the lab stack (SET="path=val
 destroy: venv engine  ## `pulumi destroy` of the lab stack: every declared delete, in reverse dependency order
 	$(PY) -m halb.lab destroy
 
-lab-up: deps venv
+lab-up: deps venv engine
 	$(PY) -m halb.lab up
 
 lab-down: venv

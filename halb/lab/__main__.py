@@ -1,13 +1,16 @@
 """`python -m halb.lab up | down | status | deploy | preview | refresh | destroy | password`:
 the local lab (root, Linux), deployed through the real Pulumi engine.
 
-deploy [--stack-file FILE] [--set PATH=VALUE]... [--set-secret PATH=VALUE]... [--replace NAME]...
-        `pulumi up` of the lab stack (PATH as `pulumi config set --path` takes it, without `halb:`);
-        --set and --set-secret last for this deploy only
+up      the lab: two systemd nodes, four workers, a client, and a simulated vCenter
+deploy [--stack NAME] [--stack-file FILE] [--set PATH=VALUE]... [--set-secret PATH=VALUE]... [--replace NAME]...
+        `pulumi up` of a lab stack: `lab` (the default; the pair on the lab's hosts) or
+        `lab-vsphere` (the pair as VMs cloned in the simulated vCenter); its file is
+        Pulumi.NAME.yaml unless --stack-file says otherwise. PATH as `pulumi config set --path`
+        takes it, without `halb:`; --set and --set-secret last for this deploy only
 preview `pulumi preview --diff` with the same options: what a deploy would change
 refresh `pulumi refresh`: the state read back from the nodes
 destroy `pulumi destroy`: every delete the program declares, in reverse dependency order
-password prints the lab's stats password (kept encrypted on this machine)
+password prints the lab's stats password (kept encrypted on this machine); --vcenter: the simulated vCenter's
 """
 
 from __future__ import annotations
@@ -38,14 +41,18 @@ def _engine(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "deploy":
-            result = lab_stack.deploy(args.stack_file, args.set, args.set_secret, progress=_say, replace=args.replace)
+            result = lab_stack.deploy(
+                args.stack_file, args.set, args.set_secret, progress=_say, replace=args.replace, stack=args.stack
+            )
         elif args.command == "preview":
-            result = lab_stack.preview(args.stack_file, args.set, args.set_secret, progress=lambda _: None)
+            result = lab_stack.preview(
+                args.stack_file, args.set, args.set_secret, progress=lambda _: None, stack=args.stack
+            )
             print(result.diff)
         elif args.command == "refresh":
-            result = lab_stack.refresh(progress=_say)
+            result = lab_stack.refresh(progress=_say, stack=args.stack)
         else:
-            result = lab_stack.destroy(progress=_say)
+            result = lab_stack.destroy(progress=_say, stack=args.stack)
     except (EngineFailed, EngineMissing, ValueError) as e:
         print(f"halb.lab: {args.command} failed: {e}", file=sys.stderr)
         return 1
@@ -64,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "command", choices=["up", "down", "status", "deploy", "preview", "refresh", "destroy", "password"]
     )
-    parser.add_argument("--stack-file", type=Path, default=Path("Pulumi.lab.yaml"))
+    parser.add_argument("--stack", default="lab", choices=["lab", "lab-vsphere"])
+    parser.add_argument("--stack-file", type=Path, default=None, help="default: Pulumi.STACK.yaml")
+    parser.add_argument("--vcenter", action="store_true", help="password: the simulated vCenter's")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
     parser.add_argument("--set-secret", action="append", default=[], metavar="PATH=VALUE")
     parser.add_argument(
@@ -81,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("deploy", "preview", "refresh", "destroy"):
         return _engine(args)
     if args.command == "password":
-        from halb.lab.engine.stack import VAULT
         from halb.lab.engine.vault import Vault
+        from halb.lab.infra import vcenter
+        from halb.lab.infra.topology import VAULT
 
-        print(Vault(VAULT).get("haproxy.stats.password") or "(not deployed yet)")
+        print(vcenter.password() if args.vcenter else Vault(VAULT).get("haproxy.stats.password") or "(not deployed yet)")
         return 0
     if args.command == "up":
         lab.up(progress=_say)

@@ -23,15 +23,14 @@ from halb.config.paths import get_path, parse_path, parse_value, set_path
 from halb.lab.engine.driver import Engine, EngineFailed, Progress, Result
 from halb.lab.engine.vault import DEFAULT_PASSPHRASE, Vault
 from halb.lab.infra.nodes import host_key
-from halb.lab.infra.topology import NODES, STACK_HOME, STATE
+from halb.lab.infra import vcenter
+from halb.lab.infra.topology import NODES, SPARE_NODES, STACK_HOME, VAULT
 
 __all__ = ["STACK_FILE", "VAULT", "DeployFailed", "Result", "deploy", "destroy", "engine", "preview", "refresh"]
 
 STACK_FILE = PROJECT_DIR / "Pulumi.lab.yaml"  # the default lab stack's
-VAULT = STATE / "lab-secrets.json"
 _ENGINES: dict[str, Engine] = {}
 LAB_PASSWORDS = {"keepalived.authPassword": 8, "haproxy.stats.password": 24}
-VCENTER_PASSWORD = "vsphere.password"  # the simulated vCenter's, in the vault
 DeployFailed = EngineFailed
 
 
@@ -86,14 +85,14 @@ def lab_config(
         if path not in secrets and not (vrrp3 and path == "keepalived.authPassword"):
             secrets[path] = vault.ensure(path, length)
     if config.get("halb:platform") == "vsphere" and "vsphere:password" not in config:
-        secrets.setdefault("vsphere:password", vault.ensure(VCENTER_PASSWORD, 20))
+        secrets.setdefault("vsphere:password", vault.ensure(vcenter.VAULT_KEY, 20))  # the simulator's
     return config, secrets
 
 
 def pin_host_keys(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each node's `hostKey`, read from the lab machine's disk at its address (as an operator
     reads it from the VM console or the template), unless the stack file sets one."""
-    by_address = {h.address: h for h in NODES}
+    by_address = {h.address: h for h in [*NODES, *SPARE_NODES]}
     out = []
     for n in nodes:
         host = by_address.get(str(n.get("address")))

@@ -9,16 +9,19 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from halb.lab.infra import image, net, nodes, worker
+from halb.lab.infra import image, net, nodes, vcenter, worker
 from halb.lab.infra.topology import (
     CLIENT,
     HOST_ADDRESS,
     HOSTS,
     NODES,
+    SPARE_NODES,
     SSH_KEY,
     STACK_HOME,
     STATE,
     SUBNET,
+    VCENTER,
+    VCENTER_USER,
     VIP,
     WORKERS,
     Host,
@@ -99,7 +102,11 @@ def stop_worker(host: Host) -> None:
 
 
 def is_up() -> bool:
-    return all(nodes.pid_of(n) for n in NODES) and all(net.netns_exists(h.netns) for h in HOSTS)
+    return (
+        all(nodes.pid_of(n) for n in NODES)
+        and all(net.netns_exists(h.netns) for h in HOSTS)
+        and vcenter.pid() is not None
+    )
 
 
 def up(progress: Callable[[str], None] = lambda _: None) -> None:
@@ -114,6 +121,8 @@ def up(progress: Callable[[str], None] = lambda _: None) -> None:
     net.create()
     for host in WORKERS:
         start_worker(host)
+    progress(f"starting the simulated vCenter at {VCENTER}")
+    vcenter.start()
     progress("booting lb1 and lb2")
     for node in NODES:
         nodes.boot(node, base)
@@ -122,10 +131,26 @@ def up(progress: Callable[[str], None] = lambda _: None) -> None:
     progress("up")
 
 
+def boot_spares() -> None:
+    """The second pair (lb3, lb4), for a second stack beside the first."""
+    base = image.build(STATE.parent / "halb-lab-image.log")
+    for node in SPARE_NODES:
+        if nodes.pid_of(node) is None:
+            nodes.boot(node, base)
+    for node in SPARE_NODES:
+        nodes.wait_ssh(node)
+
+
+def remove_spares() -> None:
+    for node in SPARE_NODES:
+        nodes.remove(node)
+
+
 def down() -> None:
+    vcenter.stop()
     for host in WORKERS:
         stop_worker(host)
-    for node in NODES:
+    for node in [*NODES, *SPARE_NODES]:
         nodes.remove(node)
     net.destroy()
     shutil.rmtree(STACK_HOME, ignore_errors=True)  # the stack's state describes nodes that are gone
@@ -152,6 +177,7 @@ def status() -> tuple[bool, str]:
         )
     for host in [*WORKERS, CLIENT]:
         lines.append(f"  {host.name:<7}{host.address:<14}{'present' if net.netns_exists(host.netns) else 'absent'}")
+    lines.append(f"  vCenter {VCENTER:<15}{'running' if vcenter.pid() else 'stopped'} (simulated; stack lab-vsphere)")
     verdict: Verdict = assess(states)
     lines.append(verdict.summary)
     return verdict.ok, "\n".join(lines)
@@ -163,5 +189,6 @@ def describe() -> str:
         f"workers {WORKERS[0].address}-{WORKERS[-1].address.rsplit('.', 1)[1]}, client {CLIENT.address}\n"
         f"  from this machine: curl http://{VIP}/   |   ssh -i {SSH_KEY} root@{NODES[0].address}\n"
         f"  stats: http://{NODES[0].address}:8080/stats, user admin, password: python -m halb.lab password\n"
+        f"  simulated vCenter: https://{VCENTER}/sdk, user {VCENTER_USER}, password: python -m halb.lab password --vcenter\n"
         "  state: python -m halb.lab status   |   undeploy: python -m halb.lab destroy   |   remove: python -m halb.lab down"
     )

@@ -9,6 +9,8 @@ SUBNET = "198.18.0.0/24"
 PREFIX = 24
 HOST_ADDRESS = "198.18.0.1"  # the root namespace's leg on the lab bridge
 VIP = "198.18.0.10"
+VCENTER = f"{HOST_ADDRESS}:443"  # the lab's simulated vCenter (halb.lab.infra.vcenter)
+VCENTER_USER = "administrator@vsphere.local"
 BRIDGE_NS = "halb-br"
 BRIDGE = "br0"
 HOST_LINK = "halb0"
@@ -16,6 +18,7 @@ HOST_LINK = "halb0"
 STATE = Path("/var/lib/halb-lab")  # node overlays, pids, the lab's SSH key
 CACHE = Path("/var/cache/halb-lab")  # the base image, built once
 SSH_KEY = STATE / "id_ed25519"
+VAULT = STATE / "lab-secrets.json"  # the lab's generated passwords, encrypted (halb.lab.engine.vault)
 STACK_HOME = STATE / "engine"  # the lab stack's project, config file and file backend (halb.lab.engine)
 
 
@@ -35,6 +38,8 @@ class Host:
 
 
 NODES = [Host("lb1", "198.18.0.11", "node"), Host("lb2", "198.18.0.12", "node")]
+# A second pair, booted on demand: two stacks' pairs side by side (e.g. two vSphere stacks in one vCenter).
+SPARE_NODES = [Host("lb3", "198.18.0.13", "node"), Host("lb4", "198.18.0.14", "node")]
 WORKERS = [Host(f"w{i}", f"198.18.0.{20 + i}", "worker") for i in range(1, 5)]
 CLIENT = Host("client", "198.18.0.30", "client")
-HOSTS = [*NODES, *WORKERS, CLIENT]
+HOSTS = [*NODES, *SPARE_NODES, *WORKERS, CLIENT]

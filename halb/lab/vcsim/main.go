@@ -71,7 +71,7 @@ type computeResourceAlias struct {
 	*simulator.ClusterComputeResource
 }
 
-func (a computeResourceAlias) Reference() types.ManagedObjectReference {
+func (a *computeResourceAlias) Reference() types.ManagedObjectReference {
 	ref := a.ClusterComputeResource.Self
 	ref.Type = "ComputeResource"
 	return ref
@@ -91,7 +91,13 @@ type customizeRequest struct {
 
 type guestReporter struct {
 	mu      sync.Mutex
-	pending map[string][]nicSetting // VM moref value -> its customized NICs
+	pending map[string]*guest // VM moref value -> its customization, until reported
+}
+
+type guest struct {
+	nics    []nicSetting
+	reports int       // how many times guest.net was published
+	next    time.Time // when to publish it again
 }
 
 // wrap records CustomizeVM_Task specs on their way to the simulator.
@@ -103,7 +109,7 @@ func (g *guestReporter) wrap(next http.Handler) http.Handler {
 				var req customizeRequest
 				if xml.Unmarshal(body, &req) == nil && req.This != "" {
 					g.mu.Lock()
-					g.pending[req.This] = req.Nics
+					g.pending[req.This] = &guest{nics: req.Nics}
 					g.mu.Unlock()
 				}
 			}
@@ -113,26 +119,44 @@ func (g *guestReporter) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// report publishes, for each customized VM whose customization has run, the guest network as
-// VMware Tools reports it once the guest is up.
+// report publishes, for each VM whose customization has run, the guest network as VMware Tools
+// reports it once the guest is up: the default route (guest.ipStack), then the addresses with
+// their prefix (guest.net). Like Tools' periodic guest-info refresh, guest.net is published again
+// a few times (after 1, 2, 4, 8 and 16 s): a waiter that read both properties in one answer,
+// addresses first, sees the addresses again once it knows the gateway.
 func (g *guestReporter) report(model *simulator.Model) {
 	ctx := model.Service.Context
 	for range time.Tick(200 * time.Millisecond) {
 		g.mu.Lock()
-		for value, nics := range g.pending {
+		for value, gi := range g.pending {
 			obj := model.Map().Get(types.ManagedObjectReference{Type: "VirtualMachine", Value: value})
 			vm, ok := obj.(*simulator.VirtualMachine)
-			if !ok {
+			if !ok || gi.reports > 5 {
 				delete(g.pending, value)
+				continue
+			}
+			if time.Now().Before(gi.next) {
 				continue
 			}
 			ctx.WithLock(vm, func() {
 				if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn ||
-					vm.Config.Tools.PendingCustomization != "" || len(vm.Guest.Net) < len(nics) {
+					vm.Config.Tools.PendingCustomization != "" || len(vm.Guest.Net) < len(gi.nics) {
 					return
 				}
-				var routes []types.NetIpRouteConfigInfoIpRoute
-				for i, nic := range nics {
+				if gi.reports == 0 {
+					var routes []types.NetIpRouteConfigInfoIpRoute
+					for i, nic := range gi.nics {
+						for _, gw := range nic.Gateway {
+							routes = append(routes, types.NetIpRouteConfigInfoIpRoute{
+								Network: "0.0.0.0", PrefixLength: 0,
+								Gateway: types.NetIpRouteConfigInfoGateway{IpAddress: gw, Device: fmt.Sprint(i)},
+							})
+						}
+					}
+					stack := []types.GuestStackInfo{{IpRouteConfig: &types.NetIpRouteConfigInfo{IpRoute: routes}}}
+					ctx.Update(vm, []types.PropertyChange{{Name: "guest.ipStack", Val: stack}})
+				}
+				for i, nic := range gi.nics {
 					if nic.Address == "" {
 						continue
 					}
@@ -141,20 +165,10 @@ func (g *guestReporter) report(model *simulator.Model) {
 					vm.Guest.Net[i].IpConfig = &types.NetIpConfigInfo{IpAddress: []types.NetIpConfigInfoIpAddress{{
 						IpAddress: nic.Address, PrefixLength: int32(ones), State: "preferred",
 					}}}
-					for _, gw := range nic.Gateway {
-						routes = append(routes, types.NetIpRouteConfigInfoIpRoute{
-							Network: "0.0.0.0", PrefixLength: 0,
-							Gateway: types.NetIpRouteConfigInfoGateway{IpAddress: gw, Device: fmt.Sprint(i)},
-						})
-					}
 				}
-				stack := []types.GuestStackInfo{{IpRouteConfig: &types.NetIpRouteConfigInfo{IpRoute: routes}}}
-				vm.Guest.IpStack = stack
-				ctx.Update(vm, []types.PropertyChange{
-					{Name: "guest.net", Val: vm.Guest.Net},
-					{Name: "guest.ipStack", Val: stack},
-				})
-				delete(g.pending, value)
+				ctx.Update(vm, []types.PropertyChange{{Name: "guest.net", Val: vm.Guest.Net}})
+				gi.next = time.Now().Add(time.Second << gi.reports)
+				gi.reports++
 			})
 		}
 		g.mu.Unlock()
@@ -191,6 +205,12 @@ func inventory(ctx context.Context, c *govmomi.Client) {
 		check(err, "rename "+name)
 		check(task.Wait(ctx), "rename "+name)
 	}
+	drs := &types.ClusterConfigSpecEx{DrsConfig: &types.ClusterDrsConfigInfo{
+		Enabled: types.NewBool(true), DefaultVmBehavior: types.DrsBehaviorFullyAutomated,
+	}}
+	task, err := cl.Reconfigure(ctx, drs, true)
+	check(err, "enable DRS")
+	check(task.Wait(ctx), "enable DRS")
 	_, err = folders.VmFolder.CreateFolder(ctx, vmFolder)
 	check(err, "create folder "+vmFolder)
 	backing, err := pg.EthernetCardBackingInfo(ctx)
@@ -242,13 +262,13 @@ func main() {
 	password := strings.TrimRight(string(secret), "\n")
 
 	model := simulator.VPX()
-	model.Host = 0      // every host is in the DRS cluster
+	model.Host = 0 // every host is in the DRS cluster
 	model.ClusterHost = 3
-	model.Machine = 0   // the templates below are the only VMs
+	model.Machine = 0 // the templates below are the only VMs
 	check(model.Create(), "create the model")
 	defer model.Remove()
 	for _, obj := range model.Map().All("ClusterComputeResource") {
-		model.Map().Put(computeResourceAlias{obj.(*simulator.ClusterComputeResource)})
+		model.Map().Put(&computeResourceAlias{obj.(*simulator.ClusterComputeResource)})
 	}
 
 	model.Service.TLS = new(tls.Config)
@@ -256,7 +276,7 @@ func main() {
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*user, password)}
 	server := model.Service.NewServer()
 	defer server.Close()
-	guests := &guestReporter{pending: map[string][]nicSetting{}}
+	guests := &guestReporter{pending: map[string]*guest{}}
 	server.Config.Handler = guests.wrap(server.Config.Handler)
 	go guests.report(model)
 
