@@ -378,7 +378,7 @@ RATE = 200  # requests/s, a new connection each: the fixed moderate rate for lat
 def haproxy_cpu_seconds(name: str) -> float:
     """User + system CPU of every haproxy process on a node, from /proc."""
     script = (
-        'hz=$(getconf CLK_TCK); t=0; for p in $(pidof haproxy); do '
+        "hz=$(getconf CLK_TCK); t=0; for p in $(pidof haproxy); do "
         't=$((t + $(cut -d")" -f2 /proc/$p/stat | awk \'{print $12 + $13}\'))); done; echo "$t $hz"'
     )
     ticks, hz = nodes.ssh(node(name), script, timeout=20).stdout.split()
@@ -408,14 +408,21 @@ def throughput(profile: str) -> dict[str, Any]:
             cpu0 = haproxy_cpu_seconds("lb1")
             via = wrk.run(vip, conns, THROUGHPUT_SECONDS, close)
             cpu = haproxy_cpu_seconds("lb1") - cpu0
-            direct = wrk.parallel(direct_urls, conns, THROUGHPUT_SECONDS, close) if conns > 1 else wrk.run(
-                direct_urls[0], 1, THROUGHPUT_SECONDS
+            direct = (
+                wrk.parallel(direct_urls, conns, THROUGHPUT_SECONDS, close)
+                if conns > 1
+                else wrk.run(direct_urls[0], 1, THROUGHPUT_SECONDS)
             )
             # At one connection haproxy mostly waits between requests: its CPU per request would
             # measure the wait, not the relaying, so it is left out (null).
             cpu_us = cpu / via.requests * 1e6 if via.requests and conns > 1 else None
             rounds[label].append({"via": via, "direct": direct, "cpu_us": cpu_us})
-        rates.append((latency.measure(VIP, RATE, THROUGHPUT_SECONDS), latency.measure(WORKERS[0].address, RATE, THROUGHPUT_SECONDS)))
+        rates.append(
+            (
+                latency.measure(VIP, RATE, THROUGHPUT_SECONDS),
+                latency.measure(WORKERS[0].address, RATE, THROUGHPUT_SECONDS),
+            )
+        )
 
     def med(values: Sequence[float], digits: int) -> float:
         return round(statistics.median(values), digits)
@@ -604,7 +611,9 @@ def fault_table(figures: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 
 def throughput_table(figures: dict[str, dict[str, Any]]) -> str:
-    lines = ["| throughput | profile | via VIP rps | direct rps | via/direct | p50 / p99 ms via | added p50 ms | haproxy CPU µs/req |"]
+    lines = [
+        "| throughput | profile | via VIP rps | direct rps | via/direct | p50 / p99 ms via | added p50 ms | haproxy CPU µs/req |"
+    ]
     lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for profile, rows in figures.items():
         for label, f in rows.items():
@@ -694,8 +703,17 @@ def main() -> int:
         print(watcher_table(watch_cost))
     charts(speed)
     if os.environ.get("JSON"):
-        doc: dict[str, Any] = {**results, "throughput": speed, "faults": fault, "lifecycle": life, "scale": growth,
-                               "engine": loop, "watcher": watch_cost, "timelines": TIMELINES, "machine": machine()}
+        doc: dict[str, Any] = {
+            **results,
+            "throughput": speed,
+            "faults": fault,
+            "lifecycle": life,
+            "scale": growth,
+            "engine": loop,
+            "watcher": watch_cost,
+            "timelines": TIMELINES,
+            "machine": machine(),
+        }
         Path(os.environ["JSON"]).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"bench: wrote {os.environ['JSON']}")
     return 0

@@ -97,7 +97,9 @@ def on_lab(servers: int, services: int) -> dict[str, Any]:
         load = Load(VIP, 4)
         time.sleep(1)
         lb1 = node("lb1")
-        p = nodes.ssh(lb1, "s=$(date +%s%N); systemctl reload haproxy; e=$(date +%s%N); echo $(((e - s) / 1000000))", 60)
+        p = nodes.ssh(
+            lb1, "s=$(date +%s%N); systemctl reload haproxy; e=$(date +%s%N); echo $(((e - s) / 1000000))", 60
+        )
         reload_ms = int(p.stdout.strip() or -1)
         time.sleep(2)
         figures = load.stop()

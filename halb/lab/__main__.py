@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         from halb.lab.infra import vcenter
         from halb.lab.infra.topology import VAULT
 
-        print(vcenter.password() if args.vcenter else Vault(VAULT).get("haproxy.stats.password") or "(not deployed yet)")
+        print(
+            vcenter.password() if args.vcenter else Vault(VAULT).get("haproxy.stats.password") or "(not deployed yet)"
+        )
         return 0
     if args.command == "up":
         lab.up(progress=_say)

@@ -50,7 +50,17 @@ def start(timeout: float = 60) -> None:
     READY.unlink(missing_ok=True)
     log = LOG.open("ab")
     proc = subprocess.Popen(
-        [str(BINARY), "-listen", VCENTER, "-user", VCENTER_USER, "-password-file", "/dev/stdin", "-ready-file", str(READY)],
+        [
+            str(BINARY),
+            "-listen",
+            VCENTER,
+            "-user",
+            VCENTER_USER,
+            "-password-file",
+            "/dev/stdin",
+            "-ready-file",
+            str(READY),
+        ],
         stdin=subprocess.PIPE,
         stdout=log,
         stderr=log,
