@@ -64,6 +64,7 @@ class Recorder(pulumi.runtime.Mocks):
         self.answers = invokes or {}
         self.urn_names: dict[str, str] = {}
         self.component_outputs: dict[str, Any] = {}
+        self.vcenter_checks: list[tuple[str, str]] = []  # (server, user) halb.vcenter would have checked
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
@@ -144,6 +145,13 @@ def run_main(
 ) -> Run:
     """Run the program once under mocks with `config` (Pulumi's flat `ns:key` -> text form)."""
     recorder = recorder or Recorder(INVOKES)
+    # Under mocks there is no vCenter to log in to: the check records what it would have checked.
+    import halb.components.vsphere
+
+    def check_vcenter(server: str, user: str, password: str, allow_unverified_ssl: bool) -> None:
+        recorder.vcenter_checks.append((server, user))
+
+    halb.components.vsphere.check_vcenter = check_vcenter
     pulumi.runtime.reset_options(project="halb", stack=stack, preview=False)
     pulumi.runtime.set_mocks(recorder, project="halb", stack=stack, preview=False, monitor=RecordingMonitor(recorder))
     pulumi.runtime.set_all_config(config, secret_keys or [])

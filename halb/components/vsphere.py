@@ -2,18 +2,130 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_vsphere as vsphere
 
 from halb.components.node import NodeProvisioning
 from halb.config import HalbConfig, VSphere
+from halb.config.errors import Problem, Problems
 from halb.stack import VsphereCredentials
+from halb.vcenter import check_vcenter
 
 TEMPLATE_DERIVED = ["clone", "guestId", "scsiType", "firmware"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What the vCenter holds under the configured names."""
+
+    cluster_id: str
+    resource_pool_id: str
+    datastore_id: str
+    network_id: str
+    template: vsphere.GetVirtualMachineResult
+
+
+# What the provider says when it cannot reach or log in to the vCenter, and the key to blame.
+CONNECTION_ERRORS = [
+    ("incorrect user name or password", "vsphere:password", "the vCenter user's password (or check vsphere:user)"),
+    ("cannot complete login", "vsphere:user", "a vCenter user and its password"),
+    ("no route to host", "vsphere:vsphereServer", "a vCenter this machine can reach"),
+    ("connection refused", "vsphere:vsphereServer", "a vCenter this machine can reach"),
+    ("i/o timeout", "vsphere:vsphereServer", "a vCenter this machine can reach"),
+    ("no such host", "vsphere:vsphereServer", "a vCenter host name this machine can resolve"),
+    ("certificate", "vsphere:vsphereServer", "a vCenter whose certificate this machine trusts"),
+]
+
+
+def explain_lookup_error(key: str, value: str, what: str, message: str) -> Problem:
+    """A failed vCenter lookup as a config problem naming the key: the connection's key when the
+    vCenter could not be reached or refused the login, else `halb:vsphere.<key>`. The provider's
+    words are kept (its first line); they never hold the password."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    items = [line.lstrip("* ").strip() for line in lines if line.startswith("*")]  # the provider's own errors
+    said = items[-1] if items else lines[-1] if lines else "no answer"
+    said = said if len(said) < 300 else said[:297] + "..."
+    for needle, conn_key, expected in CONNECTION_ERRORS:
+        if needle in message.lower():
+            return Problem(conn_key, f"an error from the vCenter ({said})", expected)
+    return Problem(f"vsphere.{key}", repr(value), f"{what} that exists in the vCenter (it said: {said})")
+
+
+def find_placement(p: VSphere, invoke: pulumi.InvokeOptions) -> Placement:
+    """Looks up the datacenter, then the cluster, datastore, port group and template in it, before
+    any VM is declared; every name the vCenter lacks is reported at once, naming its key, and a
+    template without a network adapter is refused (its first NIC carries the node's address)."""
+    problems = Problems()
+
+    def lookup(key: str, value: str, what: str, call: Callable[[], T]) -> T | None:
+        try:
+            return call()
+        except Exception as e:  # the provider's answer, whatever its type
+            problem = explain_lookup_error(key, value, what, str(e))
+            if problem not in problems:
+                problems.append(problem)
+            return None
+
+    dc = lookup(
+        "datacenter", p.datacenter, "a datacenter", lambda: vsphere.get_datacenter(name=p.datacenter, opts=invoke)
+    )
+    if dc is None:
+        raise pulumi.RunError(_message(problems))
+    found: dict[str, Any] = {
+        "cluster": lookup(
+            "cluster", p.cluster, "a compute cluster",
+            lambda: vsphere.get_compute_cluster(name=p.cluster, datacenter_id=dc.id, opts=invoke),
+        ),
+        "datastore": lookup(
+            "datastore", p.datastore, "a datastore",
+            lambda: vsphere.get_datastore(name=p.datastore, datacenter_id=dc.id, opts=invoke),
+        ),
+        "network": lookup(
+            "network", p.network, "a network or port group",
+            lambda: vsphere.get_network(name=p.network, datacenter_id=dc.id, opts=invoke),
+        ),
+        "template": lookup(
+            "template", p.template, "a VM template",
+            lambda: vsphere.get_virtual_machine(name=p.template, datacenter_id=dc.id, opts=invoke),
+        ),
+    }  # fmt: skip
+    template = found["template"]
+    if template is not None and not template.network_interface_types:
+        problems.add(
+            "vsphere.template",
+            f"{p.template!r}, a template with no network adapter",
+            "a template with one network adapter: halb customizes its first NIC with the node's address",
+        )
+    if problems:
+        raise pulumi.RunError(_message(problems))
+    return Placement(
+        cluster_id=found["cluster"].id,
+        resource_pool_id=found["cluster"].resource_pool_id,
+        datastore_id=found["datastore"].id,
+        network_id=found["network"].id,
+        template=template,
+    )
+
+
+def check_connection(creds: VsphereCredentials) -> None:
+    """The vCenter answers and takes the login (halb.vcenter), when the stack sets the server,
+    user and password (not the provider's VSPHERE_* environment variables)."""
+    from pulumi.runtime.config import get_config
+
+    password = get_config("vsphere:password")  # plain here, never shown; the provider gets the secret
+    if creds.server and creds.user and password:
+        check_vcenter(creds.server, creds.user, password, creds.allow_unverified_ssl)
+
+
+def _message(problems: list[Problem]) -> str:
+    lines = [f"{len(problems)} vSphere error(s), found before any VM was declared:"]
+    return "\n".join(lines + [f"  - {p}" for p in problems])
 
 
 @dataclass(frozen=True)
@@ -42,6 +154,7 @@ class VmPair(pulumi.ComponentResource):
         p, net = args.placement, args.config.network
         prefix = p.name_prefix or pulumi.get_stack()  # two stacks in one vCenter never share a name
         creds = args.credentials
+        check_connection(creds)
         provider = vsphere.Provider(
             f"{name}-provider",
             user=creds.user,
@@ -50,15 +163,11 @@ class VmPair(pulumi.ComponentResource):
             allow_unverified_ssl=creds.allow_unverified_ssl,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        invoke = pulumi.InvokeOptions(provider=provider, parent=self)
-        dc = vsphere.get_datacenter_output(name=p.datacenter, opts=invoke)
-        cluster = vsphere.get_compute_cluster_output(name=p.cluster, datacenter_id=dc.id, opts=invoke)
-        datastore = vsphere.get_datastore_output(name=p.datastore, datacenter_id=dc.id, opts=invoke)
-        network = vsphere.get_network_output(name=p.network, datacenter_id=dc.id, opts=invoke)
-        template = vsphere.get_virtual_machine_output(name=p.template, datacenter_id=dc.id, opts=invoke)
+        site = find_placement(p, pulumi.InvokeOptions(provider=provider, parent=self))
+        template = site.template
 
         def disks(
-            template_disks: list[vsphere.outputs.GetVirtualMachineDiskResult],
+            template_disks: Sequence[vsphere.outputs.GetVirtualMachineDiskResult],
         ) -> list[vsphere.VirtualMachineDiskArgs]:
             # The template's disk layout; the first disk grows to diskGb when that is larger.
             out: list[vsphere.VirtualMachineDiskArgs] = []
@@ -82,8 +191,8 @@ class VmPair(pulumi.ComponentResource):
             self.vms[spec.node] = vsphere.VirtualMachine(
                 f"{name}-{spec.node}",
                 name=f"{prefix}-{spec.node}",
-                resource_pool_id=cluster.resource_pool_id,
-                datastore_id=datastore.id,
+                resource_pool_id=site.resource_pool_id,
+                datastore_id=site.datastore_id,
                 folder=p.folder,
                 num_cpus=p.cpus,
                 memory=p.memory_mb,
@@ -92,11 +201,11 @@ class VmPair(pulumi.ComponentResource):
                 firmware=template.firmware,
                 network_interfaces=[
                     vsphere.VirtualMachineNetworkInterfaceArgs(
-                        network_id=network.id,
-                        adapter_type=template.network_interface_types.apply(lambda t: t[0] if t else "vmxnet3"),
+                        network_id=site.network_id,
+                        adapter_type=template.network_interface_types[0],
                     )
                 ],
-                disks=template.disks.apply(disks),
+                disks=disks(template.disks),
                 clone=vsphere.VirtualMachineCloneArgs(
                     template_uuid=template.id,
                     customize=vsphere.VirtualMachineCloneCustomizeArgs(
@@ -137,7 +246,7 @@ class VmPair(pulumi.ComponentResource):
             self.anti_affinity = vsphere.ComputeClusterVmAntiAffinityRule(
                 f"{name}-anti-affinity",
                 name=f"{prefix}-halb-anti-affinity",
-                compute_cluster_id=cluster.id,
+                compute_cluster_id=site.cluster_id,
                 virtual_machine_ids=[vm.id for vm in self.vms.values()],
                 mandatory=p.anti_affinity.mandatory,
                 enabled=True,

@@ -61,11 +61,11 @@ def _key(path: str) -> tuple[str, str]:
 
 
 def split_assignment(text: str) -> tuple[str, str]:
-    path, sep, value = text.partition("=")
-    if not sep or not path:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
         raise ValueError(f"expected PATH=VALUE, e.g. `nodes[0].maintenance=true`; got {text.split('=')[0]!r}...")
-    parse_path(path)
-    return path, value
+    parse_path(_key(key)[1])
+    return key, value
 
 
 def lab_config(
@@ -76,8 +76,9 @@ def lab_config(
     doc = yaml.safe_load(stack_file.read_text()) or {}
     config: dict[str, Any] = dict(doc.get("config") or {})
     for text in sets:
-        path, value = split_assignment(text)
-        config = set_path(config, path, parse_value(value))
+        key, value = split_assignment(text)
+        namespace, path = _key(key)
+        config = set_path(config, path, parse_value(value), namespace=namespace)
     config["halb:nodes"] = pin_host_keys(config.get("halb:nodes") or [])
     secrets = dict(split_assignment(t) for t in secret_sets)
     vrrp3 = (config.get("halb:keepalived") or {}).get("version") == 3

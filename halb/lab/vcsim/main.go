@@ -9,7 +9,9 @@
 //  1. Each cluster is also registered under a ComputeResource-typed reference. vCenter resolves
 //     a reference by its value; the simulator by type and value, and terraform-provider-vsphere
 //     reads a cluster through a ComputeResource-typed reference.
-//  2. Guest networking reported after customization, as VMware Tools does: each customized
+//  2. A VM's swap placement reads "inherit" (vCenter's default) unless set: the simulator keeps
+//     it empty, and the provider would then plan an update of every VM on each preview.
+//  3. Guest networking reported after customization, as VMware Tools does: each customized
 //     address with its prefix length, and a default route via the customized gateway
 //     (guest.net and guest.ipStack), so the provider's wait for a routable guest network ends.
 //
@@ -39,6 +41,7 @@ import (
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
 	_ "github.com/vmware/govmomi/lookup/simulator"
@@ -66,7 +69,7 @@ var templates = []struct {
 	{"debian-12-template-nonic", false},
 }
 
-// ADDITION 1.
+// ADDITION 1: each cluster, also under a ComputeResource-typed reference.
 type computeResourceAlias struct {
 	*simulator.ClusterComputeResource
 }
@@ -77,7 +80,23 @@ func (a *computeResourceAlias) Reference() types.ManagedObjectReference {
 	return ref
 }
 
-// ADDITION 2: the customization each VM was given, read from its CustomizeVM_Task request.
+// ADDITION 2: a registry handler that sees every new VM.
+type vmDefaults struct{}
+
+func (vmDefaults) Reference() types.ManagedObjectReference {
+	return types.ManagedObjectReference{Type: "HalbVmDefaults", Value: "halb-vm-defaults"}
+}
+
+func (vmDefaults) PutObject(_ *simulator.Context, obj mo.Reference) {
+	if vm, ok := obj.(*simulator.VirtualMachine); ok && vm.Config != nil && vm.Config.SwapPlacement == "" {
+		vm.Config.SwapPlacement = string(types.VirtualMachineConfigInfoSwapPlacementTypeInherit)
+	}
+}
+
+func (vmDefaults) UpdateObject(*simulator.Context, mo.Reference, []types.PropertyChange) {}
+func (vmDefaults) RemoveObject(*simulator.Context, types.ManagedObjectReference)         {}
+
+// ADDITION 3: the customization each VM was given, read from its CustomizeVM_Task request.
 type nicSetting struct {
 	Address    string   `xml:"adapter>ip>ipAddress"`
 	SubnetMask string   `xml:"adapter>subnetMask"`
@@ -270,6 +289,8 @@ func main() {
 	for _, obj := range model.Map().All("ClusterComputeResource") {
 		model.Map().Put(&computeResourceAlias{obj.(*simulator.ClusterComputeResource)})
 	}
+
+	model.Map().AddHandler(vmDefaults{})
 
 	model.Service.TLS = new(tls.Config)
 	model.Service.RegisterEndpoints = true
