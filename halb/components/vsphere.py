@@ -232,6 +232,9 @@ class VmPair(pulumi.ComponentResource):
                     parent=self,
                     provider=provider,
                     depends_on=args.depends_on + previous,
+                    # The new VM takes the old one's static address: never both at once. Its
+                    # steps (and the anti-affinity rule) go first, the node's teardown included.
+                    delete_before_replace=True,
                     # A rebuilt template (new UUID) or changed clone settings never replace running
                     # VMs by surprise; replace them one at a time with `pulumi up --replace` (README).
                     ignore_changes=TEMPLATE_DERIVED,

@@ -158,12 +158,20 @@ def preview(
     return engine(stack).preview(progress)
 
 
-def refresh(progress: Progress = print, clear_pending_creates: bool = False, stack: str = "lab") -> Result:
-    write_config(stack=stack)
+def refresh(
+    progress: Progress = print,
+    clear_pending_creates: bool = False,
+    stack: str = "lab",
+    stack_file: Path | None = None,
+    sets: Sequence[str] = (),
+) -> Result:
+    write_config(stack_file, sets, stack=stack)
     return engine(stack).refresh(progress, clear_pending_creates)
 
 
-def destroy(progress: Progress = print, stack: str = "lab") -> Result:
+def destroy(
+    progress: Progress = print, stack: str = "lab", stack_file: Path | None = None, sets: Sequence[str] = ()
+) -> Result:
     """`pulumi destroy`: every declared delete, in reverse dependency order."""
-    write_config(stack=stack)
+    write_config(stack_file, sets, stack=stack)
     return engine(stack).destroy(progress)

@@ -17,7 +17,7 @@ from typing import Any
 
 from halb import PROJECT_DIR
 from halb.commands import teardown_paths
-from halb.lab.engine.stack import ENGINE, Result, deploy, destroy
+from halb.lab.engine.stack import ENGINE, Result, deploy, destroy, engine
 from halb.lab.infra import image, net, nodes
 from halb.lab.infra.topology import VIP
 from halb.lab.scenarios.probes import client_get, holders, node, wait_until
@@ -288,3 +288,69 @@ def run(name: str) -> Drill:
         return rebuild(name.removeprefix("rebuild-"))
     drills = {"switchover": switchover, "drain": drain, "rename": rename, "drift": drift, "teardown": teardown}
     return drills[name]()
+
+
+# --------------------------------------------------------------------------- vSphere (stack lab-vsphere)
+
+VSPHERE_STACK = "lab-vsphere"
+
+
+def vm_ids(stack: str = VSPHERE_STACK) -> dict[str, str]:
+    """The VMs' ids in the stack's Pulumi state, by resource name (`halb-vm-lb1`)."""
+    return {
+        r["urn"].rsplit("::", 1)[-1]: r["id"]
+        for r in engine(stack).resources()
+        if r["type"] == "vsphere:index/virtualMachine:VirtualMachine"
+    }
+
+
+def left_by_halb(name: str) -> list[str]:
+    """halb's files and units still on a node (nothing after a teardown)."""
+    files = nodes.ssh(node(name), f"ls -d {LEFT_BY_HALB} 2>/dev/null", timeout=10).stdout.split()
+    units = nodes.ssh(node(name), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
+    return files + [
+        f"{u} {state}" for u, state in zip(("haproxy", "keepalived"), units, strict=False) if state == "active"
+    ]
+
+
+def vm_replacement(stack: str = VSPHERE_STACK) -> tuple[Drill, Drill]:
+    """A rolling replacement of the two VMs with `pulumi up --replace`, under the client load.
+
+    lb2 (BACKUP) first: its stand-in node is wiped (the new clone's guest starts blank), then
+    `--replace halb-vm-lb2`: lb2's steps and the anti-affinity rule go, the VM is deleted and
+    cloned again, and lb2 is provisioned from scratch while lb1 keeps the VIP. Then lb1, after
+    `maintenance` moved the VIP to lb2: wiped, replaced in maintenance, then returned to service."""
+    settle()
+    before = vm_ids(stack)
+    with Watch() as w:
+        nodes.rebuild(node("lb2"), image.image_dir())
+        second = deploy(replace=["halb-vm-lb2"], progress=quiet, stack=stack)
+        settle()
+    assert w.report is not None
+    middle = vm_ids(stack)
+    lb2 = Drill(
+        "vm-replace-lb2",
+        w.report,
+        {"vm_id_before": before["halb-vm-lb2"], "vm_id_after": middle["halb-vm-lb2"], "seconds": second.seconds},
+        second.ran(),
+    )
+    with Watch() as w:
+        into = deploy(sets=["nodes[0].maintenance=true"], progress=quiet, stack=stack)
+        moved = wait_until(lambda: holders() == ["lb2"], 15, 0.05)
+        nodes.rebuild(node("lb1"), image.image_dir())
+        first = deploy(sets=["nodes[0].maintenance=true"], replace=["halb-vm-lb1"], progress=quiet, stack=stack)
+        back = deploy(progress=quiet, stack=stack)
+        settle()
+    assert w.report is not None
+    lb1 = Drill(
+        "vm-replace-lb1",
+        w.report,
+        {
+            "vm_id_before": middle["halb-vm-lb1"],
+            "vm_id_after": vm_ids(stack)["halb-vm-lb1"],
+            "vip_on_lb2_after_maintenance_s": moved,
+            "seconds": round(into.seconds + first.seconds + back.seconds, 2),
+        },
+        first.ran(),
+    )
+    return lb2, lb1

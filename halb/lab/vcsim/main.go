@@ -9,11 +9,17 @@
 //  1. Each cluster is also registered under a ComputeResource-typed reference. vCenter resolves
 //     a reference by its value; the simulator by type and value, and terraform-provider-vsphere
 //     reads a cluster through a ComputeResource-typed reference.
-//  2. A VM's swap placement reads "inherit" (vCenter's default) unless set: the simulator keeps
-//     it empty, and the provider would then plan an update of every VM on each preview.
-//  3. Guest networking reported after customization, as VMware Tools does: each customized
+//  2. New VMs as vCenter makes them: a random BIOS and instance UUID (the simulator derives them
+//     from the VM's path, so a VM cloned again under the same name would keep its old UUID, the
+//     provider's id), and a swap placement that reads "inherit" (the simulator leaves it empty,
+//     and the provider would then plan an update of every VM on each preview).
+//  3. An environment browser's config option carries its hardware version
+//     (hardwareOptions.hwVersion), as vCenter's does: without it the provider takes the VM's
+//     version for outdated and tries to upgrade a running VM on every update (InvalidPowerState).
+//  4. Guest networking reported after customization, as VMware Tools does: each customized
 //     address with its prefix length, and a default route via the customized gateway
-//     (guest.net and guest.ipStack), so the provider's wait for a routable guest network ends.
+//     (guest.net and guest.ipStack, with the customized DNS servers and domain), so the provider's
+//     wait for a routable guest network ends.
 //
 // Usage: halb-vcsim -listen 198.18.0.1:443 -user administrator@vsphere.local -password-file F -ready-file R
 package main
@@ -32,15 +38,18 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/simulator/esx"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -80,7 +89,7 @@ func (a *computeResourceAlias) Reference() types.ManagedObjectReference {
 	return ref
 }
 
-// ADDITION 2: a registry handler that sees every new VM.
+// ADDITION 2: a registry handler that sees every new VM before anyone can read it.
 type vmDefaults struct{}
 
 func (vmDefaults) Reference() types.ManagedObjectReference {
@@ -88,15 +97,35 @@ func (vmDefaults) Reference() types.ManagedObjectReference {
 }
 
 func (vmDefaults) PutObject(_ *simulator.Context, obj mo.Reference) {
-	if vm, ok := obj.(*simulator.VirtualMachine); ok && vm.Config != nil && vm.Config.SwapPlacement == "" {
+	vm, ok := obj.(*simulator.VirtualMachine)
+	if !ok || vm.Config == nil {
+		return
+	}
+	if vm.Config.SwapPlacement == "" {
 		vm.Config.SwapPlacement = string(types.VirtualMachineConfigInfoSwapPlacementTypeInherit)
 	}
+	vm.Config.Uuid, vm.Config.InstanceUuid = uuid.NewString(), uuid.NewString()
+	vm.Summary.Config.Uuid, vm.Summary.Config.InstanceUuid = vm.Config.Uuid, vm.Config.InstanceUuid
 }
 
 func (vmDefaults) UpdateObject(*simulator.Context, mo.Reference, []types.PropertyChange) {}
 func (vmDefaults) RemoveObject(*simulator.Context, types.ManagedObjectReference)         {}
 
-// ADDITION 3: the customization each VM was given, read from its CustomizeVM_Task request.
+// ADDITION 3.
+func describeHardwareVersion(model *simulator.Model) {
+	version, err := strconv.Atoi(strings.TrimPrefix(esx.HardwareVersion, "vmx-"))
+	check(err, "parse "+esx.HardwareVersion)
+	for _, obj := range model.Map().AllReference("EnvironmentBrowser") {
+		b := obj.(*simulator.EnvironmentBrowser)
+		b.QueryConfigOptionResponse.Returnval = &types.VirtualMachineConfigOption{
+			Version:         esx.HardwareVersion,
+			DefaultDevice:   esx.VirtualDevice,
+			HardwareOptions: types.VirtualHardwareOption{HwVersion: int32(version)},
+		}
+	}
+}
+
+// ADDITION 4: the customization each VM was given, read from its CustomizeVM_Task request.
 type nicSetting struct {
 	Address    string   `xml:"adapter>ip>ipAddress"`
 	SubnetMask string   `xml:"adapter>subnetMask"`
@@ -104,8 +133,12 @@ type nicSetting struct {
 }
 
 type customizeRequest struct {
-	This string       `xml:"Body>CustomizeVM_Task>_this"`
-	Nics []nicSetting `xml:"Body>CustomizeVM_Task>spec>nicSettingMap"`
+	This       string       `xml:"Body>CustomizeVM_Task>_this"`
+	Nics       []nicSetting `xml:"Body>CustomizeVM_Task>spec>nicSettingMap"`
+	DNSServers []string     `xml:"Body>CustomizeVM_Task>spec>globalIPSettings>dnsServerList"`
+	DNSSuffix  []string     `xml:"Body>CustomizeVM_Task>spec>globalIPSettings>dnsSuffixList"`
+	Domain     string       `xml:"Body>CustomizeVM_Task>spec>identity>domain"`
+	HostName   string       `xml:"Body>CustomizeVM_Task>spec>identity>hostName>name"`
 }
 
 type guestReporter struct {
@@ -114,8 +147,8 @@ type guestReporter struct {
 }
 
 type guest struct {
-	nics    []nicSetting
-	reports int       // how many times guest.net was published
+	spec    customizeRequest
+	reports int       // how many times guest.net was published (the route goes with the first)
 	next    time.Time // when to publish it again
 }
 
@@ -128,7 +161,7 @@ func (g *guestReporter) wrap(next http.Handler) http.Handler {
 				var req customizeRequest
 				if xml.Unmarshal(body, &req) == nil && req.This != "" {
 					g.mu.Lock()
-					g.pending[req.This] = &guest{nics: req.Nics}
+					g.pending[req.This] = &guest{spec: req}
 					g.mu.Unlock()
 				}
 			}
@@ -139,10 +172,10 @@ func (g *guestReporter) wrap(next http.Handler) http.Handler {
 }
 
 // report publishes, for each VM whose customization has run, the guest network as VMware Tools
-// reports it once the guest is up: the default route (guest.ipStack), then the addresses with
-// their prefix (guest.net). Like Tools' periodic guest-info refresh, guest.net is published again
-// a few times (after 1, 2, 4, 8 and 16 s): a waiter that read both properties in one answer,
-// addresses first, sees the addresses again once it knows the gateway.
+// reports it once the guest is up: the default route and the resolver (guest.ipStack), then the
+// addresses with their prefix (guest.net). Like Tools' periodic guest-info refresh, guest.net is
+// published again every second while the VM runs: the provider's waiter reads both properties in
+// one answer, addresses first, and needs to see the addresses again once it knows the gateway.
 func (g *guestReporter) report(model *simulator.Model) {
 	ctx := model.Service.Context
 	for range time.Tick(200 * time.Millisecond) {
@@ -150,7 +183,7 @@ func (g *guestReporter) report(model *simulator.Model) {
 		for value, gi := range g.pending {
 			obj := model.Map().Get(types.ManagedObjectReference{Type: "VirtualMachine", Value: value})
 			vm, ok := obj.(*simulator.VirtualMachine)
-			if !ok || gi.reports > 5 {
+			if !ok {
 				delete(g.pending, value)
 				continue
 			}
@@ -159,12 +192,12 @@ func (g *guestReporter) report(model *simulator.Model) {
 			}
 			ctx.WithLock(vm, func() {
 				if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn ||
-					vm.Config.Tools.PendingCustomization != "" || len(vm.Guest.Net) < len(gi.nics) {
+					vm.Config.Tools.PendingCustomization != "" || len(vm.Guest.Net) < len(gi.spec.Nics) {
 					return
 				}
 				if gi.reports == 0 {
 					var routes []types.NetIpRouteConfigInfoIpRoute
-					for i, nic := range gi.nics {
+					for i, nic := range gi.spec.Nics {
 						for _, gw := range nic.Gateway {
 							routes = append(routes, types.NetIpRouteConfigInfoIpRoute{
 								Network: "0.0.0.0", PrefixLength: 0,
@@ -172,10 +205,16 @@ func (g *guestReporter) report(model *simulator.Model) {
 							})
 						}
 					}
-					stack := []types.GuestStackInfo{{IpRouteConfig: &types.NetIpRouteConfigInfo{IpRoute: routes}}}
+					dns := &types.NetDnsConfigInfo{
+						HostName: gi.spec.HostName, DomainName: gi.spec.Domain,
+						IpAddress: gi.spec.DNSServers, SearchDomain: gi.spec.DNSSuffix,
+					}
+					stack := []types.GuestStackInfo{{
+						IpRouteConfig: &types.NetIpRouteConfigInfo{IpRoute: routes}, DnsConfig: dns,
+					}}
 					ctx.Update(vm, []types.PropertyChange{{Name: "guest.ipStack", Val: stack}})
 				}
-				for i, nic := range gi.nics {
+				for i, nic := range gi.spec.Nics {
 					if nic.Address == "" {
 						continue
 					}
@@ -186,7 +225,7 @@ func (g *guestReporter) report(model *simulator.Model) {
 					}}}
 				}
 				ctx.Update(vm, []types.PropertyChange{{Name: "guest.net", Val: vm.Guest.Net}})
-				gi.next = time.Now().Add(time.Second << gi.reports)
+				gi.next = time.Now().Add(time.Second)
 				gi.reports++
 			})
 		}
@@ -291,6 +330,7 @@ func main() {
 	}
 
 	model.Map().AddHandler(vmDefaults{})
+	describeHardwareVersion(model)
 
 	model.Service.TLS = new(tls.Config)
 	model.Service.RegisterEndpoints = true
