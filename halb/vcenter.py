@@ -18,9 +18,10 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 def split_server(server: str) -> tuple[str, int]:
-    """`vcenter.example.com` -> (host, 443); `198.18.0.1:8443` -> (host, 8443)."""
+    """`vcenter.example.com` -> (host, 443); `198.18.0.1:8443` -> (host, 8443); `[2001:2::1]:443`."""
     host, sep, port = server.rpartition(":")
-    if sep and port.isdigit() and "]" not in port:
+    bare_ipv6 = ":" in host and not host.endswith("]")
+    if sep and port.isdigit() and not bare_ipv6:
         return host.strip("[]"), int(port)
     return server.strip("[]"), 443
 

@@ -110,6 +110,13 @@ def test_bad_vsphere_input_is_named_before_any_vm(
     assert set(vcenter.inventory().vms) == TEMPLATES, f"{case}: a VM was created"
 
 
+def test_an_up_with_a_bad_name_stops_at_its_preview_and_creates_nothing(fresh_preview: Result) -> None:
+    with pytest.raises(DeployFailed, match="halb:vsphere.cluster: got 'cl-nope'"):
+        deploy(sets=["vsphere.cluster=cl-nope"], stack=STACK, progress=quiet)
+    assert engine(STACK).resources() == [], "a failed up left resources in the state"
+    assert set(vcenter.inventory().vms) == TEMPLATES, "a failed up created a VM"
+
+
 # --------------------------------------------------------------------------- a) create
 
 

@@ -82,6 +82,57 @@ def test_two_vms_cloned_with_static_addresses(dev_run: Run) -> None:
         assert dev_run.resources[f"halb-vm-{node}"].options["provider"].startswith("urn:"), "explicit vSphere provider"
 
 
+def test_a_vm_is_replaced_delete_first_and_the_vcenter_is_checked_before_it(dev_run: Run) -> None:
+    """The new VM takes the old one's static address: never two VMs with it at once."""
+    for name, vm in dev_run.of_type(VM).items():
+        assert vm.options["deleteBeforeReplace"], f"{name}: created before the old VM is deleted"
+    assert dev_run.recorder.vcenter_checks == [("vcenter.example.com", "admin@vsphere.local")], (
+        "halb.vcenter checks the server and the login once, before the provider is used"
+    )
+
+
+def placement_failure(answers: dict[str, Any], fail: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+    """The program's error with these data-source answers (`fail`: tokens whose invoke errors),
+    and the VMs, rules and remote steps it registered. (The address records come first; a
+    `pulumi up` stops at its preview, which fails with the program, so none is created.)"""
+
+    class Failing(Recorder):
+        def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
+            if args.token in fail:  # as the provider answers: a failure in the invoke's response
+                self.invokes.append(args.token)
+                return {}, [("", "1 error occurred:\n\t* error fetching: object 'x' not found\n\n")]
+            return super().call(args)
+
+    recorder = Failing(answers)
+    raw = with_(with_(dev(), "ssh.privateKey", SSH_KEY), "ssh.agent", False)
+    config = stack_config(raw, {"vsphere:password": VC_PASSWORD, "vsphere:vsphereServer": "vc.example.com",
+                                "vsphere:user": "admin@vsphere.local"})  # fmt: skip
+    with pytest.raises(Exception) as err:
+        run_main(config, ["vsphere:password", "halb:ssh"], recorder=recorder)
+    created = [r.name for r in recorder.resources.values() if r.type in (VM, RULE, REMOTE)]
+    return str(err.value), created
+
+
+def test_every_missing_vsphere_name_is_reported_at_once_naming_its_key_before_any_vm() -> None:
+    from pulumi_harness import INVOKES
+
+    token = "vsphere:index/{0}:{0}".format
+    text, created = placement_failure(INVOKES, frozenset({token("getDatastore"), token("getNetwork")}))
+    assert "2 vSphere error(s)" in text, text
+    assert "halb:vsphere.datastore: got 'datastore1'; expected a datastore that exists" in text, text
+    assert "halb:vsphere.network: got 'VM Network'" in text and "object 'x' not found" in text, text
+    assert VC_PASSWORD not in text and created == [], (text, created)
+
+
+def test_a_template_without_a_network_adapter_is_refused_before_any_vm() -> None:
+    from pulumi_harness import INVOKES
+
+    template = "vsphere:index/getVirtualMachine:getVirtualMachine"
+    text, created = placement_failure({**INVOKES, template: {**INVOKES[template], "networkInterfaceTypes": []}})
+    assert "halb:vsphere.template: got 'debian-12-template', a template with no network adapter" in text, text
+    assert created == [], created
+
+
 def test_vm_and_rule_names_carry_the_stack_so_two_stacks_never_collide(dev_run: Run) -> None:
     prod = deploy(dev(), stack="prod")
     names = {
