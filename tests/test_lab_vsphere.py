@@ -111,7 +111,7 @@ def test_bad_vsphere_input_is_named_before_any_vm(
 
 
 def test_an_up_with_a_bad_name_stops_at_its_preview_and_creates_nothing(fresh_preview: Result) -> None:
-    with pytest.raises(DeployFailed, match="halb:vsphere.cluster: got 'cl-nope'"):
+    with pytest.raises(DeployFailed, match=r"halb:vsphere\.cluster: got 'cl-nope'"):
         deploy(sets=["vsphere.cluster=cl-nope"], stack=STACK, progress=quiet)
     assert engine(STACK).resources() == [], "a failed up left resources in the state"
     assert set(vcenter.inventory().vms) == TEMPLATES, "a failed up created a VM"
