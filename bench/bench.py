@@ -34,6 +34,9 @@ re-provisioned and a destroy, each the median of 5, with the engine's resource c
 skips it. Under `watcher`, the health watcher's cost on the request path (added latency at one
 connection and keep-alive rate, with it running and stopped, alternating rounds), its own CPU, and
 the hang drill 20 times (bench/watcher.py, `make bench-watcher` alone). WATCHER=0 skips it.
+Under `vsphere`, the vSphere path against the lab's simulated vCenter (bench/vsphere.py, `make
+bench-vsphere` alone): cold deploy, no-op preview, resize, destroy, and the rolling VM replacement
+drill. VSPHERE=0 skips it.
 """
 
 from __future__ import annotations
@@ -663,6 +666,7 @@ def main() -> int:
     growth: dict[str, Any] = {}
     loop: dict[str, Any] = {}
     watch_cost: dict[str, Any] = {}
+    vcenter: dict[str, Any] = {}
     try:
         for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
             results[profile] = measure(profile)
@@ -690,6 +694,11 @@ def main() -> int:
             from watcher import table as watcher_table
 
             watch_cost = watcher_run()  # the health watcher's cost on the request path, and the hang drill
+        if os.environ.get("VSPHERE", "1") != "0":
+            from vsphere import run as vsphere_run
+            from vsphere import table as vsphere_table
+
+            vcenter = vsphere_run()  # the vSphere path against the lab's simulated vCenter
     finally:
         lab.down()
     if all(results.values()):
@@ -701,6 +710,8 @@ def main() -> int:
         print(iac_table(loop))
     if watch_cost:
         print(watcher_table(watch_cost))
+    if vcenter:
+        print(vsphere_table(vcenter))
     charts(speed)
     if os.environ.get("JSON"):
         doc: dict[str, Any] = {
@@ -711,6 +722,7 @@ def main() -> int:
             "scale": growth,
             "engine": loop,
             "watcher": watch_cost,
+            "vsphere": vcenter,
             "timelines": TIMELINES,
             "machine": machine(),
         }
