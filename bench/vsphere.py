@@ -88,7 +88,7 @@ def table(figures: dict[str, Any]) -> str:
             lines.append(f"{key:<24}{row['median_s']:>9.2f}  {row['engine_changes']}")
     for name, d in figures["replacement"].items():
         lines.append(
-            f"{name:<24}{d['seconds']:>9.2f}  outages {d['outage_s']}, {d['failed_requests']}/{d['requests']} "
+            f"{name:<24}{d['deploy_s']:>9.2f}  outages {d['outage_s']}, {d['failed_requests']}/{d['requests']} "
             f"failed, holders {'>'.join(d['holders_seen'])}, samples not one holder {d['samples_not_one_holder']}"
         )
     return "\n".join(lines)

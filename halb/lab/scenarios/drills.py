@@ -331,7 +331,7 @@ def vm_replacement(stack: str = VSPHERE_STACK) -> tuple[Drill, Drill]:
     lb2 = Drill(
         "vm-replace-lb2",
         w.report,
-        {"vm_id_before": before["halb-vm-lb2"], "vm_id_after": middle["halb-vm-lb2"], "seconds": second.seconds},
+        {"vm_id_before": before["halb-vm-lb2"], "vm_id_after": middle["halb-vm-lb2"], "deploy_s": second.seconds},
         second.ran(),
     )
     with Watch() as w:
@@ -349,7 +349,7 @@ def vm_replacement(stack: str = VSPHERE_STACK) -> tuple[Drill, Drill]:
             "vm_id_before": middle["halb-vm-lb1"],
             "vm_id_after": vm_ids(stack)["halb-vm-lb1"],
             "vip_on_lb2_after_maintenance_s": moved,
-            "seconds": round(into.seconds + first.seconds + back.seconds, 2),
+            "deploy_s": round(into.seconds + first.seconds + back.seconds, 2),
         },
         first.ran(),
     )
