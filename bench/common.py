@@ -7,12 +7,15 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from halb.lab.infra import lab
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -38,6 +41,13 @@ def standalone(key: str, run: Callable[[], dict[str, Any]], table: Callable[[dic
     if os.environ.get("JSON"):
         Path(os.environ["JSON"]).write_text(json.dumps({key: figures}, indent=2) + "\n")
     return 0
+
+
+def timed(call: Callable[[], T]) -> tuple[float, T]:
+    """(seconds the call took, wall time as a user waits for it, its result)."""
+    start = time.monotonic()
+    result = call()
+    return round(time.monotonic() - start, 2), result
 
 
 def percentile(values: Sequence[float], p: float) -> float:

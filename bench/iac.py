@@ -23,30 +23,20 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from common import on_lab, standalone  # noqa: E402
+from common import on_lab, standalone, timed  # noqa: E402
 from halb.lab.engine.driver import Result, cli  # noqa: E402
 from halb.lab.engine.stack import deploy, destroy, preview  # noqa: E402
+from halb.lab.scenarios.drills import quiet  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 TARGETS = {"noop_preview_s": 2.5, "change_up_s": 4.0, "cold_deploy_s": 10.0}
 DRAIN = ["haproxy.services[0].servers[1].state=drain"]
-
-
-def quiet(_: str) -> None:
-    pass
-
-
-def timed(call: Callable[[], Result]) -> tuple[float, Result]:
-    start = time.monotonic()
-    result = call()
-    return round(time.monotonic() - start, 2), result
 
 
 def one_round() -> dict[str, tuple[float, Result]]:

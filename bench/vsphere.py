@@ -22,32 +22,21 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from common import on_lab, standalone  # noqa: E402
+from common import on_lab, standalone, timed  # noqa: E402
 from halb.lab.engine.driver import Result  # noqa: E402
 from halb.lab.engine.stack import deploy, destroy, engine, preview  # noqa: E402
 from halb.lab.scenarios import drills  # noqa: E402
+from halb.lab.scenarios.drills import quiet  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 STACK = drills.VSPHERE_STACK
 GROW = ["vsphere.cpus=4", "vsphere.memoryMb=4096"]
-
-
-def quiet(_: str) -> None:
-    pass
-
-
-def timed(call: Callable[[], Result]) -> tuple[float, Result]:
-    start = time.monotonic()
-    result = call()
-    return round(time.monotonic() - start, 2), result
 
 
 def one_round() -> dict[str, tuple[float, Result]]:

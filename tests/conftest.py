@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,21 @@ def require_root_tools(*tools: str) -> None:
     require(os.geteuid() == 0, "root")
     for name in tools:
         require(tool(name) is not None, f"the `{name}` binary")
+
+
+@pytest.fixture(scope="module")
+def lab_up() -> Iterator[None]:
+    """A fresh lab for a module of lab tests (its nodes, its simulated vCenter, no stack), taken
+    down after it, also when a test fails."""
+    from halb.lab.infra import lab
+
+    require_root_tools(*lab.TOOLS)
+    lab.down()  # whatever an earlier run left; `down` removes the lab stacks' state too
+    try:
+        lab.up()
+        yield
+    finally:
+        lab.down()
 
 
 def stack_raw(stack: str) -> dict[str, Any]:

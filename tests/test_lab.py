@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +20,20 @@ import pytest
 import yaml
 
 import wrk
-from conftest import ROOT, require_root_tools
+from conftest import ROOT
 from halb.components.node import STEPS
 from halb.config.secrets import STATS_PASSWORD
 from halb.lab.engine.stack import ENGINE, VAULT, DeployFailed, Result, ciphertexts, deploy, destroy, preview, refresh
 from halb.lab.infra import lab, net, nodes
 from halb.lab.infra.topology import CLIENT, VIP
 from halb.lab.scenarios import drills, faults
+from halb.lab.scenarios.drills import quiet
 from halb.lab.scenarios.probes import client_get, holders, node, service, transitions, wait_until
 from halb.lab.scenarios.watch import Watch
 
 pytestmark = pytest.mark.lab
 WORKERS = {"w1", "w2", "w3", "w4"}
 HAPROXY_STEPS = [("halb-lb2-haproxy", "update"), ("halb-lb1-haproxy", "update"), ("halb-verify", "update")]
-
-
-def quiet(_: str) -> None:
-    pass
-
-
-@pytest.fixture(scope="module")
-def lab_up() -> Iterator[None]:
-    require_root_tools(*lab.TOOLS)
-    lab.down()  # a fresh lab, and no stack: `down` removes the lab stack's state too
-    try:
-        lab.up()
-        yield
-    finally:
-        lab.down()
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,15 @@ brings up a lab of its own)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from conftest import require_root_tools
 from halb.lab.engine.stack import DeployFailed, Result, deploy, destroy, engine, preview, stack_file_of
 from halb.lab.infra import lab, vcenter
 from halb.lab.infra.topology import SPARE_NODES, VIP
 from halb.lab.scenarios import drills
+from halb.lab.scenarios.drills import quiet
 from halb.lab.scenarios.probes import client_get, holders, wait_until
 
 pytestmark = pytest.mark.lab
@@ -33,21 +32,6 @@ OTHER_SETS = [
 NODES = {"lb1": "198.18.0.11", "lb2": "198.18.0.12"}
 RULE = f"{STACK}-halb-anti-affinity"
 TEMPLATES = {"debian-12-template", "debian-12-template-v2", "debian-12-template-nonic"}
-
-
-def quiet(_: str) -> None:
-    pass
-
-
-@pytest.fixture(scope="module")
-def lab_up() -> Iterator[None]:
-    require_root_tools(*lab.TOOLS)
-    lab.down()  # a fresh lab: a fresh vCenter inventory, no stack state
-    try:
-        lab.up()
-        yield
-    finally:
-        lab.down()
 
 
 @pytest.fixture(scope="module")

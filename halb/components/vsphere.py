@@ -57,6 +57,15 @@ def explain_lookup_error(key: str, value: str, what: str, message: str) -> Probl
     return Problem(f"vsphere.{key}", repr(value), f"{what} that exists in the vCenter (it said: {said})")
 
 
+PLACEMENT_LOOKUPS: dict[str, tuple[str, Callable[[str, str, pulumi.InvokeOptions], Any]]] = {
+    # key of halb:vsphere: (what it names, the data source by name in the datacenter)
+    "cluster": ("a compute cluster", lambda n, dc, o: vsphere.get_compute_cluster(name=n, datacenter_id=dc, opts=o)),
+    "datastore": ("a datastore", lambda n, dc, o: vsphere.get_datastore(name=n, datacenter_id=dc, opts=o)),
+    "network": ("a network or port group", lambda n, dc, o: vsphere.get_network(name=n, datacenter_id=dc, opts=o)),
+    "template": ("a VM template", lambda n, dc, o: vsphere.get_virtual_machine(name=n, datacenter_id=dc, opts=o)),
+}
+
+
 def find_placement(p: VSphere, invoke: pulumi.InvokeOptions) -> Placement:
     """Looks up the datacenter, then the cluster, datastore, port group and template in it, before
     any VM is declared; every name the vCenter lacks is reported at once, naming its key, and a
@@ -77,24 +86,10 @@ def find_placement(p: VSphere, invoke: pulumi.InvokeOptions) -> Placement:
     )
     if dc is None:
         raise pulumi.RunError(_message(problems))
-    found: dict[str, Any] = {
-        "cluster": lookup(
-            "cluster", p.cluster, "a compute cluster",
-            lambda: vsphere.get_compute_cluster(name=p.cluster, datacenter_id=dc.id, opts=invoke),
-        ),
-        "datastore": lookup(
-            "datastore", p.datastore, "a datastore",
-            lambda: vsphere.get_datastore(name=p.datastore, datacenter_id=dc.id, opts=invoke),
-        ),
-        "network": lookup(
-            "network", p.network, "a network or port group",
-            lambda: vsphere.get_network(name=p.network, datacenter_id=dc.id, opts=invoke),
-        ),
-        "template": lookup(
-            "template", p.template, "a VM template",
-            lambda: vsphere.get_virtual_machine(name=p.template, datacenter_id=dc.id, opts=invoke),
-        ),
-    }  # fmt: skip
+    found: dict[str, Any] = {}
+    for key, (what, get) in PLACEMENT_LOOKUPS.items():
+        name: str = getattr(p, key)
+        found[key] = lookup(key, name, what, lambda: get(name, dc.id, invoke))  # noqa: B023 (called at once)
     template = found["template"]
     if template is not None and not template.network_interface_types:
         problems.add(

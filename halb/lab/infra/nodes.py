@@ -18,7 +18,11 @@ def node_dir(host: Host) -> Path:
 
 
 def pid_of(host: Host) -> int | None:
-    pidfile = node_dir(host) / "pid"
+    return running(node_dir(host) / "pid")
+
+
+def running(pidfile: Path) -> int | None:
+    """The pid in `pidfile` if that process still runs (reaped when this process started it)."""
     try:
         pid = int(pidfile.read_text())
     except (OSError, ValueError):

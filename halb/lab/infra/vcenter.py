@@ -18,6 +18,7 @@ from typing import Any
 
 from halb import PROJECT_DIR
 from halb.lab.engine.vault import Vault
+from halb.lab.infra import nodes
 from halb.lab.infra.topology import STATE, VAULT, VCENTER, VCENTER_USER
 
 BINARY = PROJECT_DIR / ".engine" / "bin" / "halb-vcsim"
@@ -31,17 +32,7 @@ def password() -> str:
 
 
 def pid() -> int | None:
-    try:
-        value = int(PIDFILE.read_text())
-    except (OSError, ValueError):
-        return None
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(value, os.WNOHANG)  # reap it if this process started it and it has exited
-    try:
-        state = open(f"/proc/{value}/stat").read().rsplit(")", 1)[1].split()[0]  # noqa: SIM115
-    except (OSError, IndexError):
-        return None
-    return None if state in ("Z", "X") else value
+    return nodes.running(PIDFILE)
 
 
 def start(timeout: float = 60) -> None:
