@@ -60,7 +60,7 @@ def _engine(args: argparse.Namespace) -> int:
     _say(f"{args.command}: {changes} ({result.seconds:.1f} s, the Pulumi engine)")
     if args.command == "deploy":
         _show_outputs(result.exports)
-        print(lab.describe())
+        print(lab.describe(args.stack))
     return 0
 
 

@@ -183,12 +183,14 @@ def status() -> tuple[bool, str]:
     return verdict.ok, "\n".join(lines)
 
 
-def describe() -> str:
+def describe(stack: str = "lab") -> str:
+    flag = "" if stack == "lab" else f" --stack {stack}"
     return (
         f"halb lab: lb1 {NODES[0].address}, lb2 {NODES[1].address}, VIP {VIP}, "
         f"workers {WORKERS[0].address}-{WORKERS[-1].address.rsplit('.', 1)[1]}, client {CLIENT.address}\n"
         f"  from this machine: curl http://{VIP}/   |   ssh -i {SSH_KEY} root@{NODES[0].address}\n"
         f"  stats: http://{NODES[0].address}:8080/stats, user admin, password: python -m halb.lab password\n"
         f"  simulated vCenter: https://{VCENTER}/sdk, user {VCENTER_USER}, password: python -m halb.lab password --vcenter\n"
-        "  state: python -m halb.lab status   |   undeploy: python -m halb.lab destroy   |   remove: python -m halb.lab down"
+        f"  state: python -m halb.lab status   |   undeploy: python -m halb.lab{flag} destroy   |   "
+        "remove: python -m halb.lab down"
     )
