@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from halb.config import ConfigError, load_stack_file
+from halb.config import ConfigError, StackFileError, load_stack_file
 from halb.render import Secrets, write_tree
 
 
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cfg = load_stack_file(str(path), provider_keys=args.command == "check")
+    except StackFileError as e:
+        print(f"halb: {e}", file=sys.stderr)
+        return 2
     except ConfigError as e:
         print(f"halb: {path}: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from halb.config.model import HalbConfig, load_config, load_stack_file, strip_pr
 from halb.config.network import Network
 from halb.config.nodes import Node
 from halb.config.ssh import Ssh
+from halb.config.stack_file import StackFileError
 from halb.config.vsphere import AntiAffinity, VSphere
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Server",
     "Service",
     "Ssh",
+    "StackFileError",
     "Stats",
     "Timeouts",
     "VSphere",

@@ -42,11 +42,13 @@ SecretValue = Annotated[
 
 
 class Model(BaseModel):
-    """Base: camelCase keys, unknown keys are errors, values are frozen."""
+    """Base: camelCase keys only (a field's Python name, e.g. `auth_password`, is an unknown key), unknown
+    keys are errors, values are frozen."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
-        populate_by_name=True,
+        validate_by_alias=True,
+        validate_by_name=False,  # one spelling per key: the documented camelCase one
         extra="forbid",
         frozen=True,
         arbitrary_types_allowed=True,

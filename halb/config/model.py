@@ -22,6 +22,7 @@ from halb.config.network import Network, network_problems
 from halb.config.nodes import Node, default_nodes, nodes_problems
 from halb.config.secrets import hostile_problems, keys_of, plaintext_problems, secret_value_problems
 from halb.config.ssh import Ssh, ssh_problems
+from halb.config.stack_file import read_stack_file
 from halb.config.vsphere import VSphere, platform_problems, provider_problems
 
 
@@ -257,13 +258,10 @@ def strip_prefix(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_stack_file(path: str, provider_keys: bool = False) -> HalbConfig:
-    """Read `Pulumi.<stack>.yaml` directly (no Pulumi CLI): encrypted secrets stay unknown.
+    """Read `Pulumi.<stack>.yaml` directly (no Pulumi CLI), as strictly as its values
+    (halb.config.stack_file; StackFileError names the file and line): encrypted secrets stay unknown.
     `provider_keys`: also require the vSphere provider's keys (what `pulumi up` will need)."""
-    import yaml
-
-    with open(path, encoding="utf-8") as f:
-        doc = yaml.safe_load(f) or {}
-    config = doc.get("config") or {}
+    config = read_stack_file(path)
     halb = strip_prefix(config)
     vsphere = {k.removeprefix("vsphere:"): v for k, v in config.items() if k.startswith("vsphere:")}
     extra = (
