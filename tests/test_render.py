@@ -14,8 +14,8 @@ import jinja2
 import pytest
 
 from conftest import IN_CI, ROOT, require, require_root_tools, stack_raw, tool, variants, with_
-from daemons import haproxy_check, keepalived_check, shellcheck
 from halb.config import ConfigError, HalbConfig, load_config
+from halb.lab.daemons import haproxy_check, keepalived_check, shellcheck
 from halb.render import PATHS, Secrets, all_files, node_files, secret_files, write_tree
 
 GOLDEN = ROOT / "tests" / "golden"

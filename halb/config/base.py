@@ -4,9 +4,9 @@ and patterned strings whose errors show an example rather than a regex."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -54,6 +54,24 @@ class Model(BaseModel):
         arbitrary_types_allowed=True,
         allow_inf_nan=False,
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """`true` is not 1: a boolean where a number is due is refused (pydantic would take it)."""
+        if isinstance(value, bool) and info.field_name is not None:
+            leaves = _leaves(cls.model_fields[info.field_name].annotation)
+            if bool not in leaves and any(leaf in (int, float) for leaf in leaves):
+                raise ValueError("a number, not a boolean (true/false)")
+        return value
+
+
+def _leaves(annotation: Any) -> list[Any]:
+    """The plain types inside an annotation: `Annotated[int, ...] | None` -> [int, NoneType]."""
+    if get_origin(annotation) is Annotated:
+        return _leaves(get_args(annotation)[0])
+    args = get_args(annotation)
+    return [leaf for a in args for leaf in _leaves(a)] if args else [annotation]
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]

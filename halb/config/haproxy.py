@@ -126,12 +126,19 @@ def unusable_backend(address: IPv4Address) -> str:
     return ""
 
 
-def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str]) -> Problems:
-    """Cross-field checks; `owners` maps halb's own addresses (VIP, nodes) to their keys."""
+HEALTHZ = "/healthz"  # keepalived's liveness probe asks the stats port for it (monitor-uri)
+
+
+def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str], ssh_port: int | None = None) -> Problems:
+    """Cross-field checks; `owners` maps halb's own addresses (VIP, nodes) to their keys; `ssh_port`
+    is the nodes' SSH port, which no haproxy port may take."""
     out = Problems()
     if not h.services:
         out.add("haproxy.services", "[]", "at least one service, e.g. `[{name: http, port: 80, servers: [...]}]`")
-    ports: dict[int, str] = {h.stats.port: "haproxy.stats.port"}
+    ports: dict[int, str] = {ssh_port: "ssh.port"} if ssh_port is not None else {}
+    if h.stats.port in ports:
+        out.add("haproxy.stats.port", show(h.stats.port), f"a port not already used by `{ports[h.stats.port]}`")
+    ports.setdefault(h.stats.port, "haproxy.stats.port")
     names: set[str] = set()
     for i, s in enumerate(h.services):
         key = f"haproxy.services[{i}]"
@@ -150,18 +157,33 @@ def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str]) -> Problems:
         if s.balance not in BALANCE:
             out.add(f"{key}.balance", show(s.balance), f"one of {', '.join(BALANCE)}, e.g. `balance: roundrobin`")
         out += _server_problems(key, s, owners)
-    if h.metrics.enabled and h.metrics.path in (h.stats.uri, "/healthz"):
-        out.add(
-            "haproxy.metrics.path",
-            show(h.metrics.path),
-            "a path other than the stats uri and /healthz, e.g. `/metrics`",
-        )
+    out += _route_problems(h)
     for name in ("connect", "client", "server", "check"):
         value = getattr(h.timeouts, name)
         if timeout_ms(value) > MAX_TIMEOUT_MS:
             out.add(f"haproxy.timeouts.{name}", show(value), "at most 24d (haproxy's timer limit), e.g. `1m`")
-    if h.stats.uri == "/healthz":
-        out.add("haproxy.stats.uri", show(h.stats.uri), "a path other than /healthz, e.g. `/stats`")
+    return out
+
+
+def _route_problems(h: Haproxy) -> Problems:
+    """The stats port's three routes never shadow each other: /healthz (exact, answered first),
+    the metrics path (exact) and the stats page (`stats uri` is a prefix: it takes every path
+    that starts with it)."""
+    out = Problems()
+    if HEALTHZ.startswith(h.stats.uri):
+        out.add(
+            "haproxy.stats.uri", show(h.stats.uri), f"a path that is not {HEALTHZ} or a prefix of it, e.g. `/stats`"
+        )
+    if h.metrics.enabled:
+        if h.metrics.path == HEALTHZ:
+            out.add("haproxy.metrics.path", show(h.metrics.path), f"a path other than {HEALTHZ}, e.g. `/metrics`")
+        elif h.metrics.path.startswith(h.stats.uri):
+            out.add(
+                "haproxy.metrics.path",
+                show(h.metrics.path),
+                f"a path outside the stats page's prefix `{h.stats.uri}` (the stats page takes every path "
+                "that starts with it), e.g. `/metrics`",
+            )
     return out
 
 

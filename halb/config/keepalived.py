@@ -48,9 +48,14 @@ class Keepalived(Model):
     )
     health_check: HealthCheck = Field(default_factory=HealthCheck, description="haproxy liveness probe tuning.")
     garp_master_refresh: int = Field(
-        60, ge=0, description="Seconds between gratuitous ARP refreshes from the master (0: off)."
+        60,
+        ge=0,
+        le=86400,
+        description="Seconds between gratuitous ARP refreshes from the master (0: off; at most a day).",
     )
-    startup_delay: int = Field(2, ge=0, le=60, description="Seconds keepalived waits at start before VRRP runs.")
+    startup_delay: int = Field(
+        2, ge=0, le=60, description="Seconds keepalived waits at start before VRRP runs (0: none)."
+    )
 
 
 def keepalived_problems(k: Keepalived, vip: IPv4Address | None) -> Problems:

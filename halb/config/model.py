@@ -18,8 +18,9 @@ from halb.config.base import Model, Secret
 from halb.config.errors import PROJECT, ConfigError, Problem, Problems, show
 from halb.config.haproxy import Haproxy, haproxy_problems
 from halb.config.keepalived import Keepalived, keepalived_problems
-from halb.config.network import Network, network_problems
+from halb.config.network import Network, dns_problems, network_problems
 from halb.config.nodes import Node, default_nodes, nodes_problems
+from halb.config.paths import parse_path
 from halb.config.secrets import hostile_problems, keys_of, plaintext_problems, secret_value_problems
 from halb.config.ssh import Ssh, ssh_problems
 from halb.config.stack_file import read_stack_file
@@ -70,10 +71,17 @@ class HalbConfig(Model):
 
 
 def _camel_path(loc: tuple[int | str, ...]) -> str:
+    """An error location as a key path, each name escaped: a key from the file never puts a
+    control character (a terminal escape) in a message."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + part
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + shown_key(part)
     return out
+
+
+def shown_key(text: str) -> str:
+    """A key as messages show it: printable ASCII as it is, anything else escaped (`\\x1b`)."""
+    return text if text.isascii() and text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _field_for(loc: tuple[int | str, ...]) -> Any:
@@ -130,13 +138,24 @@ def _json(v: Any) -> str:
 def _unknown_key(loc: tuple[int | str, ...]) -> Problem:
     key = _camel_path(loc)
     if len(loc) == 1 and isinstance(loc[0], str) and ("." in loc[0] or "[" in loc[0]):
-        return Problem(
-            key,
-            "a flat key",
-            f"a nested key: `halb:{key}` was set without --path; fix it with "
-            f"`pulumi config rm halb:{key} && pulumi config set --path halb:{key} VALUE`",
-        )
+        return _flat_key(loc[0], key)
     return Problem(key, "a value", "no such key (check the spelling; see README 'Config reference')")
+
+
+def _flat_key(raw: str, key: str) -> Problem:
+    """`halb:a.b` set without --path. The fix command is offered only for a key that names a real
+    field (so it carries no text from the file but field names and indices), with --secret for a secret."""
+    try:
+        field = _field_for(tuple(parse_path(raw)))
+    except ValueError:
+        field = None
+    if field is None:
+        return Problem(key, "a flat key", "no such key (a nested key is set with `pulumi config set --path`)")
+    if "Secret" in repr(field.annotation):
+        fix = f"pulumi config rm halb:{raw} && pulumi config set --secret --path halb:{raw}` (it prompts for the value)"
+    else:
+        fix = f"pulumi config rm halb:{raw} && pulumi config set --path halb:{raw} VALUE`"
+    return Problem(key, "a flat key", f"a nested key: `halb:{raw}` was set without --path; fix it with `{fix}")
 
 
 def field_problems(err: ValidationError) -> Problems:
@@ -202,7 +221,7 @@ def cross_field_problems(s: Sections) -> Problems:
     if s.keepalived is not None:
         out += keepalived_problems(s.keepalived, vip)
     if s.haproxy is not None:
-        out += haproxy_problems(s.haproxy, owners)
+        out += haproxy_problems(s.haproxy, owners, s.ssh.port if s.ssh is not None else None)
     return out
 
 
@@ -216,7 +235,7 @@ def _address_problems(s: Sections, out: Problems) -> tuple[IPv4Address | None, d
         out += e.problems
         return None, {}
     problems, owners = plan_problems(s.network, s.nodes, p)
-    out += problems
+    out += problems + dns_problems(s.network, owners)
     return p.vip, owners
 
 

@@ -9,6 +9,8 @@ from pydantic import Field
 from halb.config.base import INTERFACE_HINT, INTERFACE_RE, Model, patterned
 from halb.config.errors import Problems, show
 
+MIN_PREFIX = 16  # the broadest subnet taken for the nodes' LAN (65536 addresses)
+
 
 class Network(Model):
     """The L2 segment both load balancers and the VIP live on."""
@@ -52,10 +54,26 @@ def network_problems(network: Network) -> Problems:
             show(str(net)),
             "a subnet with room for a VIP and two nodes (/30 or larger), e.g. `subnet: 192.168.4.0/24`",
         )
+    if net.prefixlen < MIN_PREFIX:
+        out.add(
+            "network.subnet",
+            show(str(net)),
+            f"the nodes' LAN, /{MIN_PREFIX} or narrower (the stats, metrics and /healthz ports are open to "
+            "`network.subnet` unless `haproxy.stats.allowFrom` says otherwise), e.g. `subnet: 192.168.4.0/24`",
+        )
     if network.gateway is not None and not is_host(network.gateway, net):
         out.add(
             "network.gateway",
             show(str(network.gateway)),
-            f"a host address inside `network.subnet` {net}, e.g. `gateway: {next(net.hosts(), net.network_address)}`",
+            f"a host address inside `network.subnet` {net}, e.g. `gateway: {next(iter(net.hosts()), net.network_address)}`",
         )
+    return out
+
+
+def dns_problems(network: Network, owners: dict[IPv4Address, str]) -> Problems:
+    """A DNS server is another machine than the VIP and the nodes (`owners`: address -> its key)."""
+    out = Problems()
+    for i, dns in enumerate(network.dns_servers):
+        if dns in owners:
+            out.add(f"network.dnsServers[{i}]", show(str(dns)), f"a DNS server's address, not `{owners[dns]}`")
     return out

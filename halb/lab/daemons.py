@@ -14,8 +14,8 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from shutil import which as tool
 
-from conftest import tool
 from halb.render import PATHS, SCRIPT_USER
 
 
