@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= lab
 
-.PHONY: up engine deploy preview destroy bench-engine bench-vsphere bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
+.PHONY: up engine deploy preview destroy bench-engine bench-fuzz bench-vsphere bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
 
 up: deps venv engine  ## the main job: on the lab, bring it up and `pulumi up` the lab stack (STACK=lab-vsphere: as VMs of the simulated vCenter); STACK=dev: check, then pulumi up
 	@case "$(STACK)" in \
@@ -73,6 +73,9 @@ bench-engine: deps venv engine  ## the IaC loop through the real engine only: co
 
 bench-vsphere: deps venv engine  ## the vSphere path against the simulated vCenter: cold deploy, no-op preview, resize, destroy (median of 3), the rolling VM replacement drill (about 3 minutes)
 	$(PY) bench/vsphere.py
+
+bench-fuzz: deps venv  ## the config fuzzer, longer than CI runs it (FUZZ_EXAMPLES, default 3000; about 4 minutes)
+	$(PY) bench/fuzz.py
 
 bench-watcher: deps venv engine  ## the health watcher's cost: added latency and rps with it running and stopped (5 alternating rounds), its CPU, the hang drill x20 (about 8 minutes)
 	$(PY) bench/watcher.py

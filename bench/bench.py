@@ -36,7 +36,9 @@ connection and keep-alive rate, with it running and stopped, alternating rounds)
 the hang drill 20 times (bench/watcher.py, `make bench-watcher` alone). WATCHER=0 skips it.
 Under `vsphere`, the vSphere path against the lab's simulated vCenter (bench/vsphere.py, `make
 bench-vsphere` alone): cold deploy, no-op preview, resize, destroy, and the rolling VM replacement
-drill. VSPHERE=0 skips it.
+drill. VSPHERE=0 skips it. Under `fuzz`, the config fuzzer with random seeds (bench/fuzz.py,
+`make bench-fuzz` alone): how many stack files it tried and accepted, and what it found. FUZZ=0
+skips it.
 """
 
 from __future__ import annotations
@@ -667,6 +669,7 @@ def main() -> int:
     loop: dict[str, Any] = {}
     watch_cost: dict[str, Any] = {}
     vcenter: dict[str, Any] = {}
+    fuzzed: dict[str, Any] = {}
     try:
         for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
             results[profile] = measure(profile)
@@ -694,6 +697,11 @@ def main() -> int:
             from watcher import table as watcher_table
 
             watch_cost = watcher_run()  # the health watcher's cost on the request path, and the hang drill
+        if os.environ.get("FUZZ", "1") != "0":
+            from fuzz import run as fuzz_run
+            from fuzz import table as fuzz_table
+
+            fuzzed = fuzz_run()  # the config fuzzer, longer than CI runs it
         if os.environ.get("VSPHERE", "1") != "0":
             from vsphere import run as vsphere_run
             from vsphere import table as vsphere_table
@@ -712,6 +720,8 @@ def main() -> int:
         print(watcher_table(watch_cost))
     if vcenter:
         print(vsphere_table(vcenter))
+    if fuzzed:
+        print(fuzz_table(fuzzed))
     charts(speed)
     if os.environ.get("JSON"):
         doc: dict[str, Any] = {
@@ -723,6 +733,7 @@ def main() -> int:
             "engine": loop,
             "watcher": watch_cost,
             "vsphere": vcenter,
+            "fuzz": fuzzed,
             "timelines": TIMELINES,
             "machine": machine(),
         }

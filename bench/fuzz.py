@@ -1,0 +1,65 @@
+"""`make bench` key `fuzz`: the config fuzzer (halb.lab.fuzz) for longer than CI runs it, with
+random seeds: how many stack files it tried, how many `halb check` accepted (each rendered and put
+through `haproxy -c -dW` and `keepalived -t`), the slowest check, and every problem found.
+
+    python bench/fuzz.py [JSON=fuzz.json] [FUZZ_EXAMPLES=3000]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from common import standalone  # noqa: E402
+from halb.lab.fuzz import BUDGET_S, judge, stack_files  # noqa: E402
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3000"))
+
+
+def run() -> dict[str, Any]:
+    counts = {"tried": 0, "accepted": 0, "refused": 0}
+    slowest = 0.0
+    problems: list[dict[str, Any]] = []
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(text=stack_files())
+    def one(text: str) -> None:
+        nonlocal slowest
+        with tempfile.TemporaryDirectory() as d:
+            verdict = judge(text, Path(d))
+        counts["tried"] += 1
+        counts["accepted" if verdict.accepted else "refused"] += 1
+        slowest = max(slowest, verdict.seconds)
+        if verdict.problems:
+            problems.append({"problems": verdict.problems, "stack_file": text})
+
+    start = time.monotonic()
+    one()
+    return {
+        **counts,
+        "seconds": round(time.monotonic() - start, 1),
+        "slowest_check_s": round(slowest, 3),
+        "budget_s": BUDGET_S,
+        "problems": problems,
+    }
+
+
+def table(figures: dict[str, Any]) -> str:
+    return (
+        f"fuzz: {figures['tried']} stack files in {figures['seconds']} s: {figures['accepted']} accepted "
+        f"(rendered, both validators), {figures['refused']} refused; slowest check "
+        f"{figures['slowest_check_s']} s (budget {figures['budget_s']} s); problems: {len(figures['problems'])}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(standalone("fuzz", run, table))
