@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from conftest import require_root_tools
 from halb.lab.fuzz import MARKER, judge, stack_files
 
-EXAMPLES = int(os.environ.get("HALB_FUZZ_EXAMPLES", "250"))
+EXAMPLES = int(os.environ.get("HALB_FUZZ_EXAMPLES", "200"))
 SEEN = {"accepted": 0, "refused": 0}
 
 

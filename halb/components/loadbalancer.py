@@ -17,7 +17,7 @@ from halb.config import HalbConfig, Node, Secret
 from halb.stack import VsphereCredentials, ssh_private_key
 
 if TYPE_CHECKING:
-    from halb.components.vsphere import VmPair
+    from halb.components.vsphere import Vcenter, VmPair
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
         cfg = args.config
         plan = plan_addresses(cfg)
         key = ssh_private_key(cfg)  # a missing key file fails here, before any resource exists
+        self.vcenter = self._vcenter(name, cfg, args)  # a vCenter problem too
         self.addresses = self._reserve_addresses(name, cfg, plan)
         self.stats_password = self._password(name, "stats-password", cfg.haproxy.stats.password, 24)
         self.vrrp_password = (
@@ -61,6 +62,14 @@ class HaLoadBalancer(pulumi.ComponentResource):
                 "vrrpPassword": self.vrrp_password,
             }
         )
+
+    def _vcenter(self, name: str, cfg: HalbConfig, args: HaLoadBalancerArgs) -> Vcenter | None:
+        if cfg.platform != "vsphere":
+            return None
+        assert cfg.vsphere is not None and args.vsphere is not None  # checked by the config model
+        from halb.components.vsphere import vcenter  # pulumi_vsphere: 0.1 s to import
+
+        return vcenter(name, args.vsphere, cfg.vsphere, self)
 
     def _reserve_addresses(self, name: str, cfg: HalbConfig, plan: AddressPlan) -> AddressReservations:
         """The VIP must be free; new VMs' addresses too. Existing hosts answer, of course."""
@@ -109,20 +118,20 @@ class HaLoadBalancer(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self),
             )
 
-        if cfg.platform != "vsphere":
+        if self.vcenter is None:
             nodes: dict[str, NodeProvisioning] = {}
             for node in order:
                 nodes[node] = provision(node, self.addresses.ids[node], [p.done for p in nodes.values()])
             return None, nodes
-        assert cfg.vsphere is not None and args.vsphere is not None  # checked by the config model
-        from halb.components.vsphere import VmPair, VmPairArgs, VmSpec  # pulumi_vsphere: 0.1 s to import
+        assert cfg.vsphere is not None
+        from halb.components.vsphere import VmPair, VmPairArgs, VmSpec
 
         vms = VmPair(
             f"{name}-vm",
             VmPairArgs(
                 config=cfg,
                 placement=cfg.vsphere,
-                credentials=args.vsphere,
+                vcenter=self.vcenter,
                 vms=[VmSpec(n, plan.nodes[n]) for n in order],
                 vip=plan.vip,
                 depends_on=list(self.addresses.records.values()),

@@ -133,7 +133,7 @@ class VmSpec:
 class VmPairArgs:
     config: HalbConfig
     placement: VSphere
-    credentials: VsphereCredentials
+    vcenter: Vcenter  # the provider and what it found, from `vcenter()`
     vms: list[VmSpec]
     vip: IPv4Address
     depends_on: list[pulumi.Resource]  # the address reservations
@@ -143,22 +143,37 @@ class VmPairArgs:
     provision: Callable[[str, pulumi.Output[str], list[pulumi.Resource]], NodeProvisioning]
 
 
+@dataclass(frozen=True)
+class Vcenter:
+    provider: vsphere.Provider
+    site: Placement
+
+
+def vcenter(name: str, creds: VsphereCredentials, placement: VSphere, parent: pulumi.Resource) -> Vcenter:
+    """The vCenter, before any other resource of the stack: it answers and takes the login, then
+    the provider, then the names in `halb:vsphere` looked up (every problem reported at once). The
+    provider is `parent`'s child; it was once the VmPair's, hence the alias (no replacement)."""
+    check_connection(creds)
+    provider = vsphere.Provider(
+        f"{name}-vm-provider",
+        user=creds.user,
+        password=creds.password,
+        vsphere_server=creds.server,
+        allow_unverified_ssl=creds.allow_unverified_ssl,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            aliases=[pulumi.Alias(parent=pulumi.create_urn(f"{name}-vm", "halb:vsphere:VmPair", parent=parent))],
+        ),
+    )
+    return Vcenter(provider, find_placement(placement, pulumi.InvokeOptions(provider=provider, parent=parent)))
+
+
 class VmPair(pulumi.ComponentResource):
     def __init__(self, name: str, args: VmPairArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("halb:vsphere:VmPair", name, None, opts)
         p, net = args.placement, args.config.network
         prefix = p.name_prefix or pulumi.get_stack()  # two stacks in one vCenter never share a name
-        creds = args.credentials
-        check_connection(creds)
-        provider = vsphere.Provider(
-            f"{name}-provider",
-            user=creds.user,
-            password=creds.password,
-            vsphere_server=creds.server,
-            allow_unverified_ssl=creds.allow_unverified_ssl,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        site = find_placement(p, pulumi.InvokeOptions(provider=provider, parent=self))
+        provider, site = args.vcenter.provider, args.vcenter.site
         template = site.template
 
         def disks(
