@@ -269,11 +269,15 @@ def test_an_interrupted_up_is_followed_by_one_that_converges_with_one_holder_thr
             proc.communicate(timeout=120)
             assert any("halb-lb2-packages" in line for line in seen), "".join(seen)
             interrupted = "halb-lb2-services" not in "".join(seen)
+            # What the interrupt left depends on how far the engine got: usually its lock (and
+            # pending creates), sometimes nothing when it still finished its own cancellation.
+            locks = list((ENGINE.backend / ".pulumi" / "locks").rglob("*.json"))
+            left = bool(locks) or bool(ENGINE.pending())
             converged = deploy(sets=[change], progress=repairs.append)
             drills.settle()
         assert interrupted, "the deploy ran to its end: the interrupt came too late"
         said = [line for line in repairs if "pulumi cancel" in line or "refresh --clear-pending-creates" in line]
-        assert said, f"the interrupted update left no lock and no pending operation to repair: {repairs}"
+        assert bool(said) == left, f"left a lock or pending operations: {left}; the next deploy said: {repairs}"
         lb2_done = {("halb-lb2-services", "create"), ("halb-lb2-services", "replace")}
         assert lb2_done & set(converged.ran()), converged.ran()
         assert not any(n.startswith("halb-lb1-") for n, _ in converged.ran()), f"lb1 was touched: {converged.ran()}"
