@@ -9,9 +9,9 @@ always yields the same plan.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from itertools import islice
 from typing import Protocol
 
@@ -60,6 +60,11 @@ class AddressError(Exception):
         super().__init__("; ".join(str(p) for p in problems))
 
 
+class HasAddress(Protocol):
+    @property
+    def address(self) -> IPv4Address | IPv6Address: ...
+
+
 class HasAddresses(Protocol):
     @property
     def network(self) -> Network: ...
@@ -69,11 +74,21 @@ class HasAddresses(Protocol):
     def nodes(self) -> list[Node]: ...
     @property
     def haproxy(self) -> Haproxy: ...
+    @property
+    def vips(self) -> Sequence[HasAddress]: ...
 
 
 def plan_addresses(cfg: HasAddresses) -> AddressPlan:
     backends = [s.address for svc in cfg.haproxy.services for s in svc.servers]
-    return plan(cfg.network, cfg.addresses, cfg.nodes, backends)
+    return plan(cfg.network, with_primary_vip(cfg.addresses, cfg.vips), cfg.nodes, backends)
+
+
+def with_primary_vip(addresses: Addresses, vips: Sequence[HasAddress]) -> Addresses:
+    """With `vips` and no `addresses.vip`, the first IPv4 VIP is the primary one (the plan's `vip`)."""
+    first_v4 = next((v.address for v in vips if isinstance(v.address, IPv4Address)), None)
+    if addresses.vip is None and first_v4 is not None:
+        return addresses.model_copy(update={"vip": first_v4})
+    return addresses
 
 
 def plan(network: Network, addresses: Addresses, nodes: list[Node], backends: Iterable[IPv4Address]) -> AddressPlan:

@@ -42,6 +42,9 @@ class Service(Model):
         description="Service name (frontend/backend names).",
     )
     port: Port = Field(description="Port the service listens on, on every node address and the VIP.", examples=[443])
+    vips: list[str] | None = Field(
+        None, description="The `halb:vips` (by name) it serves; all of them when unset.", examples=[["public"]]
+    )
     mode: Literal["tcp", "http"] = Field("tcp", description="`tcp` pass-through or `http` proxying.")
     balance: str = Field("roundrobin", description=f"Balance algorithm: one of {', '.join(BALANCE)}.")
     check: Literal["tcp", "tls", "http", "none"] = Field(

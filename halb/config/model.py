@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from halb.config.addresses import AddressError, Addresses, plan, plan_addresses, plan_problems
+from halb.config.addresses import AddressError, Addresses, plan, plan_addresses, plan_problems, with_primary_vip
 from halb.config.base import Model, Secret
 from halb.config.errors import PROJECT, ConfigError, Problem, Problems, show
 from halb.config.haproxy import Haproxy, haproxy_problems
@@ -24,6 +24,7 @@ from halb.config.paths import parse_path
 from halb.config.secrets import hostile_problems, keys_of, plaintext_problems, secret_value_problems
 from halb.config.ssh import Ssh, ssh_problems
 from halb.config.stack_file import read_stack_file
+from halb.config.vips import Vip, VipPlan, plan_vips, vips_problems
 from halb.config.vsphere import VSphere, platform_problems, provider_problems
 
 
@@ -38,6 +39,11 @@ class HalbConfig(Model):
     ssh: Ssh = Field(default_factory=Ssh, description="How halb reaches the nodes.")
     keepalived: Keepalived = Field(default_factory=Keepalived, description="VRRP settings.")
     haproxy: Haproxy = Field(description="Load balancer settings.")
+    vips: list[Vip] = Field(
+        default_factory=list,
+        description="Several VIPs, each its own VRRP instance held by its preferred node (active/active); "
+        "when unset, the one `addresses.vip`.",
+    )
     os_family: Literal["auto", "debian", "rhel"] = Field(
         "auto", description="Package family of the nodes; `auto` detects it on each node."
     )
@@ -49,6 +55,11 @@ class HalbConfig(Model):
         description="After both nodes, check from where `pulumi up` runs that exactly one node holds the VIP "
         "and every service answers through it; fail the deploy otherwise.",
     )
+
+    @property
+    def vip_plans(self) -> list[VipPlan]:
+        """Every VIP with its defaults filled in (one, from `addresses.vip`, when `vips` is unset)."""
+        return plan_vips(self.vips, plan_addresses(self).vip, self.vrid, self.network, self.nodes)
 
     @property
     def vrid(self) -> int:
@@ -218,6 +229,13 @@ def cross_field_problems(s: Sections) -> Problems:
     if s.ssh is not None:
         out += ssh_problems(s.ssh)
     vip, owners = _address_problems(s, out)
+    if s.vips and s.network is not None and s.nodes is not None:
+        version = s.keepalived.version if s.keepalived is not None else 2
+        services = {f"haproxy.services[{i}]": svc.vips for i, svc in enumerate(s.haproxy.services)} if s.haproxy else {}
+        taken = {str(a): k for a, k in owners.items() if k != "addresses.vip"}
+        out += vips_problems(s.vips, s.network, s.nodes, version, taken, {k: v for k, v in services.items() if v})
+        if s.addresses is not None and s.addresses.vip is not None:
+            out.add("addresses.vip", show(str(s.addresses.vip)), "nothing when `vips` is set (list it there instead)")
     if s.keepalived is not None:
         out += keepalived_problems(s.keepalived, vip)
     if s.haproxy is not None:
@@ -226,11 +244,11 @@ def cross_field_problems(s: Sections) -> Problems:
 
 
 def _address_problems(s: Sections, out: Problems) -> tuple[IPv4Address | None, dict[IPv4Address, str]]:
-    if s.network is None or s.addresses is None or s.nodes is None:
-        return None, {}
+    if s.network is None or s.addresses is None or s.nodes is None or ("vips" in s.given and s.vips is None):
+        return None, {}  # a broken section has its own errors; the plan would only add noise
     backends = [srv.address for svc in s.haproxy.services for srv in svc.servers] if s.haproxy else []
     try:
-        p = plan(s.network, s.addresses, s.nodes, backends)
+        p = plan(s.network, with_primary_vip(s.addresses, s.vips or []), s.nodes, backends)
     except AddressError as e:
         out += e.problems
         return None, {}

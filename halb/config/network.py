@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from pydantic import Field
 
@@ -22,6 +22,12 @@ class Network(Model):
     gateway: IPv4Address | None = Field(
         None, description="Default gateway given to cloned VMs.", examples=["192.168.4.1"]
     )
+    subnet6: IPv6Network | None = Field(
+        None,
+        description="The segment's IPv6 prefix, when the nodes have IPv6 addresses too (for IPv6 VIPs).",
+        examples=["2001:db8:4::/64"],
+    )
+    gateway6: IPv6Address | None = Field(None, description="IPv6 default gateway.", examples=["2001:db8:4::1"])
     dns_servers: list[IPv4Address] = Field(
         default_factory=list, description="DNS servers given to cloned VMs.", examples=[["192.168.4.1"]]
     )
