@@ -109,6 +109,28 @@ def stats_allow(cfg: HalbConfig) -> list[str]:
     return [str(n) for n in nets]
 
 
+def vrrp_instances(cfg: HalbConfig, node_name: str) -> list[dict[str, object]]:
+    """One VRRP instance per VIP, as `node_name` runs it: the VIP's preferred node has the master
+    priority and starts MASTER, the other the backup priority; a node in maintenance has priority
+    1 in all of them. A stack without `vips` has one, named and numbered as before."""
+    node, k = cfg.node(node_name), cfg.keepalived
+    out: list[dict[str, object]] = []
+    for v in cfg.vip_plans:
+        preferred = v.preferred == node.name
+        priority = k.master_priority if preferred else k.backup_priority
+        out.append(
+            {
+                "name": INSTANCE if not cfg.vips else f"{INSTANCE}_{v.name}",
+                "vrid": v.vrid,
+                "vip": v.address,
+                "prefixlen": v.prefixlen,
+                "priority": MAINTENANCE_PRIORITY if node.maintenance else priority,
+                "state": "BACKUP" if k.nopreempt or not preferred else "MASTER",
+            }
+        )
+    return out
+
+
 def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, object]:
     node, peer = cfg.node(node_name), cfg.peer(node_name)
     k = cfg.keepalived
@@ -130,6 +152,7 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "vrid": cfg.vrid,
         "advert_int": _advert(k.advert_int),
         "instance": INSTANCE,
+        "instances": vrrp_instances(cfg, node_name),
         "script_user": SCRIPT_USER,
         "track_file_name": "halb_haproxy_down",
         "health_file_name": "halb_haproxy_health",
