@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,7 @@ class NodeState:
     maintenance: bool = False  # from the stack's config
     drift: list[str] = field(default_factory=list)  # managed files that differ from the render
     why: str = ""  # why haproxy does not count as healthy here (what keeps a node in FAULT)
+    others: dict[str, bool] = field(default_factory=dict)  # the other VIPs (`halb:vips`) -> held here
 
 
 # Exit codes of `halb status`, one per verdict.
@@ -59,6 +61,22 @@ class Verdict:
 
 
 def assess(nodes: list[NodeState]) -> Verdict:
+    """The pair's verdict from the primary VIP's holders, then each other VIP's (`halb:vips`)."""
+    verdict = _assess_primary(nodes)
+    others = sorted({v for n in nodes for v in n.others})
+    if not others or not verdict.ok or any(not n.reachable for n in nodes):
+        return verdict
+    holds = {v: [n.name for n in nodes if n.others.get(v)] for v in others}
+    split = [f"{v} ({' and '.join(h)})" for v, h in holds.items() if len(h) > 1]
+    if split:
+        return Verdict(False, f"SPLIT BRAIN: both nodes hold {', '.join(split)} (is VRRP, IP protocol 112, blocked?)")
+    lost = [v for v, h in holds.items() if not h]
+    if lost:
+        return Verdict(False, f"OUTAGE: no node holds {', '.join(lost)}")
+    return Verdict(True, verdict.summary + "; " + ", ".join(f"{h[0]} holds {v}" for v, h in holds.items()))
+
+
+def _assess_primary(nodes: list[NodeState]) -> Verdict:
     holders = [n.name for n in nodes if n.holds_vip]
     if len(holders) > 1:
         return Verdict(
@@ -96,12 +114,14 @@ def assess(nodes: list[NodeState]) -> Verdict:
 UNITS = ("haproxy", "keepalived")
 
 
-def probe_script(vip: str, files: list[str]) -> str:
-    """Run on a node over SSH; prints `key value` lines that parse_probe reads."""
+def probe_script(vip: str, files: list[str], others: Sequence[str] = ()) -> str:
+    """Run on a node over SSH; prints `key value` lines that parse_probe reads. `others`: the
+    stack's other VIPs (IPv4 or IPv6)."""
     hashes = " ".join(files)
     return (
         f'echo "state $(cat {PATHS["vrrp_state"]} 2>/dev/null || echo UNKNOWN)"; '
         f"ip -o -4 addr show | grep -qF ' {vip}/' && echo 'vip yes' || echo 'vip no'; "
+        + "".join(f"ip -o addr show | grep -qF ' {o}/' && echo 'vip.{o} yes' || echo 'vip.{o} no'; " for o in others)
         + "".join(
             f'echo "active.{u} $(systemctl is-active {u})"; echo "enabled.{u} $(systemctl is-enabled {u} 2>/dev/null)"; '
             for u in UNITS
@@ -142,6 +162,7 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
         held=values.get("held") == "yes",
         hashes=hashes,
         why=haproxy_trouble(values),
+        others={k.removeprefix("vip."): v == "yes" for k, v in values.items() if k.startswith("vip.")},
     )
 
 
@@ -204,6 +225,7 @@ def probe(
     strict_host_keys: bool,
     files: list[str] | None = None,
     host_key: str | None = None,
+    others: Sequence[str] = (),
 ) -> tuple[str | None, str]:
     """The probe's output, or None and ssh's reason. A pinned `host_key` is always checked."""
     with tempfile.TemporaryDirectory(prefix="halb-ssh-") as tmp:
@@ -211,7 +233,7 @@ def probe(
         if host_key:
             known_hosts = f"{tmp}/known_hosts"
             Path(known_hosts).write_text(known_hosts_line(address, target.port, host_key))
-        cmd = [*ssh_command(target, address, strict_host_keys, known_hosts), probe_script(vip, files or [])]
+        cmd = [*ssh_command(target, address, strict_host_keys, known_hosts), probe_script(vip, files or [], others)]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
         except subprocess.TimeoutExpired:
@@ -242,7 +264,8 @@ def collect(
     for node in cfg.nodes:
         expected = expected_hashes(cfg, node.name, secrets)
         address = str(plan.nodes[node.name])
-        output, error = probe(target, address, str(plan.vip), strict_host_keys, sorted(expected), node.host_key)
+        others = [str(v.address) for v in cfg.vip_plans if v.address != plan.vip]
+        output, error = probe(target, address, str(plan.vip), strict_host_keys, sorted(expected), node.host_key, others)
         state = parse_probe(node.name, output, error)
         states.append(
             replace(state, maintenance=node.maintenance, drift=drift(state, expected) if state.reachable else [])

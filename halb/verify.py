@@ -12,7 +12,7 @@ import socket
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from halb.status import NodeState, SshTarget, Verdict, assess, parse_probe, probe
@@ -28,9 +28,12 @@ class Spec:
     key_path: str | None
     maintenance: list[str]  # nodes that must not hold the VIP
     host_keys: dict[str, str]  # name -> pinned SSH host key (nodes[].hostKey), where set
+    others: list[str] = field(default_factory=list)  # the other VIPs (`halb:vips`): one holder each too
 
     def to_json(self) -> str:
-        return json.dumps(vars(self), sort_keys=True, separators=(",", ":"))
+        """Without `others` when there are none: a one-VIP stack's verify step stays as it was."""
+        d = {k: v for k, v in vars(self).items() if k != "others" or v}
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Spec:
@@ -38,7 +41,7 @@ class Spec:
         services = [(str(n), int(p), str(m)) for n, p, m in d["services"]]
         return cls(
             d["vip"], d["nodes"], services, d["user"], d["port"], d["key_path"], d.get("maintenance", []),
-            d.get("host_keys", {}),
+            d.get("host_keys", {}), d.get("others", []),
         )  # fmt: skip
 
 
@@ -60,15 +63,20 @@ def check(spec: Spec, key_path: str | None) -> tuple[bool, str]:
 
     def ask(node: tuple[str, str]) -> NodeState:
         name, address = node
-        output, error = probe(target, address, spec.vip, strict_host_keys=False, host_key=spec.host_keys.get(name))
+        output, error = probe(
+            target, address, spec.vip, strict_host_keys=False, host_key=spec.host_keys.get(name), others=spec.others
+        )
         return parse_probe(name, output, error)
 
     with ThreadPoolExecutor(max_workers=len(spec.nodes)) as pool:  # both nodes at once
         states: list[NodeState] = list(pool.map(ask, spec.nodes.items()))
     verdict: Verdict = assess(states)
     holders = [s.name for s in states if s.holds_vip]
-    if len(holders) != 1:
+    if len(holders) != 1 or (spec.others and not verdict.ok):
         return False, verdict.summary
+    resting = [s.name for s in states if s.name in spec.maintenance and any(s.others.values())]
+    if resting:
+        return False, f"{resting[0]} is in maintenance but still holds one of {', '.join(spec.others)}"
     if holders[0] in spec.maintenance:
         peers = [n for n in spec.nodes if n != holders[0]]
         return False, f"{holders[0]} is in maintenance but still holds the VIP (is {', '.join(peers)} up and in VRRP?)"

@@ -24,6 +24,7 @@ def verify_spec(cfg: HalbConfig) -> Spec:
         key_path=cfg.ssh.private_key_path,
         maintenance=[n.name for n in cfg.nodes if n.maintenance],
         host_keys={n.name: n.host_key for n in cfg.nodes if n.host_key},
+        others=[str(v.address) for v in cfg.vip_plans if v.address != plan.vip],
     )
 
 
