@@ -236,6 +236,8 @@ def cross_field_problems(s: Sections) -> Problems:
         out += vips_problems(s.vips, s.network, s.nodes, version, taken, {k: v for k, v in services.items() if v})
         if s.addresses is not None and s.addresses.vip is not None:
             out.add("addresses.vip", show(str(s.addresses.vip)), "nothing when `vips` is set (list it there instead)")
+        if s.keepalived is not None and s.keepalived.vrid is not None:
+            out.add("keepalived.vrid", show(s.keepalived.vrid), "nothing when `vips` is set (give each VIP its `vrid`)")
     if s.keepalived is not None:
         out += keepalived_problems(s.keepalived, vip)
     if s.haproxy is not None:

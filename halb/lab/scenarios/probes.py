@@ -14,12 +14,12 @@ def node(name: str) -> Host:
     return next(n for n in NODES if n.name == name)
 
 
-def holders() -> list[str]:
-    """The nodes whose interface carries the VIP right now (read from their namespaces)."""
+def holders(vip: str = VIP) -> list[str]:
+    """The nodes whose interface carries `vip` right now (read from their namespaces)."""
     out = []
     for n in NODES:
         p = subprocess.run(["ip", "-n", n.netns, "-o", "-4", "addr", "show"], capture_output=True, text=True)
-        if f" {VIP}/" in p.stdout:
+        if f" {vip}/" in p.stdout:
             out.append(n.name)
     return out
 

@@ -161,10 +161,10 @@ def ipv4_addresses(sock: socket.socket, seq: int) -> set[str]:
             off += (length + 3) & ~3 if length else len(data)
 
 
-async def _request(port: int) -> bool:
+async def _request(vip: str, port: int) -> bool:
     async def once() -> bool:
-        reader, writer = await asyncio.open_connection(VIP, port)
-        writer.write(f"GET / HTTP/1.0\r\nHost: {VIP}\r\n\r\n".encode())
+        reader, writer = await asyncio.open_connection(vip, port)
+        writer.write(f"GET / HTTP/1.0\r\nHost: {vip}\r\n\r\n".encode())
         answer = await reader.read()
         writer.close()
         return answer.startswith(b"HTTP/1.") and answer.split(b"\r\n", 1)[0].split()[1:2] == [b"200"]
@@ -175,7 +175,7 @@ async def _request(port: int) -> bool:
         return False
 
 
-async def _watch(port: int, out: Path, stop: asyncio.Event) -> None:
+async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event) -> None:
     socks = {n.name: _netlink_in(n.netns) for n in NODES}
     _setns(f"/run/netns/{CLIENT.netns}")  # from here on this thread's sockets are the client's
     requests: list[tuple[float, bool]] = []
@@ -183,14 +183,14 @@ async def _watch(port: int, out: Path, stop: asyncio.Event) -> None:
     pending: set[asyncio.Task[None]] = set()
 
     async def one(t: float) -> None:
-        requests.append((t, await _request(port)))
+        requests.append((t, await _request(vip, port)))
 
     async def sampler() -> None:
         seq = 0
         while not stop.is_set():
             seq += 1
             t = time.monotonic()
-            samples.append((t, [n for n, s in socks.items() if VIP in ipv4_addresses(s, seq)]))
+            samples.append((t, [n for n, s in socks.items() if vip in ipv4_addresses(s, seq)]))
             await asyncio.sleep(max(0.0, t + SAMPLE - time.monotonic()))
 
     sampling = asyncio.create_task(sampler())
@@ -209,13 +209,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--port", type=int, default=80)
+    parser.add_argument("--vip", default=VIP)
     args = parser.parse_args()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     print("watching", flush=True)
-    loop.run_until_complete(_watch(args.port, args.out, stop))
+    loop.run_until_complete(_watch(args.vip, args.port, args.out, stop))
 
 
 # --------------------------------------------------------------------------- the caller's side
@@ -224,8 +225,9 @@ def main() -> None:
 class Watch:
     """Runs the watcher for the duration of a `with` block; `report` is ready after it."""
 
-    def __init__(self, port: int = 80, settle: float = 0.3) -> None:
+    def __init__(self, port: int = 80, settle: float = 0.3, vip: str = VIP) -> None:
         self.port = port
+        self.vip = vip  # the lab stack's VIP, or another of a several-VIP stack
         self.settle = settle  # watch a little before and after, so the edges are seen
         self.report: Report | None = None
         self.data: dict[str, list[Any]] = {}  # the raw requests and samples, for a closer look
@@ -234,7 +236,8 @@ class Watch:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Watch:
-        cmd = [sys.executable, "-m", "halb.lab.scenarios.watch", "--out", str(self._out), "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "halb.lab.scenarios.watch", "--out", str(self._out), "--port", str(self.port),
+               "--vip", self.vip]  # fmt: skip
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != "watching":
