@@ -72,11 +72,12 @@ def test_every_vip_problem_at_once() -> None:
         assert expected in text, f"{expected!r} not in {text}"
 
 
-def test_ipv6_vip_with_vrrp3_and_an_ipv6_subnet() -> None:
+def test_ipv6_vips_and_service_vip_lists_are_refused_until_they_are_served() -> None:
     raw = with_(lab(vips=[*TWO, {"name": "v6", "address": "2001:2::10"}]), "network.subnet6", "2001:2::/64")
-    cfg = load_config(with_(raw, "keepalived.version", 3))
-    v6 = next(v for v in cfg.vip_plans if v.name == "v6")
-    assert (v6.family, v6.prefixlen, v6.preferred) == (6, 64, "lb1"), v6
+    raw = with_(with_(raw, "keepalived.version", 3), "haproxy.services[0].vips", ["public"])
+    text = problems(raw)
+    assert "halb:vips[2].address: got '2001:2::10'; expected an IPv4 address: halb does not serve IPv6" in text, text
+    assert "halb:haproxy.services[0].vips: got a list; expected nothing yet" in text, text
 
 
 def test_vips_and_addresses_vip_together_are_refused() -> None:

@@ -103,6 +103,8 @@ def vips_problems(
         if v.preferred is not None and v.preferred not in node_names:
             out.add(f"{key}.preferred", show(v.preferred), f"one of the nodes: {', '.join(sorted(node_names))}")
     names = [v.name for v in vips]
+    for service in service_vips:  # until each frontend binds only its VIPs
+        out.add(f"{service}.vips", "a list", "nothing yet: every service listens on every VIP")
     for service, listed in service_vips.items():
         for j, name in enumerate(listed):
             if name not in names:
@@ -128,4 +130,6 @@ def _vip_problems(key: str, v: Vip, network: Network, version: int, owners: dict
         out.add(f"{key}.address", show(address), f"an address inside `network.subnet{'6' if six else ''}` {subnet}")
     if six and version != 3:
         out.add(f"{key}.address", show(address), "an IPv4 address, or `keepalived.version: 3` (IPv6 needs VRRPv3)")
+    if six:  # until the nodes' IPv6 addresses, VRRPv3 over IPv6 and the v6 firewall are rendered
+        out.add(f"{key}.address", show(address), "an IPv4 address: halb does not serve IPv6 VIPs yet")
     return out
