@@ -17,7 +17,7 @@ TWO = [
 
 
 def lab(**changes: Any) -> dict[str, Any]:
-    raw = without(LAB, "addresses.vip")
+    raw = without(without(LAB, "addresses.vip"), "keepalived.vrid")
     for path, value in changes.items():
         raw = with_(raw, path, value)
     return raw
