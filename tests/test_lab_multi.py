@@ -49,9 +49,13 @@ def test_haproxy_killed_on_lb1_moves_its_vip_to_lb2_and_lb2s_own_vip_never_blink
     assert back is not None, (holders(PUBLIC), holders(INTERNAL))
     assert moved_s < 1.0, f"{PUBLIC} reached lb2 after {moved_s:.2f} s"
     assert untouched.report is not None and moved.report is not None
-    assert untouched.report.failed == 0 and untouched.report.holders_seen == ["lb2"], untouched.report.summary()
-    assert not untouched.report.bad_samples and not moved.report.bad_samples, (untouched.report, moved.report)
-    assert moved.report.holders_seen == ["lb1", "lb2", "lb1"], moved.report.summary()
+    u, m = untouched.report, moved.report
+    assert u.failed == 0 and u.holders_seen == ["lb2"] and not u.bad_samples, f"{INTERNAL}: {u.summary()}"
+    # The VIP that moves may be between holders for one sample; never on both for more than one.
+    assert m.outages and m.longest_outage <= 0.3, f"{PUBLIC}: {m.summary()}"
+    assert len([h for _, h in m.bad_samples if len(h) > 1]) <= 1, f"{PUBLIC}: {m.summary()}"
+    seen = [h for i, h in enumerate(m.holders_seen) if "+" not in h and (i == 0 or m.holders_seen[i - 1] != h)]
+    assert seen == ["lb1", "lb2", "lb1"], m.summary()
 
 
 def test_a_second_up_changes_nothing(deployed: Result) -> None:
