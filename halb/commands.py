@@ -130,33 +130,41 @@ FIREWALL_STATE = f"{OWNER_DIR}/firewall"  # the rules halb opened, one per line
 UFW_BEFORE_RULES = "/etc/ufw/before.rules"  # ufw has no `proto vrrp`: halb's VRRP rule lives here
 
 
-def firewall_rules(cfg: HalbConfig, peer_address: str) -> list[str]:
+def firewall_rules(cfg: HalbConfig, peer_address: str, peer_address6: str | None = None) -> list[str]:
     """Exactly what the node's firewall must let in: VRRP (IP protocol 112) from the peer only,
-    the service ports from anywhere, the stats port from `haproxy.stats.allowFrom`."""
-    from halb.render import stats_allow
+    the service ports from anywhere, the stats port from `haproxy.stats.allowFrom`. With an IPv6
+    VIP, also VRRP from the peer's IPv6 address and the ports of the services bound on IPv6."""
+    from halb.render import service_vips, stats_allow
 
     rules = [f"vrrp {peer_address}/32"]
+    if peer_address6 is not None and any(v.family == 6 for v in cfg.vip_plans):
+        rules += [f"vrrp {peer_address6}/128"]
     rules += [f"tcp {s.port} 0.0.0.0/0" for s in cfg.haproxy.services]
+    if peer_address6 is not None:
+        rules += [f"tcp {s.port} ::/0" for s in cfg.haproxy.services if 6 in {v.family for v in service_vips(cfg, s)}]
     rules += [f"tcp {cfg.haproxy.stats.port} {net}" for net in stats_allow(cfg)]
     return rules
 
 
 def firewall(rules: list[str], state: str = FIREWALL_STATE, before_rules: str = UFW_BEFORE_RULES) -> str:
     """Bring an active firewalld or ufw to exactly `rules` (an empty list closes everything halb
-    opened): rules recorded in `state` by an earlier deploy and no longer wanted are removed."""
+    opened): rules recorded in `state` by an earlier deploy and no longer wanted are removed.
+    IPv6 VRRP rules go to ufw's before6.rules, beside `before_rules`."""
     wanted = "\n".join(rules)
+    before6_rules = posixpath.join(posixpath.dirname(before_rules), "before6.rules")
     return f"""# Host firewall (firewalld or ufw, when active): exactly halb's rules, stale ones removed.
 halb_fwd=0; halb_ufw=0
 if command -v firewall-cmd >/dev/null 2>&1 && systemctl is-active --quiet firewalld; then halb_fwd=1; fi
 if command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q 'Status: active'; then halb_ufw=1; fi
 halb_rule() {{  # add|remove KIND PORT-OR-NOTHING SOURCE
     if [ "$halb_fwd" = 1 ]; then
+        family=ipv4; case "$3$4" in *:*) family=ipv6 ;; esac
         if [ "$2" = vrrp ]; then
-            firewall-cmd --permanent "--$1-rich-rule=rule family=\\"ipv4\\" source address=\\"$3\\" protocol value=\\"vrrp\\" accept"
+            firewall-cmd --permanent "--$1-rich-rule=rule family=\\"$family\\" source address=\\"$3\\" protocol value=\\"vrrp\\" accept"
         elif [ "$4" = 0.0.0.0/0 ]; then
             firewall-cmd --permanent "--$1-port=$3/tcp"
-        else
-            firewall-cmd --permanent "--$1-rich-rule=rule family=\\"ipv4\\" source address=\\"$4\\" port port=\\"$3\\" protocol=\\"tcp\\" accept"
+        elif [ "$4" != ::/0 ]; then  # a port opened to 0.0.0.0/0 is open over IPv6 too
+            firewall-cmd --permanent "--$1-rich-rule=rule family=\\"$family\\" source address=\\"$4\\" port port=\\"$3\\" protocol=\\"tcp\\" accept"
         fi
     fi
     if [ "$halb_ufw" = 1 ] && [ "$2" = tcp ]; then
@@ -180,23 +188,33 @@ printf '%s\n' "$wanted" | while read -r kind a b; do
     [ -n "$kind" ] || continue
     if [ "$kind" = vrrp ]; then halb_rule add vrrp "$a" "$a"; else halb_rule add tcp "$a" "$b"; fi
 done
-if [ "$halb_ufw" = 1 ] && [ -f {before_rules} ]; then
-    # VRRP from the peer only, in ufw's before.rules (between halb's markers, before its first COMMIT).
-    sed '/^# halb begin/,/^# halb end/d' {before_rules} > {before_rules}.halb-new
-    vrrp=$(printf '%s\n' "$wanted" | awk '$1 == "vrrp" {{ print "-A ufw-before-input -p vrrp -s " $2 " -j ACCEPT" }}')
+halb_ufw_vrrp() {{  # FILE CHAIN SIX: VRRP from the peer only, in ufw's before.rules (before6.rules for
+    # IPv6, SIX=1), between halb's markers, before the file's first COMMIT.
+    [ -f "$1" ] || return 0
+    sed '/^# halb begin/,/^# halb end/d' "$1" > "$1.halb-new"
+    vrrp=$(printf '%s\n' "$wanted" | awk -v chain="$2" -v six="$3" \
+        '$1 == "vrrp" && (index($2, ":") > 0) == six {{ print "-A " chain " -p vrrp -s " $2 " -j ACCEPT" }}')
     if [ -n "$vrrp" ]; then
         awk -v block="# halb begin: VRRP from the peer\n$vrrp\n# halb end" \
-            '!done && /^COMMIT/ {{ print block; done = 1 }} {{ print }}' {before_rules}.halb-new > {before_rules}.halb-tmp
-        mv -f {before_rules}.halb-tmp {before_rules}.halb-new
+            '!done && /^COMMIT/ {{ print block; done = 1 }} {{ print }}' "$1.halb-new" > "$1.halb-tmp"
+        mv -f "$1.halb-tmp" "$1.halb-new"
     fi
-    if cmp -s {before_rules}.halb-new {before_rules}; then rm -f {before_rules}.halb-new
-    else chmod 0640 {before_rules}.halb-new; mv -f {before_rules}.halb-new {before_rules}; fi
+    if cmp -s "$1.halb-new" "$1"; then rm -f "$1.halb-new"
+    else chmod 0640 "$1.halb-new"; mv -f "$1.halb-new" "$1"; fi
+}}
+if [ "$halb_ufw" = 1 ] && [ -f {before_rules} ]; then
+    halb_ufw_vrrp {before_rules} ufw-before-input 0
+    halb_ufw_vrrp {before6_rules} ufw6-before-input 1
     ufw reload >/dev/null
 fi
 [ "$halb_fwd" = 1 ] && firewall-cmd --reload >/dev/null
 install -d -m 0755 {posixpath.dirname(state)}
 if [ -n "$wanted" ]; then printf '%s\n' "$wanted" > {state}; else rm -f {state}; fi
 """
+
+
+def _str(value: object | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def system_script(cfg: HalbConfig, node: str, files: list[NodeFile], peer_address: str) -> str:
@@ -211,7 +229,7 @@ fi
 systemctl daemon-reload
 systemctl try-restart {WATCH}  # picks up a changed watcher; not started here the first time
 # No sysctl is needed: haproxy binds the wildcard address, so the VIP need not be local.
-{firewall(firewall_rules(cfg, peer_address))}if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
+{firewall(firewall_rules(cfg, peer_address, _str(cfg.peer(node).address6)))}if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
     setsebool -P haproxy_connect_any 1
 fi
 echo "halb: system settings for {node} in place"

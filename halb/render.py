@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +19,8 @@ import jinja2
 from halb import PROJECT_DIR
 from halb.addresses import AddressPlan, plan_addresses
 from halb.config import HalbConfig
-from halb.config.haproxy import Server
+from halb.config.haproxy import Server, Service
+from halb.config.vips import VipPlan
 
 TEMPLATES = PROJECT_DIR / "templates"
 
@@ -104,26 +106,59 @@ def server_state(srv: Server) -> str:
 
 
 def stats_allow(cfg: HalbConfig) -> list[str]:
-    """Who may reach the stats port besides the node itself: `allowFrom`, else the pair's subnet."""
+    """Who may reach the stats port besides the node itself: `allowFrom`, else the pair's subnet
+    (IPv4: the stats port is not bound on IPv6)."""
     nets = cfg.haproxy.stats.allow_from if cfg.haproxy.stats.allow_from is not None else [cfg.network.subnet]
     return [str(n) for n in nets]
+
+
+def hostport(address: IPv4Address | IPv6Address | str, port: int) -> str:
+    """`address:port` as haproxy reads it, IPv6 in brackets."""
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+
+
+def binds(cfg: HalbConfig, service: Service) -> list[str]:
+    """Where a service's frontend listens. All VIPs (`vips` unset): the wildcard, and the IPv6
+    wildcard too when a VIP is IPv6; else each listed VIP, bound before it arrives on this node
+    (`transparent`: IP_FREEBIND, so no sysctl and no restart when the VIP moves)."""
+    if service.vips is None:
+        six = 6 in {v.family for v in service_vips(cfg, service)}
+        return [f"*:{service.port}"] + ([f":::{service.port} v6only"] if six else [])
+    return [f"{hostport(v.address, service.port)} transparent" for v in service_vips(cfg, service)]
+
+
+def service_vips(cfg: HalbConfig, service: Service) -> list[VipPlan]:
+    """The VIPs a service is served on: those it lists, else all."""
+    return [v for v in cfg.vip_plans if service.vips is None or v.name in service.vips]
+
+
+def sync_groups(cfg: HalbConfig) -> list[dict[str, object]]:
+    """keepalived's `vrrp_sync_group`s: each group's instances by name."""
+    return [
+        {"name": f"{INSTANCE}_{g.name}", "instances": [f"{INSTANCE}_{v}" for v in g.vips]}
+        for g in cfg.keepalived.sync_groups
+    ]
 
 
 def vrrp_instances(cfg: HalbConfig, node_name: str) -> list[dict[str, object]]:
     """One VRRP instance per VIP, as `node_name` runs it: the VIP's preferred node has the master
     priority and starts MASTER, the other the backup priority; a node in maintenance has priority
     1 in all of them. A stack without `vips` has one, named and numbered as before."""
-    node, k = cfg.node(node_name), cfg.keepalived
+    node, peer, k = cfg.node(node_name), cfg.peer(node_name), cfg.keepalived
+    plan = plan_addresses(cfg)
     out: list[dict[str, object]] = []
     for v in cfg.vip_plans:
         preferred = v.preferred == node.name
         priority = k.master_priority if preferred else k.backup_priority
+        six = v.family == 6  # adverts for an IPv6 VIP go over the nodes' IPv6 addresses (VRRPv3)
         out.append(
             {
                 "name": INSTANCE if not cfg.vips else f"{INSTANCE}_{v.name}",
                 "vrid": v.vrid,
                 "vip": v.address,
                 "prefixlen": v.prefixlen,
+                "src": node.address6 if six else plan.nodes[node.name],
+                "peer": peer.address6 if six else plan.nodes[peer.name],
                 "priority": MAINTENANCE_PRIORITY if node.maintenance else priority,
                 "state": "BACKUP" if k.nopreempt or not preferred else "MASTER",
             }
@@ -153,6 +188,9 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "advert_int": _advert(k.advert_int),
         "instance": INSTANCE,
         "instances": vrrp_instances(cfg, node_name),
+        "sync_groups": sync_groups(cfg),
+        "binds": lambda service: binds(cfg, service),
+        "hostport": hostport,
         "script_user": SCRIPT_USER,
         "track_file_name": "halb_haproxy_down",
         "health_file_name": "halb_haproxy_health",

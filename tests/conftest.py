@@ -103,4 +103,22 @@ def variants() -> dict[str, dict[str, Any]]:
         {**servers[0], "weight": 5}, {**servers[1], "state": "drain"},
         {**servers[2], "state": "disabled"}, {**servers[3], "backup": True},
     ])  # fmt: skip
-    return {"dev": dev, "http": http, "nopreempt": nopreempt, "vrrp3": vrrp3, "pool": pool, "daytwo": day_two}
+    # Several VIPs, active/active and dual stack: two IPv4 VIPs preferring different nodes, an IPv6
+    # one moving with the first (a sync group), a service on one VIP only with an IPv6 backend.
+    dual = without(without(vrrp3, "addresses"), "keepalived.vrid")
+    dual = with_(dual, "network.subnet6", "2001:db8:4::/64")
+    dual = with_(with_(dual, "nodes[0].address6", "2001:db8:4::61"), "nodes[1].address6", "2001:db8:4::62")
+    dual = with_(dual, "vips", [
+        {"name": "public", "address": "192.168.4.60"},
+        {"name": "internal", "address": "192.168.4.59", "preferred": "lb2"},
+        {"name": "public6", "address": "2001:db8:4::60"},
+    ])  # fmt: skip
+    dual = with_(dual, "keepalived.syncGroups", [{"name": "web", "vips": ["public", "public6"]}])
+    dual = with_(dual, "haproxy.services", [*dev["haproxy"]["services"], {
+        "name": "api", "port": 8443, "vips": ["internal"],
+        "servers": [{"name": "api1", "address": "2001:db8:4::70"}, {"name": "api2", "address": "192.168.4.71"}],
+    }])  # fmt: skip
+    return {
+        "dev": dev, "http": http, "nopreempt": nopreempt, "vrrp3": vrrp3, "pool": pool, "daytwo": day_two,
+        "dualstack": dual,
+    }  # fmt: skip

@@ -42,7 +42,7 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "malformed server address",
         with_(DEV, "haproxy.services[0].servers[0].address", "worker"),
         "halb:haproxy.services[0].servers[0].address",
-        "valid IPv4 address",
+        "a valid IPv4 or IPv6 address",
     ),
     ("subnet not a CIDR", with_(DEV, "network.subnet", "192.168.4.0/33"), "halb:network.subnet", "IPv4 network"),
     ("subnet with host bits", with_(DEV, "network.subnet", "192.168.4.7/24"), "halb:network.subnet", "IPv4 network"),

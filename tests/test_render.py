@@ -224,3 +224,18 @@ def _conf(cfg: HalbConfig, node: str) -> str:
 
 def _haproxy(cfg: HalbConfig) -> str:
     return next(f.content for f in all_files(cfg, "lb1") if f.path.endswith("haproxy.cfg"))
+
+
+def test_dual_stack_instances_sync_group_and_binds() -> None:
+    cfg = VARIANTS["dualstack"]
+    text = _file(cfg, "lb1", "keepalived_conf")
+    six = text[text.index("vrrp_instance halb_public6") :]
+    assert "unicast_src_ip 2001:db8:4::61" in six and "unicast_peer {\n        2001:db8:4::62\n" in six, six
+    assert "2001:db8:4::60/64 dev ens192" in six and "state MASTER" in six and "priority 250" in six, six
+    internal = text[text.index("vrrp_instance halb_internal") : text.index("vrrp_instance halb_public6")]
+    assert "state BACKUP" in internal and "priority 240" in internal and "unicast_src_ip 192.168.4.61" in internal
+    assert re.search(r"vrrp_sync_group halb_web \{\n    group \{\n        halb_public\n        halb_public6\n", text)
+    h = _file(cfg, "lb1", "haproxy_cfg")
+    assert "frontend http\n    mode tcp\n    bind *:80\n    bind :::80 v6only\n" in h, "every VIP: both wildcards"
+    assert "frontend api\n    mode tcp\n    bind 192.168.4.59:8443 transparent\n    option" in h, "one VIP: its address"
+    assert "server api1 [2001:db8:4::70]:8443 check" in h, "IPv6 server in brackets"

@@ -72,12 +72,75 @@ def test_every_vip_problem_at_once() -> None:
         assert expected in text, f"{expected!r} not in {text}"
 
 
-def test_ipv6_vips_and_service_vip_lists_are_refused_until_they_are_served() -> None:
-    raw = with_(lab(vips=[*TWO, {"name": "v6", "address": "2001:2::10"}]), "network.subnet6", "2001:2::/64")
-    raw = with_(with_(raw, "keepalived.version", 3), "haproxy.services[0].vips", ["public"])
+V6 = {"name": "public6", "address": "2001:2::10"}
+
+
+def dual(**changes: Any) -> dict[str, Any]:
+    """lab with an IPv4 pair of VIPs and an IPv6 one: subnet6, both nodes' address6, VRRPv3."""
+    raw = with_(lab(vips=[*TWO, V6]), "network.subnet6", "2001:2::/64")
+    raw = with_(with_(raw, "nodes[0].address6", "2001:2::11"), "nodes[1].address6", "2001:2::12")
+    raw = with_(raw, "keepalived.version", 3)
+    for path, value in changes.items():
+        raw = with_(raw, path.replace("__", "."), value)
+    return raw
+
+
+def test_an_ipv6_vip_is_planned_in_subnet6_with_its_own_router_id() -> None:
+    plans = {v.name: v for v in load_config(dual()).vip_plans}
+    six = plans["public6"]
+    assert (six.family, six.prefixlen, six.preferred) == (6, 64, "lb1"), six
+    assert len({v.vrid for v in plans.values()}) == 3, plans
+
+
+def test_every_ipv6_problem_at_once() -> None:
+    raw = dual(network__subnet6="2001:2::/32", network__gateway6="2001:3::1")
+    raw = with_(with_(raw, "nodes[1].address6", "2001:3::12"), "vips[2].address", "2001:2::11")
     text = problems(raw)
-    assert "halb:vips[2].address: got '2001:2::10'; expected an IPv4 address: halb does not serve IPv6" in text, text
-    assert "halb:haproxy.services[0].vips: got a list; expected nothing yet" in text, text
+    for expected in (
+        "halb:network.subnet6: got '2001:2::/32'; expected an IPv6 prefix from /48 to /126",
+        "halb:network.gateway6: got '2001:3::1'; expected an address inside `network.subnet6`",
+        "halb:nodes[1].address6: got '2001:3::12'; expected a host address inside `network.subnet6` 2001:2::/32",
+        "halb:vips[2].address: got '2001:2::11'; expected a free address, not `nodes[0].address6`",
+    ):
+        assert expected in text, f"{expected!r} not in {text}"
+
+
+def test_an_ipv6_vip_needs_an_ipv6_address_on_every_node_and_vrrp3() -> None:
+    raw = without(without(dual(), "nodes[1].address6"), "keepalived.version")
+    text = problems(raw)
+    assert "halb:nodes[1].address6: got nothing; expected an IPv6 address in `network.subnet6` on every node" in text
+    assert "halb:nodes[0].address6" not in text, text
+    assert "halb:vips[2].address: got '2001:2::10'; expected an IPv4 address, or `keepalived.version: 3`" in text
+
+
+def test_address6_without_subnet6_and_only_ipv6_vips_are_refused() -> None:
+    raw = with_(lab(vips=[V6], **{"keepalived.version": 3}), "nodes[0].address6", "2001:2::11")
+    text = problems(raw)
+    assert "halb:nodes[0].address6: got '2001:2::11'; expected an IPv6 address only with `network.subnet6` set" in text
+    assert "halb:vips: got ['2001:2::10']; expected at least one IPv4 VIP" in text, text
+
+
+def test_sync_group_problems_at_once() -> None:
+    groups = [
+        {"name": "web", "vips": ["public", "public6", "nope"]},
+        {"name": "web", "vips": ["public", "internal"]},
+        {"name": "solo", "vips": ["public6"]},
+    ]
+    text = problems(dual(keepalived__syncGroups=groups))
+    for expected in (
+        "halb:keepalived.syncGroups[0].vips[2]: got 'nope'; expected one of the VIPs: public, internal, public6",
+        "halb:keepalived.syncGroups[1].name: got 'web'; expected a name not already used",
+        "halb:keepalived.syncGroups[1].vips[0]: got 'public'; expected a VIP in one sync group only",
+        "halb:keepalived.syncGroups[1].vips: got ['public', 'internal']; expected VIPs with the same `preferred` node",
+        "halb:keepalived.syncGroups[2].vips: got ['public6']; expected two or more VIP names",
+    ):
+        assert expected in text, f"{expected!r} not in {text}"
+
+
+def test_a_sync_group_of_one_preferred_node_and_a_service_on_named_vips_are_taken() -> None:
+    raw = dual(keepalived__syncGroups=[{"name": "web", "vips": ["public", "public6"]}])
+    cfg = load_config(with_(raw, "haproxy.services[0].vips", ["internal", "public6"]))
+    assert cfg.haproxy.services[0].vips == ["internal", "public6"]
 
 
 def test_vips_and_addresses_vip_together_are_refused() -> None:

@@ -72,12 +72,14 @@ class HaLoadBalancer(pulumi.ComponentResource):
         return vcenter(name, args.vsphere, cfg.vsphere, self)
 
     def _reserve_addresses(self, name: str, cfg: HalbConfig, plan: AddressPlan) -> AddressReservations:
-        """The VIP must be free; new VMs' addresses too. Existing hosts answer, of course."""
+        """Every VIP must be free (an IPv6 one is pinged over ICMPv6, which resolves it by NDP); new
+        VMs' addresses too. Existing hosts answer, of course."""
         new_vms = cfg.preflight and cfg.platform == "vsphere"
         return AddressReservations(
             f"{name}-address",
             AddressReservationsArgs(
                 [Reservation("vip", plan.vip, cfg.preflight)]
+                + [Reservation(f"vip-{v.name}", v.address, cfg.preflight) for v in cfg.vip_plans if v.address != plan.vip]
                 + [Reservation(n.name, plan.nodes[n.name], new_vms) for n in cfg.nodes]
             ),
             pulumi.ResourceOptions(parent=self),

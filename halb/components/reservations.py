@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pulumi
 from pulumi_command import local
@@ -12,8 +12,8 @@ from pulumi_command import local
 
 @dataclass(frozen=True)
 class Reservation:
-    key: str  # "vip" or a node name
-    address: IPv4Address
+    key: str  # "vip" (the primary VIP), "vip-<name>" (another of `halb:vips`) or a node name
+    address: IPv4Address | IPv6Address
     preflight: bool  # refuse the address if it already answers
 
 
@@ -22,7 +22,7 @@ class AddressReservationsArgs:
     reservations: list[Reservation]
 
 
-def preflight_script(address: IPv4Address) -> str:
+def preflight_script(address: IPv4Address | IPv6Address) -> str:
     a = shlex.quote(str(address))
     return (
         f"if ping -c 2 -W 1 {a} >/dev/null 2>&1; then\n"

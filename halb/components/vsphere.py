@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, TypeVar
 
 import pulumi
@@ -13,6 +13,7 @@ import pulumi_vsphere as vsphere
 from halb.components.node import NodeProvisioning
 from halb.config import HalbConfig, VSphere
 from halb.config.errors import Problem, Problems
+from halb.config.network import Network
 from halb.stack import VsphereCredentials
 from halb.vcenter import check_vcenter
 
@@ -129,6 +130,20 @@ class VmSpec:
     address: IPv4Address
 
 
+def customized_nic(
+    spec: VmSpec, address6: IPv6Address | None, net: Network
+) -> vsphere.VirtualMachineCloneCustomizeNetworkInterfaceArgs:
+    """The clone's NIC as guest customization sets it: the node's IPv4 address, and its IPv6
+    address when it has one (`nodes[].address6`)."""
+    six = address6 is not None and net.subnet6 is not None
+    return vsphere.VirtualMachineCloneCustomizeNetworkInterfaceArgs(
+        ipv4_address=str(spec.address),
+        ipv4_netmask=net.subnet.prefixlen,
+        ipv6_address=str(address6) if six else None,
+        ipv6_netmask=net.subnet6.prefixlen if six and net.subnet6 is not None else None,
+    )
+
+
 @dataclass(frozen=True)
 class VmPairArgs:
     config: HalbConfig
@@ -171,7 +186,7 @@ def vcenter(name: str, creds: VsphereCredentials, placement: VSphere, parent: pu
 class VmPair(pulumi.ComponentResource):
     def __init__(self, name: str, args: VmPairArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("halb:vsphere:VmPair", name, None, opts)
-        p, net = args.placement, args.config.network
+        p, net, cfg = args.placement, args.config.network, args.config
         prefix = p.name_prefix or pulumi.get_stack()  # two stacks in one vCenter never share a name
         provider, site = args.vcenter.provider, args.vcenter.site
         template = site.template
@@ -222,18 +237,15 @@ class VmPair(pulumi.ComponentResource):
                         linux_options=vsphere.VirtualMachineCloneCustomizeLinuxOptionsArgs(
                             host_name=spec.node, domain=net.domain
                         ),
-                        network_interfaces=[
-                            vsphere.VirtualMachineCloneCustomizeNetworkInterfaceArgs(
-                                ipv4_address=str(spec.address), ipv4_netmask=net.subnet.prefixlen
-                            )
-                        ],
+                        network_interfaces=[customized_nic(spec, cfg.node(spec.node).address6, net)],
                         ipv4_gateway=str(net.gateway) if net.gateway else None,
+                        ipv6_gateway=str(net.gateway6) if net.gateway6 else None,
                         dns_server_lists=[str(d) for d in net.dns_servers],
                         dns_suffix_lists=[net.domain],
                     ),
                 ),
                 # The VIP moves between the guests: never treat it as the VM's address.
-                ignored_guest_ips=[str(args.vip)],
+                ignored_guest_ips=[str(v.address) for v in cfg.vip_plans],
                 # CPU and memory grow without a reboot.
                 cpu_hot_add_enabled=True,
                 memory_hot_add_enabled=True,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, IPvAnyAddress
 
 from halb.config.base import PATH_HINT, PATH_RE, Model, Port, SecretValue, patterned
 from halb.config.errors import Problems, show
@@ -23,7 +23,7 @@ class Server(Model):
         "worker1",
         description="Server name in haproxy.",
     )
-    address: IPv4Address = Field(description="Server address.", examples=["192.168.4.66"])
+    address: IPvAnyAddress = Field(description="Server address, IPv4 or IPv6.", examples=["192.168.4.66"])
     port: Port | None = Field(None, description="Server port; the service's port when unset.")
     weight: int = Field(1, ge=0, le=256, description="Share of new connections (0-256); 0 takes none.")
     backup: bool = Field(False, description="Used only when every non-backup server of the service is down.")
@@ -121,7 +121,7 @@ def timeout_ms(value: str) -> int:
     return int(digits) * UNITS_MS[value[len(digits) :]]
 
 
-def unusable_backend(address: IPv4Address) -> str:
+def unusable_backend(address: IPv4Address | IPv6Address) -> str:
     """Why an address cannot be a backend (empty when it can)."""
     for kind in ("loopback", "link_local", "unspecified", "multicast", "reserved"):
         if getattr(address, f"is_{kind}"):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from halb.config.base import Model, SecretValue
+from halb.config.base import NAME_HINT, NAME_RE, Model, SecretValue, patterned
 from halb.config.errors import Problems, show
 from halb.config.secrets import VRRP_PASSWORD
 
@@ -21,6 +21,13 @@ class HealthCheck(Model):
     rise: float = Field(
         5, ge=0, le=600, description="Seconds of good probes before the node may hold the VIP again (no flapping)."
     )
+
+
+class SyncGroup(Model):
+    """VIPs that always move together (keepalived's `vrrp_sync_group`), e.g. a service's v4 and v6 VIPs."""
+
+    name: str = patterned(NAME_RE, NAME_HINT, "web", description="The group's name.")
+    vips: list[str] = Field(description="Two or more `halb:vips` names.", examples=[["public", "public6"]])
 
 
 class Keepalived(Model):
@@ -52,6 +59,10 @@ class Keepalived(Model):
         ge=0,
         le=86400,
         description="Seconds between gratuitous ARP refreshes from the master (0: off; at most a day).",
+    )
+    sync_groups: list[SyncGroup] = Field(
+        default_factory=list,
+        description="VIPs that move together: when one of a group's instances fails over, all of them do.",
     )
     startup_delay: int = Field(
         2, ge=0, le=60, description="Seconds keepalived waits at start before VRRP runs (0: none)."

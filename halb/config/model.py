@@ -24,7 +24,7 @@ from halb.config.paths import parse_path
 from halb.config.secrets import hostile_problems, keys_of, plaintext_problems, secret_value_problems
 from halb.config.ssh import Ssh, ssh_problems
 from halb.config.stack_file import read_stack_file
-from halb.config.vips import Vip, VipPlan, plan_vips, vips_problems
+from halb.config.vips import Vip, VipPlan, ipv6_problems, owners6, plan_vips, sync_group_problems, vips_problems
 from halb.config.vsphere import VSphere, platform_problems, provider_problems
 
 
@@ -119,6 +119,7 @@ PHRASES = (
     ("Value error, ", ""),
     ("Input should be ", ""),
     ("Input is not ", ""),
+    ("value is not ", ""),
     ("Field required", "a value (this key is required)"),
     ("String should have at least 1 character", "a non-empty string"),
 )
@@ -229,10 +230,12 @@ def cross_field_problems(s: Sections) -> Problems:
     if s.ssh is not None:
         out += ssh_problems(s.ssh)
     vip, owners = _address_problems(s, out)
+    if s.network is not None and s.nodes is not None:
+        out += ipv6_problems(s.network, s.nodes, s.vips or [])
     if s.vips and s.network is not None and s.nodes is not None:
         version = s.keepalived.version if s.keepalived is not None else 2
         services = {f"haproxy.services[{i}]": svc.vips for i, svc in enumerate(s.haproxy.services)} if s.haproxy else {}
-        taken = {str(a): k for a, k in owners.items() if k != "addresses.vip"}
+        taken = {str(a): k for a, k in owners.items() if k != "addresses.vip"} | owners6(s.nodes, s.network)
         out += vips_problems(s.vips, s.network, s.nodes, version, taken, {k: v for k, v in services.items() if v})
         if s.addresses is not None and s.addresses.vip is not None:
             out.add("addresses.vip", show(str(s.addresses.vip)), "nothing when `vips` is set (list it there instead)")
@@ -240,6 +243,9 @@ def cross_field_problems(s: Sections) -> Problems:
             out.add("keepalived.vrid", show(s.keepalived.vrid), "nothing when `vips` is set (give each VIP its `vrid`)")
     if s.keepalived is not None:
         out += keepalived_problems(s.keepalived, vip)
+        if s.keepalived.sync_groups and s.network is not None and s.nodes is not None and s.vips is not None:
+            plans = plan_vips(s.vips, IPv4Address(0), 0, s.network, s.nodes) if s.vips else []
+            out += sync_group_problems(s.keepalived.sync_groups, plans)
     if s.haproxy is not None:
         out += haproxy_problems(s.haproxy, owners, s.ssh.port if s.ssh is not None else None)
     return out

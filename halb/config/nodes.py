@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Literal
 
 from pydantic import Field
@@ -16,6 +16,11 @@ class Node(Model):
     role: Literal["master", "backup"] = Field(description="VRRP role.", examples=["master"])
     address: IPv4Address | None = Field(
         None, description="Static address; allocated from `addresses.pool` when unset.", examples=["192.168.4.61"]
+    )
+    address6: IPv6Address | None = Field(
+        None,
+        description="Static IPv6 address in `network.subnet6`; required on both nodes when a VIP is IPv6.",
+        examples=["2001:db8:4::61"],
     )
     interface: str | None = patterned(
         INTERFACE_RE, INTERFACE_HINT, "ens192", default=None, description="Overrides `network.interface` on this node."

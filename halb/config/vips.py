@@ -10,17 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from pydantic import Field
+from pydantic import Field, IPvAnyAddress
 
 from halb.config.base import NAME_HINT, NAME_RE, Model, patterned
 from halb.config.errors import Problems, show
+from halb.config.keepalived import SyncGroup
 from halb.config.network import Network
 from halb.config.nodes import Node
 
 
+MIN_PREFIX6 = 48  # the broadest IPv6 prefix taken for the nodes' LAN
+
+
 class Vip(Model):
     name: str = patterned(NAME_RE, NAME_HINT, "public", description="The VIP's name (its VRRP instance's).")
-    address: IPv4Address | IPv6Address = Field(
+    address: IPvAnyAddress = Field(
         description="The floating address, IPv4 or IPv6 (IPv6 needs `keepalived.version: 3`).",
         examples=["192.168.4.60"],
     )
@@ -103,8 +107,8 @@ def vips_problems(
         if v.preferred is not None and v.preferred not in node_names:
             out.add(f"{key}.preferred", show(v.preferred), f"one of the nodes: {', '.join(sorted(node_names))}")
     names = [v.name for v in vips]
-    for service in service_vips:  # until each frontend binds only its VIPs
-        out.add(f"{service}.vips", "a list", "nothing yet: every service listens on every VIP")
+    if vips and not any(v.address.version == 4 for v in vips):
+        out.add("vips", show([str(v.address) for v in vips]), "at least one IPv4 VIP (the first is the primary one)")
     for service, listed in service_vips.items():
         for j, name in enumerate(listed):
             if name not in names:
@@ -130,6 +134,77 @@ def _vip_problems(key: str, v: Vip, network: Network, version: int, owners: dict
         out.add(f"{key}.address", show(address), f"an address inside `network.subnet{'6' if six else ''}` {subnet}")
     if six and version != 3:
         out.add(f"{key}.address", show(address), "an IPv4 address, or `keepalived.version: 3` (IPv6 needs VRRPv3)")
-    if six:  # until the nodes' IPv6 addresses, VRRPv3 over IPv6 and the v6 firewall are rendered
-        out.add(f"{key}.address", show(address), "an IPv4 address: halb does not serve IPv6 VIPs yet")
+    return out
+
+
+def ipv6_problems(network: Network, nodes: list[Node], vips: list[Vip]) -> Problems:
+    """The IPv6 side of the segment: `subnet6` and `gateway6`, each node's `address6` inside it, and
+    an `address6` on every node as soon as one VIP is IPv6 (VRRPv3 adverts go node to node over it)."""
+    out = Problems()
+    net6 = network.subnet6
+    if net6 is not None and not MIN_PREFIX6 <= net6.prefixlen <= 126:
+        out.add("network.subnet6", show(str(net6)), f"an IPv6 prefix from /{MIN_PREFIX6} to /126, e.g. `2001:db8:4::/64`")
+    if network.gateway6 is not None and (net6 is None or network.gateway6 not in net6):
+        out.add("network.gateway6", show(str(network.gateway6)), "an address inside `network.subnet6`")
+    first: dict[IPv6Address, str] = {}
+    for i, n in enumerate(nodes):
+        key = f"nodes[{i}].address6"
+        if n.address6 is None:
+            continue
+        if net6 is None:
+            out.add(key, show(str(n.address6)), "an IPv6 address only with `network.subnet6` set")
+        elif n.address6 not in net6 or n.address6 == net6.network_address:
+            out.add(key, show(str(n.address6)), f"a host address inside `network.subnet6` {net6}")
+        if n.address6 == network.gateway6:
+            out.add(key, show(str(n.address6)), "a free address, not `network.gateway6`")
+        if n.address6 in first:
+            out.add(key, show(str(n.address6)), f"an address not already used by `{first[n.address6]}`")
+        first.setdefault(n.address6, key)
+    six = [i for i, v in enumerate(vips) if v.address.version == 6]
+    for i, n in enumerate(nodes):
+        if six and n.address6 is None:
+            out.add(
+                f"nodes[{i}].address6",
+                "nothing",
+                f"an IPv6 address in `network.subnet6` on every node, since `vips[{six[0]}]` is IPv6 "
+                "(VRRPv3 adverts for it go node to node over IPv6), e.g. `address6: 2001:db8:4::61`",
+            )
+    return out
+
+
+def owners6(nodes: list[Node], network: Network) -> dict[str, str]:
+    """The IPv6 addresses halb's nodes and gateway already take -> their key."""
+    out = {str(n.address6): f"nodes[{i}].address6" for i, n in enumerate(nodes) if n.address6 is not None}
+    if network.gateway6 is not None:
+        out.setdefault(str(network.gateway6), "network.gateway6")
+    return out
+
+
+def sync_group_problems(groups: list[SyncGroup], plans: list[VipPlan]) -> Problems:
+    """Each group names two or more known VIPs, no VIP is in two groups, and a group's VIPs share
+    their preferred node (or they would pull the group two ways)."""
+    out = Problems()
+    by_name = {p.name: p for p in plans}
+    seen: dict[str, str] = {}
+    names: set[str] = set()
+    for i, g in enumerate(groups):
+        key = f"keepalived.syncGroups[{i}]"
+        if g.name in names:
+            out.add(f"{key}.name", show(g.name), "a name not already used by another sync group")
+        names.add(g.name)
+        if len(set(g.vips)) < 2:
+            out.add(f"{key}.vips", show(g.vips), "two or more VIP names, e.g. `[public, public6]`")
+        for j, v in enumerate(g.vips):
+            if v not in by_name:
+                out.add(f"{key}.vips[{j}]", show(v), f"one of the VIPs: {', '.join(by_name) or '(none: set `vips`)'}")
+            elif v in seen and seen[v] != key:
+                out.add(f"{key}.vips[{j}]", show(v), f"a VIP in one sync group only (it is in `{seen[v]}`)")
+            seen.setdefault(v, key)
+        preferred = {by_name[v].preferred for v in g.vips if v in by_name}
+        if len(preferred) > 1:
+            out.add(
+                f"{key}.vips",
+                show(g.vips),
+                f"VIPs with the same `preferred` node (these prefer {', '.join(sorted(preferred))})",
+            )
     return out
