@@ -9,6 +9,8 @@ config = load_stack_config()
 lb = HaLoadBalancer("halb", HaLoadBalancerArgs(config=config, vsphere=vsphere_credentials()))
 
 pulumi.export("vip", lb.vip)
+if lb.vips:  # several VIPs (`halb:vips`): each by name
+    pulumi.export("vips", lb.vips)
 pulumi.export("nodes", lb.node_info)
 pulumi.export("stats_urls", lb.stats_urls)
 pulumi.export("metrics_urls", lb.metrics_urls)

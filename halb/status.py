@@ -303,6 +303,18 @@ def as_json(cfg: HalbConfig, states: list[NodeState], verdict: Verdict) -> dict[
         "exit_code": verdict.exit_code,
         "summary": verdict.summary,
         "vip": str(plan.vip),
+        # Every VIP (`halb:vips`; the one VIP otherwise) and the nodes that hold it now.
+        "vips": [
+            {
+                "name": v.name,
+                "address": str(v.address),
+                "preferred": v.preferred,
+                "holders": [
+                    s.name for s in states if (s.holds_vip if v.address == plan.vip else s.others.get(str(v.address)))
+                ],
+            }
+            for v in cfg.vip_plans
+        ],
         "nodes": [
             # File hashes stay out: a hash of a short password file could be brute-forced.
             {

@@ -107,3 +107,21 @@ def test_verify_fails_with_the_reason_when_no_node_answers() -> None:
     ok, message = run(spec, "", timeout=0)
     assert not ok and message.startswith("UNREACHABLE"), message
     assert Spec.from_json(spec.to_json()) == spec
+
+
+def test_status_json_lists_every_vip_with_its_holders() -> None:
+    from dataclasses import replace
+
+    from conftest import variants
+    from halb.config import load_config
+    from halb.status import as_json
+
+    cfg = load_config(variants()["dualstack"])
+    lb1 = replace(node("lb1", True), others={"192.168.4.59": False, "2001:db8:4::60": True})
+    lb2 = replace(node("lb2", False), others={"192.168.4.59": True, "2001:db8:4::60": False})
+    vips = as_json(cfg, [lb1, lb2], assess([lb1, lb2]))["vips"]
+    assert vips == [
+        {"name": "public", "address": "192.168.4.60", "preferred": "lb1", "holders": ["lb1"]},
+        {"name": "internal", "address": "192.168.4.59", "preferred": "lb2", "holders": ["lb2"]},
+        {"name": "public6", "address": "2001:db8:4::60", "preferred": "lb1", "holders": ["lb1"]},
+    ], vips

@@ -95,12 +95,14 @@ def test_an_ipv6_vip_is_planned_in_subnet6_with_its_own_router_id() -> None:
 def test_every_ipv6_problem_at_once() -> None:
     raw = dual(network__subnet6="2001:2::/32", network__gateway6="2001:3::1")
     raw = with_(with_(raw, "nodes[1].address6", "2001:3::12"), "vips[2].address", "2001:2::11")
+    raw = with_(raw, "vips[1].address", raw["haproxy"]["services"][0]["servers"][0]["address"])
     text = problems(raw)
     for expected in (
         "halb:network.subnet6: got '2001:2::/32'; expected an IPv6 prefix from /48 to /126",
         "halb:network.gateway6: got '2001:3::1'; expected an address inside `network.subnet6`",
         "halb:nodes[1].address6: got '2001:3::12'; expected a host address inside `network.subnet6` 2001:2::/32",
         "halb:vips[2].address: got '2001:2::11'; expected a free address, not `nodes[0].address6`",
+        "halb:vips[1].address: got '198.18.0.21'; expected a free address, not `haproxy.services[0].servers[0].address`",
     ):
         assert expected in text, f"{expected!r} not in {text}"
 

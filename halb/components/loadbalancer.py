@@ -14,6 +14,7 @@ from halb.components.reservations import AddressReservations, AddressReservation
 from halb.components.rollout import VrrpRollout, VrrpRolloutArgs
 from halb.components.verify import verify_command
 from halb.config import HalbConfig, Node, Secret
+from halb.render import hostport, service_vips
 from halb.stack import VsphereCredentials, ssh_private_key
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
                 "statsUrls": self.stats_urls,
                 "metricsUrls": self.metrics_urls,
                 "frontends": self.frontends,
+                **({"vips": self.vips} if self.vips else {}),
                 "statsUser": self.stats_user,
                 "statsPassword": self.stats_password,
                 "vrrpPassword": self.vrrp_password,
@@ -79,7 +81,11 @@ class HaLoadBalancer(pulumi.ComponentResource):
             f"{name}-address",
             AddressReservationsArgs(
                 [Reservation("vip", plan.vip, cfg.preflight)]
-                + [Reservation(f"vip-{v.name}", v.address, cfg.preflight) for v in cfg.vip_plans if v.address != plan.vip]
+                + [
+                    Reservation(f"vip-{v.name}", v.address, cfg.preflight)
+                    for v in cfg.vip_plans
+                    if v.address != plan.vip
+                ]
                 + [Reservation(n.name, plan.nodes[n.name], new_vms) for n in cfg.nodes]
             ),
             pulumi.ResourceOptions(parent=self),
@@ -185,7 +191,14 @@ class HaLoadBalancer(pulumi.ComponentResource):
             if h.metrics.enabled
             else {}
         )
-        self.frontends = {s.name: f"{plan.vip}:{s.port}" for s in h.services}
+        self.frontends = {
+            s.name: ", ".join(hostport(v.address, s.port) for v in service_vips(cfg, s))
+            if cfg.vips
+            else f"{plan.vip}:{s.port}"
+            for s in h.services
+        }
+        # With `halb:vips`: every VIP by name (a one-VIP stack has `vip` only, as before).
+        self.vips = {v.name: str(v.address) for v in cfg.vip_plans} if cfg.vips else {}
         self.stats_user = h.stats.user
 
 

@@ -10,6 +10,7 @@ from pulumi_command import local
 from halb import virtualenv
 from halb.addresses import plan_addresses
 from halb.config import HalbConfig
+from halb.render import service_vips
 from halb.verify import Spec
 
 
@@ -18,7 +19,12 @@ def verify_spec(cfg: HalbConfig) -> Spec:
     return Spec(
         vip=str(plan.vip),
         nodes={n.name: str(plan.nodes[n.name]) for n in cfg.nodes},
-        services=[(s.name, s.port, s.mode) for s in cfg.haproxy.services],
+        # Through the primary VIP: the services it carries (`services[].vips`: all when unset).
+        services=[
+            (s.name, s.port, s.mode)
+            for s in cfg.haproxy.services
+            if plan.vip in {v.address for v in service_vips(cfg, s)}
+        ],
         user=cfg.ssh.user,
         port=cfg.ssh.port,
         key_path=cfg.ssh.private_key_path,

@@ -91,7 +91,9 @@ def with_primary_vip(addresses: Addresses, vips: Sequence[HasAddress]) -> Addres
     return addresses
 
 
-def plan(network: Network, addresses: Addresses, nodes: list[Node], backends: Iterable[IPv4Address]) -> AddressPlan:
+def plan(
+    network: Network, addresses: Addresses, nodes: list[Node], backends: Iterable[IPv4Address | IPv6Address]
+) -> AddressPlan:
     """The VIP and node addresses; raises AddressError when the pool cannot supply the missing ones."""
     net = network.subnet
     wanted = (["vip"] if addresses.vip is None else []) + [n.name for n in nodes if n.address is None]
@@ -105,7 +107,7 @@ def plan(network: Network, addresses: Addresses, nodes: list[Node], backends: It
 
 
 def _allocate(
-    network: Network, pool: AddressPool | None, wanted: list[str], taken: set[IPv4Address]
+    network: Network, pool: AddressPool | None, wanted: list[str], taken: set[IPv4Address | IPv6Address]
 ) -> dict[str, IPv4Address]:
     net = network.subnet
     if pool is None:

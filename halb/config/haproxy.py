@@ -203,7 +203,7 @@ def _server_problems(key: str, s: Service, owners: dict[IPv4Address, str]) -> Pr
                 show(str(srv.address)),
                 f"a backend's unicast address, not {unusable} (it would expose the node itself or go nowhere)",
             )
-        if srv.address in owners:
+        if isinstance(srv.address, IPv4Address) and srv.address in owners:
             out.add(
                 f"{key}.servers[{j}].address",
                 show(str(srv.address)),

@@ -236,6 +236,9 @@ def cross_field_problems(s: Sections) -> Problems:
         version = s.keepalived.version if s.keepalived is not None else 2
         services = {f"haproxy.services[{i}]": svc.vips for i, svc in enumerate(s.haproxy.services)} if s.haproxy else {}
         taken = {str(a): k for a, k in owners.items() if k != "addresses.vip"} | owners6(s.nodes, s.network)
+        for i, svc in enumerate(s.haproxy.services if s.haproxy else []):
+            for j, srv in enumerate(svc.servers):
+                taken.setdefault(str(srv.address), f"haproxy.services[{i}].servers[{j}].address")
         out += vips_problems(s.vips, s.network, s.nodes, version, taken, {k: v for k, v in services.items() if v})
         if s.addresses is not None and s.addresses.vip is not None:
             out.add("addresses.vip", show(str(s.addresses.vip)), "nothing when `vips` is set (list it there instead)")

@@ -18,7 +18,6 @@ from halb.config.keepalived import SyncGroup
 from halb.config.network import Network
 from halb.config.nodes import Node
 
-
 MIN_PREFIX6 = 48  # the broadest IPv6 prefix taken for the nodes' LAN
 
 
@@ -143,7 +142,9 @@ def ipv6_problems(network: Network, nodes: list[Node], vips: list[Vip]) -> Probl
     out = Problems()
     net6 = network.subnet6
     if net6 is not None and not MIN_PREFIX6 <= net6.prefixlen <= 126:
-        out.add("network.subnet6", show(str(net6)), f"an IPv6 prefix from /{MIN_PREFIX6} to /126, e.g. `2001:db8:4::/64`")
+        out.add(
+            "network.subnet6", show(str(net6)), f"an IPv6 prefix from /{MIN_PREFIX6} to /126, e.g. `2001:db8:4::/64`"
+        )
     if network.gateway6 is not None and (net6 is None or network.gateway6 not in net6):
         out.add("network.gateway6", show(str(network.gateway6)), "an address inside `network.subnet6`")
     first: dict[IPv6Address, str] = {}

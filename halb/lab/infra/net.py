@@ -8,7 +8,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from halb.lab.infra.topology import BRIDGE, BRIDGE_NS, CLIENT, HOST_ADDRESS, HOST_LINK, HOSTS, PREFIX, Host
+from halb.lab.infra.topology import (
+    BRIDGE,
+    BRIDGE_NS,
+    CLIENT,
+    HOST_ADDRESS,
+    HOST_ADDRESS6,
+    HOST_LINK,
+    HOSTS,
+    PREFIX,
+    PREFIX6,
+    Host,
+)
 
 # The load generator's kernel settings (the client namespace's only, never a node's). wrk opens
 # thousands of connections a second from one address to one VIP:port, and each closed one keeps
@@ -40,6 +51,7 @@ def create() -> None:
     sh("ip", "link", "add", HOST_LINK, "type", "veth", "peer", "name", "v-host", "netns", BRIDGE_NS)
     sh("ip", "-n", BRIDGE_NS, "link", "set", "v-host", "master", BRIDGE, "up")
     sh("ip", "addr", "add", f"{HOST_ADDRESS}/{PREFIX}", "dev", HOST_LINK)
+    sh("ip", "addr", "add", f"{HOST_ADDRESS6}/{PREFIX6}", "dev", HOST_LINK, "nodad")
     sh("ip", "link", "set", HOST_LINK, "up")
 
 
@@ -75,6 +87,8 @@ def attach(host: Host) -> None:
     )
     sh("ip", "-n", BRIDGE_NS, "link", "set", host.bridge_port, "master", BRIDGE, "up")
     sh("ip", "-n", host.netns, "addr", "add", f"{host.address}/{PREFIX}", "dev", "eth0")
+    # No duplicate address detection: the address is usable at once (the lab assigns them uniquely).
+    sh("ip", "-n", host.netns, "addr", "add", f"{host.address6}/{PREFIX6}", "dev", "eth0", "nodad")
     sh("ip", "-n", host.netns, "link", "set", "eth0", "up")
 
 
@@ -99,7 +113,7 @@ def block_vrrp(*hosts: Host) -> None:
             "nft",
             "add chain inet halb_lab input { type filter hook input priority 0 ; }",
         )
-        sh("ip", "netns", "exec", h.netns, "nft", "add rule inet halb_lab input ip protocol vrrp drop")
+        sh("ip", "netns", "exec", h.netns, "nft", "add rule inet halb_lab input meta l4proto vrrp drop")
 
 
 def unblock_vrrp(*hosts: Host) -> None:

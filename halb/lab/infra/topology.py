@@ -1,4 +1,6 @@
-"""The lab's fixed addresses and names (pure data). Everything lives in 198.18.0.0/24."""
+"""The lab's fixed addresses and names (pure data). Everything lives in 198.18.0.0/24 and, for
+IPv6, in 2001:2::/64 (from 2001:2::/48, RFC 5180's benchmarking range): a host's IPv6 address
+ends in the digits of its IPv4 address's last octet (198.18.0.11 -> 2001:2::11)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ SUBNET = "198.18.0.0/24"
 PREFIX = 24
 HOST_ADDRESS = "198.18.0.1"  # the root namespace's leg on the lab bridge
 VIP = "198.18.0.10"
+SUBNET6 = "2001:2::/64"
+PREFIX6 = 64
+HOST_ADDRESS6 = "2001:2::1"
 VCENTER = f"{HOST_ADDRESS}:443"  # the lab's simulated vCenter (halb.lab.infra.vcenter)
 VCENTER_USER = "administrator@vsphere.local"
 BRIDGE_NS = "halb-br"
@@ -27,6 +32,10 @@ class Host:
     name: str
     address: str
     kind: str  # "node" (systemd machine), "worker" or "client" (plain namespaces)
+
+    @property
+    def address6(self) -> str:
+        return f"2001:2::{self.address.rsplit('.', 1)[1]}"
 
     @property
     def netns(self) -> str:

@@ -15,10 +15,10 @@ def node(name: str) -> Host:
 
 
 def holders(vip: str = VIP) -> list[str]:
-    """The nodes whose interface carries `vip` right now (read from their namespaces)."""
+    """The nodes whose interface carries `vip` (IPv4, or IPv6 as `ip` prints it) right now."""
     out = []
     for n in NODES:
-        p = subprocess.run(["ip", "-n", n.netns, "-o", "-4", "addr", "show"], capture_output=True, text=True)
+        p = subprocess.run(["ip", "-n", n.netns, "-o", "addr", "show"], capture_output=True, text=True)
         if f" {vip}/" in p.stdout:
             out.append(n.name)
     return out

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -140,9 +141,11 @@ def _netlink_in(netns: str) -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
 
 
-def ipv4_addresses(sock: socket.socket, seq: int) -> set[str]:
-    """Every IPv4 address of the socket's namespace, from one RTM_GETADDR dump."""
-    sock.send(struct.pack("=IHHII", 24, RTM_GETADDR, 0x301, seq, 0) + struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0))
+def addresses(sock: socket.socket, seq: int) -> set[str]:
+    """Every IPv4 and IPv6 address of the socket's namespace (IPv6 compressed), from one RTM_GETADDR dump."""
+    sock.send(
+        struct.pack("=IHHII", 24, RTM_GETADDR, 0x301, seq, 0) + struct.pack("=BBBBI", socket.AF_UNSPEC, 0, 0, 0, 0)
+    )
     out: set[str] = set()
     while True:
         data = sock.recv(65536)
@@ -157,14 +160,18 @@ def ipv4_addresses(sock: socket.socket, seq: int) -> set[str]:
                     rlen, rtype = struct.unpack_from("=HH", data, a)
                     if rtype in (IFA_ADDRESS, IFA_LOCAL) and rlen == 8:
                         out.add(socket.inet_ntoa(data[a + 4 : a + 8]))
+                    elif rtype == IFA_ADDRESS and rlen == 20:
+                        out.add(socket.inet_ntop(socket.AF_INET6, data[a + 4 : a + 20]))
                     a += (rlen + 3) & ~3 if rlen else 4
             off += (length + 3) & ~3 if length else len(data)
 
 
 async def _request(vip: str, port: int) -> bool:
+    host = f"[{vip}]" if ":" in vip else vip
+
     async def once() -> bool:
         reader, writer = await asyncio.open_connection(vip, port)
-        writer.write(f"GET / HTTP/1.0\r\nHost: {vip}\r\n\r\n".encode())
+        writer.write(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
         answer = await reader.read()
         writer.close()
         return answer.startswith(b"HTTP/1.") and answer.split(b"\r\n", 1)[0].split()[1:2] == [b"200"]
@@ -175,11 +182,12 @@ async def _request(vip: str, port: int) -> bool:
         return False
 
 
-async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event) -> None:
+async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event, also: list[str]) -> None:
     socks = {n.name: _netlink_in(n.netns) for n in NODES}
     _setns(f"/run/netns/{CLIENT.netns}")  # from here on this thread's sockets are the client's
     requests: list[tuple[float, bool]] = []
     samples: list[tuple[float, list[str]]] = []
+    tracked: list[tuple[float, dict[str, list[str]]]] = []  # `also`: other VIPs' holders, same dumps
     pending: set[asyncio.Task[None]] = set()
 
     async def one(t: float) -> None:
@@ -190,7 +198,10 @@ async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event) -> None:
         while not stop.is_set():
             seq += 1
             t = time.monotonic()
-            samples.append((t, [n for n, s in socks.items() if vip in ipv4_addresses(s, seq)]))
+            held = {n: addresses(s, seq) for n, s in socks.items()}
+            samples.append((t, [n for n, a in held.items() if vip in a]))
+            if also:
+                tracked.append((t, {v: [n for n, a in held.items() if v in a] for v in also}))
             await asyncio.sleep(max(0.0, t + SAMPLE - time.monotonic()))
 
     sampling = asyncio.create_task(sampler())
@@ -202,7 +213,7 @@ async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event) -> None:
         tick += PERIOD
         await asyncio.sleep(max(0.0, tick - time.monotonic()))
     await asyncio.gather(sampling, *pending)
-    out.write_text(json.dumps({"requests": requests, "samples": samples}))
+    out.write_text(json.dumps({"requests": requests, "samples": samples, "also": tracked}))
 
 
 def main() -> None:
@@ -210,13 +221,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--vip", default=VIP)
+    parser.add_argument("--also", action="append", default=[], help="another VIP whose holders are sampled too")
     args = parser.parse_args()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     print("watching", flush=True)
-    loop.run_until_complete(_watch(args.vip, args.port, args.out, stop))
+    vip, also = ip_address(args.vip).compressed, [ip_address(a).compressed for a in args.also]
+    loop.run_until_complete(_watch(vip, args.port, args.out, stop, also))
 
 
 # --------------------------------------------------------------------------- the caller's side
@@ -225,9 +238,10 @@ def main() -> None:
 class Watch:
     """Runs the watcher for the duration of a `with` block; `report` is ready after it."""
 
-    def __init__(self, port: int = 80, settle: float = 0.3, vip: str = VIP) -> None:
+    def __init__(self, port: int = 80, settle: float = 0.3, vip: str = VIP, also: tuple[str, ...] = ()) -> None:
         self.port = port
-        self.vip = vip  # the lab stack's VIP, or another of a several-VIP stack
+        self.vip = vip  # the lab stack's VIP, or another of a several-VIP stack (IPv4 or IPv6)
+        self.also = also  # other VIPs whose holders are sampled in the same dumps (`data["also"]`)
         self.settle = settle  # watch a little before and after, so the edges are seen
         self.report: Report | None = None
         self.data: dict[str, list[Any]] = {}  # the raw requests and samples, for a closer look
@@ -237,7 +251,7 @@ class Watch:
 
     def __enter__(self) -> Watch:
         cmd = [sys.executable, "-m", "halb.lab.scenarios.watch", "--out", str(self._out), "--port", str(self.port),
-               "--vip", self.vip]  # fmt: skip
+               "--vip", self.vip, *(a for v in self.also for a in ("--also", v))]  # fmt: skip
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != "watching":
