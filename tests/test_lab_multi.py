@@ -84,6 +84,21 @@ def test_each_vip_is_held_by_its_preferred_node_and_serves_ipv4_and_ipv6(deploye
         assert code == 200 and body.strip().startswith("w"), (vip, code, body)
 
 
+def test_a_service_on_one_vip_answers_there_only_and_follows_it(deployed: Result) -> None:
+    """`api` lists the internal VIP only: bound on both nodes before the VIP arrives (`transparent`),
+    it answers on 198.18.0.9:8443 from either node, never on 198.18.0.10:8443; its second server
+    is reached over IPv6."""
+    assert wait_until(settled, 30, 0.1) is not None, where()
+    bodies = {client_get(f"http://{INTERNAL}:8443/")[1].strip() for _ in range(6)}
+    assert bodies == {"w1", "w2"}, f"api through {INTERNAL}: {bodies}"
+    assert client_get(f"http://{PUBLIC}:8443/", timeout=1)[0] == 0, f"api answered on {PUBLIC}"
+    nodes.ssh(node("lb2"), "systemctl kill --signal=SIGKILL haproxy", timeout=10)
+    assert wait_until(lambda: holders(INTERNAL) == ["lb1"], 5, 0.01) is not None, where()
+    code, body = client_get(f"http://{INTERNAL}:8443/")
+    assert code == 200, f"api on lb1 after {INTERNAL} moved there: {code} {body}"
+    assert wait_until(settled, 30, 0.1) is not None, where()
+
+
 def test_haproxy_killed_on_lb1_moves_every_vip_to_lb2_and_lb2s_own_never_blinks(deployed: Result) -> None:
     assert wait_until(settled, 30, 0.1) is not None, where()
     with ExitStack() as stack:
@@ -135,6 +150,8 @@ def test_a_vip_removed_and_added_back_by_pulumi_up_while_the_others_serve(deploy
     assert wait_until(settled, 30, 0.1) is not None, where()
     doc = yaml.safe_load(stack_file_of(STACK).read_text())
     doc["config"]["halb:vips"] = [v for v in doc["config"]["halb:vips"] if v["name"] != "internal"]
+    services = doc["config"]["halb:haproxy"]["services"]  # and the service that only it carries
+    doc["config"]["halb:haproxy"]["services"] = [s for s in services if s.get("vips") != ["internal"]]
     without_internal = tmp_path / f"Pulumi.{STACK}.yaml"
     without_internal.write_text(yaml.safe_dump(doc))
     with ExitStack() as stack:

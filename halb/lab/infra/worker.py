@@ -1,5 +1,5 @@
-"""A lab worker: nginx (Debian's nginx-light) answering with the worker's name, HTTP on 80 and
-TLS on 443 with the lab's certificate. One process (no master), so that a drill's SIGKILL or
+"""A lab worker: nginx (Debian's nginx-light) answering with the worker's name, HTTP on 80 (IPv4
+and IPv6) and TLS on 443 with the lab's certificate. One process (no master), so that a drill's SIGKILL or
 SIGSTOP of its pid kills or hangs the whole worker, as a crashed or hung backend would."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ http {{
     keepalive_requests 1000000;
     server {{
         listen 80 backlog=4096;
+        listen [::]:80 backlog=4096;
         listen 443 ssl backlog=4096;
         ssl_certificate {cert};
         ssl_certificate_key {key};
