@@ -13,15 +13,24 @@ import pytest
 import yaml
 
 from halb.lab.engine.stack import Result, deploy, destroy, stack_file_of
-from halb.lab.infra import net, nodes
+from halb.lab.infra import nodes
 from halb.lab.scenarios.drills import quiet
 from halb.lab.scenarios.probes import client_get, holders, node, wait_until
+from halb.lab.scenarios.vips import (
+    INTERNAL,
+    PREFERRED,
+    PUBLIC,
+    PUBLIC6,
+    STACK,
+    haproxy_killed,
+    link_cut,
+    settled,
+    url,
+    where,
+)
 from halb.lab.scenarios.watch import Report, Watch
 
 pytestmark = pytest.mark.lab
-STACK = "lab-multi"
-PUBLIC, INTERNAL, PUBLIC6 = "198.18.0.10", "198.18.0.9", "2001:2::10"  # lb1's (a sync group), lb2's
-PREFERRED = {PUBLIC: "lb1", PUBLIC6: "lb1", INTERNAL: "lb2"}
 
 
 @pytest.fixture(scope="module")
@@ -31,50 +40,8 @@ def deployed(lab_up: None) -> Iterator[Result]:
     destroy(stack=STACK, progress=quiet)
 
 
-def settled() -> bool:
-    return all(holders(vip) == [owner] for vip, owner in PREFERRED.items())
-
-
-def where() -> dict[str, list[str]]:
-    return {vip: holders(vip) for vip in PREFERRED}
-
-
-def url(vip: str) -> str:
-    return f"http://[{vip}]/" if ":" in vip else f"http://{vip}/"
-
-
-def watch_all(stack: ExitStack) -> dict[str, Watch]:
-    """A watcher per VIP; lb1's IPv4 one also samples the IPv6 VIP of its sync group."""
-    return {vip: stack.enter_context(Watch(vip=vip, also=(PUBLIC6,) if vip == PUBLIC else ())) for vip in PREFERRED}
-
-
-def reports(watches: dict[str, Watch]) -> dict[str, Report]:
-    out = {vip: w.report for vip, w in watches.items()}
-    assert all(r is not None for r in out.values()), f"a watcher left no report: {out}"
-    return {vip: r for vip, r in out.items() if r is not None}
-
-
 def never_blinked(vip: str, r: Report, holder: str) -> None:
     assert r.failed == 0 and r.holders_seen == [holder] and not r.bad_samples, f"{vip}: {r.summary()}"
-
-
-def moved_and_back(vip: str, r: Report, path: list[str], longest: float) -> None:
-    """The VIP went along `path` of single holders, each outage under `longest`, and was never on
-    both nodes for more than one sample (the hand-over)."""
-    seen = [h for i, h in enumerate(r.holders_seen) if "+" not in h and (i == 0 or r.holders_seen[i - 1] != h)]
-    assert seen == path, f"{vip}: holders {r.holders_seen}, expected {path}: {r.summary()}"
-    assert r.outages and r.longest_outage <= longest, f"{vip}: {r.summary()}"
-    assert len([h for _, h in r.bad_samples if len(h) > 1]) <= 1, f"{vip}: {r.summary()}"
-
-
-def together(w: Watch) -> list[tuple[float, list[str], list[str]]]:
-    """Samples where the sync group's two VIPs were on different nodes (each on exactly one)."""
-    apart = []
-    for (t, v4), (_, also) in zip(w.data["samples"], w.data["also"], strict=True):
-        v6 = also[PUBLIC6]
-        if len(v4) == 1 and len(v6) == 1 and v4 != v6:
-            apart.append((t, v4, v6))
-    return apart
 
 
 def test_each_vip_is_held_by_its_preferred_node_and_serves_ipv4_and_ipv6(deployed: Result) -> None:
@@ -100,50 +67,33 @@ def test_a_service_on_one_vip_answers_there_only_and_follows_it(deployed: Result
 
 
 def test_haproxy_killed_on_lb1_moves_every_vip_to_lb2_and_lb2s_own_never_blinks(deployed: Result) -> None:
-    assert wait_until(settled, 30, 0.1) is not None, where()
-    with ExitStack() as stack:
-        watches = watch_all(stack)
-        nodes.ssh(node("lb1"), "systemctl kill --signal=SIGKILL haproxy", timeout=10)
-        took = wait_until(lambda: holders(PUBLIC) == holders(PUBLIC6) == ["lb2"], 5, 0.01)
-        assert took is not None, f"lb1's VIPs never all reached lb2: {where()}"
-        back = wait_until(settled, 30, 0.1)  # haproxy restarts (Restart=always): failback by preference
-    assert back is not None, where()
-    r = reports(watches)
-    never_blinked(INTERNAL, r[INTERNAL], "lb2")
+    d = haproxy_killed("lb1")
+    never_blinked(INTERNAL, d.reports[INTERNAL], "lb2")
     for vip in (PUBLIC, PUBLIC6):  # IPv6 as fast as IPv4: the client's neighbour cache follows the NAs
-        moved_and_back(vip, r[vip], ["lb1", "lb2", "lb1"], 0.3)
-    assert not together(watches[PUBLIC]), f"the sync group's VIPs on different nodes: {together(watches[PUBLIC])}"
+        r = d.reports[vip]
+        seen = [h for i, h in enumerate(r.holders_seen) if "+" not in h and (i == 0 or r.holders_seen[i - 1] != h)]
+        assert seen == ["lb1", "lb2", "lb1"], f"{vip}: failback by preference: {r.summary()}"
+        assert r.outages and r.longest_outage <= 0.3, f"{vip}: {r.summary()}"
+        assert len([h for _, h in r.bad_samples if len(h) > 1]) <= 1, f"{vip}: {r.summary()}"
+    assert not d.apart, f"the sync group's VIPs on different nodes: {d.apart}"
 
 
 @pytest.mark.parametrize("cut", ["lb1", "lb2"])
 def test_a_cut_link_moves_that_nodes_vips_to_its_peer_and_the_peers_own_never_blink(deployed: Result, cut: str) -> None:
-    """A node unplugged from the switch: its peer hears no advert for the master-down interval
-    (3 x 1 s + skew) and takes its VIPs; plugged back, they return by preference."""
-    assert wait_until(settled, 30, 0.1) is not None, where()
+    d = link_cut(cut)
     peer = "lb2" if cut == "lb1" else "lb1"
-    with ExitStack() as stack:
-        watches = watch_all(stack)
-        net.cut(node(cut))
-        try:
-            took = wait_until(lambda: all(peer in holders(v) for v in PREFERRED), 10, 0.05)
-        finally:
-            net.plug(node(cut))
-        assert took is not None, f"{cut}'s VIPs never reached {peer}: {where()}"
-        back = wait_until(settled, 30, 0.1)
-    assert back is not None, where()
-    r = reports(watches)
+    assert d.moved_s is not None and d.moved_s <= 4.0, f"{cut}'s VIPs reached {peer} after {d.moved_s} s"
     for vip, owner in PREFERRED.items():
+        r = d.reports[vip]
         if owner == peer:  # (the cut node, hearing no one, takes them too, where no client reaches it)
-            kept = all(peer in h for _, h in watches[vip].data["samples"])
-            assert r[vip].failed == 0 and kept, f"{vip} left {peer}: {r[vip].summary()}"
+            assert r.failed == 0 and d.kept[vip], f"{vip} left {peer}: {r.summary()}"
             continue
         # While cut, the node keeps its VIPs on a link nobody reaches (both hold them): the client
         # sees one outage until the peer takes over, and none at the failback.
-        x = r[vip]
-        assert f"{cut}+{peer}" in x.holders_seen or f"{peer}+{cut}" in x.holders_seen, f"{vip}: {x.summary()}"
-        assert x.outages and x.outages[0] <= 4.0 and all(o <= 0.3 for o in x.outages[1:]), f"{vip}: {x.summary()}"
-        assert x.holders_seen[-1] == cut, f"{vip}: not back on {cut}: {x.summary()}"
-    assert not together(watches[PUBLIC]), f"the sync group's VIPs on different nodes: {together(watches[PUBLIC])}"
+        assert f"{cut}+{peer}" in r.holders_seen or f"{peer}+{cut}" in r.holders_seen, f"{vip}: {r.summary()}"
+        assert r.outages and r.outages[0] <= 4.0 and all(o <= 0.3 for o in r.outages[1:]), f"{vip}: {r.summary()}"
+        assert r.holders_seen[-1] == cut, f"{vip}: not back on {cut}: {r.summary()}"
+    assert not d.apart, f"the sync group's VIPs on different nodes: {d.apart}"
 
 
 def test_a_vip_removed_and_added_back_by_pulumi_up_while_the_others_serve(deployed: Result, tmp_path: Path) -> None:
@@ -164,8 +114,9 @@ def test_a_vip_removed_and_added_back_by_pulumi_up_while_the_others_serve(deploy
         back_in = time.monotonic() - started
     assert gone == [], f"{INTERNAL} still held after its removal: {gone}"
     assert came_back is not None, f"{INTERNAL} not back on lb2 {back_in:.1f} s after the up that adds it"
-    for vip, r in reports(watches).items():
-        never_blinked(vip, r, "lb1")
+    for vip, w in watches.items():
+        assert w.report is not None, f"{vip}: the watcher left no report"
+        never_blinked(vip, w.report, "lb1")
     assert client_get(url(INTERNAL))[0] == 200
 
 
