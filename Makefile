@@ -80,5 +80,8 @@ bench-fuzz: deps venv  ## the config fuzzer, longer than CI runs it (FUZZ_EXAMPL
 bench-watcher: deps venv engine  ## the health watcher's cost: added latency and rps with it running and stopped (5 alternating rounds), its CPU, the hang drill x20 (about 8 minutes)
 	$(PY) bench/watcher.py
 
+bench-vips: deps venv engine  ## several VIPs on lab-multi: per-VIP failover (haproxy killed, link cut; each node, x5) and active/active throughput (about 6 minutes)
+	$(PY) bench/vips.py
+
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -38,7 +38,9 @@ Under `vsphere`, the vSphere path against the lab's simulated vCenter (bench/vsp
 bench-vsphere` alone): cold deploy, no-op preview, resize, destroy, and the rolling VM replacement
 drill. VSPHERE=0 skips it. Under `fuzz`, the config fuzzer with random seeds (bench/fuzz.py,
 `make bench-fuzz` alone): how many stack files it tried and accepted, and what it found. FUZZ=0
-skips it.
+skips it. Under `vips`, several VIPs on the lab-multi stack (bench/vips.py, `make bench-vips`
+alone): per-VIP failover for haproxy killed and a link cut on each node, and active/active
+throughput against one VIP. VIPS=0 skips it.
 """
 
 from __future__ import annotations
@@ -670,6 +672,7 @@ def main() -> int:
     watch_cost: dict[str, Any] = {}
     vcenter: dict[str, Any] = {}
     fuzzed: dict[str, Any] = {}
+    several: dict[str, Any] = {}
     try:
         for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
             results[profile] = measure(profile)
@@ -702,6 +705,11 @@ def main() -> int:
             from fuzz import table as fuzz_table
 
             fuzzed = fuzz_run()  # the config fuzzer, longer than CI runs it
+        if os.environ.get("VIPS", "1") != "0":
+            from vips import run as vips_run
+            from vips import table as vips_table
+
+            several = vips_run()  # several VIPs, active/active, IPv6 (stack lab-multi)
         if os.environ.get("VSPHERE", "1") != "0":
             from vsphere import run as vsphere_run
             from vsphere import table as vsphere_table
@@ -718,6 +726,8 @@ def main() -> int:
         print(iac_table(loop))
     if watch_cost:
         print(watcher_table(watch_cost))
+    if several:
+        print(vips_table(several))
     if vcenter:
         print(vsphere_table(vcenter))
     if fuzzed:
@@ -734,6 +744,7 @@ def main() -> int:
             "watcher": watch_cost,
             "vsphere": vcenter,
             "fuzz": fuzzed,
+            "vips": several,
             "timelines": TIMELINES,
             "machine": machine(),
         }
