@@ -14,7 +14,7 @@ import yaml
 
 from halb.lab.engine.stack import Result, deploy, destroy, stack_file_of
 from halb.lab.infra import nodes
-from halb.lab.scenarios.drills import quiet
+from halb.lab.scenarios.drills import quiet, status
 from halb.lab.scenarios.probes import client_get, holders, node, wait_until
 from halb.lab.scenarios.vips import (
     INTERNAL,
@@ -118,6 +118,29 @@ def test_a_vip_removed_and_added_back_by_pulumi_up_while_the_others_serve(deploy
         assert w.report is not None, f"{vip}: the watcher left no report"
         never_blinked(vip, w.report, "lb1")
     assert client_get(url(INTERNAL))[0] == 200
+
+
+def test_status_json_gives_each_vips_holder(deployed: Result) -> None:
+    assert wait_until(settled, 30, 0.1) is not None, where()
+    answer = status(STACK)
+    holders_by_vip = {v["address"]: v["holders"] for v in answer["vips"]}
+    assert answer["verdict"] == "OK", answer["summary"]
+    assert holders_by_vip == {vip: [owner] for vip, owner in PREFERRED.items()}, answer["vips"]
+
+
+def test_maintenance_moves_every_vip_off_the_node_and_the_others_never_blink(deployed: Result) -> None:
+    assert wait_until(settled, 30, 0.1) is not None, where()
+    with ExitStack() as stack:
+        watches = {vip: stack.enter_context(Watch(vip=vip)) for vip in (PUBLIC, PUBLIC6)}
+        deploy(stack=STACK, sets=["nodes[1].maintenance=true"], progress=quiet)
+        resting = where()
+        deploy(stack=STACK, progress=quiet)
+        back = wait_until(settled, 30, 0.1)
+    assert resting == {vip: ["lb1"] for vip in PREFERRED}, f"lb2 in maintenance still holds a VIP: {resting}"
+    assert back is not None, where()
+    for vip, w in watches.items():
+        assert w.report is not None, f"{vip}: the watcher left no report"
+        never_blinked(vip, w.report, "lb1")
 
 
 def test_a_second_up_changes_nothing(deployed: Result) -> None:

@@ -148,3 +148,17 @@ def test_a_sync_group_of_one_preferred_node_and_a_service_on_named_vips_are_take
 def test_vips_and_addresses_vip_together_are_refused() -> None:
     text = problems(with_(LAB, "vips", TWO))
     assert "halb:addresses.vip: got '198.18.0.10'; expected nothing when `vips` is set" in text, text
+
+
+def test_the_readmes_dual_stack_stack_to_copy_is_valid() -> None:
+    import yaml
+
+    from conftest import ROOT
+    from halb.config import strip_prefix
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("A dual-stack stack to copy") :].split("```yaml\n", 1)[1].split("```", 1)[0]
+    cfg = load_config(strip_prefix(yaml.safe_load(block)["config"]))
+    assert {v.name: (v.family, v.preferred) for v in cfg.vip_plans} == {
+        "public": (4, "lb1"), "public6": (6, "lb1"), "internal": (4, "lb2"),
+    }, "README dual-stack example"  # fmt: skip

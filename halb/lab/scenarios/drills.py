@@ -17,7 +17,7 @@ from typing import Any
 
 from halb import PROJECT_DIR
 from halb.commands import teardown_paths
-from halb.lab.engine.stack import ENGINE, Result, deploy, destroy, engine
+from halb.lab.engine.stack import Result, deploy, destroy, engine
 from halb.lab.infra import image, net, nodes
 from halb.lab.infra.topology import VIP
 from halb.lab.scenarios.probes import client_get, holders, node, wait_until
@@ -49,16 +49,16 @@ def quiet(_: str) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def status() -> dict[str, Any]:
-    """`python -m halb status --stack lab --json`, as an operator runs it in the lab stack's project
-    (its config as last deployed, its outputs through the engine)."""
+def status(stack: str = "lab") -> dict[str, Any]:
+    """`python -m halb status --stack STACK --json`, as an operator runs it in the lab stack's
+    project (its config as last deployed, its outputs through the engine)."""
     p = subprocess.run(
-        [sys.executable, "-m", "halb", "status", "--stack", "lab", "--json"],
-        cwd=ENGINE.home,
+        [sys.executable, "-m", "halb", "status", "--stack", stack, "--json"],
+        cwd=engine(stack).home,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, **ENGINE.env(), "PYTHONPATH": str(PROJECT_DIR)},
+        env={**os.environ, **engine(stack).env(), "PYTHONPATH": str(PROJECT_DIR)},
     )
     answer: dict[str, Any] = json.loads(p.stdout)
     return answer
