@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Literal
 
@@ -10,6 +11,7 @@ from pydantic import Field, IPvAnyAddress
 from halb.config.base import PATH_HINT, PATH_RE, Model, Port, SecretValue, patterned
 from halb.config.errors import Problems, show
 from halb.config.secrets import STATS_PASSWORD
+from halb.config.tls import Checked, Tls, tls_problems, utcnow
 
 BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source")
 TIMEOUT_RE = r"^[1-9][0-9]{0,8}(ms|s|m|h)?$"
@@ -34,6 +36,35 @@ class Server(Model):
     )
 
 
+HOST_RE = r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+HOST_HINT = "a DNS name: dot-separated labels of letters, digits and '-'"
+GROUP_RE = r"^[a-z][a-z0-9_-]{0,31}$"
+GROUP_HINT = "1-32 lowercase letters, digits, '_' or '-', starting with a letter"
+SendProxy = Literal["v1", "v2"]
+
+
+class ServerGroup(Model):
+    """Servers a route sends to (its own backend, `<service>_<group>`)."""
+
+    name: str = patterned(GROUP_RE, GROUP_HINT, "api", description="The group's name, as routes name it.")
+    servers: list[Server] = Field(description="Its servers.", examples=[[{"name": "api1", "address": "192.168.4.70"}]])
+    send_proxy: SendProxy | None = Field(
+        None, description="Pass the client's address to these servers with the PROXY protocol, `v1` or `v2`."
+    )
+
+
+class Route(Model):
+    """`mode: http`: requests for a host and/or under a path go to a server group."""
+
+    host: str | None = patterned(
+        HOST_RE, HOST_HINT, "api.example.com", default=None, description="The Host the request names (any when unset)."
+    )
+    path_prefix: str | None = patterned(
+        PATH_RE, PATH_HINT, "/v1/", default=None, description="A path prefix (any path when unset)."
+    )
+    group: str = patterned(GROUP_RE, GROUP_HINT, "api", description="The server group (`groups[].name`).")
+
+
 class Service(Model):
     name: str = patterned(
         r"^[a-z][a-z0-9_-]{0,31}$",
@@ -52,7 +83,21 @@ class Service(Model):
     )
     check_path: str = patterned(PATH_RE, PATH_HINT, "/healthz", default="/", description="Path for `check: http`.")
     servers: list[Server] = Field(
-        description="Backend servers.", examples=[[{"name": "worker1", "address": "192.168.4.66"}]]
+        default_factory=list,
+        description="Backend servers (none with `redirectHttp`).",
+        examples=[[{"name": "worker1", "address": "192.168.4.66"}]],
+    )
+    send_proxy: SendProxy | None = Field(
+        None, description="Pass the client's address to `servers` with the PROXY protocol, `v1` or `v2`."
+    )
+    tls: Tls | None = Field(None, description='End TLS here with these certificates (see "TLS termination").')
+    redirect_http: bool = Field(
+        False, description="`mode: http`: answer every request with a redirect to https (no servers)."
+    )
+    groups: list[ServerGroup] = Field(default_factory=list, description="More server groups, for `routes`.")
+    routes: list[Route] = Field(
+        default_factory=list,
+        description="`mode: http`: host and/or path prefix -> server group, first match wins; the rest go to `servers`.",
     )
 
 
@@ -159,7 +204,11 @@ def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str], ssh_port: int |
         names.add(s.name)
         if s.balance not in BALANCE:
             out.add(f"{key}.balance", show(s.balance), f"one of {', '.join(BALANCE)}, e.g. `balance: roundrobin`")
-        out += _server_problems(key, s, owners)
+        out += _service_shape_problems(key, s)
+        if not s.redirect_http:
+            out += _server_problems(key, s.servers, owners)
+        for g, group in enumerate(s.groups):
+            out += _server_problems(f"{key}.groups[{g}]", group.servers, owners)
     out += _route_problems(h)
     for name in ("connect", "client", "server", "check"):
         value = getattr(h.timeouts, name)
@@ -190,12 +239,43 @@ def _route_problems(h: Haproxy) -> Problems:
     return out
 
 
-def _server_problems(key: str, s: Service, owners: dict[IPv4Address, str]) -> Problems:
+def _service_shape_problems(key: str, s: Service) -> Problems:
+    """What goes with what: routes and redirects need `mode: http`, routes name known groups, a
+    redirecting service has no servers and no certificate."""
     out = Problems()
-    if not s.servers:
+    if s.mode != "http":
+        for what, given in (("routes", s.routes), ("redirectHttp", s.redirect_http)):
+            if given:
+                out.add(
+                    f"{key}.{what}", show(given if what == "redirectHttp" else "a list"), "`mode: http` on the service"
+                )
+    if s.redirect_http:
+        if s.servers:
+            out.add(f"{key}.servers", "a list", "no servers with `redirectHttp` (every request is redirected)")
+        if s.tls is not None:
+            out.add(f"{key}.tls", "a certificate", "no `tls` with `redirectHttp` (it redirects plain HTTP to https)")
+    groups = [g.name for g in s.groups]
+    for g, name in enumerate(groups):
+        if name in groups[:g]:
+            out.add(f"{key}.groups[{g}].name", show(name), "a group name unique in its service")
+    for r, route in enumerate(s.routes):
+        if route.group not in groups:
+            out.add(
+                f"{key}.routes[{r}].group",
+                show(route.group),
+                f"one of the groups: {', '.join(groups) or '(none: add `groups`)'}",
+            )
+        if route.host is None and route.path_prefix is None:
+            out.add(f"{key}.routes[{r}]", "neither host nor pathPrefix", "a `host`, a `pathPrefix` or both")
+    return out
+
+
+def _server_problems(key: str, servers: list[Server], owners: dict[IPv4Address, str]) -> Problems:
+    out = Problems()
+    if not servers:
         out.add(f"{key}.servers", "[]", "at least one backend server, e.g. `[{name: worker1, address: 192.168.4.66}]`")
     seen: set[str] = set()
-    for j, srv in enumerate(s.servers):
+    for j, srv in enumerate(servers):
         unusable = unusable_backend(srv.address)
         if unusable:
             out.add(
@@ -212,10 +292,24 @@ def _server_problems(key: str, s: Service, owners: dict[IPv4Address, str]) -> Pr
         if srv.name in seen:
             out.add(f"{key}.servers[{j}].name", show(srv.name), "a server name unique in its service")
         seen.add(srv.name)
-    if s.servers and not any(srv.state == "active" for srv in s.servers):
+    if servers and not any(srv.state == "active" for srv in servers):
         out.add(
             f"{key}.servers[*].state",
             "no server `active`",
             "at least one `active` server per service, or the service answers nobody; e.g. `state: active`",
         )
     return out
+
+
+def tls_findings(h: Haproxy, now: datetime | None = None) -> tuple[Problems, list[Checked]]:
+    """Every service's certificates checked (`halb.config.tls`), and those that passed."""
+    out, checked = Problems(), []
+    for i, s in enumerate(h.services):
+        if s.tls is None:
+            continue
+        key = f"haproxy.services[{i}]"
+        hosts = [(f"{key}.routes[{r}]", route.host) for r, route in enumerate(s.routes) if route.host is not None]
+        problems, good = tls_problems(s.tls, f"{key}.tls", s.mode, hosts, now or utcnow())
+        out += problems
+        checked += good
+    return out, checked

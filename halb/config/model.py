@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from halb.config.addresses import AddressError, Addresses, plan, plan_addresses, plan_problems, with_primary_vip
 from halb.config.base import Model, Secret
 from halb.config.errors import PROJECT, ConfigError, Problem, Problems, show
-from halb.config.haproxy import Haproxy, haproxy_problems
+from halb.config.haproxy import Haproxy, haproxy_problems, tls_findings
 from halb.config.keepalived import Keepalived, keepalived_problems
 from halb.config.network import Network, dns_problems, network_problems
 from halb.config.nodes import Node, default_nodes, nodes_problems
@@ -251,6 +251,7 @@ def cross_field_problems(s: Sections) -> Problems:
             out += sync_group_problems(s.keepalived.sync_groups, plans)
     if s.haproxy is not None:
         out += haproxy_problems(s.haproxy, owners, s.ssh.port if s.ssh is not None else None)
+        out += tls_findings(s.haproxy)[0]
     return out
 
 

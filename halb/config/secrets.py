@@ -12,6 +12,7 @@ Each secret reaches its daemon byte for byte or is refused:
 
 from __future__ import annotations
 
+import re
 import string
 import unicodedata
 from collections.abc import Iterator
@@ -69,18 +70,46 @@ def fix_command(path: str) -> str:
 
 def _get(raw: dict[str, Any], path: str) -> Any:
     node: Any = raw
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if not isinstance(node, list) or index >= len(node):
+                return None
+            node = node[index]
+        elif not isinstance(node, dict) or part not in node:
             return None
-        node = node[part]
+        else:
+            node = node[part]
     return node
+
+
+def tls_secret_paths(raw: dict[str, Any]) -> list[str]:
+    """The certificates' and keys' paths in this config (`haproxy.services[i].tls` and its `sni`)."""
+    out: list[str] = []
+    services = raw.get("haproxy", {}).get("services") if isinstance(raw.get("haproxy"), dict) else None
+    for i, svc in enumerate(services if isinstance(services, list) else []):
+        tls = svc.get("tls") if isinstance(svc, dict) else None
+        if not isinstance(tls, dict):
+            continue
+        out += [f"haproxy.services[{i}].tls.{k}" for k in ("certificate", "key")]
+        sni = tls.get("sni")
+        for j, _ in enumerate(sni if isinstance(sni, list) else []):
+            out += [f"haproxy.services[{i}].tls.sni[{j}].{k}" for k in ("certificate", "key")]
+    return out
+
+
+TLS_PEM = re.compile(r"^haproxy\.services\[\d+\]\.tls\.(sni\[\d+\]\.)?(certificate|key)$")
+
+
+def _secret_keys(raw: dict[str, Any]) -> list[SecretKey]:
+    return [*SECRET_KEYS, *(SecretKey(p, "haproxy", None) for p in tls_secret_paths(raw))]
 
 
 def plaintext_problems(raw: dict[str, Any], secret_tops: set[str] | None) -> Problems:
     """Secret keys given as plain text. `secret_tops`: the top-level keys Pulumi holds as secrets
     (the program); None when reading a stack file, where a secret is a `{secure: ...}` mapping."""
     out = Problems()
-    for key in SECRET_KEYS:
+    for key in _secret_keys(raw):
         value = _get(raw, key.path)
         if not isinstance(value, str):
             continue
@@ -142,8 +171,9 @@ def hostile_problems(raw: dict[str, Any]) -> Problems:
     out = Problems()
     for path, text in _strings(raw, ""):
         # The value is never shown: the key may be a misspelled secret.
-        what = "a secret" if path in SECRET_PATHS else "a value"
-        allowed = "\n" if path == "ssh.privateKey" else ""
+        pem = path == "ssh.privateKey" or TLS_PEM.match(path) is not None
+        what = "a secret" if path in SECRET_PATHS or pem else "a value"
+        allowed = "\n" if pem else ""
         control = [i for i, c in enumerate(text) if unicodedata.category(c) in CONTROL_CATEGORIES and c not in allowed]
         digits = [i for i, c in enumerate(text) if unicodedata.category(c) == "Nd" and not c.isascii()]
         if control:
