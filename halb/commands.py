@@ -91,7 +91,8 @@ fi
 
 
 def packages_script(cfg: HalbConfig) -> str:
-    pkgs = " ".join(PACKAGES)
+    tls = any(svc.tls is not None for svc in cfg.haproxy.services)  # the TLS step checks keys with openssl
+    pkgs = " ".join(PACKAGES + (("openssl",) if tls else ()))
     return f"""set -eu
 family={cfg.os_family}
 if [ "$family" = auto ]; then
@@ -285,13 +286,15 @@ def runtime_commands(cfg: HalbConfig) -> str:
     one per line (the script joins them with `;`, so a diff shows the one that changed)."""
     cmds = []
     for svc in cfg.haproxy.services:
-        for srv in svc.servers:
-            weight = 0 if srv.state == "drain" else srv.weight
-            state = "maint" if srv.state == "disabled" else "ready"
-            cmds += [
-                f"set server {svc.name}/{srv.name} weight {weight}",
-                f"set server {svc.name}/{srv.name} state {state}",
-            ]
+        backends = [(svc.name, svc.servers)] + [(f"{svc.name}_{g.name}", g.servers) for g in svc.groups]
+        for backend, servers in backends:
+            for srv in servers:
+                weight = 0 if srv.state == "drain" else srv.weight
+                state = "maint" if srv.state == "disabled" else "ready"
+                cmds += [
+                    f"set server {backend}/{srv.name} weight {weight}",
+                    f"set server {backend}/{srv.name} state {state}",
+                ]
     return "\n".join(cmds)
 
 
@@ -330,6 +333,74 @@ echo "{shape} $(sha256sum {shlex.quote(main.path)} | cut -c1-64)" > {STRUCTURE}
     # -dW: a warning is an error, as in halb's tests.
     validate = 'haproxy -c -dW -f "$stage/haproxy.cfg" -f "$stage/halb-secrets.cfg"'
     return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "haproxy -c -dW", prepare)
+
+
+def certificate_payload(files: list[NodeFile]) -> str:
+    """The TLS step's stdin (secret): one line per certificate file, its name and its content in
+    base64, so that any PEM travels intact and nothing in it is ever read as shell."""
+    import base64
+
+    return "".join(
+        f"{posixpath.basename(f.path)} {base64.b64encode(f.content.encode()).decode()}\n"
+        for f in files
+        if f.step == "tls"
+    )
+
+
+def tls_script(files: list[NodeFile]) -> str:
+    """Install the certificates (stdin: certificate_payload) before haproxy's step validates a
+    config that names them. Each is checked (its key matches its certificate) before any is
+    written. A changed certificate that the running haproxy already serves is replaced through the
+    runtime API (`set ssl cert`, `commit ssl cert`): no reload, no new worker, no connection
+    dropped; the file is then replaced too, for the next reload. A new file is only written:
+    haproxy's step loads it with the config that names it."""
+    names = [posixpath.basename(f.path) for f in files if f.step == "tls"]
+    certs = shlex.quote(PATHS["certs_dir"])
+    return f"""set -eu
+umask 077
+install -d -m 0700 {certs}
+stage=$(mktemp -d {certs}/.halb-stage.XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+while read -r name data; do
+    [ -n "$name" ] || continue
+    printf '%s' "$data" | base64 -d > "$stage/$name"
+done
+for name in {" ".join(names)}; do
+    f="$stage/$name"
+    [ -s "$f" ] || {{ echo "halb: $name: no certificate was sent; nothing changed" >&2; exit 1; }}
+    cert=$(openssl x509 -in "$f" -noout -pubkey 2>/dev/null | openssl sha256)
+    key=$(openssl pkey -in "$f" -pubout 2>/dev/null | openssl sha256)
+    if [ -z "$cert" ] || [ "$cert" != "$key" ]; then
+        echo "halb: $name: the key does not match the certificate; nothing changed" >&2
+        exit 1
+    fi
+done
+served=$(echo "show ssl cert" | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} 2>/dev/null || true)
+for name in {" ".join(names)}; do
+    live={certs}/"$name"
+    if cmp -s "$stage/$name" "$live"; then continue; fi
+    if [ -f "$live" ] && printf '%s\n' "$served" | grep -qxF "$live"; then
+        answer=$({{ printf 'set ssl cert %s <<\n' "$live"; cat "$stage/$name"; printf '\n'; }} | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} 2>&1 || true)
+        committed=$(printf 'commit ssl cert %s\n' "$live" | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} 2>&1 || true)
+        if printf '%s' "$committed" | grep -q 'Success!'; then
+            echo "halb: $name replaced in the running haproxy (runtime API, no reload)"
+        else
+            printf 'abort ssl cert %s\n' "$live" | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} >/dev/null 2>&1 || true
+            echo "halb: $name: the runtime API refused it; haproxy keeps the old one until its next reload:" >&2
+            printf '%s\n%s\n' "$answer" "$committed" | grep -v -E -e '^-----' -e '^[A-Za-z0-9+/=]{{40,}}$' | head -n 5 >&2
+            exit 1
+        fi
+    fi
+    mv -f "$stage/$name" "$live"
+done
+echo "halb: certificates in place"
+"""
+
+
+def certificates_removal() -> str:
+    """The TLS step's delete (the node torn down, or no service ends TLS any more): halb's
+    certificates and keys leave the node. haproxy's step has already loaded a config without them."""
+    return f"rm -rf {shlex.quote(PATHS['certs_dir'])}\necho 'halb: certificates removed'\n"
 
 
 def keepalived_script(files: list[NodeFile], vip: str) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Literal
@@ -20,6 +21,7 @@ from halb import PROJECT_DIR
 from halb.addresses import AddressPlan, plan_addresses
 from halb.config import HalbConfig
 from halb.config.haproxy import Server, Service
+from halb.config.tls import Certificate, read_pem
 from halb.config.vips import VipPlan
 
 TEMPLATES = PROJECT_DIR / "templates"
@@ -46,13 +48,14 @@ PATHS = {
     "vrrp_pending": "/run/halb/vrrp-pending",  # this node holds the VIP and waits to take new shared settings
     "structure": "/etc/haproxy/halb-structure",  # hash of haproxy.cfg without server weights and states
     "owner_dir": "/var/lib/halb",  # `owner`: which teardown resource provisioned this host; the firewall record
+    "certs_dir": "/etc/haproxy/halb-certs",  # each TLS service's certificates with their keys (0600)
 }
 SCRIPT_USER = "keepalived_script"
 INSTANCE = "halb"
 HAPROXY_BIN = "/usr/sbin/haproxy"
 
 # Which provisioning step installs a file; each step has its validator and reload.
-Step = Literal["system", "haproxy", "keepalived"]
+Step = Literal["system", "tls", "haproxy", "keepalived"]
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,36 @@ class Secrets:
 
     vrrp_password: str
     stats_password: str
+    certificates: Mapping[str, str] = field(default_factory=dict)  # file on the node -> chain and key (PEM)
 
 
 PLACEHOLDERS = Secrets(vrrp_password="@SECRET@", stats_password="@SECRET:haproxy.stats.password@")
+
+
+def certificate_files(cfg: HalbConfig) -> list[tuple[str, str, Certificate]]:
+    """Each TLS service's certificates: (file on the node, its config key, the certificate); the
+    service's own first (haproxy's default for the bind), then its `sni` ones."""
+    out: list[tuple[str, str, Certificate]] = []
+    for i, s in enumerate(cfg.haproxy.services):
+        if s.tls is None:
+            continue
+        key = f"haproxy.services[{i}].tls"
+        out.append((f"{PATHS['certs_dir']}/{s.name}.pem", key, s.tls))
+        out += [
+            (f"{PATHS['certs_dir']}/{s.name}-sni{j + 1}.pem", f"{key}.sni[{j}]", c) for j, c in enumerate(s.tls.sni)
+        ]
+    return out
+
+
+def certificate_texts(cfg: HalbConfig) -> dict[str, str]:
+    """Each certificate file's content: the chain, then the key, as haproxy loads them from one
+    file (read from the config's secrets or the files it names; empty while still encrypted)."""
+    out = {}
+    for path, _, cert in certificate_files(cfg):
+        pem = read_pem(cert)
+        out[path] = (pem.chain or "").strip() + "\n" + (pem.key or "").strip() + "\n" if pem.chain and pem.key else ""
+    return out
+
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -123,8 +153,23 @@ def binds(cfg: HalbConfig, service: Service) -> list[str]:
     (`transparent`: IP_FREEBIND, so no sysctl and no restart when the VIP moves)."""
     if service.vips is None:
         six = 6 in {v.family for v in service_vips(cfg, service)}
-        return [f"*:{service.port}"] + ([f":::{service.port} v6only"] if six else [])
-    return [f"{hostport(v.address, service.port)} transparent" for v in service_vips(cfg, service)]
+        where = [f"*:{service.port}"] + ([f":::{service.port} v6only"] if six else [])
+    else:
+        where = [f"{hostport(v.address, service.port)} transparent" for v in service_vips(cfg, service)]
+    return [w + tls_options(cfg, service) for w in where]
+
+
+def tls_options(cfg: HalbConfig, service: Service) -> str:
+    """A TLS service's bind options: its certificates (the first is the default, the others by
+    SNI) and, in `mode: http`, ALPN offering HTTP/2 first."""
+    if service.tls is None:
+        return ""
+    crts = "".join(
+        f" crt {path}"
+        for path, _, _ in certificate_files(cfg)
+        if path.startswith(f"{PATHS['certs_dir']}/{service.name}")
+    )
+    return f" ssl{crts}" + (" alpn h2,http/1.1" if service.mode == "http" else "")
 
 
 def service_vips(cfg: HalbConfig, service: Service) -> list[VipPlan]:
@@ -190,6 +235,7 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "instances": vrrp_instances(cfg, node_name),
         "sync_groups": sync_groups(cfg),
         "binds": lambda service: binds(cfg, service),
+        "tls_policy": any(s.tls is not None for s in cfg.haproxy.services),
         "hostport": hostport,
         "script_user": SCRIPT_USER,
         "track_file_name": "halb_haproxy_down",
@@ -200,6 +246,8 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "rise_probes": math.ceil(k.health_check.rise / k.health_check.interval),
         "stats_userlist": "halb_stats",
         "haproxy_bin": HAPROXY_BIN,
+        # The PROXY header goes on health checks too: a server that expects it refuses a check without it.
+        "proxy_args": {"v1": " send-proxy check-send-proxy", "v2": " send-proxy-v2 check-send-proxy"},
         "check_args": {
             "tcp": " check",
             "tls": " check check-ssl verify none",
@@ -241,6 +289,9 @@ def secret_files(cfg: HalbConfig, node_name: str, secrets: Secrets) -> list[Node
             secret=True,
         )
     ]
+    for path, key, _ in certificate_files(cfg):
+        content = secrets.certificates.get(path) or f"@SECRET:{key}@\n"
+        files.append(NodeFile(path, content, "0600", "tls", secret=True))
     if cfg.keepalived.version == 2:
         files.append(
             NodeFile(

@@ -1,6 +1,6 @@
 """Per-node provisioning: one stateful remote command per step, in order.
 
-wait -> teardown -> packages -> system -> haproxy -> keepalived -> services
+wait -> teardown -> packages -> system -> (tls ->) haproxy -> keepalived -> services
 
 `teardown` does nothing when created; its delete (on `pulumi destroy`, a removed or renamed
 node, a new host identity) stops keepalived, then haproxy, and removes halb's files. Its only
@@ -24,9 +24,15 @@ from pulumi_command import remote
 from halb import commands
 from halb.addresses import plan_addresses
 from halb.config import HalbConfig
-from halb.render import NodeFile, Secrets, node_files, secret_files
+from halb.render import NodeFile, Secrets, certificate_files, certificate_texts, node_files, secret_files
 
 STEPS = ("wait", "teardown", "packages", "system", "haproxy", "keepalived", "services")
+TLS_STEPS = ("wait", "teardown", "packages", "system", "tls", "haproxy", "keepalived", "services")
+
+
+def steps_of(cfg: HalbConfig) -> tuple[str, ...]:
+    """The steps of a node: `tls` (the certificates) only when a service ends TLS."""
+    return TLS_STEPS if certificate_files(cfg) else STEPS
 
 
 @dataclass(frozen=True)
@@ -76,13 +82,20 @@ class NodeProvisioning(pulumi.ComponentResource):
             "keepalived": commands.keepalived_script(files + placeholders, str(plan.vip)),
             "services": commands.services_script(),
         }
+        steps = steps_of(cfg)
+        if "tls" in steps:
+            scripts["tls"] = commands.tls_script(placeholders)
         stdin: dict[str, pulumi.Output[str]] = {}
         for f in placeholders:
-            stdin[f.step] = _secret_file(cfg, node, secrets, f.path)
+            if f.step != "tls":
+                stdin[f.step] = _secret_file(cfg, node, secrets, f.path)
+        if "tls" in steps:  # the certificates with their keys, read from config or files here, kept secret
+            with_certs = secret_files(cfg, node, Secrets("", "", certificate_texts(cfg)))
+            stdin["tls"] = pulumi.Output.secret(commands.certificate_payload(with_certs))
 
         self.steps: dict[str, remote.Command] = {}
         previous: list[pulumi.Resource] = list(args.reserved)
-        for step in STEPS:
+        for step in steps:
             script = commands.as_root(scripts[step], user)
             secret_step = step in stdin
             depends = previous + (args.after if step == "system" else [])
@@ -92,6 +105,8 @@ class NodeProvisioning(pulumi.ComponentResource):
                 create=script,  # a changed script runs again as an update (`~` in the preview)
                 delete=commands.as_root(commands.teardown_script(cfg, node, peer_address, owner), user)
                 if step == "teardown"
+                else commands.as_root(commands.certificates_removal(), user)
+                if step == "tls"
                 else None,
                 stdin=stdin.get(step),  # a changed password changes only this secret: an update too
                 triggers=[args.host_id],  # only a new host identity replaces a step
@@ -109,6 +124,6 @@ class NodeProvisioning(pulumi.ComponentResource):
 
         self.host_id = args.host_id
         self.done = self.steps["services"]
-        self.script_hashes = {step: commands.sha256(commands.as_root(scripts[step], user)) for step in STEPS}
+        self.script_hashes = {step: commands.sha256(commands.as_root(scripts[step], user)) for step in steps}
         self.secret_stdin = stdin
         self.register_outputs({"steps": {s: c.id for s, c in self.steps.items()}})

@@ -79,7 +79,7 @@ def read_pem(c: Certificate) -> Pem:
             return secret.value
         if path is not None:
             try:
-                return Path(path).read_text(encoding="ascii")
+                return Path(path).read_bytes().decode("ascii")  # as is: a CR is seen, not translated
             except (OSError, UnicodeDecodeError):
                 return None
         return None

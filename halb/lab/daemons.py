@@ -26,14 +26,23 @@ class Result:
 
 
 def haproxy_check(tree: Path) -> Result:
+    """`haproxy -c -dW` of the tree's haproxy.cfg and secrets file. With certificates, it runs in a
+    private mount namespace where the tree's certificates are at their real path (root only)."""
     cfg = tree / PATHS["haproxy_cfg"].lstrip("/")
     secrets = tree / PATHS["haproxy_secrets"].lstrip("/")
-    p = subprocess.run(
-        [tool("haproxy") or "haproxy", "-c", "-dW", "-f", str(cfg), "-f", str(secrets)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    check = [tool("haproxy") or "haproxy", "-c", "-dW", "-f", str(cfg), "-f", str(secrets)]
+    certs = tree / PATHS["certs_dir"].lstrip("/")
+    if certs.is_dir():
+        target = shlex.quote(PATHS["certs_dir"])
+        script = f"""set -e
+mount --make-rprivate /
+mount -t tmpfs halb-test {shlex.quote(str(Path(PATHS["certs_dir"]).parent))}
+mkdir {target}
+mount --bind {shlex.quote(str(certs))} {target}
+exec {" ".join(map(shlex.quote, check))}
+"""
+        check = ["unshare", "--mount", "sh", "-c", script]
+    p = subprocess.run(check, capture_output=True, text=True, timeout=30)
     return Result(p.returncode, p.stdout + p.stderr)
 
 

@@ -28,7 +28,7 @@ class Issued:
 
 
 def _pem_key(key: object) -> str:
-    return key.private_bytes(  # type: ignore[attr-defined,no-any-return]
+    return key.private_bytes(  # type: ignore[attr-defined]
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
 
@@ -102,7 +102,7 @@ class Authority:
         names = names or NAMES
         leaf = _cert(
             names[0], key.public_key(), self.intermediate.subject, self.intermediate_key, False, names, days, start
-        )  # type: ignore[attr-defined]
+        )
         return Issued(
             _pem_cert(leaf) + _pem_cert(self.intermediate), _pem_key(key), leaf.fingerprint(hashes.SHA256()).hex()
         )
