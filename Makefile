@@ -7,7 +7,7 @@ STACK ?= lab
 
 up: deps venv engine  ## the main job: on the lab, bring it up and `pulumi up` the lab stack (STACK=lab-vsphere: as VMs of the simulated vCenter); STACK=dev: check, then pulumi up
 	@case "$(STACK)" in \
-	  lab|lab-vsphere|lab-multi) $(PY) -m halb.lab up && $(PY) -m halb.lab deploy --stack $(STACK) ;; \
+	  lab|lab-vsphere|lab-multi|lab-tls) $(PY) -m halb.lab up && $(PY) -m halb.lab deploy --stack $(STACK) ;; \
 	  *) $(PY) -m halb check --stack $(STACK) && \
 	     export PATH="$(CURDIR)/.engine/bin:$$PATH" PULUMI_PYTHON_CMD="$(CURDIR)/$(PY)" && \
 	     pulumi up --stack $(STACK) && pulumi stack output --stack $(STACK) ;; \

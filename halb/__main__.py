@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"halb: {path}: {e}", file=sys.stderr)
         return 2
     if args.command == "check":
+        from halb.stack import certificate_warnings
+
+        for warning in certificate_warnings(cfg):
+            print(f"halb: warning: {warning}", file=sys.stderr)
         print(f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services)")
         return 0
     if args.command == "status":

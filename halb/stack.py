@@ -41,9 +41,20 @@ def load_stack_config() -> HalbConfig:
     tops = {k[len(prefix) :] for k in secret if k.startswith(prefix)}
     extra = provider_problems(raw.get("platform"), vsphere, lambda k: f"vsphere:{k}" in secret)
     try:
-        return load_config(raw, refuse_plaintext=True, secret_tops=tops, extra=extra)
+        cfg = load_config(raw, refuse_plaintext=True, secret_tops=tops, extra=extra)
     except ConfigError as e:
         raise pulumi.RunError(str(e)) from None
+    for warning in certificate_warnings(cfg):  # shown by preview and up; nothing is refused
+        pulumi.log.warn(warning)
+    return cfg
+
+
+def certificate_warnings(cfg: HalbConfig) -> list[str]:
+    """Certificates that expire in under 21 days."""
+    from halb.config.haproxy import tls_findings
+    from halb.config.tls import expiry_warnings, utcnow
+
+    return expiry_warnings(tls_findings(cfg.haproxy)[1], utcnow())
 
 
 def ssh_private_key(cfg: HalbConfig) -> pulumi.Output[str] | None:

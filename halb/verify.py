@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -46,10 +47,18 @@ class Spec:
 
 
 def answers(vip: str, port: int, mode: str, timeout: float = 2.0) -> str:
-    """'' when the service answers through the VIP, else why not."""
+    """'' when the service answers through the VIP, else why not. `mode` is `tcp` or `http`, with
+    `+tls` when the service ends TLS: then a TLS handshake comes first (not verified: the machine
+    running Pulumi need not trust the service's CA; the nodes' certificates are checked apart)."""
+    kind, _, tls = mode.partition("+")
     try:
-        with socket.create_connection((vip, port), timeout=timeout) as s:
-            if mode == "http":
+        with socket.create_connection((vip, port), timeout=timeout) as raw:
+            s = raw
+            if tls:
+                context = ssl.create_default_context()
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                s = context.wrap_socket(raw)
+            if kind == "http":
                 s.sendall(f"GET / HTTP/1.0\r\nHost: {vip}\r\n\r\n".encode())
                 if not s.recv(16).startswith(b"HTTP/"):
                     return "no HTTP answer"

@@ -21,7 +21,7 @@ def verify_spec(cfg: HalbConfig) -> Spec:
         nodes={n.name: str(plan.nodes[n.name]) for n in cfg.nodes},
         # Through the primary VIP: the services it carries (`services[].vips`: all when unset).
         services=[
-            (s.name, s.port, s.mode)
+            (s.name, s.port, s.mode + ("+tls" if s.tls is not None else ""))
             for s in cfg.haproxy.services
             if plan.vip in {v.address for v in service_vips(cfg, s)}
         ],

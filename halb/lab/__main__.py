@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "command", choices=["up", "down", "status", "deploy", "preview", "refresh", "destroy", "password"]
     )
-    parser.add_argument("--stack", default="lab", choices=["lab", "lab-vsphere", "lab-multi"])
+    parser.add_argument("--stack", default="lab", choices=["lab", "lab-vsphere", "lab-multi", "lab-tls"])
     parser.add_argument("--stack-file", type=Path, default=None, help="default: Pulumi.STACK.yaml")
     parser.add_argument("--vcenter", action="store_true", help="password: the simulated vCenter's")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")

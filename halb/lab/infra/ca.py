@@ -16,6 +16,7 @@ from halb.lab.infra.topology import STATE
 
 TLS_DIR = STATE / "tls-ca"  # the lab CA and the stack's certificates (mode 0600 keys)
 NAMES = ["lab.internal", "www.lab.internal", "api.lab.internal"]
+TLS_NAME = NAMES[0]  # the name lab clients ask for
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,22 @@ class Authority:
     def root_pem(self) -> str:
         return _pem_cert(self.root)
 
+    def save(self, directory: Path) -> None:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (directory / "root.pem").write_text(self.root_pem)
+        (directory / "intermediate.pem").write_text(_pem_cert(self.intermediate))
+        key = directory / "intermediate.key"
+        key.touch(mode=0o600)
+        key.write_text(_pem_key(self.intermediate_key))
+
+    @classmethod
+    def load(cls, directory: Path) -> Authority:
+        return cls(
+            x509.load_pem_x509_certificate((directory / "root.pem").read_bytes()),
+            x509.load_pem_x509_certificate((directory / "intermediate.pem").read_bytes()),
+            serialization.load_pem_private_key((directory / "intermediate.key").read_bytes(), None),
+        )
+
     def issue(
         self, names: list[str] | None = None, days: float = 90, kind: str = "ec", start: datetime | None = None
     ) -> Issued:
@@ -116,3 +133,19 @@ def write(issued: Issued, stem: Path) -> tuple[Path, Path]:
     key.write_text(issued.key)
     chain.write_text(issued.chain)
     return chain, key
+
+
+ROOT_PEM = TLS_DIR / "root.pem"  # what clients in the lab trust
+STACK_CERT = TLS_DIR / "lab"  # lab.pem (the chain) and lab.key: stack lab-tls's certificate files
+
+
+def ensure() -> Authority:
+    """The lab's CA (made once) and the lab-tls stack's certificate (issued when missing)."""
+    if (TLS_DIR / "intermediate.key").exists():
+        ca = Authority.load(TLS_DIR)
+    else:
+        ca = Authority.create()
+        ca.save(TLS_DIR)
+    if not STACK_CERT.with_suffix(".pem").exists():
+        write(ca.issue(), STACK_CERT)
+    return ca

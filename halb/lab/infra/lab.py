@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from halb.lab.infra import image, net, nodes, vcenter, worker
+from halb.lab.infra import ca, image, net, nodes, vcenter, worker
 from halb.lab.infra.topology import (
     CLIENT,
     HOST_ADDRESS,
@@ -49,6 +49,7 @@ def worker_pidfile(host: Host) -> Path:
 
 def _keys() -> None:
     STATE.mkdir(parents=True, exist_ok=True)
+    ca.ensure()  # the lab's CA and the lab-tls stack's certificate
     if not SSH_KEY.exists():
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "halb-lab", "-f", str(SSH_KEY)], check=True

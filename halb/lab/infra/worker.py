@@ -36,6 +36,19 @@ http {{
             default_type text/plain;
             return 200 "{name}\\n";
         }}
+        # Who the worker sees: the peer, and the client haproxy names in X-Forwarded-For (mode http).
+        location = /whoami {{
+            default_type text/plain;
+            return 200 "{name} $remote_addr $http_x_forwarded_for\\n";
+        }}
+    }}
+    # Behind haproxy's `send-proxy-v2`: the client's address from the PROXY header.
+    server {{
+        listen 8081 proxy_protocol backlog=4096;
+        location / {{
+            default_type text/plain;
+            return 200 "{name} $proxy_protocol_addr\\n";
+        }}
     }}
 }}
 """

@@ -6,7 +6,8 @@
 
 A separate process (`python -m halb.lab.scenarios.watch`) does two things until it is told to stop:
 - from the client's namespace, a new TCP connection and an HTTP GET to the VIP every 10 ms,
-  each with a 0.25 s budget (connect, send, full answer);
+  each with a 0.25 s budget (connect, send, full answer); with `tls`, a new TLS session to
+  lab.internal verified against the lab's CA, inside the same budget;
 - every 50 ms, which nodes carry the VIP, read over netlink in each node's namespace (one
   dump each, well under a millisecond apart).
 Times are CLOCK_MONOTONIC, one clock for the whole host.
@@ -21,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -32,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from halb.lab.infra.ca import ROOT_PEM, TLS_NAME
 from halb.lab.infra.topology import CLIENT, NODES, VIP
 
 PERIOD = 0.01  # a new request every 10 ms
@@ -166,11 +169,14 @@ def addresses(sock: socket.socket, seq: int) -> set[str]:
             off += (length + 3) & ~3 if length else len(data)
 
 
-async def _request(vip: str, port: int) -> bool:
-    host = f"[{vip}]" if ":" in vip else vip
+async def _request(vip: str, port: int, tls: ssl.SSLContext | None = None) -> bool:
+    host = TLS_NAME if tls is not None else f"[{vip}]" if ":" in vip else vip
 
     async def once() -> bool:
-        reader, writer = await asyncio.open_connection(vip, port)
+        if tls is not None:  # a new TLS session each time: the handshake is part of the request
+            reader, writer = await asyncio.open_connection(vip, port, ssl=tls, server_hostname=TLS_NAME)
+        else:
+            reader, writer = await asyncio.open_connection(vip, port)
         writer.write(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
         answer = await reader.read()
         writer.close()
@@ -178,11 +184,19 @@ async def _request(vip: str, port: int) -> bool:
 
     try:
         return await asyncio.wait_for(once(), TIMEOUT)
-    except (TimeoutError, OSError, IndexError):
+    except (TimeoutError, OSError, IndexError, ssl.SSLError):
         return False
 
 
-async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event, also: list[str]) -> None:
+def client_context() -> ssl.SSLContext:
+    """A client that trusts the lab's CA only and verifies the name (ALPN: HTTP/1.1, what the watcher speaks)."""
+    context = ssl.create_default_context(cafile=str(ROOT_PEM))
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event, also: list[str], tls: bool = False) -> None:
+    context = client_context() if tls else None
     socks = {n.name: _netlink_in(n.netns) for n in NODES}
     _setns(f"/run/netns/{CLIENT.netns}")  # from here on this thread's sockets are the client's
     requests: list[tuple[float, bool]] = []
@@ -191,7 +205,7 @@ async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event, also: list
     pending: set[asyncio.Task[None]] = set()
 
     async def one(t: float) -> None:
-        requests.append((t, await _request(vip, port)))
+        requests.append((t, await _request(vip, port, context)))
 
     async def sampler() -> None:
         seq = 0
@@ -222,6 +236,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--vip", default=VIP)
     parser.add_argument("--also", action="append", default=[], help="another VIP whose holders are sampled too")
+    parser.add_argument("--tls", action="store_true", help=f"HTTPS to {TLS_NAME}, verified against the lab's CA")
     args = parser.parse_args()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -229,7 +244,7 @@ def main() -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     print("watching", flush=True)
     vip, also = ip_address(args.vip).compressed, [ip_address(a).compressed for a in args.also]
-    loop.run_until_complete(_watch(vip, args.port, args.out, stop, also))
+    loop.run_until_complete(_watch(vip, args.port, args.out, stop, also, args.tls))
 
 
 # --------------------------------------------------------------------------- the caller's side
@@ -238,8 +253,11 @@ def main() -> None:
 class Watch:
     """Runs the watcher for the duration of a `with` block; `report` is ready after it."""
 
-    def __init__(self, port: int = 80, settle: float = 0.3, vip: str = VIP, also: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, port: int = 80, settle: float = 0.3, vip: str = VIP, also: tuple[str, ...] = (), tls: bool = False
+    ) -> None:
         self.port = port
+        self.tls = tls  # HTTPS (a new verified TLS session per request) instead of plain HTTP
         self.vip = vip  # the lab stack's VIP, or another of a several-VIP stack (IPv4 or IPv6)
         self.also = also  # other VIPs whose holders are sampled in the same dumps (`data["also"]`)
         self.settle = settle  # watch a little before and after, so the edges are seen
@@ -251,7 +269,7 @@ class Watch:
 
     def __enter__(self) -> Watch:
         cmd = [sys.executable, "-m", "halb.lab.scenarios.watch", "--out", str(self._out), "--port", str(self.port),
-               "--vip", self.vip, *(a for v in self.also for a in ("--also", v))]  # fmt: skip
+               "--vip", self.vip, *(a for v in self.also for a in ("--also", v)), *(["--tls"] if self.tls else [])]  # fmt: skip
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != "watching":

@@ -1,0 +1,65 @@
+"""Stack lab-tls through the real engine: haproxy ends TLS for the lab's names with a certificate
+from the lab's own CA, redirects plain HTTP, routes by host and path, and passes the client's
+address on (PROXY v2, X-Forwarded-For); the certificate is rotated under load. Root only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from halb.lab.engine.stack import Result, deploy, destroy
+from halb.lab.infra.topology import CLIENT, VIP
+from halb.lab.scenarios.drills import quiet
+from halb.lab.scenarios.probes import holders, wait_until
+from halb.lab.scenarios.tls import STACK, curl, failover_keeps_the_certificate, rotate, served
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def deployed(lab_up: None) -> Iterator[Result]:
+    result = deploy(stack=STACK, progress=quiet)
+    yield result
+    destroy(stack=STACK, progress=quiet)
+
+
+def test_a_handshake_through_the_vip_verifies_against_the_lab_ca_and_alpn_picks_h2(deployed: Result) -> None:
+    assert wait_until(lambda: holders() == ["lb1"], 30, 0.1) is not None, holders()
+    code, body, version = curl("/", "www.lab.internal", "https", "-D", "-")
+    assert code == 200 and version == "2", f"https://www.lab.internal/ via {VIP}: {code} HTTP/{version} {body}"
+    assert "strict-transport-security: max-age=31536000" in body.lower(), f"no HSTS header: {body}"
+    assert body.rstrip().splitlines()[-1] in {"w1", "w2"}, f"not the default group: {body}"
+    assert served(VIP)[1] == "h2", "ALPN did not pick h2"
+
+
+def test_plain_http_is_redirected_to_https(deployed: Result) -> None:
+    code, body, _ = curl("/some/path?q=1", "lab.internal", "http", "-D", "-")
+    assert code == 301 and "location: https://lab.internal/some/path?q=1" in body.lower(), f"{code}: {body}"
+
+
+def test_routes_reach_their_group_and_the_workers_see_the_clients_address(deployed: Result) -> None:
+    by_host = {curl("/", "api.lab.internal")[1].strip() for _ in range(6)}
+    assert by_host == {f"w3 {CLIENT.address}", f"w4 {CLIENT.address}"}, f"api.lab.internal (PROXY v2): {by_host}"
+    by_path = {curl("/api/x")[1].strip() for _ in range(6)}
+    assert by_path == by_host, f"/api/ (PROXY v2): {by_path}"
+    whoami = curl("/whoami", "www.lab.internal")[1].split()
+    assert whoami[0] in {"w1", "w2"} and whoami[-1] == CLIENT.address, f"X-Forwarded-For: {whoami}"
+
+
+def test_rotating_the_certificate_under_load_fails_no_request_and_reloads_nothing(deployed: Result) -> None:
+    r = rotate()
+    assert r.report.failed == 0 and not r.report.outages, f"rotation: {r.report.summary()}"
+    assert r.new != r.old and r.served == {"lb1": r.new, "lb2": r.new}, f"served after rotation: {r.served}"
+    assert r.workers_before == r.workers_after, f"haproxy reloaded: {r.workers_before} -> {r.workers_after}"
+    assert {s for s in r.ran if not s.endswith("-tls")} <= {"halb-verify"}, f"the rotation ran {r.ran}"
+
+
+def test_a_failover_keeps_serving_the_same_certificate(deployed: Result) -> None:
+    report, before, after = failover_keeps_the_certificate()
+    assert before == after, "lb2 serves another certificate than lb1"
+    assert report.longest_outage <= 0.3, report.summary()
+
+
+def test_a_second_up_changes_nothing(deployed: Result) -> None:
+    assert deploy(stack=STACK, progress=quiet).ran() == []
