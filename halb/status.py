@@ -9,6 +9,7 @@ renders from the stack's config (a hand edit, a node rebuilt at the same address
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -16,8 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography import x509
+
 from halb.commands import HELD
-from halb.render import PATHS
+from halb.config.tls import read_pem
+from halb.render import PATHS, certificate_files
 
 if TYPE_CHECKING:
     from halb.config import HalbConfig
@@ -40,6 +44,7 @@ class NodeState:
     drift: list[str] = field(default_factory=list)  # managed files that differ from the render
     why: str = ""  # why haproxy does not count as healthy here (what keeps a node in FAULT)
     others: dict[str, bool] = field(default_factory=dict)  # the other VIPs (`halb:vips`) -> held here
+    certificates: dict[str, tuple[str, str]] = field(default_factory=dict)  # file -> (expiry day, sha256)
 
 
 # Exit codes of `halb status`, one per verdict.
@@ -114,10 +119,12 @@ def _assess_primary(nodes: list[NodeState]) -> Verdict:
 UNITS = ("haproxy", "keepalived")
 
 
-def probe_script(vip: str, files: list[str], others: Sequence[str] = ()) -> str:
+def probe_script(vip: str, files: list[str], others: Sequence[str] = (), certs: Sequence[str] = ()) -> str:
     """Run on a node over SSH; prints `key value` lines that parse_probe reads. `others`: the
-    stack's other VIPs (IPv4 or IPv6)."""
+    stack's other VIPs (IPv4 or IPv6); `certs`: certificate files, whose expiry and fingerprint
+    (of the first certificate: the server's) are read, never the key."""
     hashes = " ".join(files)
+    x509 = "openssl x509 -noout -enddate -fingerprint -sha256 -in"
     return (
         f'echo "state $(cat {PATHS["vrrp_state"]} 2>/dev/null || echo UNKNOWN)"; '
         f"ip -o -4 addr show | grep -qF ' {vip}/' && echo 'vip yes' || echo 'vip no'; "
@@ -135,8 +142,22 @@ def probe_script(vip: str, files: list[str], others: Sequence[str] = ()) -> str:
             if files
             else ""
         )
+        + "".join(
+            f'echo "cert {c} $({{ sudo -n {x509} {c} 2>/dev/null || {x509} {c} 2>/dev/null; }} | tr "\\n" " ")"; '
+            for c in certs
+        )
         + "true"
     )
+
+
+def _certificate(text: str) -> tuple[str, str]:
+    """(expiry as YYYY-MM-DD, sha256 fingerprint in lowercase hex) from openssl's one line."""
+    from datetime import datetime
+
+    after = re.search(r"notAfter=(\w{3} +\d+ [\d:]+ \d{4}) GMT", text)
+    digest = re.search(r"Fingerprint=([0-9A-Fa-f:]+)", text)
+    day = datetime.strptime(" ".join(after.group(1).split()), "%b %d %H:%M:%S %Y").strftime("%Y-%m-%d") if after else ""
+    return day, digest.group(1).replace(":", "").lower() if digest else ""
 
 
 def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
@@ -144,11 +165,15 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
         return NodeState(name, False, "UNKNOWN", False, "unknown", "unknown", error)
     values: dict[str, str] = {}
     hashes: dict[str, str] = {}
+    certificates: dict[str, tuple[str, str]] = {}
     for line in output.splitlines():
         key, _, rest = line.partition(" ")
         if key == "sha256":
             digest, _, path = rest.partition("  ")
             hashes[path.strip()] = digest.strip()
+        elif key == "cert":
+            path, _, info = rest.partition(" ")
+            certificates[path] = _certificate(info)
         else:
             values[key] = rest.strip()
     return NodeState(
@@ -163,6 +188,7 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
         hashes=hashes,
         why=haproxy_trouble(values),
         others={k.removeprefix("vip."): v == "yes" for k, v in values.items() if k.startswith("vip.")},
+        certificates=certificates,
     )
 
 
@@ -184,9 +210,26 @@ def haproxy_trouble(values: dict[str, str]) -> str:
     return ""
 
 
-def drift(state: NodeState, expected: dict[str, str]) -> list[str]:
-    """Managed files whose live hash is not the rendered one (missing files included)."""
-    return sorted(p for p, digest in expected.items() if state.hashes.get(p) != digest)
+def drift(state: NodeState, expected: dict[str, str], fingerprints: dict[str, str] | None = None) -> list[str]:
+    """Managed files whose live hash is not the rendered one (missing files included), and
+    certificate files that do not hold the stack's certificate (`fingerprints`: file -> sha256)."""
+    files = {p for p, digest in expected.items() if state.hashes.get(p) != digest}
+    files |= {p for p, f in (fingerprints or {}).items() if state.certificates.get(p, ("", ""))[1] != f}
+    return sorted(files)
+
+
+def certificate_notes(state: NodeState, fingerprints: dict[str, str], today: str, soon: str) -> list[str]:
+    """A line per certificate file on the node: expiry, whether it is the stack's, and a warning
+    under 21 days (`today`, `soon`: YYYY-MM-DD)."""
+    out = []
+    for path, (day, digest) in sorted(state.certificates.items()):
+        mine = fingerprints.get(path)
+        which = "" if mine is None else ", the stack's" if digest == mine else ", NOT the stack's certificate"
+        late = (
+            " (EXPIRED)" if day and day <= today else " (renew it: under 21 days left)" if day and day <= soon else ""
+        )
+        out.append(f"{path.rsplit('/', 1)[-1]} until {day or '?'}{late}{which}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -226,6 +269,7 @@ def probe(
     files: list[str] | None = None,
     host_key: str | None = None,
     others: Sequence[str] = (),
+    certs: Sequence[str] = (),
 ) -> tuple[str | None, str]:
     """The probe's output, or None and ssh's reason. A pinned `host_key` is always checked."""
     with tempfile.TemporaryDirectory(prefix="halb-ssh-") as tmp:
@@ -233,7 +277,10 @@ def probe(
         if host_key:
             known_hosts = f"{tmp}/known_hosts"
             Path(known_hosts).write_text(known_hosts_line(address, target.port, host_key))
-        cmd = [*ssh_command(target, address, strict_host_keys, known_hosts), probe_script(vip, files or [], others)]
+        cmd = [
+            *ssh_command(target, address, strict_host_keys, known_hosts),
+            probe_script(vip, files or [], others, certs),
+        ]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
         except subprocess.TimeoutExpired:
@@ -244,11 +291,12 @@ def probe(
 
 
 def expected_hashes(cfg: HalbConfig, node: str, secrets: Secrets | None) -> dict[str, str]:
-    """What halb renders for a node, by path; secret files only when the secrets are known."""
+    """What halb renders for a node, by path; secret files only when the secrets are known
+    (certificates are compared by fingerprint instead: `stack_fingerprints`)."""
     from halb.render import node_files, secret_files
 
     files = node_files(cfg, node) + (secret_files(cfg, node, secrets) if secrets is not None else [])
-    return {f.path: f.sha256 for f in files}
+    return {f.path: f.sha256 for f in files if f.step != "tls"}
 
 
 def collect(
@@ -260,23 +308,45 @@ def collect(
 
     plan = plan_addresses(cfg)
     target = SshTarget(cfg.ssh.user, cfg.ssh.port, cfg.ssh.private_key_path)
+    prints = stack_fingerprints(cfg)
+    certs = [path for path, _, _ in certificate_files(cfg)]
     states = []
     for node in cfg.nodes:
         expected = expected_hashes(cfg, node.name, secrets)
         address = str(plan.nodes[node.name])
         others = [str(v.address) for v in cfg.vip_plans if v.address != plan.vip]
-        output, error = probe(target, address, str(plan.vip), strict_host_keys, sorted(expected), node.host_key, others)
+        output, error = probe(
+            target, address, str(plan.vip), strict_host_keys, sorted(expected), node.host_key, others, certs
+        )
         state = parse_probe(node.name, output, error)
         states.append(
-            replace(state, maintenance=node.maintenance, drift=drift(state, expected) if state.reachable else [])
+            replace(
+                state, maintenance=node.maintenance, drift=drift(state, expected, prints) if state.reachable else []
+            )
         )
     return states, assess(states)
+
+
+def stack_fingerprints(cfg: HalbConfig) -> dict[str, str]:
+    """Each certificate file's expected fingerprint, where the stack's certificate can be read here."""
+    from halb.config.tls import fingerprint
+
+    out = {}
+    for path, _, cert in certificate_files(cfg):
+        chain = read_pem(cert).chain
+        if chain:
+            try:
+                out[path] = fingerprint(x509.load_pem_x509_certificates(chain.encode())[0])
+            except ValueError:
+                continue
+    return out
 
 
 def report(cfg: HalbConfig, states: list[NodeState], verdict: Verdict, secrets_known: bool = True) -> str:
     from halb.addresses import plan_addresses
 
     plan = plan_addresses(cfg)
+    prints = stack_fingerprints(cfg)
     lines = []
     for node, state in zip(cfg.nodes, states, strict=True):
         if state.reachable:
@@ -286,6 +356,8 @@ def report(cfg: HalbConfig, states: list[NodeState], verdict: Verdict, secrets_k
             detail += "; out of VRRP for an unfinished rollout" if state.held else ""
             detail += f"; {state.why}" if state.why else ""
             detail += f"; DRIFT in {', '.join(state.drift)}" if state.drift else "; files as rendered"
+            notes = certificate_notes(state, prints, *_days())
+            detail += f"; certificates: {'; '.join(notes)}" if notes else ""
         else:
             detail = f"cannot reach it ({state.error})"
         lines.append(f"{node.name} {plan.nodes[node.name]} ({node.role}): {detail}")
@@ -326,3 +398,13 @@ def as_json(cfg: HalbConfig, states: list[NodeState], verdict: Verdict) -> dict[
             for n, s in zip(cfg.nodes, states, strict=True)
         ],
     }
+
+
+def _days() -> tuple[str, str]:
+    """Today and the day 21 days from now (YYYY-MM-DD, UTC)."""
+    from datetime import timedelta
+
+    from halb.config.tls import WARN_DAYS, utcnow
+
+    now = utcnow()
+    return f"{now:%Y-%m-%d}", f"{now + timedelta(days=WARN_DAYS):%Y-%m-%d}"

@@ -125,3 +125,23 @@ def test_status_json_lists_every_vip_with_its_holders() -> None:
         {"name": "internal", "address": "192.168.4.59", "preferred": "lb2", "holders": ["lb2"]},
         {"name": "public6", "address": "2001:db8:4::60", "preferred": "lb1", "holders": ["lb1"]},
     ], vips
+
+
+def test_status_reads_each_certificates_expiry_and_fingerprint_and_flags_another_one() -> None:
+    from halb.status import certificate_notes, drift, probe_script
+
+    path = "/etc/haproxy/halb-certs/https.pem"
+    assert f"openssl x509 -noout -enddate -fingerprint -sha256 -in {path}" in probe_script("v", [], (), [path])
+    output = (
+        "state MASTER\nvip yes\n"
+        f"cert {path} notAfter=Feb  6 10:03:00 2027 GMT sha256 Fingerprint=AB:CD:EF \n"
+    )
+    state = parse_probe("lb1", output)
+    assert state.certificates == {path: ("2027-02-06", "abcdef")}, state.certificates
+    assert drift(state, {}, {path: "abcdef"}) == [] and drift(state, {}, {path: "012345"}) == [path]
+    assert certificate_notes(state, {path: "abcdef"}, "2027-01-20", "2027-02-10") == [
+        "https.pem until 2027-02-06 (renew it: under 21 days left), the stack's"
+    ]
+    assert certificate_notes(state, {path: "0123"}, "2027-02-07", "2027-03-01") == [
+        "https.pem until 2027-02-06 (EXPIRED), NOT the stack's certificate"
+    ]
