@@ -83,5 +83,8 @@ bench-watcher: deps venv engine  ## the health watcher's cost: added latency and
 bench-vips: deps venv engine  ## several VIPs on lab-multi: per-VIP failover (haproxy killed, link cut; each node, x5) and active/active throughput (about 6 minutes)
 	$(PY) bench/vips.py
 
+bench-tls: deps venv engine  ## TLS on lab-tls: handshakes and keep-alive rps via haproxy vs nginx ending TLS itself, haproxy CPU per handshake, failed requests during certificate rotations (about 4 minutes)
+	$(PY) bench/tls.py
+
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

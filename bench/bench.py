@@ -40,7 +40,10 @@ drill. VSPHERE=0 skips it. Under `fuzz`, the config fuzzer with random seeds (be
 `make bench-fuzz` alone): how many stack files it tried and accepted, and what it found. FUZZ=0
 skips it. Under `vips`, several VIPs on the lab-multi stack (bench/vips.py, `make bench-vips`
 alone): per-VIP failover for haproxy killed and a link cut on each node, and active/active
-throughput against one VIP. VIPS=0 skips it.
+throughput against one VIP. VIPS=0 skips it. Under `tls`, TLS termination on the lab-tls stack
+(bench/tls.py, `make bench-tls` alone): handshakes and keep-alive requests per second via haproxy
+against nginx ending TLS itself, haproxy's CPU per handshake, and certificate rotations under load.
+TLS=0 skips it.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ sys.path[:0] = [str(ROOT)]
 
 import latency  # noqa: E402
 import wrk  # noqa: E402
-from common import percentile  # noqa: E402
+from common import haproxy_cpu_seconds, percentile  # noqa: E402
 from halb.config import load_stack_file  # noqa: E402
 from halb.lab.engine.stack import deploy  # noqa: E402
 from halb.lab.infra import image, lab, net, nodes  # noqa: E402
@@ -382,16 +385,6 @@ THROUGHPUT_SECONDS = float(os.environ.get("THROUGHPUT_SECONDS", "5"))
 RATE = 200  # requests/s, a new connection each: the fixed moderate rate for latency
 
 
-def haproxy_cpu_seconds(name: str) -> float:
-    """User + system CPU of every haproxy process on a node, from /proc."""
-    script = (
-        "hz=$(getconf CLK_TCK); t=0; for p in $(pidof haproxy); do "
-        't=$((t + $(cut -d")" -f2 /proc/$p/stat | awk \'{print $12 + $13}\'))); done; echo "$t $hz"'
-    )
-    ticks, hz = nodes.ssh(node(name), script, timeout=20).stdout.split()
-    return int(ticks) / int(hz)
-
-
 THROUGHPUT_ROUNDS = int(os.environ.get("THROUGHPUT_ROUNDS", "3"))
 
 
@@ -673,6 +666,7 @@ def main() -> int:
     vcenter: dict[str, Any] = {}
     fuzzed: dict[str, Any] = {}
     several: dict[str, Any] = {}
+    ended: dict[str, Any] = {}
     try:
         for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
             results[profile] = measure(profile)
@@ -710,6 +704,11 @@ def main() -> int:
             from vips import table as vips_table
 
             several = vips_run()  # several VIPs, active/active, IPv6 (stack lab-multi)
+        if os.environ.get("TLS", "1") != "0":
+            from tls import run as tls_run
+            from tls import table as tls_table
+
+            ended = tls_run()  # TLS termination, rotation (stack lab-tls)
         if os.environ.get("VSPHERE", "1") != "0":
             from vsphere import run as vsphere_run
             from vsphere import table as vsphere_table
@@ -728,6 +727,8 @@ def main() -> int:
         print(watcher_table(watch_cost))
     if several:
         print(vips_table(several))
+    if ended:
+        print(tls_table(ended))
     if vcenter:
         print(vsphere_table(vcenter))
     if fuzzed:
@@ -745,6 +746,7 @@ def main() -> int:
             "vsphere": vcenter,
             "fuzz": fuzzed,
             "vips": several,
+            "tls": ended,
             "timelines": TIMELINES,
             "machine": machine(),
         }

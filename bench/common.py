@@ -57,3 +57,16 @@ def percentile(values: Sequence[float], p: float) -> float:
         return 0.0
     rank = math.ceil(len(ordered) * p / 100)
     return float(ordered[max(0, min(len(ordered), rank) - 1)])
+
+
+def haproxy_cpu_seconds(name: str) -> float:
+    """User + system CPU of every haproxy process on a node, from /proc."""
+    from halb.lab.infra import nodes
+    from halb.lab.scenarios.probes import node
+
+    script = (
+        "hz=$(getconf CLK_TCK); t=0; for p in $(pidof haproxy); do "
+        't=$((t + $(cut -d")" -f2 /proc/$p/stat | awk \'{print $12 + $13}\'))); done; echo "$t $hz"'
+    )
+    ticks, hz = nodes.ssh(node(name), script, timeout=20).stdout.split()
+    return int(ticks) / int(hz)
