@@ -10,7 +10,7 @@ import pytest
 
 from halb.lab.engine.stack import Result, deploy, destroy
 from halb.lab.infra.topology import CLIENT, VIP
-from halb.lab.scenarios.drills import quiet
+from halb.lab.scenarios.drills import quiet, status
 from halb.lab.scenarios.probes import holders, wait_until
 from halb.lab.scenarios.tls import STACK, curl, failover_keeps_the_certificate, rotate, served
 
@@ -53,6 +53,9 @@ def test_rotating_the_certificate_under_load_fails_no_request_and_reloads_nothin
     assert r.new != r.old and r.served == {"lb1": r.new, "lb2": r.new}, f"served after rotation: {r.served}"
     assert r.workers_before == r.workers_after, f"haproxy reloaded: {r.workers_before} -> {r.workers_after}"
     assert {s for s in r.ran if not s.endswith("-tls")} <= {"halb-verify"}, f"the rotation ran {r.ran}"
+    answer = status(STACK)  # `halb status --json`: each node's certificate, by fingerprint
+    prints = {n["name"]: [fp for _, fp in n["certificates"].values()] for n in answer["nodes"]}
+    assert prints == {"lb1": [r.new], "lb2": [r.new]} and answer["verdict"] == "OK", answer
 
 
 def test_a_failover_keeps_serving_the_same_certificate(deployed: Result) -> None:
