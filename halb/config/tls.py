@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from cryptography import x509
@@ -209,62 +210,66 @@ class Checked:
     fingerprint: str
 
 
+ORDER = "the chain in order: the server's certificate first, then the one that issued it, and so on"
+
+
 def check_certificate(c: Certificate, key: str, now: datetime, out: Problems) -> Checked | None:
     """Every problem of one certificate into `out`; what it is when it passed."""
     mine = Problems()
     loaded = _load(c, key, mine)
-    if loaded is None:
-        out += mine
+    if loaded is not None:
+        chain_key, key_key = _source(c, key, "certificate"), _source(c, key, "key")
+        if _key_problems(loaded, chain_key, key_key, mine):
+            mine += _chain_problems(loaded.chain, chain_key, now)
+    out += mine
+    if mine or loaded is None:
         return None
-    chain_key, key_key = _source(c, key, "certificate"), _source(c, key, "key")
     leaf = loaded.chain[0]
+    return Checked(key, names(leaf), leaf.not_valid_after_utc, fingerprint(leaf))
+
+
+def _key_problems(loaded: Loaded, chain_key: str, key_key: str, out: Problems) -> bool:
+    """The key's type, and that it is the server's certificate's; False when the chain is out of
+    order (the key belongs to a later certificate): nothing more is worth saying then."""
     why = _key_type(loaded.key)
     if why:
-        mine.add(key_key, f"<{why}>", f"RSA of {MIN_RSA_BITS} bits or more, or ECDSA on P-256 or P-384")
-    elif _public(loaded.key) != _public(leaf):
+        out.add(key_key, f"<{why}>", f"RSA of {MIN_RSA_BITS} bits or more, or ECDSA on P-256 or P-384")
+    elif _public(loaded.key) != _public(loaded.chain[0]):
         if any(_public(loaded.key) == _public(c) for c in loaded.chain[1:]):
-            mine.add(
-                chain_key,
-                "<the key's certificate is not the first>",
-                "the chain in order: the server's certificate first, then the one that issued it, and so on",
-            )
-            out += mine
-            return None
-        mine.add(
+            out.add(chain_key, "<the key's certificate is not the first>", ORDER)
+            return False
+        out.add(
             key_key, "<a key that does not match the certificate>", f"the key of the first certificate in `{chain_key}`"
         )
-    for i, (cert, issuer) in enumerate(zip(loaded.chain, loaded.chain[1:], strict=False)):
+    return True
+
+
+def _chain_problems(chain: list[x509.Certificate], chain_key: str, now: datetime) -> Problems:
+    """Each certificate issued by the next, each valid now, and the server's naming DNS hosts."""
+    out = Problems()
+    for i, (cert, issuer) in enumerate(pairwise(chain)):
         try:
             cert.verify_directly_issued_by(issuer)
         except (ValueError, TypeError, InvalidSignature):
-            mine.add(
-                chain_key,
-                f"<certificate {i + 2} did not issue certificate {i + 1}>",
-                "the chain in order: the server's certificate first, then the one that issued it, and so on",
-            )
+            out.add(chain_key, f"<certificate {i + 2} did not issue certificate {i + 1}>", ORDER)
             break
-    for i, cert in enumerate(loaded.chain):
+    for i, cert in enumerate(chain):
         which = "the server's certificate" if i == 0 else f"certificate {i + 1} of the chain"
         if cert.not_valid_after_utc <= now:
-            mine.add(
+            out.add(
                 chain_key,
                 f"<{which}, expired on {cert.not_valid_after_utc:%Y-%m-%d}>",
                 "a certificate that has not expired",
             )
         elif cert.not_valid_before_utc > now:
-            mine.add(
-                chain_key, f"<{which}, valid from {cert.not_valid_before_utc:%Y-%m-%d}>", "a certificate valid now"
-            )
-    if not names(leaf):
-        mine.add(
+            out.add(chain_key, f"<{which}, valid from {cert.not_valid_before_utc:%Y-%m-%d}>", "a certificate valid now")
+    if not names(chain[0]):
+        out.add(
             chain_key,
             "<a certificate with no DNS name in its SAN>",
             "a server certificate naming its hosts in subjectAltName",
         )
-    out += mine
-    if mine:
-        return None
-    return Checked(key, names(leaf), leaf.not_valid_after_utc, fingerprint(leaf))
+    return out
 
 
 def tls_problems(
