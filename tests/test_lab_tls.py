@@ -4,15 +4,20 @@ address on (PROXY v2, X-Forwarded-For); the certificate is rotated under load. R
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 
-from halb.lab.engine.stack import Result, deploy, destroy
-from halb.lab.infra.topology import CLIENT, VIP
+from halb.lab.engine.stack import Result, deploy, destroy, engine, preview, stack_file_of
+from halb.lab.infra import ca
+from halb.lab.infra.topology import CLIENT, NODES, VIP
 from halb.lab.scenarios.drills import quiet, status
 from halb.lab.scenarios.probes import holders, wait_until
 from halb.lab.scenarios.tls import STACK, curl, failover_keeps_the_certificate, rotate, served
+from halb.lab.scenarios.watch import Watch
 
 pytestmark = pytest.mark.lab
 
@@ -66,3 +71,29 @@ def test_a_failover_keeps_serving_the_same_certificate(deployed: Result) -> None
 
 def test_a_second_up_changes_nothing(deployed: Result) -> None:
     assert deploy(stack=STACK, progress=quiet).ran() == []
+
+
+def test_the_certificate_as_pulumi_secrets_is_served_and_its_key_is_nowhere_in_plain_text(
+    deployed: Result, tmp_path: Path
+) -> None:
+    """As an operator sets them: `pulumi config set --secret --path ... < file` (the lab's engine
+    does exactly that, the value on stdin), instead of the stack's certificate files."""
+    issued = ca.ensure().issue()
+    doc = yaml.safe_load(stack_file_of(STACK).read_text())
+    tls = doc["config"]["halb:haproxy"]["services"][1]["tls"]
+    del tls["certificateFile"], tls["keyFile"]
+    stack_file = tmp_path / f"Pulumi.{STACK}.yaml"
+    stack_file.write_text(yaml.safe_dump(doc))
+    secrets = [f"haproxy.services[1].tls.certificate={issued.chain}", f"haproxy.services[1].tls.key={issued.key}"]
+    with Watch(port=443, tls=True) as w:
+        result = deploy(stack_file=stack_file, secret_sets=secrets, stack=STACK, progress=quiet)
+    assert w.report is not None and w.report.failed == 0, w.report
+    assert {served(n.address)[0] for n in NODES} == {issued.fingerprint}, "the secret certificate is not served"
+    assert [n for n, _ in result.ran() if n.endswith("-haproxy")] == [], "haproxy reloaded for a new certificate"
+    body = [line for line in issued.key.splitlines() if not line.startswith("-----")]
+    for where, text in (
+        ("the state", json.dumps(engine(STACK).deployment())),
+        ("the stack's config file", engine(STACK).config_file.read_text()),
+        ("a preview --diff", preview(stack_file=stack_file, secret_sets=secrets, stack=STACK, progress=quiet).diff),
+    ):
+        assert not any(line in text for line in body), f"the private key is in plain text in {where}"

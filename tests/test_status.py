@@ -132,10 +132,7 @@ def test_status_reads_each_certificates_expiry_and_fingerprint_and_flags_another
 
     path = "/etc/haproxy/halb-certs/https.pem"
     assert f"openssl x509 -noout -enddate -fingerprint -sha256 -in {path}" in probe_script("v", [], (), [path])
-    output = (
-        "state MASTER\nvip yes\n"
-        f"cert {path} notAfter=Feb  6 10:03:00 2027 GMT sha256 Fingerprint=AB:CD:EF \n"
-    )
+    output = f"state MASTER\nvip yes\ncert {path} notAfter=Feb  6 10:03:00 2027 GMT sha256 Fingerprint=AB:CD:EF \n"
     state = parse_probe("lb1", output)
     assert state.certificates == {path: ("2027-02-06", "abcdef")}, state.certificates
     assert drift(state, {}, {path: "abcdef"}) == [] and drift(state, {}, {path: "012345"}) == [path]
