@@ -19,6 +19,27 @@ T = TypeVar("T")
 
 
 @contextmanager
+def deployed(stack: str) -> Iterator[None]:
+    """On the lab (`on_lab`), `stack` deployed alone on its nodes (the other lab stacks' pairs,
+    which stand on the same nodes, destroyed first), and destroyed after, also on a failure."""
+    from halb.lab.engine.stack import deploy, destroy, engine
+
+    with on_lab():
+        for other in ("lab", "lab-multi", "lab-tls", "lab-vsphere"):
+            if other != stack and engine(other).resources():
+                destroy(progress=_quiet, stack=other)
+        deploy(progress=_quiet, stack=stack)
+        try:
+            yield
+        finally:
+            destroy(progress=_quiet, stack=stack)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@contextmanager
 def on_lab() -> Iterator[None]:
     """The lab as it is, or brought up for this part and taken down after it."""
     brought_up = not lab.status()[0]

@@ -28,10 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 import wrk  # noqa: E402
-from common import haproxy_cpu_seconds, on_lab, standalone  # noqa: E402
-from halb.lab.engine.stack import deploy, destroy, engine  # noqa: E402
+from common import deployed, haproxy_cpu_seconds, standalone  # noqa: E402
 from halb.lab.infra.topology import VIP, WORKERS  # noqa: E402
-from halb.lab.scenarios.drills import quiet  # noqa: E402
 from halb.lab.scenarios.tls import STACK, rotate  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -75,23 +73,16 @@ def load() -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    with on_lab():
-        for other in ("lab", "lab-multi"):  # their pairs stand on the same nodes
-            if engine(other).resources():
-                destroy(progress=quiet, stack=other)
-        deploy(progress=quiet, stack=STACK)
-        try:
-            figures: dict[str, Any] = {"load": load()}
-            rotations = [rotate() for _ in range(ROTATIONS)]
-            figures["rotation"] = {
-                "runs": [r.figures() for r in rotations],
-                "failed_requests": sum(r.report.failed for r in rotations),
-                "requests": sum(r.report.requests for r in rotations),
-                "reloads": sum(r.workers_before != r.workers_after for r in rotations),
-                "deploy_s_median": round(statistics.median(r.seconds for r in rotations), 2),
-            }
-        finally:
-            destroy(progress=quiet, stack=STACK)
+    with deployed(STACK):
+        figures: dict[str, Any] = {"load": load()}
+        rotations = [rotate() for _ in range(ROTATIONS)]
+        figures["rotation"] = {
+            "runs": [r.figures() for r in rotations],
+            "failed_requests": sum(r.report.failed for r in rotations),
+            "requests": sum(r.report.requests for r in rotations),
+            "reloads": sum(r.workers_before != r.workers_after for r in rotations),
+            "deploy_s_median": round(statistics.median(r.seconds for r in rotations), 2),
+        }
     figures["seed"] = figures["kubeadm"] = UNABLE
     return figures
 

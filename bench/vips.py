@@ -28,10 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 import wrk  # noqa: E402
-from common import on_lab, percentile, standalone  # noqa: E402
-from halb.lab.engine.stack import deploy, destroy, engine  # noqa: E402
+from common import deployed, percentile, standalone  # noqa: E402
 from halb.lab.infra.topology import WORKERS  # noqa: E402
-from halb.lab.scenarios.drills import quiet  # noqa: E402
 from halb.lab.scenarios.vips import INTERNAL, PREFERRED, PUBLIC, PUBLIC6, STACK, haproxy_killed, link_cut, url  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
@@ -104,14 +102,8 @@ def throughput() -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    with on_lab():
-        if engine("lab").resources():  # the lab stack's pair stands on the same nodes
-            destroy(progress=quiet)
-        deploy(progress=quiet, stack=STACK)
-        try:
-            figures: dict[str, Any] = {"failover": failover(), "throughput": throughput()}
-        finally:
-            destroy(progress=quiet, stack=STACK)
+    with deployed(STACK):
+        figures: dict[str, Any] = {"failover": failover(), "throughput": throughput()}
     figures["seed"] = figures["kubeadm"] = UNABLE
     return figures
 

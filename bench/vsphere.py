@@ -28,9 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from common import on_lab, standalone, timed  # noqa: E402
+from common import deployed, standalone, timed  # noqa: E402
 from halb.lab.engine.driver import Result  # noqa: E402
-from halb.lab.engine.stack import deploy, destroy, engine, preview  # noqa: E402
+from halb.lab.engine.stack import deploy, destroy, preview  # noqa: E402
 from halb.lab.scenarios import drills  # noqa: E402
 from halb.lab.scenarios.drills import quiet  # noqa: E402
 
@@ -50,13 +50,9 @@ def one_round() -> dict[str, tuple[float, Result]]:
 
 
 def run() -> dict[str, Any]:
-    with on_lab():
-        if engine("lab").resources():  # the lab stack's pair stands on the same nodes
-            destroy(progress=quiet)
-        deploy(progress=quiet, stack=STACK)
+    with deployed(STACK):
         rounds = [one_round() for _ in range(ROUNDS)]
         lb2, lb1 = drills.vm_replacement(STACK)
-        destroy(progress=quiet, stack=STACK)
     figures: dict[str, Any] = {}
     for key in rounds[0]:
         seconds = [r[key][0] for r in rounds]

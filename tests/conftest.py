@@ -54,6 +54,21 @@ def lab_up() -> Iterator[None]:
         lab.down()
 
 
+def stack_deployed(stack: str) -> Any:
+    """A module fixture: `stack` deployed through the real engine on a fresh lab, destroyed after."""
+
+    @pytest.fixture(scope="module")
+    def deployed(lab_up: None) -> Iterator[Any]:
+        from halb.lab.engine.stack import deploy, destroy
+        from halb.lab.scenarios.drills import quiet
+
+        result = deploy(stack=stack, progress=quiet)
+        yield result
+        destroy(stack=stack, progress=quiet)
+
+    return deployed
+
+
 def stack_raw(stack: str) -> dict[str, Any]:
     """The halb:* keys of Pulumi.<stack>.yaml, prefix stripped."""
     doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())

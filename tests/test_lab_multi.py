@@ -5,14 +5,14 @@ watched under the client load. Root only."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import yaml
 
-from halb.lab.engine.stack import Result, deploy, destroy, stack_file_of
+from conftest import stack_deployed
+from halb.lab.engine.stack import Result, deploy, stack_file_of
 from halb.lab.infra import nodes
 from halb.lab.scenarios.drills import quiet, status
 from halb.lab.scenarios.probes import client_get, holders, node, wait_until
@@ -33,11 +33,7 @@ from halb.lab.scenarios.watch import Report, Watch
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture(scope="module")
-def deployed(lab_up: None) -> Iterator[Result]:
-    result = deploy(stack=STACK, progress=quiet)
-    yield result
-    destroy(stack=STACK, progress=quiet)
+deployed = stack_deployed(STACK)
 
 
 def never_blinked(vip: str, r: Report, holder: str) -> None:

@@ -5,13 +5,13 @@ address on (PROXY v2, X-Forwarded-For); the certificate is rotated under load. R
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from halb.lab.engine.stack import Result, deploy, destroy, engine, preview, stack_file_of
+from conftest import stack_deployed
+from halb.lab.engine.stack import Result, deploy, engine, preview, stack_file_of
 from halb.lab.infra import ca
 from halb.lab.infra.topology import CLIENT, NODES, VIP
 from halb.lab.scenarios.drills import quiet, status
@@ -22,11 +22,7 @@ from halb.lab.scenarios.watch import Watch
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture(scope="module")
-def deployed(lab_up: None) -> Iterator[Result]:
-    result = deploy(stack=STACK, progress=quiet)
-    yield result
-    destroy(stack=STACK, progress=quiet)
+deployed = stack_deployed(STACK)
 
 
 def test_a_handshake_through_the_vip_verifies_against_the_lab_ca_and_alpn_picks_h2(deployed: Result) -> None:
