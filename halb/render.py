@@ -136,10 +136,11 @@ def server_state(srv: Server) -> str:
 
 
 def stats_allow(cfg: HalbConfig) -> list[str]:
-    """Who may reach the stats port besides the node itself: `allowFrom`, else the pair's subnet
-    (IPv4: the stats port is not bound on IPv6)."""
-    nets = cfg.haproxy.stats.allow_from if cfg.haproxy.stats.allow_from is not None else [cfg.network.subnet]
-    return [str(n) for n in nets]
+    """Who may reach the stats port besides the node itself: `allowFrom`, else the pair's subnets
+    (the stats port is bound on IPv6 too when one of them is IPv6)."""
+    if cfg.haproxy.stats.allow_from is not None:
+        return [str(n) for n in cfg.haproxy.stats.allow_from]
+    return [str(n) for n in (cfg.network.subnet, cfg.network.subnet6) if n is not None]
 
 
 def hostport(address: IPv4Address | IPv6Address | str, port: int) -> str:
@@ -257,6 +258,7 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "k": k,
         "h": cfg.haproxy,
         "stats_allow": stats_allow(cfg),
+        "stats_six": any(":" in n for n in stats_allow(cfg)),
     }
 
 

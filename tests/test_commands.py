@@ -220,12 +220,13 @@ def test_firewall_with_an_ipv6_vip_lets_in_vrrp_from_the_peers_ipv6_address_and_
     rules = commands.firewall_rules(cfg, "192.168.4.62", "2001:db8:4::62")
     assert rules == [
         "vrrp 192.168.4.62/32", "vrrp 2001:db8:4::62/128", "tcp 80 0.0.0.0/0", "tcp 443 0.0.0.0/0",
-        "tcp 8443 0.0.0.0/0", "tcp 80 ::/0", "tcp 443 ::/0", "tcp 8080 192.168.4.0/24",
+        "tcp 8443 0.0.0.0/0", "tcp 80 ::/0", "tcp 443 ::/0", "tcp 8080 192.168.4.0/24", "tcp 8080 2001:db8:4::/64",
     ], "api (on the IPv4 VIP `internal` only) gets no IPv6 rule"  # fmt: skip
     calls = _firewall_run(tmp_path, rules)
     assert "ufw allow from ::/0 to any port 80 proto tcp" in calls, calls
     assert any('family="ipv6" source address="2001:db8:4::62/128" protocol value="vrrp"' in c for c in calls), calls
     assert not any("::/0" in c for c in calls if c.startswith("firewall-cmd")), "firewalld's port rule covers IPv6"
+    assert any('family="ipv6" source address="2001:db8:4::/64" port port="8080"' in c for c in calls), calls
     before, before6 = (tmp_path / "before.rules").read_text(), (tmp_path / "before6.rules").read_text()
     assert "-A ufw-before-input -p vrrp -s 192.168.4.62/32 -j ACCEPT" in before and "2001:" not in before, before
     assert "-A ufw6-before-input -p vrrp -s 2001:db8:4::62/128 -j ACCEPT" in before6 and "192." not in before6, before6

@@ -14,6 +14,7 @@ import yaml
 from conftest import stack_deployed
 from halb.lab.engine.stack import Result, deploy, stack_file_of
 from halb.lab.infra import nodes
+from halb.lab.infra.topology import NODES
 from halb.lab.scenarios.drills import quiet, status
 from halb.lab.scenarios.probes import client_get, holders, node, wait_until
 from halb.lab.scenarios.vips import (
@@ -45,6 +46,8 @@ def test_each_vip_is_held_by_its_preferred_node_and_serves_ipv4_and_ipv6(deploye
     for vip in PREFERRED:
         code, body = client_get(url(vip))
         assert code == 200 and body.strip().startswith("w"), (vip, code, body)
+    for n in NODES:  # the stats port over IPv6 too, open to network.subnet6
+        assert client_get(f"http://[{n.address6}]:8080/healthz")[0] == 200, f"{n.name}: /healthz over IPv6"
 
 
 def test_a_service_on_one_vip_answers_there_only_and_follows_it(deployed: Result) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from ipaddress import IPv4Address, IPv4Network, IPv6Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Literal
 
-from pydantic import Field, IPvAnyAddress
+from pydantic import Field, IPvAnyAddress, IPvAnyNetwork
 
 from halb.config.base import PATH_HINT, PATH_RE, Model, Port, SecretValue, patterned
 from halb.config.errors import Problems, show
@@ -113,10 +113,11 @@ class Stats(Model):
         "when unset.",
     )
     uri: str = patterned(PATH_RE, PATH_HINT, "/stats", default="/stats", description="Path of the stats page.")
-    allow_from: list[IPv4Network] | None = Field(
+    allow_from: list[IPvAnyNetwork] | None = Field(
         None,
-        description="CIDRs that may reach the stats port (stats page, metrics, /healthz), in haproxy and in "
-        "the host firewall; the node itself always may. Unset: `network.subnet` only.",
+        description="CIDRs (IPv4 or IPv6) that may reach the stats port (stats page, metrics, /healthz), in "
+        "haproxy and in the host firewall; the node itself always may. Unset: `network.subnet`, and "
+        "`network.subnet6` when set.",
         examples=[["192.168.4.0/24", "10.20.0.5/32"]],
     )
 
