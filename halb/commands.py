@@ -12,6 +12,7 @@ import hashlib
 import posixpath
 import re
 import shlex
+from collections.abc import Mapping
 
 from halb.config import HalbConfig
 from halb.render import PATHS, SCRIPT_USER, NodeFile
@@ -335,15 +336,15 @@ echo "{shape} $(sha256sum {shlex.quote(main.path)} | cut -c1-64)" > {STRUCTURE}
     return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "haproxy -c -dW", prepare)
 
 
-def certificate_payload(files: list[NodeFile]) -> str:
-    """The TLS step's stdin (secret): one line per certificate file, its name and its content in
-    base64, so that any PEM travels intact and nothing in it is ever read as shell."""
+def certificate_payload(certificates: Mapping[str, str]) -> str:
+    """The TLS step's stdin (secret), from `render.certificate_texts`: one line per certificate
+    file, its name and its content in base64, so that any PEM travels intact and nothing in it is
+    ever read as shell."""
     import base64
 
     return "".join(
-        f"{posixpath.basename(f.path)} {base64.b64encode(f.content.encode()).decode()}\n"
-        for f in files
-        if f.step == "tls"
+        f"{posixpath.basename(path)} {base64.b64encode(text.encode()).decode()}\n"
+        for path, text in certificates.items()
     )
 
 

@@ -83,18 +83,24 @@ class Secrets:
 PLACEHOLDERS = Secrets(vrrp_password="@SECRET@", stats_password="@SECRET:haproxy.stats.password@")
 
 
+def certificate_paths(service: Service) -> list[str]:
+    """A TLS service's certificate files on the node: its own first (haproxy's default for the
+    bind), then one per `sni` entry."""
+    if service.tls is None:
+        return []
+    stem = f"{PATHS['certs_dir']}/{service.name}"
+    return [f"{stem}.pem"] + [f"{stem}-sni{j + 1}.pem" for j in range(len(service.tls.sni))]
+
+
 def certificate_files(cfg: HalbConfig) -> list[tuple[str, str, Certificate]]:
-    """Each TLS service's certificates: (file on the node, its config key, the certificate); the
-    service's own first (haproxy's default for the bind), then its `sni` ones."""
+    """Every TLS service's certificates: (file on the node, its config key, the certificate)."""
     out: list[tuple[str, str, Certificate]] = []
     for i, s in enumerate(cfg.haproxy.services):
         if s.tls is None:
             continue
         key = f"haproxy.services[{i}].tls"
-        out.append((f"{PATHS['certs_dir']}/{s.name}.pem", key, s.tls))
-        out += [
-            (f"{PATHS['certs_dir']}/{s.name}-sni{j + 1}.pem", f"{key}.sni[{j}]", c) for j, c in enumerate(s.tls.sni)
-        ]
+        certs = [(key, s.tls)] + [(f"{key}.sni[{j}]", c) for j, c in enumerate(s.tls.sni)]
+        out += [(path, k, c) for path, (k, c) in zip(certificate_paths(s), certs, strict=True)]
     return out
 
 
@@ -165,11 +171,7 @@ def tls_options(cfg: HalbConfig, service: Service) -> str:
     SNI) and, in `mode: http`, ALPN offering HTTP/2 first."""
     if service.tls is None:
         return ""
-    crts = "".join(
-        f" crt {path}"
-        for path, _, _ in certificate_files(cfg)
-        if path.startswith(f"{PATHS['certs_dir']}/{service.name}")
-    )
+    crts = "".join(f" crt {path}" for path in certificate_paths(service))
     return f" ssl{crts}" + (" alpn h2,http/1.1" if service.mode == "http" else "")
 
 

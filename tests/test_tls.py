@@ -188,7 +188,7 @@ def test_no_tls_renders_no_tls_policy_and_the_stack_without_it_has_no_tls_step()
 def test_the_tls_step_carries_certificates_as_base64_lines_and_checks_before_writing() -> None:
     cfg = load_config(dev_with_tls())
     files_ = all_files(cfg, "lb1", Secrets("x", "stats-Pass-123", certificate_texts(cfg)))
-    payload = commands.certificate_payload(files_)
+    payload = commands.certificate_payload(certificate_texts(cfg))
     assert re.fullmatch(r"web\.pem [A-Za-z0-9+/=]+\n", payload), "one line per file, nothing else"
     script = commands.tls_script(files_)
     assert script.index("the key does not match") < script.index("mv -f"), "checked before anything is written"
@@ -202,3 +202,14 @@ def test_a_plain_text_key_is_refused_by_the_program_too() -> None:
         load_config(raw, refuse_plaintext=True, secret_tops=set())
     assert "halb:haproxy.services[2].tls.key: got a plain-text value" in str(err.value), str(err.value)
     assert not leaked(str(err.value))
+
+
+def test_each_tls_service_binds_its_own_certificates_only() -> None:
+    """`web` and `web2`: a name that prefixes another's does not take its certificates."""
+    raw = dev_with_tls()
+    other = CA.issue(["other.internal"])
+    web2 = service({"certificate": other.chain, "key": other.key}, name="web2", port=9443)
+    cfg = load_config(with_(raw, "haproxy.services", [*raw["haproxy"]["services"], web2]))
+    text = next(f.content for f in all_files(cfg, "lb1") if f.path.endswith("haproxy.cfg"))
+    assert "bind *:8443 ssl crt /etc/haproxy/halb-certs/web.pem alpn" in text, text
+    assert "bind *:9443 ssl crt /etc/haproxy/halb-certs/web2.pem alpn" in text, text

@@ -90,8 +90,7 @@ class NodeProvisioning(pulumi.ComponentResource):
             if f.step != "tls":
                 stdin[f.step] = _secret_file(cfg, node, secrets, f.path)
         if "tls" in steps:  # the certificates with their keys, read from config or files here, kept secret
-            with_certs = secret_files(cfg, node, Secrets("", "", certificate_texts(cfg)))
-            stdin["tls"] = pulumi.Output.secret(commands.certificate_payload(with_certs))
+            stdin["tls"] = pulumi.Output.secret(commands.certificate_payload(certificate_texts(cfg)))
 
         self.steps: dict[str, remote.Command] = {}
         previous: list[pulumi.Resource] = list(args.reserved)
