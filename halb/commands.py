@@ -13,8 +13,10 @@ import posixpath
 import re
 import shlex
 from collections.abc import Mapping
+from ipaddress import ip_network
 
 from halb.config import HalbConfig
+from halb.config.words import firewall_address
 from halb.render import PATHS, SCRIPT_USER, NodeFile
 
 PACKAGES = ("keepalived", "haproxy", "curl", "socat")
@@ -138,13 +140,14 @@ def firewall_rules(cfg: HalbConfig, peer_address: str, peer_address6: str | None
     VIP, also VRRP from the peer's IPv6 address and the ports of the services bound on IPv6."""
     from halb.render import service_vips, stats_allow
 
-    rules = [f"vrrp {peer_address}/32"]
+    rules = [f"vrrp {firewall_address(ip_network(peer_address))}"]
     if peer_address6 is not None and any(v.family == 6 for v in cfg.vip_plans):
-        rules += [f"vrrp {peer_address6}/128"]
-    rules += [f"tcp {s.port} 0.0.0.0/0" for s in cfg.haproxy.services]
+        rules += [f"vrrp {firewall_address(ip_network(peer_address6))}"]
+    rules += [f"tcp {int(s.port)} 0.0.0.0/0" for s in cfg.haproxy.services]
     if peer_address6 is not None:
-        rules += [f"tcp {s.port} ::/0" for s in cfg.haproxy.services if 6 in {v.family for v in service_vips(cfg, s)}]
-    rules += [f"tcp {cfg.haproxy.stats.port} {net}" for net in stats_allow(cfg)]
+        six = [s for s in cfg.haproxy.services if 6 in {v.family for v in service_vips(cfg, s)}]
+        rules += [f"tcp {int(s.port)} ::/0" for s in six]
+    rules += [f"tcp {int(cfg.haproxy.stats.port)} {firewall_address(net)}" for net in stats_allow(cfg)]
     return rules
 
 

@@ -11,7 +11,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -20,9 +20,10 @@ import jinja2
 from halb import PROJECT_DIR
 from halb.addresses import AddressPlan, plan_addresses
 from halb.config import HalbConfig
-from halb.config.haproxy import Server, Service
+from halb.config.haproxy import Server, Service, backend_names, certificate_names
 from halb.config.tls import Certificate, read_pem
 from halb.config.vips import VipPlan
+from halb.config.words import Directive, UnsafeValue, address, finalizer, haproxy_word, keepalived_word, shell_word
 
 TEMPLATES = PROJECT_DIR / "templates"
 
@@ -85,11 +86,8 @@ PLACEHOLDERS = Secrets(vrrp_password="@SECRET@", stats_password="@SECRET:haproxy
 
 def certificate_paths(service: Service) -> list[str]:
     """A TLS service's certificate files on the node: its own first (haproxy's default for the
-    bind), then one per `sni` entry."""
-    if service.tls is None:
-        return []
-    stem = f"{PATHS['certs_dir']}/{service.name}"
-    return [f"{stem}.pem"] + [f"{stem}-sni{j + 1}.pem" for j in range(len(service.tls.sni))]
+    bind), then one per `sni` entry (`halb.config.haproxy.certificate_names`)."""
+    return [f"{PATHS['certs_dir']}/{name}" for name in certificate_names(service)]
 
 
 def certificate_files(cfg: HalbConfig) -> list[tuple[str, str, Certificate]]:
@@ -114,18 +112,50 @@ def certificate_texts(cfg: HalbConfig) -> dict[str, str]:
     return out
 
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
+# Each template's target language: every `{{ ... }}` in it must be a word of that language, a
+# number, an address or a Directive (halb.config.words), or rendering stops.
+TARGETS = {
+    "haproxy.cfg.j2": haproxy_word,
+    "halb-secrets.cfg.j2": haproxy_word,
+    "keepalived.conf.j2": keepalived_word,
+    "halb-auth.conf.j2": keepalived_word,
+    "haproxy-state.j2": shell_word,
+    "haproxy-watch.j2": shell_word,
+    "vrrp-notify.j2": shell_word,
+    # systemd units and tmpfiles.d: halb's own paths and names only, held to haproxy's rules
+    "halb-haproxy-watch.service.j2": haproxy_word,
+    "haproxy.service.d/halb.conf.j2": haproxy_word,
+    "keepalived.service.d/halb.conf.j2": haproxy_word,
+    "tmpfiles.d/halb.conf.j2": haproxy_word,
+}
+
+
+def single_quoted(value: str) -> Directive:
+    """A value inside haproxy's single quotes, where every character but the quote is literal."""
+    if "'" in value or not value.isprintable() or not value.isascii():
+        raise UnsafeValue("haproxy quoted", "<secret>", "printable ASCII without a single quote")
+    return Directive(value)
+
+
+def _environment(word: object) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+        finalize=finalizer(word),
+    )
+    env.filters["single_quoted"] = single_quoted
+    return env
+
+
+_ENVS = {word: _environment(word) for word in set(TARGETS.values())}
 
 
 def _render(template: str, **ctx: object) -> str:
-    return _env.get_template(template).render(paths=PATHS, **ctx)
+    return _ENVS[TARGETS[template]].get_template(template).render(paths=PATHS, **ctx)
 
 
 def _advert(value: float) -> str:
@@ -135,35 +165,46 @@ def _advert(value: float) -> str:
 MAINTENANCE_PRIORITY = 1  # below any configured priority: the peer preempts at once
 
 
-def server_state(srv: Server) -> str:
+def server_state(srv: Server) -> Directive:
     """The runtime-changeable part of a `server` line: weight, and `disabled` (drain is weight 0)."""
     weight = 0 if srv.state == "drain" else srv.weight
-    return (f" weight {weight}" if weight != 1 else "") + (" disabled" if srv.state == "disabled" else "")
+    return Directive((f" weight {int(weight)}" if weight != 1 else "") + (" disabled" if srv.state == "disabled" else ""))
 
 
-def stats_allow(cfg: HalbConfig) -> list[str]:
+def stats_allow(cfg: HalbConfig) -> list[IPv4Network | IPv6Network]:
     """Who may reach the stats port besides the node itself: `allowFrom`, else the pair's subnets
     (the stats port is bound on IPv6 too when one of them is IPv6)."""
     if cfg.haproxy.stats.allow_from is not None:
-        return [str(n) for n in cfg.haproxy.stats.allow_from]
-    return [str(n) for n in (cfg.network.subnet, cfg.network.subnet6) if n is not None]
+        return list(cfg.haproxy.stats.allow_from)
+    return [n for n in (cfg.network.subnet, cfg.network.subnet6) if n is not None]
 
 
-def hostport(address: IPv4Address | IPv6Address | str, port: int) -> str:
+ACL_CHUNK = 40  # networks per `acl` line: haproxy reads at most 64 words a line
+
+
+def stats_acl_lines(cfg: HalbConfig) -> list[list[IPv4Network | IPv6Network]]:
+    """`stats_allow` split over several `acl halb_allowed src` lines (haproxy ORs them)."""
+    nets = stats_allow(cfg)
+    return [nets[i : i + ACL_CHUNK] for i in range(0, len(nets), ACL_CHUNK)] or [[]]
+
+
+def hostport(where: IPv4Address | IPv6Address, port: int) -> Directive:
     """`address:port` as haproxy reads it, IPv6 in brackets."""
-    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+    text = address(where)
+    return Directive(f"[{text}]:{int(port)}" if ":" in text else f"{text}:{int(port)}")
 
 
 def binds(cfg: HalbConfig, service: Service) -> list[str]:
     """Where a service's frontend listens. All VIPs (`vips` unset): the wildcard, and the IPv6
     wildcard too when a VIP is IPv6; else each listed VIP, bound before it arrives on this node
     (`transparent`: IP_FREEBIND, so no sysctl and no restart when the VIP moves)."""
+    port = int(service.port)
     if service.vips is None:
         six = 6 in {v.family for v in service_vips(cfg, service)}
-        where = [f"*:{service.port}"] + ([f":::{service.port} v6only"] if six else [])
+        where = [f"*:{port}"] + ([f":::{port} v6only"] if six else [])
     else:
-        where = [f"{hostport(v.address, service.port)} transparent" for v in service_vips(cfg, service)]
-    return [w + tls_options(cfg, service) for w in where]
+        where = [f"{hostport(v.address, port)} transparent" for v in service_vips(cfg, service)]
+    return [Directive(w + tls_options(cfg, service)) for w in where]
 
 
 def tls_options(cfg: HalbConfig, service: Service) -> str:
@@ -171,8 +212,17 @@ def tls_options(cfg: HalbConfig, service: Service) -> str:
     SNI) and, in `mode: http`, ALPN offering HTTP/2 first."""
     if service.tls is None:
         return ""
-    crts = "".join(f" crt {path}" for path in certificate_paths(service))
+    crts = "".join(f" crt {haproxy_word(path)}" for path in certificate_paths(service))
     return f" ssl{crts}" + (" alpn h2,http/1.1" if service.mode == "http" else "")
+
+
+def backends(service: Service) -> list[tuple[str, list[Server], str | None]]:
+    """A service's haproxy backends (`halb.config.haproxy.backend_names`) with their servers and
+    PROXY protocol version: its own, then one per server group."""
+    groups = [(service.servers, service.send_proxy)] + [(g.servers, g.send_proxy) for g in service.groups]
+    if service.redirect_http:
+        groups = groups[1:]
+    return [(name, *group) for name, group in zip(backend_names(service), groups, strict=True)]
 
 
 def service_vips(cfg: HalbConfig, service: Service) -> list[VipPlan]:
@@ -238,6 +288,7 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "instances": vrrp_instances(cfg, node_name),
         "sync_groups": sync_groups(cfg),
         "binds": lambda service: binds(cfg, service),
+        "backends": backends,
         "tls_policy": any(s.tls is not None for s in cfg.haproxy.services),
         "hostport": hostport,
         "script_user": SCRIPT_USER,
@@ -250,17 +301,17 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "stats_userlist": "halb_stats",
         "haproxy_bin": HAPROXY_BIN,
         # The PROXY header goes on health checks too: a server that expects it refuses a check without it.
-        "proxy_args": {"v1": " send-proxy check-send-proxy", "v2": " send-proxy-v2 check-send-proxy"},
+        "proxy_args": {"v1": Directive(" send-proxy check-send-proxy"), "v2": Directive(" send-proxy-v2 check-send-proxy")},
         "check_args": {
-            "tcp": " check",
-            "tls": " check check-ssl verify none",
-            "http": " check",
+            "tcp": Directive(" check"),
+            "tls": Directive(" check check-ssl verify none"),
+            "http": Directive(" check"),
             "none": "",
         },
         "k": k,
         "h": cfg.haproxy,
-        "stats_allow": stats_allow(cfg),
-        "stats_six": any(":" in n for n in stats_allow(cfg)),
+        "stats_acl_lines": stats_acl_lines(cfg),
+        "stats_six": any(n.version == 6 for n in stats_allow(cfg)),
     }
 
 

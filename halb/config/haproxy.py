@@ -176,6 +176,20 @@ def unusable_backend(address: IPv4Address | IPv6Address) -> str:
 
 
 HEALTHZ = "/healthz"  # keepalived's liveness probe asks the stats port for it (monitor-uri)
+HALB_PATHS = "/halb/"  # halb's own routes on the stats port (e.g. /halb/backends), answered before the stats page
+
+
+def backend_names(s: Service) -> list[str]:
+    """The haproxy backends a service makes: its own, then `<service>_<group>` per group."""
+    return ([] if s.redirect_http else [s.name]) + [f"{s.name}_{g.name}" for g in s.groups]
+
+
+def certificate_names(s: Service) -> list[str]:
+    """A TLS service's certificate files (in `halb.render.PATHS["certs_dir"]`): its own first
+    (haproxy's default for the bind), then one per `sni` entry."""
+    if s.tls is None:
+        return []
+    return [f"{s.name}.pem"] + [f"{s.name}-sni{j + 1}.pem" for j in range(len(s.tls.sni))]
 
 
 def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str], ssh_port: int | None = None) -> Problems:
