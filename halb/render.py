@@ -21,7 +21,7 @@ from halb import PROJECT_DIR
 from halb.addresses import AddressPlan, plan_addresses
 from halb.config import HalbConfig
 from halb.config.haproxy import Server, Service, backend_names, certificate_names
-from halb.config.tls import Certificate, read_pem
+from halb.config.tls import Certificate, key_block, read_pem
 from halb.config.vips import VipPlan
 from halb.config.words import Directive, UnsafeValue, address, finalizer, haproxy_word, keepalived_word, shell_word
 
@@ -103,12 +103,12 @@ def certificate_files(cfg: HalbConfig) -> list[tuple[str, str, Certificate]]:
 
 
 def certificate_texts(cfg: HalbConfig) -> dict[str, str]:
-    """Each certificate file's content: the chain, then the key, as haproxy loads them from one
+    """Each certificate file's content: the chain, then the key's block, as haproxy loads them from one
     file (read from the config's secrets or the files it names; empty while still encrypted)."""
     out = {}
     for path, _, cert in certificate_files(cfg):
         pem = read_pem(cert)
-        out[path] = (pem.chain or "").strip() + "\n" + (pem.key or "").strip() + "\n" if pem.chain and pem.key else ""
+        out[path] = pem.chain.strip() + "\n" + key_block(pem.key).strip() + "\n" if pem.chain and pem.key else ""
     return out
 
 

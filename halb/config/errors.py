@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +31,18 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
+KEY_MATERIAL = re.compile(r"-----BEGIN|PRIVATE KEY|[A-Za-z0-9+/]{40,}")
+
+
+def printable(text: str) -> str:
+    """Text as messages show it: printable ASCII as it is, anything else escaped (`\\x1b`)."""
+    return text if text.isascii() and text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def show(value: Any) -> str:
-    """A value as an error message shows it: quoted strings, long structures cut short."""
+    """A value as an error message shows it: quoted strings with every control character escaped,
+    long structures cut short, and text that looks like key material (a PEM line, a long base64
+    run) never shown, whatever key it was given under."""
     if isinstance(value, Secret):
         return "<secret>"
     if isinstance(value, dict):  # a mapping may hold a secret under a misspelled key: keys only
@@ -39,6 +50,8 @@ def show(value: Any) -> str:
     if isinstance(value, list | tuple) and any(isinstance(v, dict | list) for v in value):
         return f"a list of {len(value)} items"
     text = repr(str(value)) if not isinstance(value, str | int | float | bool | list) else repr(value)
+    if KEY_MATERIAL.search(text):
+        return f"<a value of {len(text)} characters that looks like key material, not shown>"
     return text if len(text) < 80 else text[:77] + "..."
 
 

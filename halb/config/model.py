@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from halb.config.addresses import AddressError, Addresses, plan, plan_addresses, plan_problems, with_primary_vip
 from halb.config.base import Model, Secret
-from halb.config.errors import PROJECT, ConfigError, Problem, Problems, show
+from halb.config.errors import PROJECT, ConfigError, Problem, Problems, printable, show
 from halb.config.haproxy import Haproxy, haproxy_problems, tls_findings
 from halb.config.keepalived import Keepalived, keepalived_problems
 from halb.config.network import Network, dns_problems, network_problems
@@ -90,9 +90,7 @@ def _camel_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def shown_key(text: str) -> str:
-    """A key as messages show it: printable ASCII as it is, anything else escaped (`\\x1b`)."""
-    return text if text.isascii() and text.isprintable() else text.encode("unicode_escape").decode("ascii")
+shown_key = printable  # a key as messages show it
 
 
 def _field_for(loc: tuple[int | str, ...]) -> Any:
