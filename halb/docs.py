@@ -28,6 +28,10 @@ SIMPLE = {
     "bool": "boolean",
     "IPv4Address": "IPv4 address",
     "IPv4Network": "IPv4 CIDR",
+    "IPv6Address": "IPv6 address",
+    "IPv6Network": "IPv6 CIDR",
+    "IPvAnyAddress": "IPv4 or IPv6 address",
+    "IPvAnyNetwork": "IPv4 or IPv6 CIDR",
     "Secret": "secret string",
 }
 

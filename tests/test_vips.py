@@ -99,7 +99,7 @@ def test_every_ipv6_problem_at_once() -> None:
     text = problems(raw)
     for expected in (
         "halb:network.subnet6: got '2001:2::/32'; expected an IPv6 prefix from /48 to /126",
-        "halb:network.gateway6: got '2001:3::1'; expected an address inside `network.subnet6`",
+        "halb:network.gateway6: got '2001:3::1'; expected a host address inside `network.subnet6`, or the router's link-local address",
         "halb:nodes[1].address6: got '2001:3::12'; expected a host address inside `network.subnet6` 2001:2::/32",
         "halb:vips[2].address: got '2001:2::11'; expected a free address, not `nodes[0].address6`",
         "halb:vips[1].address: got '198.18.0.21'; expected a free address, not `haproxy.services[0].servers[0].address`",

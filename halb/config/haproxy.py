@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, IPvAnyAddress, IPvAnyNetwork
+from pydantic import Field
 
 from halb.config.base import PATH_HINT, PATH_RE, Model, Port, SecretValue, patterned
 from halb.config.errors import Problems, show
 from halb.config.secrets import STATS_PASSWORD
-from halb.config.tls import Checked, Tls, tls_problems, utcnow
+from halb.config.tls import Checked, Tls, tls_problems, utcnow, wildcard_ok
+from halb.config.words import AnyAddr, AnyNet, HaproxyWord
 
 BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source")
 TIMEOUT_RE = r"^[1-9][0-9]{0,8}(ms|s|m|h)?$"
 TIMEOUT_HINT = "a whole number above 0 (ASCII digits) with an optional unit ms, s, m or h"
+# Limits the daemons take (haproxy reads at most 64 words a line) with room to spare.
+MAX_SERVICES = 64
+MAX_SERVERS = 500  # per backend
+MAX_GROUPS = 32
+MAX_ROUTES = 100
+MAX_ALLOW_FROM = 256  # split over `acl` lines of 40 networks
 
 
 class Server(Model):
-    name: str = patterned(
+    name: HaproxyWord = patterned(
         r"^[A-Za-z0-9_.-]{1,64}$",
         "1-64 letters, digits, '_', '.' or '-'",
         "worker1",
         description="Server name in haproxy.",
     )
-    address: IPvAnyAddress = Field(description="Server address, IPv4 or IPv6.", examples=["192.168.4.66"])
+    address: AnyAddr = Field(description="Server address, IPv4 or IPv6 (no zone).", examples=["192.168.4.66"])
     port: Port | None = Field(None, description="Server port; the service's port when unset.")
     weight: int = Field(1, ge=0, le=256, description="Share of new connections (0-256); 0 takes none.")
     backup: bool = Field(False, description="Used only when every non-backup server of the service is down.")
@@ -38,6 +46,8 @@ class Server(Model):
 
 HOST_RE = r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 HOST_HINT = "a DNS name: dot-separated labels of letters, digits and '-'"
+ROUTE_PATH_RE = r"^/[A-Za-z0-9._~%/=&+:@,-]{0,255}$"
+ROUTE_PATH_HINT = "a URL path starting with '/', of letters, digits and any of . _ ~ % / = & + : @ , - (no query string: haproxy matches the path alone)"
 GROUP_RE = r"^[a-z][a-z0-9_-]{0,31}$"
 GROUP_HINT = "1-32 lowercase letters, digits, '_' or '-', starting with a letter"
 SendProxy = Literal["v1", "v2"]
@@ -46,8 +56,12 @@ SendProxy = Literal["v1", "v2"]
 class ServerGroup(Model):
     """Servers a route sends to (its own backend, `<service>_<group>`)."""
 
-    name: str = patterned(GROUP_RE, GROUP_HINT, "api", description="The group's name, as routes name it.")
-    servers: list[Server] = Field(description="Its servers.", examples=[[{"name": "api1", "address": "192.168.4.70"}]])
+    name: HaproxyWord = patterned(GROUP_RE, GROUP_HINT, "api", description="The group's name, as routes name it.")
+    servers: list[Server] = Field(
+        description=f"Its servers (at most {MAX_SERVERS}).",
+        max_length=MAX_SERVERS,
+        examples=[[{"name": "api1", "address": "192.168.4.70"}]],
+    )
     send_proxy: SendProxy | None = Field(
         None, description="Pass the client's address to these servers with the PROXY protocol, `v1` or `v2`."
     )
@@ -56,17 +70,22 @@ class ServerGroup(Model):
 class Route(Model):
     """`mode: http`: requests for a host and/or under a path go to a server group."""
 
-    host: str | None = patterned(
-        HOST_RE, HOST_HINT, "api.example.com", default=None, description="The Host the request names (any when unset)."
+    host: HaproxyWord | None = patterned(
+        HOST_RE,
+        HOST_HINT,
+        "api.example.com",
+        default=None,
+        description="The Host the request names (any when unset); `*.example.com` matches every name that ends in "
+        "`.example.com`.",
     )
-    path_prefix: str | None = patterned(
-        PATH_RE, PATH_HINT, "/v1/", default=None, description="A path prefix (any path when unset)."
+    path_prefix: HaproxyWord | None = patterned(
+        ROUTE_PATH_RE, ROUTE_PATH_HINT, "/v1/", default=None, description="A path prefix (any path when unset)."
     )
-    group: str = patterned(GROUP_RE, GROUP_HINT, "api", description="The server group (`groups[].name`).")
+    group: HaproxyWord = patterned(GROUP_RE, GROUP_HINT, "api", description="The server group (`groups[].name`).")
 
 
 class Service(Model):
-    name: str = patterned(
+    name: HaproxyWord = patterned(
         r"^[a-z][a-z0-9_-]{0,31}$",
         "1-32 lowercase letters, digits, '_' or '-', starting with a letter",
         "https",
@@ -74,17 +93,21 @@ class Service(Model):
     )
     port: Port = Field(description="Port the service listens on, on every node address and the VIP.", examples=[443])
     vips: list[str] | None = Field(
-        None, description="The `halb:vips` (by name) it serves; all of them when unset.", examples=[["public"]]
+        None,
+        min_length=1,
+        description="The `halb:vips` (by name) it serves; all of them when unset.",
+        examples=[["public"]],
     )
     mode: Literal["tcp", "http"] = Field("tcp", description="`tcp` pass-through or `http` proxying.")
-    balance: str = Field("roundrobin", description=f"Balance algorithm: one of {', '.join(BALANCE)}.")
+    balance: HaproxyWord = Field("roundrobin", description=f"Balance algorithm: one of {', '.join(BALANCE)}.")
     check: Literal["tcp", "tls", "http", "none"] = Field(
         "tcp", description="Server health check: TCP connect, TLS handshake, HTTP request, or none."
     )
-    check_path: str = patterned(PATH_RE, PATH_HINT, "/healthz", default="/", description="Path for `check: http`.")
+    check_path: HaproxyWord = patterned(PATH_RE, PATH_HINT, "/healthz", default="/", description="Path for `check: http`.")
     servers: list[Server] = Field(
         default_factory=list,
-        description="Backend servers (none with `redirectHttp`).",
+        max_length=MAX_SERVERS,
+        description=f"Backend servers (none with `redirectHttp`; at most {MAX_SERVERS}).",
         examples=[[{"name": "worker1", "address": "192.168.4.66"}]],
     )
     send_proxy: SendProxy | None = Field(
@@ -94,16 +117,20 @@ class Service(Model):
     redirect_http: bool = Field(
         False, description="`mode: http`: answer every request with a redirect to https (no servers)."
     )
-    groups: list[ServerGroup] = Field(default_factory=list, description="More server groups, for `routes`.")
+    groups: list[ServerGroup] = Field(
+        default_factory=list, max_length=MAX_GROUPS, description=f"More server groups, for `routes` (at most {MAX_GROUPS})."
+    )
     routes: list[Route] = Field(
         default_factory=list,
-        description="`mode: http`: host and/or path prefix -> server group, first match wins; the rest go to `servers`.",
+        max_length=MAX_ROUTES,
+        description="`mode: http`: host and/or path prefix -> server group, first match wins; the rest go to `servers` "
+        f"(at most {MAX_ROUTES}).",
     )
 
 
 class Stats(Model):
     port: Port = Field(8080, description="Port of the stats page, metrics and /healthz on each node.")
-    user: str = patterned(
+    user: HaproxyWord = patterned(
         r"^[A-Za-z0-9_.-]{1,32}$", "1-32 letters, digits, '_', '.' or '-'", "admin", default="admin",
         description="Stats page user.",
     )  # fmt: skip
@@ -112,9 +139,10 @@ class Stats(Model):
         description=f"Stats page password (secret): {STATS_PASSWORD.describe()}. Generated and kept in state "
         "when unset.",
     )
-    uri: str = patterned(PATH_RE, PATH_HINT, "/stats", default="/stats", description="Path of the stats page.")
-    allow_from: list[IPvAnyNetwork] | None = Field(
+    uri: HaproxyWord = patterned(PATH_RE, PATH_HINT, "/stats", default="/stats", description="Path of the stats page.")
+    allow_from: list[AnyNet] | None = Field(
         None,
+        max_length=MAX_ALLOW_FROM,
         description="CIDRs (IPv4 or IPv6) that may reach the stats port (stats page, metrics, /healthz), in "
         "haproxy and in the host firewall; the node itself always may. Unset: `network.subnet`, and "
         "`network.subnet6` when set.",
@@ -125,25 +153,27 @@ class Stats(Model):
 class Metrics(Model):
     enabled: bool = Field(True, description="Serve Prometheus metrics on the stats port.")
     auth: bool = Field(False, description="Require the stats user and password for the metrics too.")
-    path: str = patterned(
+    path: HaproxyWord = patterned(
         PATH_RE, PATH_HINT, "/metrics", default="/metrics", description="Path of the Prometheus metrics."
     )
 
 
-def _timeout(default: str, what: str) -> str:
+def _timeout(default: str, what: str) -> Any:
     return patterned(TIMEOUT_RE, TIMEOUT_HINT, default, default=default, description=f"haproxy `timeout {what}`.")
 
 
 class Timeouts(Model):
-    connect: str = _timeout("5s", "connect")
-    client: str = _timeout("1m", "client")
-    server: str = _timeout("1m", "server")
-    check: str = _timeout("500ms", "check")
+    connect: HaproxyWord = _timeout("5s", "connect")
+    client: HaproxyWord = _timeout("1m", "client")
+    server: HaproxyWord = _timeout("1m", "server")
+    check: HaproxyWord = _timeout("500ms", "check")
 
 
 class Haproxy(Model):
     services: list[Service] = Field(
-        description="Frontends and their backends.", examples=[[{"name": "http", "port": 80, "servers": []}]]
+        max_length=MAX_SERVICES,
+        description=f"Frontends and their backends (at most {MAX_SERVICES}).",
+        examples=[[{"name": "http", "port": 80, "servers": []}]],
     )
     stats: Stats = Field(default_factory=Stats, description="Password-protected stats page.")
     metrics: Metrics = Field(default_factory=Metrics, description="Prometheus exporter.")
@@ -192,8 +222,10 @@ def certificate_names(s: Service) -> list[str]:
     return [f"{s.name}.pem"] + [f"{s.name}-sni{j + 1}.pem" for j in range(len(s.tls.sni))]
 
 
-def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str], ssh_port: int | None = None) -> Problems:
-    """Cross-field checks; `owners` maps halb's own addresses (VIP, nodes) to their keys; `ssh_port`
+def haproxy_problems(
+    h: Haproxy, owners: Mapping[IPv4Address | IPv6Address, str], ssh_port: int | None = None
+) -> Problems:
+    """Cross-field checks; `owners` maps halb's own addresses (VIPs, nodes) to their keys; `ssh_port`
     is the nodes' SSH port, which no haproxy port may take."""
     out = Problems()
     if not h.services:
@@ -225,6 +257,7 @@ def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str], ssh_port: int |
         for g, group in enumerate(s.groups):
             out += _server_problems(f"{key}.groups[{g}]", group.servers, owners)
     out += _route_problems(h)
+    out += _generated_name_problems(h)
     for name in ("connect", "client", "server", "check"):
         value = getattr(h.timeouts, name)
         if timeout_ms(value) > MAX_TIMEOUT_MS:
@@ -232,11 +265,32 @@ def haproxy_problems(h: Haproxy, owners: dict[IPv4Address, str], ssh_port: int |
     return out
 
 
-def _route_problems(h: Haproxy) -> Problems:
-    """The stats port's three routes never shadow each other: /healthz (exact, answered first),
-    the metrics path (exact) and the stats page (`stats uri` is a prefix: it takes every path
-    that starts with it)."""
+def _generated_name_problems(h: Haproxy) -> Problems:
+    """Names halb derives must stay unique across services: backends (`<service>_<group>`) and
+    certificate files (`<service>-sni<n>.pem`)."""
     out = Problems()
+    for what, names_of, part in (("backend", backend_names, "name"), ("certificate file", certificate_names, "tls")):
+        first: dict[str, str] = {}
+        for i, s in enumerate(h.services):
+            for name in names_of(s):
+                if name in first and first[name] != f"haproxy.services[{i}]":
+                    out.add(
+                        f"haproxy.services[{i}].{part}",
+                        show(s.name),
+                        f"a service name whose {what} `{name}` is not also `{first[name]}`'s: rename one of them",
+                    )
+                first.setdefault(name, f"haproxy.services[{i}]")
+    return out
+
+
+def _route_problems(h: Haproxy) -> Problems:
+    """The stats port's routes never shadow each other: /healthz (exact, answered first), halb's
+    own /halb/ paths, the metrics path (exact) and the stats page (`stats uri` is a prefix: it
+    takes every path that starts with it)."""
+    out = Problems()
+    for key, path in (("haproxy.stats.uri", h.stats.uri), ("haproxy.metrics.path", h.metrics.path)):
+        if (path + "/").startswith(HALB_PATHS):
+            out.add(key, show(path), f"a path outside {HALB_PATHS}, which halb answers itself (/halb/backends)")
     if HEALTHZ.startswith(h.stats.uri):
         out.add(
             "haproxy.stats.uri", show(h.stats.uri), f"a path that is not {HEALTHZ} or a prefix of it, e.g. `/stats`"
@@ -265,8 +319,9 @@ def _service_shape_problems(key: str, s: Service) -> Problems:
                     f"{key}.{what}", show(given if what == "redirectHttp" else "a list"), "`mode: http` on the service"
                 )
     if s.redirect_http:
-        if s.servers:
-            out.add(f"{key}.servers", "a list", "no servers with `redirectHttp` (every request is redirected)")
+        for what, given in (("servers", s.servers), ("groups", s.groups), ("routes", s.routes)):
+            if given:
+                out.add(f"{key}.{what}", "a list", f"no {what} with `redirectHttp` (every request is redirected)")
         if s.tls is not None:
             out.add(f"{key}.tls", "a certificate", "no `tls` with `redirectHttp` (it redirects plain HTTP to https)")
     groups = [g.name for g in s.groups]
@@ -280,12 +335,19 @@ def _service_shape_problems(key: str, s: Service) -> Problems:
                 show(route.group),
                 f"one of the groups: {', '.join(groups) or '(none: add `groups`)'}",
             )
+        if route.host is not None and route.host.startswith("*") and not wildcard_ok(route.host):
+            out.add(
+                f"{key}.routes[{r}].host",
+                show(route.host),
+                "a wildcard over one label of a registrable domain (RFC 6125), not over a public suffix, "
+                "e.g. `*.example.com`",
+            )
         if route.host is None and route.path_prefix is None:
             out.add(f"{key}.routes[{r}]", "neither host nor pathPrefix", "a `host`, a `pathPrefix` or both")
     return out
 
 
-def _server_problems(key: str, servers: list[Server], owners: dict[IPv4Address, str]) -> Problems:
+def _server_problems(key: str, servers: list[Server], owners: Mapping[IPv4Address | IPv6Address, str]) -> Problems:
     out = Problems()
     if not servers:
         out.add(f"{key}.servers", "[]", "at least one backend server, e.g. `[{name: worker1, address: 192.168.4.66}]`")
@@ -298,7 +360,7 @@ def _server_problems(key: str, servers: list[Server], owners: dict[IPv4Address, 
                 show(str(srv.address)),
                 f"a backend's unicast address, not {unusable} (it would expose the node itself or go nowhere)",
             )
-        if isinstance(srv.address, IPv4Address) and srv.address in owners:
+        elif srv.address in owners:
             out.add(
                 f"{key}.servers[{j}].address",
                 show(str(srv.address)),
@@ -312,6 +374,12 @@ def _server_problems(key: str, servers: list[Server], owners: dict[IPv4Address, 
             f"{key}.servers[*].state",
             "no server `active`",
             "at least one `active` server per service, or the service answers nobody; e.g. `state: active`",
+        )
+    elif servers and not any(srv.state == "active" and srv.weight > 0 for srv in servers):
+        out.add(
+            f"{key}.servers[*].weight",
+            "0 on every active server",
+            "at least one active server with a weight above 0, or the service answers nobody; e.g. `weight: 1`",
         )
     return out
 

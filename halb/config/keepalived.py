@@ -10,6 +10,7 @@ from pydantic import Field
 from halb.config.base import NAME_HINT, NAME_RE, Model, SecretValue, patterned
 from halb.config.errors import Problems, show
 from halb.config.secrets import VRRP_PASSWORD
+from halb.config.words import KeepalivedWord
 
 
 class HealthCheck(Model):
@@ -26,8 +27,10 @@ class HealthCheck(Model):
 class SyncGroup(Model):
     """VIPs that always move together (keepalived's `vrrp_sync_group`), e.g. a service's v4 and v6 VIPs."""
 
-    name: str = patterned(NAME_RE, NAME_HINT, "web", description="The group's name.")
-    vips: list[str] = Field(description="Two or more `halb:vips` names.", examples=[["public", "public6"]])
+    name: KeepalivedWord = patterned(NAME_RE, NAME_HINT, "web", description="The group's name.")
+    vips: list[str] = Field(
+        max_length=255, description="Two or more `halb:vips` names.", examples=[["public", "public6"]]
+    )
 
 
 class Keepalived(Model):
@@ -62,6 +65,7 @@ class Keepalived(Model):
     )
     sync_groups: list[SyncGroup] = Field(
         default_factory=list,
+        max_length=64,
         description="VIPs that move together: when one of a group's instances fails over, all of them do.",
     )
     startup_delay: int = Field(

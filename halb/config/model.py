@@ -8,7 +8,7 @@ when another section is broken.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -18,13 +18,13 @@ from halb.config.base import Model, Secret
 from halb.config.errors import PROJECT, ConfigError, Problem, Problems, printable, show
 from halb.config.haproxy import Haproxy, haproxy_problems, tls_findings
 from halb.config.keepalived import Keepalived, keepalived_problems
-from halb.config.network import Network, dns_problems, network_problems
+from halb.config.network import Network, dns_problems, network_problems, segment_addresses
 from halb.config.nodes import Node, default_nodes, nodes_problems
 from halb.config.paths import parse_path
 from halb.config.secrets import hostile_problems, keys_of, plaintext_problems, secret_value_problems
 from halb.config.ssh import Ssh, ssh_problems
 from halb.config.stack_file import read_stack_file
-from halb.config.vips import Vip, VipPlan, ipv6_problems, owners6, plan_vips, sync_group_problems, vips_problems
+from halb.config.vips import MAX_VIPS, Vip, VipPlan, ipv6_problems, owners6, plan_vips, sync_group_problems, vips_problems
 from halb.config.vsphere import VSphere, platform_problems, provider_problems
 
 
@@ -41,8 +41,9 @@ class HalbConfig(Model):
     haproxy: Haproxy = Field(description="Load balancer settings.")
     vips: list[Vip] = Field(
         default_factory=list,
+        max_length=MAX_VIPS,
         description="Several VIPs, each its own VRRP instance held by its preferred node (active/active); "
-        "when unset, the one `addresses.vip`.",
+        f"when unset, the one `addresses.vip`. At most {MAX_VIPS} (VRRP router ids are 1-255).",
     )
     os_family: Literal["auto", "debian", "rhel"] = Field(
         "auto", description="Package family of the nodes; `auto` detects it on each node."
@@ -230,10 +231,11 @@ def cross_field_problems(s: Sections) -> Problems:
     vip, owners = _address_problems(s, out)
     if s.network is not None and s.nodes is not None:
         out += ipv6_problems(s.network, s.nodes, s.vips or [])
+    services = {f"haproxy.services[{i}]": svc.vips for i, svc in enumerate(s.haproxy.services)} if s.haproxy else {}
     if s.vips and s.network is not None and s.nodes is not None:
         version = s.keepalived.version if s.keepalived is not None else 2
-        services = {f"haproxy.services[{i}]": svc.vips for i, svc in enumerate(s.haproxy.services)} if s.haproxy else {}
         taken = {str(a): k for a, k in owners.items() if k != "addresses.vip"} | owners6(s.nodes, s.network)
+        taken |= segment_addresses(s.network)
         for i, svc in enumerate(s.haproxy.services if s.haproxy else []):
             for j, srv in enumerate(svc.servers):
                 taken.setdefault(str(srv.address), f"haproxy.services[{i}].servers[{j}].address")
@@ -242,14 +244,30 @@ def cross_field_problems(s: Sections) -> Problems:
             out.add("addresses.vip", show(str(s.addresses.vip)), "nothing when `vips` is set (list it there instead)")
         if s.keepalived is not None and s.keepalived.vrid is not None:
             out.add("keepalived.vrid", show(s.keepalived.vrid), "nothing when `vips` is set (give each VIP its `vrid`)")
+    elif "vips" not in s.given:
+        for key, listed in services.items():
+            if listed is not None:
+                out.add(f"{key}.vips", show(listed), "nothing without `halb:vips` (the service listens on the one VIP)")
     if s.keepalived is not None:
-        out += keepalived_problems(s.keepalived, vip)
+        out += keepalived_problems(s.keepalived, None if s.vips else vip)
         if s.keepalived.sync_groups and s.network is not None and s.nodes is not None and s.vips is not None:
             plans = plan_vips(s.vips, IPv4Address(0), 0, s.network, s.nodes) if s.vips else []
             out += sync_group_problems(s.keepalived.sync_groups, plans)
     if s.haproxy is not None:
-        out += haproxy_problems(s.haproxy, owners, s.ssh.port if s.ssh is not None else None)
+        out += haproxy_problems(s.haproxy, owners | _more_owners(s), s.ssh.port if s.ssh is not None else None)
         out += tls_findings(s.haproxy)[0]
+    return out
+
+
+def _more_owners(s: Sections) -> dict[IPv4Address | IPv6Address, str]:
+    """halb's own addresses besides the primary VIP and the nodes' IPv4 ones: every VIP and every
+    node's IPv6 address (no backend may be one of them)."""
+    out: dict[IPv4Address | IPv6Address, str] = {}
+    for i, v in enumerate(s.vips or []):
+        out.setdefault(v.address, f"vips[{i}].address")
+    for i, n in enumerate(s.nodes or []):
+        if n.address6 is not None:
+            out.setdefault(n.address6, f"nodes[{i}].address6")
     return out
 
 

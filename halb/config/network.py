@@ -8,6 +8,7 @@ from pydantic import Field
 
 from halb.config.base import INTERFACE_HINT, INTERFACE_RE, Model, patterned
 from halb.config.errors import Problems, show
+from halb.config.words import IPv6Addr, IPv6Net, KeepalivedWord
 
 MIN_PREFIX = 16  # the broadest subnet taken for the nodes' LAN (65536 addresses)
 
@@ -22,15 +23,20 @@ class Network(Model):
     gateway: IPv4Address | None = Field(
         None, description="Default gateway given to cloned VMs.", examples=["192.168.4.1"]
     )
-    subnet6: IPv6Network | None = Field(
+    subnet6: IPv6Net | None = Field(
         None,
         description="The segment's IPv6 prefix, when the nodes have IPv6 addresses too (for IPv6 VIPs).",
         examples=["2001:db8:4::/64"],
     )
-    gateway6: IPv6Address | None = Field(None, description="IPv6 default gateway.", examples=["2001:db8:4::1"])
-    dns_servers: list[IPv4Address] = Field(
-        default_factory=list, description="DNS servers given to cloned VMs.", examples=[["192.168.4.1"]]
+    gateway6: IPv6Addr | None = Field(
+        None,
+        description="IPv6 default gateway: in `subnet6`, or the router's link-local address (`fe80::1`).",
+        examples=["2001:db8:4::1"],
     )
+    dns_servers: list[IPv4Address] = Field(
+        default_factory=list, max_length=3, description="DNS servers given to cloned VMs (at most 3).",
+        examples=[["192.168.4.1"]],
+    )  # fmt: skip
     domain: str = patterned(
         r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$",
         "a DNS domain: dot-separated labels of letters, digits and '-'",
@@ -38,13 +44,38 @@ class Network(Model):
         default="localdomain",
         description="DNS domain of the VMs.",
     )
-    interface: str = patterned(
+    interface: KeepalivedWord = patterned(
         INTERFACE_RE,
         INTERFACE_HINT,
         "ens192",
         default="eth0",
         description="Network interface on the nodes that carries the VIP (override per node).",
     )
+
+
+def special_purpose(address: IPv4Address | IPv6Address | IPv4Network | IPv6Network) -> str:
+    """Why an address (or a network's first address) cannot be on a LAN segment halb builds;
+    empty when it can."""
+    first = address.network_address if isinstance(address, IPv4Network | IPv6Network) else address
+    if isinstance(first, IPv6Address) and first.ipv4_mapped is not None:
+        return "an IPv4-mapped IPv6 address"
+    for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved"):
+        if getattr(first, f"is_{kind}"):
+            return f"{'an' if kind == 'unspecified' else 'a'} {kind.replace('_', '-')} address"
+    return ""
+
+
+def segment_addresses(network: Network) -> dict[str, str]:
+    """The segment's addresses that no VIP may take -> what they are (as messages name them)."""
+    net = network.subnet
+    out = {str(net.network_address): "network.subnet's network address", str(net.broadcast_address): "network.subnet's broadcast address"}
+    if network.gateway is not None:
+        out[str(network.gateway)] = "network.gateway"
+    for i, dns in enumerate(network.dns_servers):
+        out.setdefault(str(dns), f"network.dnsServers[{i}]")
+    if network.subnet6 is not None:
+        out[str(network.subnet6.network_address)] = "network.subnet6's subnet-router anycast address"
+    return out  # fmt: skip
 
 
 def is_host(addr: IPv4Address, net: IPv4Network) -> bool:
@@ -67,6 +98,9 @@ def network_problems(network: Network) -> Problems:
             f"the nodes' LAN, /{MIN_PREFIX} or narrower (the stats, metrics and /healthz ports are open to "
             "`network.subnet` unless `haproxy.stats.allowFrom` says otherwise), e.g. `subnet: 192.168.4.0/24`",
         )
+    special = special_purpose(net)
+    if special:
+        out.add("network.subnet", show(str(net)), f"a LAN's subnet, not {special}, e.g. `subnet: 192.168.4.0/24`")
     if network.gateway is not None and not is_host(network.gateway, net):
         out.add(
             "network.gateway",

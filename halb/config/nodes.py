@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Address
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from halb.config.base import INTERFACE_HINT, INTERFACE_RE, NAME_HINT, NAME_RE, Model, patterned
 from halb.config.errors import Problems, show
+from halb.config.words import HaproxyWord, IPv6Addr, KeepalivedWord
 
 
 class Node(Model):
-    name: str = patterned(NAME_RE, NAME_HINT, "lb1", description="Node (and VM host) name.")
+    name: Annotated[KeepalivedWord, HaproxyWord] = patterned(NAME_RE, NAME_HINT, "lb1", description="Node (and VM host) name.")
     role: Literal["master", "backup"] = Field(description="VRRP role.", examples=["master"])
     address: IPv4Address | None = Field(
         None, description="Static address; allocated from `addresses.pool` when unset.", examples=["192.168.4.61"]
     )
-    address6: IPv6Address | None = Field(
+    address6: IPv6Addr | None = Field(
         None,
         description="Static IPv6 address in `network.subnet6`; required on both nodes when a VIP is IPv6.",
         examples=["2001:db8:4::61"],
     )
-    interface: str | None = patterned(
+    interface: KeepalivedWord | None = patterned(
         INTERFACE_RE, INTERFACE_HINT, "ens192", default=None, description="Overrides `network.interface` on this node."
     )
     maintenance: bool = Field(

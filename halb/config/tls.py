@@ -29,6 +29,7 @@ from halb.config.errors import Problems, printable, show
 WARN_DAYS = 21  # a certificate with less left than this is reported (not refused)
 MIN_RSA_BITS = 2048
 CURVES = ("secp256r1", "secp384r1")
+MAX_SNI = 25  # a bind line holds `crt FILE` per certificate, and haproxy reads at most 64 words a line
 HSTS_MAX = 2 * 365 * 86400
 
 _BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\n([A-Za-z0-9+/=\n]+?)\n?-----END \1-----\n?")
@@ -63,7 +64,10 @@ class Tls(Certificate):
     """TLS ended at the load balancer: the default certificate, and more chosen by SNI."""
 
     sni: list[Certificate] = Field(
-        default_factory=list, description="More certificates, each served to clients asking for a name in its SAN."
+        default_factory=list,
+        max_length=MAX_SNI,
+        description=f"More certificates, each served to clients asking for a name in its SAN (at most {MAX_SNI}: "
+        "haproxy reads at most 64 words on the bind line).",
     )
     hsts: int | None = Field(
         None,

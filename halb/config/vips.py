@@ -10,20 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from pydantic import Field, IPvAnyAddress
+from pydantic import Field
 
 from halb.config.base import NAME_HINT, NAME_RE, Model, patterned
 from halb.config.errors import Problems, show
 from halb.config.keepalived import SyncGroup
-from halb.config.network import Network
+from halb.config.network import Network, special_purpose
 from halb.config.nodes import Node
+from halb.config.words import AnyAddr, KeepalivedWord
 
 MIN_PREFIX6 = 48  # the broadest IPv6 prefix taken for the nodes' LAN
+MAX_VIPS = 255  # VRRP router ids are 1-255, one per VIP on the segment
 
 
 class Vip(Model):
-    name: str = patterned(NAME_RE, NAME_HINT, "public", description="The VIP's name (its VRRP instance's).")
-    address: IPvAnyAddress = Field(
+    name: KeepalivedWord = patterned(NAME_RE, NAME_HINT, "public", description="The VIP's name (its VRRP instance's).")
+    address: AnyAddr = Field(
         description="The floating address, IPv4 or IPv6 (IPv6 needs `keepalived.version: 3`).",
         examples=["192.168.4.60"],
     )
@@ -68,14 +70,18 @@ def plan_vips(
     for v in vips:
         vrid = v.vrid
         if vrid is None:
-            vrid = (int(v.address) & 0xFF) or 1
-            while vrid in taken:
-                vrid = vrid % 255 + 1
+            vrid = _free_vrid((int(v.address) & 0xFF) or 1, taken)
             taken.add(vrid)
         subnet = network.subnet6 if v.address.version == 6 else network.subnet
         prefixlen = subnet.prefixlen if subnet is not None else v.address.max_prefixlen
         out.append(VipPlan(v.name, v.address, prefixlen, v.preferred or master, vrid))
     return out
+
+
+def _free_vrid(start: int, taken: set[int]) -> int:
+    """The first router id from `start` upwards (1-255, wrapping) that is not taken; 0 when all are
+    (refused by `vips_problems`: more VIPs than router ids). At most 255 steps."""
+    return next((vrid for i in range(255) if (vrid := (start - 1 + i) % 255 + 1) not in taken), 0)
 
 
 def vips_problems(
@@ -119,7 +125,10 @@ def _vip_problems(key: str, v: Vip, network: Network, version: int, owners: dict
     """One VIP's address: free, inside the subnet of its family, and IPv6 only with VRRPv3."""
     out = Problems()
     address = str(v.address)
-    if address in owners:
+    special = special_purpose(v.address)
+    if special:
+        out.add(f"{key}.address", show(address), f"a unicast address for hosts on the LAN, not {special}")
+    elif address in owners:
         out.add(f"{key}.address", show(address), f"a free address, not `{owners[address]}`")
     six = v.address.version == 6
     subnet = network.subnet6 if six else network.subnet
@@ -145,8 +154,15 @@ def ipv6_problems(network: Network, nodes: list[Node], vips: list[Vip]) -> Probl
         out.add(
             "network.subnet6", show(str(net6)), f"an IPv6 prefix from /{MIN_PREFIX6} to /126, e.g. `2001:db8:4::/64`"
         )
-    if network.gateway6 is not None and (net6 is None or network.gateway6 not in net6):
-        out.add("network.gateway6", show(str(network.gateway6)), "an address inside `network.subnet6`")
+    if net6 is not None and special_purpose(net6):
+        out.add("network.subnet6", show(str(net6)), f"a LAN's IPv6 prefix, not {special_purpose(net6)}, e.g. `2001:db8:4::/64`")
+    gw6 = network.gateway6
+    if gw6 is not None and not gw6.is_link_local and (net6 is None or gw6 not in net6 or gw6 == net6.network_address):
+        out.add(
+            "network.gateway6",
+            show(str(gw6)),
+            "a host address inside `network.subnet6`, or the router's link-local address, e.g. `gateway6: fe80::1`",
+        )
     first: dict[IPv6Address, str] = {}
     for i, n in enumerate(nodes):
         key = f"nodes[{i}].address6"
@@ -196,7 +212,9 @@ def sync_group_problems(groups: list[SyncGroup], plans: list[VipPlan]) -> Proble
         if len(set(g.vips)) < 2:
             out.add(f"{key}.vips", show(g.vips), "two or more VIP names, e.g. `[public, public6]`")
         for j, v in enumerate(g.vips):
-            if v not in by_name:
+            if v in g.vips[:j]:
+                out.add(f"{key}.vips[{j}]", show(v), "each VIP once in its group")
+            elif v not in by_name:
                 out.add(f"{key}.vips[{j}]", show(v), f"one of the VIPs: {', '.join(by_name) or '(none: set `vips`)'}")
             elif v in seen and seen[v] != key:
                 out.add(f"{key}.vips[{j}]", show(v), f"a VIP in one sync group only (it is in `{seen[v]}`)")
