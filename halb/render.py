@@ -168,7 +168,9 @@ MAINTENANCE_PRIORITY = 1  # below any configured priority: the peer preempts at 
 def server_state(srv: Server) -> Directive:
     """The runtime-changeable part of a `server` line: weight, and `disabled` (drain is weight 0)."""
     weight = 0 if srv.state == "drain" else srv.weight
-    return Directive((f" weight {int(weight)}" if weight != 1 else "") + (" disabled" if srv.state == "disabled" else ""))
+    return Directive(
+        (f" weight {int(weight)}" if weight != 1 else "") + (" disabled" if srv.state == "disabled" else "")
+    )
 
 
 def stats_allow(cfg: HalbConfig) -> list[IPv4Network | IPv6Network]:
@@ -301,7 +303,10 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "stats_userlist": "halb_stats",
         "haproxy_bin": HAPROXY_BIN,
         # The PROXY header goes on health checks too: a server that expects it refuses a check without it.
-        "proxy_args": {"v1": Directive(" send-proxy check-send-proxy"), "v2": Directive(" send-proxy-v2 check-send-proxy")},
+        "proxy_args": {
+            "v1": Directive(" send-proxy check-send-proxy"),
+            "v2": Directive(" send-proxy-v2 check-send-proxy"),
+        },
         "check_args": {
             "tcp": Directive(" check"),
             "tls": Directive(" check check-ssl verify none"),

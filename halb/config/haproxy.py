@@ -103,7 +103,9 @@ class Service(Model):
     check: Literal["tcp", "tls", "http", "none"] = Field(
         "tcp", description="Server health check: TCP connect, TLS handshake, HTTP request, or none."
     )
-    check_path: HaproxyWord = patterned(PATH_RE, PATH_HINT, "/healthz", default="/", description="Path for `check: http`.")
+    check_path: HaproxyWord = patterned(
+        PATH_RE, PATH_HINT, "/healthz", default="/", description="Path for `check: http`."
+    )
     servers: list[Server] = Field(
         default_factory=list,
         max_length=MAX_SERVERS,
@@ -118,7 +120,9 @@ class Service(Model):
         False, description="`mode: http`: answer every request with a redirect to https (no servers)."
     )
     groups: list[ServerGroup] = Field(
-        default_factory=list, max_length=MAX_GROUPS, description=f"More server groups, for `routes` (at most {MAX_GROUPS})."
+        default_factory=list,
+        max_length=MAX_GROUPS,
+        description=f"More server groups, for `routes` (at most {MAX_GROUPS}).",
     )
     routes: list[Route] = Field(
         default_factory=list,
@@ -319,9 +323,9 @@ def _service_shape_problems(key: str, s: Service) -> Problems:
                     f"{key}.{what}", show(given if what == "redirectHttp" else "a list"), "`mode: http` on the service"
                 )
     if s.redirect_http:
-        for what, given in (("servers", s.servers), ("groups", s.groups), ("routes", s.routes)):
-            if given:
-                out.add(f"{key}.{what}", "a list", f"no {what} with `redirectHttp` (every request is redirected)")
+        lists: dict[str, list[Any]] = {"servers": s.servers, "groups": s.groups, "routes": s.routes}
+        for what in (name for name, given in lists.items() if given):
+            out.add(f"{key}.{what}", "a list", f"no {what} with `redirectHttp` (every request is redirected)")
         if s.tls is not None:
             out.add(f"{key}.tls", "a certificate", "no `tls` with `redirectHttp` (it redirects plain HTTP to https)")
     groups = [g.name for g in s.groups]

@@ -24,7 +24,16 @@ from halb.config.paths import parse_path
 from halb.config.secrets import hostile_problems, keys_of, plaintext_problems, secret_value_problems
 from halb.config.ssh import Ssh, ssh_problems
 from halb.config.stack_file import read_stack_file
-from halb.config.vips import MAX_VIPS, Vip, VipPlan, ipv6_problems, owners6, plan_vips, sync_group_problems, vips_problems
+from halb.config.vips import (
+    MAX_VIPS,
+    Vip,
+    VipPlan,
+    ipv6_problems,
+    owners6,
+    plan_vips,
+    sync_group_problems,
+    vips_problems,
+)
 from halb.config.vsphere import VSphere, platform_problems, provider_problems
 
 
@@ -254,7 +263,8 @@ def cross_field_problems(s: Sections) -> Problems:
             plans = plan_vips(s.vips, IPv4Address(0), 0, s.network, s.nodes) if s.vips else []
             out += sync_group_problems(s.keepalived.sync_groups, plans)
     if s.haproxy is not None:
-        out += haproxy_problems(s.haproxy, owners | _more_owners(s), s.ssh.port if s.ssh is not None else None)
+        mine: dict[IPv4Address | IPv6Address, str] = {**owners, **_more_owners(s)}
+        out += haproxy_problems(s.haproxy, mine, s.ssh.port if s.ssh is not None else None)
         out += tls_findings(s.haproxy)[0]
     return out
 

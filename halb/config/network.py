@@ -68,7 +68,10 @@ def special_purpose(address: IPv4Address | IPv6Address | IPv4Network | IPv6Netwo
 def segment_addresses(network: Network) -> dict[str, str]:
     """The segment's addresses that no VIP may take -> what they are (as messages name them)."""
     net = network.subnet
-    out = {str(net.network_address): "network.subnet's network address", str(net.broadcast_address): "network.subnet's broadcast address"}
+    out = {
+        str(net.network_address): "network.subnet's network address",
+        str(net.broadcast_address): "network.subnet's broadcast address",
+    }
     if network.gateway is not None:
         out[str(network.gateway)] = "network.gateway"
     for i, dns in enumerate(network.dns_servers):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -13,7 +13,9 @@ from halb.config.words import HaproxyWord, IPv6Addr, KeepalivedWord
 
 
 class Node(Model):
-    name: Annotated[KeepalivedWord, HaproxyWord] = patterned(NAME_RE, NAME_HINT, "lb1", description="Node (and VM host) name.")
+    name: Annotated[KeepalivedWord, HaproxyWord] = patterned(
+        NAME_RE, NAME_HINT, "lb1", description="Node (and VM host) name."
+    )
     role: Literal["master", "backup"] = Field(description="VRRP role.", examples=["master"])
     address: IPv4Address | None = Field(
         None, description="Static address; allocated from `addresses.pool` when unset.", examples=["192.168.4.61"]

@@ -108,7 +108,9 @@ def read_file(path: str) -> FileRead:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return FileRead(None, f"{show(path)} (not a regular file)", "a regular PEM file, not a device, FIFO or directory")
+            return FileRead(
+                None, f"{show(path)} (not a regular file)", "a regular PEM file, not a device, FIFO or directory"
+            )
         data = b""
         while len(data) <= MAX_PEM_BYTES and (chunk := os.read(fd, 1 << 16)):
             data += chunk
@@ -144,9 +146,13 @@ def pem_text(data: bytes) -> tuple[str | None, str | None, str]:
             except (ValueError, TypeError, UnsupportedAlgorithm):
                 continue
         if _is_pkcs12(data):
-            return None, "<a PKCS#12 bundle>", (
-                "PEM files: `openssl pkcs12 -in FILE -nokeys -out chain.pem` and "
-                "`openssl pkcs12 -in FILE -nocerts -noenc -out key.pem`"
+            return (
+                None,
+                "<a PKCS#12 bundle>",
+                (
+                    "PEM files: `openssl pkcs12 -in FILE -nokeys -out chain.pem` and "
+                    "`openssl pkcs12 -in FILE -nocerts -noenc -out key.pem`"
+                ),
             )
         return None, "<a binary file>", "PEM text (-----BEGIN ...----- blocks)"
     return None, f"<text with a non-ASCII byte at offset {start}>", "PEM blocks and nothing else (ASCII)"
@@ -225,7 +231,11 @@ def _texts(c: Certificate, key: str, out: Problems) -> tuple[str, str, bool] | N
         return None
     texts: dict[str, str | None] = {}
     world_readable = False
-    for which, secret, path in (("certificate", c.certificate, c.certificate_file), ("key", c.key, c.key_file)):
+    sources: list[tuple[str, Secret | None, str | None]] = [
+        ("certificate", c.certificate, c.certificate_file),
+        ("key", c.key, c.key_file),
+    ]
+    for which, value, path in sources:
         if path is not None:
             read = read_file(path)
             if read.why is not None:
@@ -233,9 +243,13 @@ def _texts(c: Certificate, key: str, out: Problems) -> tuple[str, str, bool] | N
             texts[which] = read.text
             world_readable |= which == "key" and read.world_readable
         else:
-            texts[which] = secret.value if secret is not None else None
+            texts[which] = value.value if value is not None else None
             if texts[which] is not None and len(texts[which] or "") > MAX_PEM_BYTES:
-                out.add(f"{key}.{which}", f"<a secret of more than {MAX_PEM_BYTES} characters>", "a PEM text of at most 1 MiB")
+                out.add(
+                    f"{key}.{which}",
+                    f"<a secret of more than {MAX_PEM_BYTES} characters>",
+                    "a PEM text of at most 1 MiB",
+                )
     chain, private = texts["certificate"], texts["key"]
     if out or chain is None or private is None:
         return None  # still encrypted: checked when Pulumi decrypts it
@@ -361,7 +375,9 @@ def check_certificate(c: Certificate, key: str, now: datetime, out: Problems) ->
     if mine or loaded is None:
         return None
     leaf = loaded.chain[0]
-    notes = [f"`{key_key}` is readable by every user of this machine: `chmod 600` it"] if loaded.key_world_readable else []
+    notes = (
+        [f"`{key_key}` is readable by every user of this machine: `chmod 600` it"] if loaded.key_world_readable else []
+    )
     notes += _missing_intermediate(loaded.chain)
     return Checked(key, names(leaf), leaf.not_valid_after_utc, fingerprint(leaf), tuple(notes))
 
@@ -394,7 +410,9 @@ def _chain_problems(chain: list[x509.Certificate], chain_key: str, now: datetime
         try:
             cert.extensions  # noqa: B018 (parses them all)
         except ValueError:
-            out.add(chain_key, f"<{_which(i)}, with an extension that does not parse>", "certificates as a CA issues them")
+            out.add(
+                chain_key, f"<{_which(i)}, with an extension that does not parse>", "certificates as a CA issues them"
+            )
             return out
         weak = _weak_hash(cert)
         if weak:
@@ -419,7 +437,9 @@ def _chain_problems(chain: list[x509.Certificate], chain_key: str, now: datetime
                 "a certificate that has not expired",
             )
         elif cert.not_valid_before_utc > now:
-            out.add(chain_key, f"<{_which(i)}, valid from {cert.not_valid_before_utc:%Y-%m-%d}>", "a certificate valid now")
+            out.add(
+                chain_key, f"<{_which(i)}, valid from {cert.not_valid_before_utc:%Y-%m-%d}>", "a certificate valid now"
+            )
     if not names(chain[0]):
         out.add(
             chain_key,
@@ -436,7 +456,7 @@ def _chain_problems(chain: list[x509.Certificate], chain_key: str, now: datetime
 
 
 def _weak_hash(cert: x509.Certificate) -> str:
-    """"SHA-1" or "MD5" when a certificate that is not self-signed is signed with it; else ""."""
+    """ "SHA-1" or "MD5" when a certificate that is not self-signed is signed with it; else ""."""
     if cert.issuer == cert.subject:
         return ""  # a root's own signature is not checked by clients
     try:
@@ -491,7 +511,11 @@ def tls_problems(
         for route_key, host in hosts:
             if not any(covers(host, n) for c in good for n in c.names):
                 covered = ", ".join(sorted({printable(n)[:64] for c in good for n in c.names}))
-                out.add(f"{route_key}.host", show(host), f"a name one of the service's certificates covers ({covered[:300]})")
+                out.add(
+                    f"{route_key}.host",
+                    show(host),
+                    f"a name one of the service's certificates covers ({covered[:300]})",
+                )
     return out, good
 
 

@@ -155,7 +155,11 @@ def ipv6_problems(network: Network, nodes: list[Node], vips: list[Vip]) -> Probl
             "network.subnet6", show(str(net6)), f"an IPv6 prefix from /{MIN_PREFIX6} to /126, e.g. `2001:db8:4::/64`"
         )
     if net6 is not None and special_purpose(net6):
-        out.add("network.subnet6", show(str(net6)), f"a LAN's IPv6 prefix, not {special_purpose(net6)}, e.g. `2001:db8:4::/64`")
+        out.add(
+            "network.subnet6",
+            show(str(net6)),
+            f"a LAN's IPv6 prefix, not {special_purpose(net6)}, e.g. `2001:db8:4::/64`",
+        )
     gw6 = network.gateway6
     if gw6 is not None and not gw6.is_link_local and (net6 is None or gw6 not in net6 or gw6 == net6.network_address):
         out.add(
