@@ -263,7 +263,8 @@ def cross_field_problems(s: Sections) -> Problems:
             plans = plan_vips(s.vips, IPv4Address(0), 0, s.network, s.nodes) if s.vips else []
             out += sync_group_problems(s.keepalived.sync_groups, plans)
     if s.haproxy is not None:
-        mine: dict[IPv4Address | IPv6Address, str] = {**owners, **_more_owners(s)}
+        mine: dict[IPv4Address | IPv6Address, str] = dict(owners.items())
+        mine |= _more_owners(s)
         out += haproxy_problems(s.haproxy, mine, s.ssh.port if s.ssh is not None else None)
         out += tls_findings(s.haproxy)[0]
     return out
