@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,10 @@ from halb.render import Secrets, write_tree
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m halb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="validate Pulumi.<stack>.yaml; exit 2 listing every error")
+    check = sub.add_parser(
+        "check",
+        help="validate Pulumi.<stack>.yaml, then run haproxy -c and keepalived -t on what it renders; exit 2 listing every error",
+    )
     check.add_argument("--stack", required=True)
     render = sub.add_parser("render", help="write each node's files under OUT/<node>/ (secrets as placeholders)")
     render.add_argument("--stack", required=True)
@@ -61,7 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "check":
         from halb.stack import certificate_warnings
+        from halb.validate import rendered_problems
 
+        refused, skipped = rendered_problems(cfg)
+        if refused or (skipped and os.environ.get("CI") == "true"):
+            lines = refused or [f"the daemons' checks are required under CI=true, and {skipped}"]
+            print(f"halb: {path}: the config is valid, but the files it renders are not:", file=sys.stderr)
+            print("\n".join(f"  - {line}" for line in lines), file=sys.stderr)
+            return 2
+        if skipped:
+            print(f"halb: warning: {skipped}", file=sys.stderr)
         for warning in certificate_warnings(cfg):
             print(f"halb: warning: {warning}", file=sys.stderr)
         print(f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services)")

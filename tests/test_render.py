@@ -15,8 +15,8 @@ import pytest
 
 from conftest import IN_CI, ROOT, require, require_root_tools, stack_raw, tool, variants, with_
 from halb.config import ConfigError, HalbConfig, load_config
-from halb.lab.daemons import haproxy_check, keepalived_check, shellcheck
 from halb.render import PATHS, Secrets, all_files, node_files, secret_files, write_tree
+from halb.validate import haproxy_check, keepalived_check, shellcheck
 
 GOLDEN = ROOT / "tests" / "golden"
 VARIANTS = {name: load_config(raw) for name, raw in variants().items()}

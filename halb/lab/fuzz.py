@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from halb import PROJECT_DIR
 from halb.config import ConfigError, StackFileError, load_stack_file
 from halb.config.paths import get_path, set_path
-from halb.lab.daemons import haproxy_check, keepalived_check
 from halb.render import Secrets, write_tree
+from halb.validate import haproxy_check, keepalived_check
 
 MARKER = "ZQXJ"
 BUDGET_S = 2.0
