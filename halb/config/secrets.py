@@ -176,7 +176,14 @@ def hostile_problems(raw: dict[str, Any]) -> Problems:
         allowed = "\n" if pem else ""
         control = [i for i, c in enumerate(text) if unicodedata.category(c) in CONTROL_CATEGORIES and c not in allowed]
         digits = [i for i, c in enumerate(text) if unicodedata.category(c) == "Nd" and not c.isascii()]
-        if control:
+        if not pem and "PRIVATE KEY" in text:
+            out.add(
+                path,
+                f"{what} holding a private key (not shown)",
+                "no key material outside the secret keys (ssh.privateKey, haproxy.services[].tls.key): "
+                "it would be stored in plain text",
+            )
+        elif control:
             out.add(
                 path,
                 f"{what} with a control character at position {control[0] + 1}",
