@@ -1,6 +1,7 @@
 """`make bench` key `fuzz`: the config fuzzer (halb.lab.fuzz) for longer than CI runs it, with
 random seeds: how many stack files it tried, how many `halb check` accepted (each rendered and put
-through `haproxy -c -dW` and `keepalived -t`), the slowest check, and every problem found.
+through `haproxy -c -dW` and `keepalived -t`), the slowest check, every problem found, and how many
+files exercised each of the review's classes of hostile input (halb.lab.fuzz.CLASSES).
 
     python bench/fuzz.py [JSON=fuzz.json] [FUZZ_EXAMPLES=3000]
 """
@@ -20,25 +21,30 @@ sys.path[:0] = [str(ROOT)]
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from common import standalone  # noqa: E402
-from halb.lab.fuzz import BUDGET_S, judge, stack_files  # noqa: E402
+from halb.lab.fuzz import BUDGET_S, CLASSES, judge, stack_files  # noqa: E402
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3000"))
 
 
 def run() -> dict[str, Any]:
     counts = {"tried": 0, "accepted": 0, "refused": 0}
+    classes: dict[str, dict[str, int]] = {c: {"tried": 0, "accepted": 0} for c in CLASSES}
     slowest = 0.0
     problems: list[dict[str, Any]] = []
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(text=stack_files())
-    def one(text: str) -> None:
+    @given(drawn=stack_files())
+    def one(drawn: tuple[str, tuple[str, ...]]) -> None:
         nonlocal slowest
+        text, drawn_classes = drawn
         with tempfile.TemporaryDirectory() as d:
             verdict = judge(text, Path(d))
         counts["tried"] += 1
         counts["accepted" if verdict.accepted else "refused"] += 1
         slowest = max(slowest, verdict.seconds)
+        for c in drawn_classes:
+            classes[c]["tried"] += 1
+            classes[c]["accepted"] += verdict.accepted
         if verdict.problems:
             problems.append({"problems": verdict.problems, "stack_file": text})
 
@@ -49,6 +55,7 @@ def run() -> dict[str, Any]:
         "seconds": round(time.monotonic() - start, 1),
         "slowest_check_s": round(slowest, 3),
         "budget_s": BUDGET_S,
+        "classes": classes,
         "problems": problems,
     }
 
@@ -57,7 +64,8 @@ def table(figures: dict[str, Any]) -> str:
     return (
         f"fuzz: {figures['tried']} stack files in {figures['seconds']} s: {figures['accepted']} accepted "
         f"(rendered, both validators), {figures['refused']} refused; slowest check "
-        f"{figures['slowest_check_s']} s (budget {figures['budget_s']} s); problems: {len(figures['problems'])}"
+        f"{figures['slowest_check_s']} s (budget {figures['budget_s']} s); problems: {len(figures['problems'])}\n"
+        + "classes: " + ", ".join(f"{c} {v['tried']} ({v['accepted']} accepted)" for c, v in figures["classes"].items())
     )
 
 

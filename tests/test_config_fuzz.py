@@ -10,10 +10,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 
 from conftest import require_root_tools
-from halb.lab.fuzz import MARKER, judge, stack_files
+from halb.lab.fuzz import CLASSES, MARKER, judge, stack_files
 
 EXAMPLES = int(os.environ.get("HALB_FUZZ_EXAMPLES", "200"))
 SEEN = {"accepted": 0, "refused": 0}
+CLASSES_SEEN: set[str] = set()
 
 
 @settings(
@@ -23,17 +24,22 @@ SEEN = {"accepted": 0, "refused": 0}
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(text=stack_files())
-def test_every_generated_stack_file_is_refused_cleanly_or_renders_valid_files(text: str, tmp_path: Path) -> None:
+@given(drawn=stack_files())
+def test_every_generated_stack_file_is_refused_cleanly_or_renders_valid_files(
+    drawn: tuple[str, tuple[str, ...]], tmp_path: Path
+) -> None:
     require_root_tools("haproxy", "keepalived", "unshare")
+    text, classes = drawn
     verdict = judge(text, tmp_path)
     SEEN["accepted" if verdict.accepted else "refused"] += 1
+    CLASSES_SEEN.update(classes)
     assert not verdict.problems, f"{verdict.problems} for:\n{text}"
 
 
 def test_the_fuzzer_reaches_both_outcomes_and_can_fail(tmp_path: Path) -> None:
     """The run above both accepted and refused configs, and the judge catches an injected directive."""
     assert SEEN["accepted"] > 0 and SEEN["refused"] > 0, SEEN
+    assert set(CLASSES) == CLASSES_SEEN, f"classes the run exercised: {sorted(CLASSES_SEEN)}"
     base = (Path(__file__).parent.parent / "Pulumi.dev.yaml").read_text()
     bad = base.replace("config:\n", "config:\n  vsphere:password: {secure: v1:abc}\n", 1)
     assert not judge(bad, tmp_path, validate=False).problems, "the dev stack itself passes"

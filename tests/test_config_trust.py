@@ -6,151 +6,30 @@ accepted, and `halb check` has run haproxy -c and keepalived -t on what it rende
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from test_hostile_input import check
 from test_tls import CA, CHAIN, DIR, GOOD, KEYF, SVC, _file, files, service
 
 from conftest import ROOT, require, tool
+from halb.lab.certificates import BAD_SAN, Maker
 
 KEY = "haproxy.services[2].tls"
-NOW = datetime.now(UTC)
 SERVER0 = "halb:haproxy.services[0].servers[0]"
 
 # --------------------------------------------------------------------------- certificates of every shape
 
-
-def leaf(
-    names: list[str],
-    *,
-    eku: list[x509.ObjectIdentifier] | None = None,
-    raw_san: bytes | None = None,
-    chain: bool = True,
-) -> tuple[str, str]:
-    """(chain file, key file): a P-256 leaf under the lab CA's intermediate, with the intermediate
-    appended unless `chain` is false."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    b = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")]))
-        .issuer_name(CA.intermediate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(minutes=5))
-        .not_valid_after(NOW + timedelta(days=90))
-    )
-    if raw_san is not None:
-        b = b.add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, raw_san), False)
-    else:
-        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-    if eku is not None:
-        b = b.add_extension(x509.ExtendedKeyUsage(eku), False)
-    cert = b.sign(CA.intermediate_key, hashes.SHA256())  # type: ignore[arg-type]
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    if chain:
-        pem += CA.intermediate.public_bytes(serialization.Encoding.PEM).decode()
-    stem = f"leaf-{abs(hash((tuple(names), str(eku), raw_san, chain)))}"
-    return _file(f"{stem}.pem", pem), _file(f"{stem}.key", _pem_key(key))
+M = Maker(DIR, CA)
 
 
-def _pem_key(key: Any) -> str:
-    return str(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
-    )
-
-
-def openssl(*args: str, stdin: str | None = None) -> str:
+def with_openssl(make: Any) -> Any:
     require(tool("openssl") is not None, "the `openssl` binary")
-    return subprocess.run(["openssl", *args], input=stdin, capture_output=True, text=True, check=True).stdout
-
-
-def sha1_leaf() -> tuple[str, str]:
-    """A leaf signed with SHA-1 (cryptography refuses to make one; openssl still does)."""
-    inter_key = DIR / "inter.key"
-    inter_key.write_text(_pem_key(CA.intermediate_key))
-    inter = _file("inter.pem", CA.intermediate.public_bytes(serialization.Encoding.PEM).decode())
-    key = DIR / "sha1.key"
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key))
-    csr = openssl("req", "-new", "-key", str(key), "-subj", "/CN=sha1")
-    (DIR / "san.ext").write_text("subjectAltName=DNS:lab.internal\n")
-    cert = openssl("x509", "-req", "-sha1", "-days", "30", "-CA", inter, "-CAkey", str(inter_key),
-                   "-extfile", str(DIR / "san.ext"), stdin=csr)  # fmt: skip
-    return _file("sha1.pem", cert + Path(inter).read_text()), str(key)
-
-
-def sm2_key() -> str:
-    return _file("sm2.key", openssl("genpkey", "-algorithm", "SM2"))
-
-
-def ec_param_key() -> tuple[str, str]:
-    """`openssl ecparam -genkey` output (EC PARAMETERS, then the key) and a leaf for that key."""
-    text = openssl("ecparam", "-name", "prime256v1", "-genkey")
-    key = serialization.load_pem_private_key(text.split("-----END EC PARAMETERS-----\n", 1)[1].encode(), None)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lab.internal")]))
-        .issuer_name(CA.intermediate.subject)
-        .public_key(key.public_key())  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(minutes=5))
-        .not_valid_after(NOW + timedelta(days=90))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("lab.internal")]), False)
-        .sign(CA.intermediate_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM) + CA.intermediate.public_bytes(serialization.Encoding.PEM)
-    return _file("ecparam.pem", pem.decode()), _file("ecparam.key", text)
-
-
-def der_file() -> str:
-    cert = x509.load_pem_x509_certificate(GOOD.chain.encode())
-    path = DIR / "cert.der"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    return str(path)
-
-
-def p12_file() -> str:
-    key = serialization.load_pem_private_key(GOOD.key.encode(), None)
-    cert = x509.load_pem_x509_certificate(GOOD.chain.encode())
-    data = pkcs12.serialize_key_and_certificates(b"lab", key, cert, None, serialization.NoEncryption())  # type: ignore[arg-type]
-    path = DIR / "bundle.p12"
-    path.write_bytes(data)
-    return str(path)
-
-
-def bag_attributes_expired() -> str:
-    """An expired chain behind a `Bag Attributes` header with a non-ASCII friendlyName, as
-    `openssl pkcs12 -nokeys` writes it."""
-    old = CA.issue(days=1, start=NOW - timedelta(days=5)).chain
-    path = DIR / "bag.pem"
-    path.write_bytes("Bag Attributes\n    friendlyName: Zertifikat für Läden\n".encode() + old.encode())
-    return str(path)
-
-
-def sparse(name: str, size: int) -> str:
-    path = DIR / name
-    with path.open("wb") as f:
-        f.truncate(size)
-    return str(path)
-
-
-def world_readable_key() -> str:
-    path = DIR / "world.key"
-    path.write_text(GOOD.key)
-    path.chmod(0o644)
-    return str(path)
+    return make()
 
 
 # --------------------------------------------------------------------------- stacks
@@ -203,11 +82,11 @@ ROWS: list[tuple[int, str, Any, str, str]] = [
     (2, "a key under a key that is not secret", {"halb:vsphere.folder": KEY_ONE_LINE}, "vsphere.folder", KEY_LINE[:20]),
     (2, "a key as a backend's name", {f"{SERVER0}.name": f"{KEY_LINE} x"}, "haproxy.services[0].servers[0].name",
      KEY_LINE[:20]),
-    (2, "SAN names with terminal escapes", lambda: tls_route(*leaf(["a\x1b[31m.lab.internal"]), "x.lab.internal"),
+    (2, "SAN names with terminal escapes", lambda: tls_route(*M.leaf(["a\x1b[31m.lab.internal"]), "x.lab.internal"),
      "haproxy.services[2].routes[0].host", "\x1b"),
     # 3. tracebacks and hangs
-    (3, "an SM2 key", lambda: files(CHAIN, sm2_key()), f"{KEY}.keyFile", ""),
-    (3, "a SAN extension that does not parse", lambda: files(*leaf([], raw_san=b"\x30\x03\x82\x05x")),
+    (3, "an SM2 key", lambda: files(CHAIN, with_openssl(M.sm2_key)), f"{KEY}.keyFile", ""),
+    (3, "a SAN extension that does not parse", lambda: files(*M.leaf([], raw_san=BAD_SAN)),
      f"{KEY}.certificateFile", ""),
     (3, "a 300-byte path component", lambda: files("/tmp/" + "a" * 300 + ".pem", KEYF), f"{KEY}.certificateFile", ""),
     (3, "300 VIPs", lambda: vips(*({"name": f"v{i}", "address": f"192.168.4.{100 + i % 150}"} for i in range(298))),
@@ -217,25 +96,25 @@ ROWS: list[tuple[int, str, Any, str, str]] = [
                                                  **{"halb:keepalived.syncGroups": [{"name": "grp", "vips": ["public", "v1"]}]}),
      "vips", ""),
     # 4. certificate checks skipped
-    (4, "a DER certificate", lambda: files(der_file(), KEYF), f"{KEY}.certificateFile", ""),
-    (4, "a PKCS#12 bundle", lambda: files(p12_file(), KEYF), f"{KEY}.certificateFile", ""),
-    (4, "an expired chain behind a non-ASCII line", lambda: files(bag_attributes_expired(), KEYF),
+    (4, "a DER certificate", lambda: files(M.der(), KEYF), f"{KEY}.certificateFile", ""),
+    (4, "a PKCS#12 bundle", lambda: files(M.pkcs12(), KEYF), f"{KEY}.certificateFile", ""),
+    (4, "an expired chain behind a non-ASCII line", lambda: files(M.bag_attributes_expired(), KEYF),
      f"{KEY}.certificateFile", ""),
     (4, "a key file that is a directory", lambda: files(CHAIN, str(DIR)), f"{KEY}.keyFile", ""),
-    (4, "a 256 MB certificate file", lambda: files(sparse("huge.pem", 256 << 20), KEYF), f"{KEY}.certificateFile", ""),
+    (4, "a 256 MB certificate file", lambda: files(M.sparse(256 << 20), KEYF), f"{KEY}.certificateFile", ""),
     (4, "/dev/zero as the certificate", lambda: files("/dev/zero", KEYF), f"{KEY}.certificateFile", ""),
     # 5. accepted, but wrong by the standards
-    (5, "a clientAuth-only leaf", lambda: files(*leaf(["lab.internal"], eku=[ExtendedKeyUsageOID.CLIENT_AUTH])),
+    (5, "a clientAuth-only leaf", lambda: files(*M.leaf(["lab.internal"], eku=[ExtendedKeyUsageOID.CLIENT_AUTH])),
      f"{KEY}.certificateFile", ""),
-    (5, "*.com taken to cover shop.com", lambda: tls_route(*leaf(["*.com"]), "shop.com"),
+    (5, "*.com taken to cover shop.com", lambda: tls_route(*M.leaf(["*.com"]), "shop.com"),
      "haproxy.services[2].routes[0].host", ""),
-    (5, "a route host over a public suffix", lambda: tls_route(*leaf(["*.lab.internal"]), "*.internal"),
+    (5, "a route host over a public suffix", lambda: tls_route(*M.leaf(["*.lab.internal"]), "*.internal"),
      "haproxy.services[2].routes[0].host", ""),
     (5, "a pathPrefix with a query string", {SVC: web(groups=[{"name": "api", "servers": [
         {"name": "a1", "address": "192.168.4.71"}]}], routes=[{"pathPrefix": "/v1?x=1", "group": "api"}])},
      "haproxy.services[2].routes[0].pathPrefix", ""),
     (5, "a 10 MB chain", lambda: files(_file("big.pem", GOOD.chain * 4000), KEYF), f"{KEY}.certificateFile", ""),
-    (5, "a SHA-1 leaf", lambda: files(*sha1_leaf()), f"{KEY}.certificateFile", ""),
+    (5, "a SHA-1 leaf", lambda: files(*with_openssl(M.sha1_leaf)), f"{KEY}.certificateFile", ""),
     # 6. check said ok, then a daemon refused
     (6, "redirectHttp with groups and routes", {SVC: {"name": "redir", "port": 8081, "mode": "http",
         "redirectHttp": True, "groups": [{"name": "api", "servers": [{"name": "a1", "address": "192.168.4.71"}]}],
@@ -281,17 +160,38 @@ ROWS: list[tuple[int, str, Any, str, str]] = [
     (7, "a backend on a node's address6", lambda: vips(**{f"{SERVER0}.address": "2001:db8:4::62"}),
      "haproxy.services[0].servers[0].address", ""),
 ]
+def at_the_limits() -> dict[str, Any]:
+    """Every collection at its limit and every name at its longest: the longest lines halb writes
+    (haproxy reads 2048 characters a line and 64 words, keepalived 1024 characters)."""
+    name = "w" + "x" * 31
+    groups = [{"name": f"g{i:02d}" + "y" * 29, "servers": [{"name": "s" * 64, "address": "192.168.4.71"}]}
+              for i in range(32)]  # fmt: skip
+    host = ("h" * 60 + ".") * 3 + "lab.internal"
+    routes = [{"host": host, "pathPrefix": "/" + "p" * 255, "group": groups[i % 32]["name"]} for i in range(100)]
+    chain, key = M.leaf([host, "lab.internal"])
+    tls = {"certificateFile": chain, "keyFile": key, "sni": [{"certificateFile": chain, "keyFile": key} for _ in range(25)]}
+    big = {"name": name, "port": 9443, "mode": "http", "tls": tls, "groups": groups, "routes": routes,
+           "servers": [{"name": f"s{i:03d}" + "z" * 60, "address": f"192.168.{5 + i // 250}.{1 + i % 250}"} for i in range(500)]}  # fmt: skip
+    many = [{"name": f"v{i:03d}", "address": f"2001:db8:4::1:{i:x}"} for i in range(253)]
+    return vips(*many, **{
+        SVC: big,
+        "halb:network.subnet": "192.168.4.0/22",
+        "halb:haproxy.stats.allowFrom": [f"2001:db8:ffff:ffff:ffff:ffff:ffff:{i:04x}/128" for i in range(256)],
+    })  # fmt: skip
+
+
 # Accepted (class 8, and values the review found rendered wrong, now rendered right): halb check
 # exits 0, having run haproxy -c and keepalived -t on both nodes; `expect` is in its output.
 ACCEPTED: list[tuple[int, str, Any, str]] = [
     (8, "a link-local gateway6", lambda: vips(**{"halb:network.gateway6": "fe80::1"}), "ok (vsphere"),
-    (8, "an EC key with its EC PARAMETERS block", lambda: files(*ec_param_key()), "ok (vsphere"),
+    (8, "an EC key with its EC PARAMETERS block", lambda: files(*M.ec_parameters_key()), "ok (vsphere"),
     (8, "a first VIP ending in .0 beside vips", lambda: vips(**{"halb:network.subnet": "192.168.4.0/23",
         "halb:vips[0].address": "192.168.5.0", "halb:network.gateway": "192.168.4.1"}), "ok (vsphere"),
-    (5, "a route host wildcard", lambda: tls_route(*leaf(["*.lab.internal"]), "*.lab.internal"), "ok (vsphere"),
-    (5, "a leaf without its intermediate", lambda: files(*leaf(["lab.internal"], chain=False)),
+    (5, "a route host wildcard", lambda: tls_route(*M.leaf(["*.lab.internal"]), "*.lab.internal"), "ok (vsphere"),
+    (5, "a leaf without its intermediate", lambda: files(*M.leaf(["lab.internal"], chain=False)),
      "append the intermediate"),
-    (5, "a world-readable key file", lambda: files(CHAIN, world_readable_key()), "readable by every user"),
+    (5, "a world-readable key file", lambda: files(*M.world_readable_key()), "readable by every user"),
+    (6, "every collection at its limit, every name at its longest", at_the_limits, "ok (vsphere"),
     (6, "70 allowFrom networks", {"halb:haproxy.stats.allowFrom": [f"10.{i}.0.0/16" for i in range(70)]}, "ok (vsphere"),
 ]
 # fmt: on
@@ -349,7 +249,7 @@ def test_the_ec_parameters_block_is_left_off_the_node() -> None:
     from halb.config import load_config
     from halb.render import certificate_texts
 
-    chain, key = ec_param_key()
+    chain, key = M.ec_parameters_key()
     raw = stack_raw("dev")
     svc = service({"certificateFile": chain, "keyFile": key})
     cfg = load_config(with_(raw, "haproxy.services", [*raw["haproxy"]["services"], svc]))
@@ -362,7 +262,7 @@ def test_the_wildcard_route_renders_a_suffix_match() -> None:
     from halb.config import load_config
     from halb.render import all_files
 
-    chain, key = leaf(["*.lab.internal"])
+    chain, key = M.leaf(["*.lab.internal"])
     raw = stack_raw("dev")
     svc = service({"certificateFile": chain, "keyFile": key},
                   groups=[{"name": "api", "servers": [{"name": "a1", "address": "192.168.4.71"}]}],

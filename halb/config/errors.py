@@ -31,7 +31,19 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
-KEY_MATERIAL = re.compile(r"-----BEGIN|PRIVATE KEY|[A-Za-z0-9+/]{40,}")
+KEY_MARKERS = re.compile(r"-----BEGIN|PRIVATE KEY")
+BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{40,}")
+
+
+def looks_like_key_material(text: str) -> bool:
+    """A PEM marker, or a run of 40+ base64 characters mixing upper case, lower case and digits
+    (a key's body; a long DNS label or path is not one)."""
+    if KEY_MARKERS.search(text):
+        return True
+    return any(
+        any(c.isupper() for c in run) and any(c.islower() for c in run) and any(c.isdigit() for c in run)
+        for run in BASE64_RUN.findall(text)
+    )
 
 
 def printable(text: str) -> str:
@@ -50,7 +62,7 @@ def show(value: Any) -> str:
     if isinstance(value, list | tuple) and any(isinstance(v, dict | list) for v in value):
         return f"a list of {len(value)} items"
     text = repr(str(value)) if not isinstance(value, str | int | float | bool | list) else repr(value)
-    if KEY_MATERIAL.search(text):
+    if looks_like_key_material(text):
         return f"<a value of {len(text)} characters that looks like key material, not shown>"
     return text if len(text) < 80 else text[:77] + "..."
 
