@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -477,12 +478,18 @@ def _server_usage(leaf: x509.Certificate) -> bool:
 
 @lru_cache(maxsize=1)
 def _trusted_subjects() -> frozenset[x509.Name]:
-    """The subjects of the roots this machine trusts (empty when it has no bundle)."""
-    read = read_file(SYSTEM_ROOTS) if os.path.exists(SYSTEM_ROOTS) else FileRead(None)
-    try:
-        return frozenset(c.subject for c in x509.load_pem_x509_certificates((read.text or "").encode()))
-    except ValueError:
-        return frozenset()
+    """The subjects of the roots this machine trusts (empty when it has no bundle), each read on
+    its own so that one odd root does not hide the others."""
+    text = read_file(SYSTEM_ROOTS).text if os.path.exists(SYSTEM_ROOTS) else None
+    out = set()
+    for m in _BLOCK.finditer(text or ""):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. a root with a negative serial number
+                out.add(x509.load_pem_x509_certificate(m.group(0).encode()).subject)
+        except ValueError:
+            continue
+    return frozenset(out)
 
 
 def _missing_intermediate(chain: list[x509.Certificate]) -> list[str]:
