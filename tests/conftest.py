@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -137,3 +138,19 @@ def variants() -> dict[str, dict[str, Any]]:
         "dev": dev, "http": http, "nopreempt": nopreempt, "vrrp3": vrrp3, "pool": pool, "daytwo": day_two,
         "dualstack": dual,
     }  # fmt: skip
+
+
+@contextlib.contextmanager
+def boundary_off() -> Iterator[None]:
+    """Rendering with the typed boundary turned off (an identity `finalize`): the negative control
+    of the tests that prove the boundary."""
+    import halb.render as render
+
+    saved = dict(render._ENVS)
+    try:
+        for env in render._ENVS.values():
+            env.finalize, env.cache = None, None  # templates compile the finalize in: no cached ones
+        yield
+    finally:
+        for word in saved:
+            render._ENVS[word] = render._environment(word)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from conftest import require_root_tools
+from halb.config.words import UnsafeValue
 from halb.lab.fuzz import CLASSES, MARKER, judge, stack_files
 
 EXAMPLES = int(os.environ.get("HALB_FUZZ_EXAMPLES", "200"))
@@ -48,3 +50,22 @@ def test_the_fuzzer_reaches_both_outcomes_and_can_fail(tmp_path: Path) -> None:
     from halb.lab.fuzz import _injected
 
     assert _injected(broken, tmp_path), "a line that begins with a value's text is reported"
+
+
+def test_the_judge_finds_an_injection_planted_through_the_renderer(tmp_path: Path) -> None:
+    """Negative control through the real renderer: with the boundary turned off and a service name
+    set behind the model's back, the rendered haproxy.cfg gains a line the judge reports."""
+    import halb.render as render
+    from conftest import boundary_off, stack_raw
+    from halb.config import load_config
+    from halb.lab.fuzz import _injected
+
+    cfg = load_config(stack_raw("dev"))
+    services = [cfg.haproxy.services[0].model_copy(update={"name": f"x\n{MARKER}-directive on"})]
+    planted = cfg.model_copy(update={"haproxy": cfg.haproxy.model_copy(update={"services": services})})
+    with boundary_off():
+        render.write_tree(planted, tmp_path)
+    found = [p for f in (tmp_path / "lb1").rglob("*") if f.is_file() for p in _injected(f, tmp_path / "lb1")]
+    assert found and "haproxy.cfg" in found[0], found
+    with pytest.raises(UnsafeValue):
+        render.write_tree(planted, tmp_path / "again")
