@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= lab
 
-.PHONY: up engine deploy preview destroy bench-engine bench-fuzz bench-vsphere bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
+.PHONY: up engine deploy preview destroy bench-engine bench-fuzz bench-holder bench-vsphere bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
 
 up: deps venv engine  ## the main job: on the lab, bring it up and `pulumi up` the lab stack (STACK=lab-vsphere: as VMs of the simulated vCenter); STACK=dev: check, then pulumi up
 	@case "$(STACK)" in \
@@ -79,6 +79,9 @@ bench-fuzz: deps venv  ## the config fuzzer, longer than CI runs it (FUZZ_EXAMPL
 
 bench-watcher: deps venv engine  ## the health watcher's cost: added latency and rps with it running and stopped (5 alternating rounds), its CPU, the hang drill x20 (about 8 minutes)
 	$(PY) bench/watcher.py
+
+bench-holder: deps venv engine  ## one VIP holder when keepalived dies on the MASTER: main-process kill and group kill, x20 each, seed vs kubeadm guide vs halb (about 30 minutes)
+	$(PY) bench/holder.py
 
 bench-vips: deps venv engine  ## several VIPs on lab-multi: per-VIP failover (haproxy killed, link cut; each node, x5) and active/active throughput (about 6 minutes)
 	$(PY) bench/vips.py

@@ -19,7 +19,7 @@ from halb.config import HalbConfig
 from halb.config.words import firewall_address
 from halb.render import PATHS, SCRIPT_USER, NodeFile
 
-PACKAGES = ("keepalived", "haproxy", "curl", "socat")
+PACKAGES = ("keepalived", "haproxy", "curl", "socat", "python3")  # python3: vrrp-resign (raw VRRP socket)
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
 STRUCTURE = PATHS["structure"]
 OWNER_DIR = PATHS["owner_dir"]

@@ -40,6 +40,7 @@ PATHS = {
     "keepalived_dropin": "/etc/systemd/system/keepalived.service.d/halb.conf",
     "haproxy_state": "/usr/local/libexec/halb/haproxy-state",
     "vrrp_notify": "/usr/local/libexec/halb/vrrp-notify",
+    "vrrp_resign": "/usr/local/libexec/halb/vrrp-resign",  # keepalived's ExecStopPost: hands over VIPs it left
     "state_dir": "/run/halb",
     "haproxy_down": "/run/halb/haproxy-down",
     "haproxy_health": "/run/halb/haproxy-health",
@@ -122,6 +123,8 @@ TARGETS = {
     "haproxy-state.j2": shell_word,
     "haproxy-watch.j2": shell_word,
     "vrrp-notify.j2": shell_word,
+    # python: numbers, addresses and the interface inside a triple-quoted string (no quote, no backslash)
+    "vrrp-resign.j2": keepalived_word,
     # systemd units and tmpfiles.d: halb's own paths and names only, held to haproxy's rules
     "halb-haproxy-watch.service.j2": haproxy_word,
     "haproxy.service.d/halb.conf.j2": haproxy_word,
@@ -286,6 +289,7 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "prefixlen": plan.prefixlen,
         "vrid": cfg.vrid,
         "advert_int": _advert(k.advert_int),
+        "advert_cs": round(k.advert_int * 100),
         "instance": INSTANCE,
         "instances": vrrp_instances(cfg, node_name),
         "sync_groups": sync_groups(cfg),
@@ -331,6 +335,7 @@ def node_files(cfg: HalbConfig, node_name: str, plan: AddressPlan | None = None)
         NodeFile(PATHS["haproxy_watch_unit"], _render("halb-haproxy-watch.service.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["keepalived_dropin"], _render("keepalived.service.d/halb.conf.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["vrrp_notify"], _render("vrrp-notify.j2", **ctx), "0755", "system"),
+        NodeFile(PATHS["vrrp_resign"], _render("vrrp-resign.j2", **ctx), "0755", "system"),
         NodeFile(PATHS["haproxy_dropin"], _render("haproxy.service.d/halb.conf.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_cfg"], _render("haproxy.cfg.j2", **ctx), "0644", "haproxy"),
         NodeFile(PATHS["keepalived_conf"], _render("keepalived.conf.j2", **ctx), "0644", "keepalived"),

@@ -9,11 +9,13 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
 
 from conftest import IN_CI, ROOT, require, require_root_tools, stack_raw, tool, variants, with_
+from halb import render
 from halb.config import ConfigError, HalbConfig, load_config
 from halb.render import PATHS, Secrets, all_files, node_files, secret_files, write_tree
 from halb.validate import haproxy_check, keepalived_check, shellcheck
@@ -64,8 +66,8 @@ def test_keepalived_accepts_rendered_config(variant: str, node: str, tmp_path: P
 def test_scripts_pass_shellcheck(variant: str, tmp_path: Path) -> None:
     require(tool("shellcheck") is not None, "the `shellcheck` binary")
     out = rendered(tmp_path, variant)
-    scripts = [p for p in out.rglob("*") if p.is_file() and p.read_text().startswith("#!")]
-    assert len(scripts) == 2 * 3, f"{variant}: expected 3 scripts per node, found {scripts}"
+    scripts = [p for p in out.rglob("*") if p.is_file() and p.read_text().startswith(("#!/bin/sh", "#!/bin/bash"))]
+    assert len(scripts) == 2 * 3, f"{variant}: expected 3 shell scripts per node, found {scripts}"
     for script in scripts:
         result = shellcheck(script)
         assert result.rc == 0, f"{variant}/{script.relative_to(out)}: {result.output}"
@@ -239,3 +241,41 @@ def test_dual_stack_instances_sync_group_and_binds() -> None:
     assert "frontend http\n    mode tcp\n    bind *:80\n    bind :::80 v6only\n" in h, "every VIP: both wildcards"
     assert "frontend api\n    mode tcp\n    bind 192.168.4.59:8443 transparent\n    option" in h, "one VIP: its address"
     assert "server api1 [2001:db8:4::70]:8443 check" in h, "IPv6 server in brackets"
+
+
+def _resign(variant: str, node: str = "lb1") -> dict[str, Any]:
+    """The rendered vrrp-resign script of a variant, loaded as a module (not run)."""
+    cfg = VARIANTS[variant]
+    text = next(f.content for f in all_files(cfg, node) if f.path == PATHS["vrrp_resign"])
+    assert text.startswith("#!/usr/bin/python3\n"), "vrrp-resign: a python3 script"
+    namespace: dict[str, Any] = {"__name__": "vrrp_resign"}
+    exec(compile(text, PATHS["vrrp_resign"], "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_vrrp_resign_lists_every_instance_as_keepalived_runs_it(variant: str) -> None:
+    cfg = VARIANTS[variant]
+    for node in cfg.nodes:
+        lines = [line.split() for line in _resign(variant, node.name)["INSTANCES"].split("\n") if line.strip()]
+        instances = render.vrrp_instances(cfg, node.name)
+        assert [int(line[0]) for line in lines] == [i["vrid"] for i in instances], f"{variant}/{node.name}: vrids"
+        for line, i in zip(lines, instances, strict=True):
+            assert line[5:] == [str(i["src"]), str(i["peer"]), f"{i['vip']}/{i['prefixlen']}"], f"{variant}/{node.name}"
+            assert line[1:4] == [str(cfg.keepalived.version), str(round(cfg.keepalived.advert_int * 100)),
+                                 "1" if cfg.keepalived.unicast else "0"], f"{variant}/{node.name}"  # fmt: skip
+
+
+def test_vrrp_resign_builds_priority_0_adverts_with_valid_checksums() -> None:
+    from ipaddress import ip_address
+
+    resign = _resign("dev")
+    v2 = resign["advert"](66, 2, 100, ip_address("192.168.4.60"), "192.168.4.61", "192.168.4.62", b"s3cr3t")
+    assert v2[:6] == bytes([0x21, 66, 0, 1, 1, 1]) and v2[8:12] == ip_address("192.168.4.60").packed, v2.hex()
+    assert v2[12:] == b"s3cr3t\0\0" and resign["checksum"](v2) == 0, "VRRPv2: PASS padded to 8, checksum over the message"
+    v3 = resign["advert"](66, 3, 50, ip_address("192.168.4.60"), "192.168.4.61", "192.168.4.62", b"")
+    assert v3[:6] == bytes([0x31, 66, 0, 1, 0, 50]) and len(v3) == 12, v3.hex()
+    pseudo = ip_address("192.168.4.61").packed + ip_address("192.168.4.62").packed + bytes([0, 112, 0, 12])
+    assert resign["checksum"](pseudo + v3) == 0, "VRRPv3 over IPv4: checksum with the pseudo-header"
+    v6 = resign["advert"](7, 3, 100, ip_address("2001:db8:4::60"), "2001:db8:4::61", "2001:db8:4::62", b"")
+    assert len(v6) == 8 + 16 and v6[6:8] == b"\0\0", "IPv6: the kernel fills the checksum in"

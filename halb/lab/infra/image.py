@@ -23,6 +23,7 @@ PACKAGES = [
     "haproxy",
     "curl",
     "socat",
+    "python3",
     "openssl",  # as on a standard VM template (halb's TLS step checks keys with it)
     "util-linux",
     "sudo",

@@ -1,0 +1,109 @@
+"""`make bench` key `holder`: one VIP holder when keepalived dies on the MASTER (issue 28, part d).
+
+    python bench/holder.py [JSON=holder.json] [FAULT_RUNS=20] [PROFILES="seed kubeadm halb"]
+
+For each profile, deployed as `make bench` deploys it (the seed's and the kubeadm guide's files
+by hand, halb through the engine), each drill FAULT_RUNS times, injected at a random phase of
+the advert cycle (halb.lab.scenarios.faults):
+
+  keepalived-crash       keepalived's main process SIGKILLed on the MASTER
+  keepalived-group-kill  every keepalived process SIGKILLed at once (an OOM kill of the unit)
+
+Reported per drill: p50 / p99 of the outage, failed requests, samples with no holder and with
+two, and for halb how soon keepalived was back and whether the pair survived a second fault
+(haproxy killed on the new holder) 5 s after the first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+from bench import PACKAGED, PROFILES, restore, settle  # noqa: E402
+from common import percentile, standalone  # noqa: E402
+from halb.lab.infra import lab  # noqa: E402
+from halb.lab.scenarios import drills, faults  # noqa: E402
+
+FAULT_RUNS = int(os.environ.get("FAULT_RUNS", "20"))
+DRILLS: dict[str, Callable[[bool], drills.Drill]] = {
+    "keepalived-crash": lambda halb: faults.keepalived_crash(halb=halb),
+    "keepalived-group-kill": lambda halb: faults.keepalived_group_kill(halb=halb),
+}
+
+
+def rows(profile: str) -> dict[str, Any]:
+    halb = profile == "halb"
+    out: dict[str, Any] = {}
+    for name, drill in DRILLS.items():
+        runs = []
+        for _ in range(FAULT_RUNS):
+            restore()
+            try:
+                runs.append(drill(halb))
+            except Exception as e:  # the pair did not heal: counted, not hidden
+                print(f"bench: {profile}: {name}: did not heal: {type(e).__name__}: {e}", flush=True)
+        out[name] = summary(runs)
+        print(f"bench: {profile}: {name} x{FAULT_RUNS}: {out[name]}", flush=True)
+    return out
+
+
+def summary(runs: list[drills.Drill]) -> dict[str, Any]:
+    first = [d.report.outages[0] if d.report.outages else 0.0 for d in runs]
+    row: dict[str, Any] = {
+        "runs": FAULT_RUNS,
+        "healed": len(runs),
+        "outage_p50_s": round(percentile(first, 50), 3),
+        "outage_p99_s": round(percentile(first, 99), 3),
+        "outages_above_0_3_s": sum(o > 0.3 for d in runs for o in d.report.outages),
+        "failed_requests_p50": percentile([d.report.failed for d in runs], 50),
+        "failed_requests_p99": percentile([d.report.failed for d in runs], 99),
+        "samples_no_holder": sum(len(h) == 0 for d in runs for _, h in d.report.bad_samples),
+        "samples_two_holders": sum(len(h) > 1 for d in runs for _, h in d.report.bad_samples),
+    }
+    restarted = [d.facts["restarted_after_s"] for d in runs if d.facts.get("restarted_after_s") is not None]
+    row["keepalived_back_p99_s"] = round(percentile(restarted, 99), 2) if restarted else None
+    second = [d.facts["second_fault_vip_on_lb1_s"] for d in runs if d.facts.get("second_fault_vip_on_lb1_s")]
+    if second:
+        row["redundant_at_5s"] = f"{len(second)}/{len(runs)}"
+        row["second_fault_move_p99_s"] = round(percentile(second, 99), 3)
+    return row
+
+
+def run() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    try:
+        for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
+            print(f"bench: {profile}: fresh lab, deploy", flush=True)
+            lab.down()
+            lab.up()
+            PACKAGED.clear()
+            PROFILES[profile]()
+            settle()
+            out[profile] = rows(profile)
+    finally:
+        lab.down()
+    return out
+
+
+def table(figures: dict[str, Any]) -> str:
+    lines = ["| drill | profile | outage p50 / p99 s | > 0.3 s | failed p50 / p99 | no holder / two holders | "
+             "keepalived back p99 s | redundant at 5 s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for name in DRILLS:
+        for profile, drills_ in figures.items():
+            r = drills_[name]
+            lines.append(
+                f"| {name} | {profile} | {r['outage_p50_s']} / {r['outage_p99_s']} | {r['outages_above_0_3_s']} | "
+                f"{r['failed_requests_p50']} / {r['failed_requests_p99']} | {r['samples_no_holder']} / "
+                f"{r['samples_two_holders']} | {r['keepalived_back_p99_s']} | {r.get('redundant_at_5s', 'no')} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(standalone("holder", run, table))
