@@ -30,8 +30,9 @@ PENDING = PATHS["vrrp_pending"]
 SHARED_VRRP_DIRECTIVES = ("vrrp_version", "virtual_router_id", "advert_int", "auth_type")
 # Every file halb installs (the teardown removes them all).
 MANAGED = ("keepalived_conf", "keepalived_auth", "haproxy_cfg", "haproxy_secrets", "haproxy_dropin",
-           "keepalived_dropin", "haproxy_watch_unit", "tmpfiles")  # fmt: skip
+           "keepalived_dropin", "haproxy_watch_unit", "vrrp_guard_unit", "tmpfiles")  # fmt: skip
 WATCH = "halb-haproxy-watch"  # the service that judges haproxy's health for keepalived
+GUARD = "halb-vrrp-guard"  # the service that keeps a node out of a VRRP partition
 
 
 def sha256(text: str) -> str:
@@ -232,7 +233,7 @@ if ! id {SCRIPT_USER} >/dev/null 2>&1; then
 fi
 {body}systemd-tmpfiles --create {PATHS["tmpfiles"]}
 systemctl daemon-reload
-systemctl try-restart {WATCH}  # picks up a changed watcher; not started here the first time
+systemctl try-restart {WATCH} {GUARD}  # picks up a changed watcher or guard; not started here the first time
 # No sysctl is needed: haproxy binds the wildcard address, so the VIP need not be local.
 {firewall(firewall_rules(cfg, peer_address, _str(cfg.peer(node).address6)))}if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
     setsebool -P haproxy_connect_any 1
@@ -446,9 +447,10 @@ esac
 
 def services_script() -> str:
     return f"""set -eu
-systemctl enable haproxy keepalived {WATCH}
+systemctl enable haproxy keepalived {WATCH} {GUARD}
 systemctl is-active --quiet haproxy || systemctl start haproxy
 systemctl is-active --quiet {WATCH} || systemctl start {WATCH}
+systemctl is-active --quiet {GUARD} || systemctl start {GUARD}
 if [ ! -e {HELD} ]; then
     systemctl is-active --quiet keepalived || systemctl start keepalived
 fi
@@ -513,8 +515,8 @@ if [ -n "$current" ] && [ "$current" != {shlex.quote(owner)} ]; then
 fi
 # keepalived first: a MASTER that stops sends a priority-0 advert, so its peer takes over at once.
 systemctl disable --now keepalived 2>/dev/null || true
-systemctl disable --now haproxy {WATCH} 2>/dev/null || true
-systemctl reset-failed keepalived haproxy {WATCH} 2>/dev/null || true
+systemctl disable --now haproxy {WATCH} {GUARD} 2>/dev/null || true
+systemctl reset-failed keepalived haproxy {WATCH} {GUARD} 2>/dev/null || true
 {firewall([])}rm -f {files}
 rm -rf {dirs}
 rmdir {dropins} 2>/dev/null || true

@@ -41,6 +41,9 @@ PATHS = {
     "haproxy_state": "/usr/local/libexec/halb/haproxy-state",
     "vrrp_notify": "/usr/local/libexec/halb/vrrp-notify",
     "vrrp_resign": "/usr/local/libexec/halb/vrrp-resign",  # keepalived's ExecStopPost: hands over VIPs it left
+    "vrrp_guard": "/usr/local/libexec/halb/vrrp-guard",  # holds this node in FAULT while the peer still serves
+    "vrrp_guard_unit": "/etc/systemd/system/halb-vrrp-guard.service",
+    "vrrp_partition": "/run/halb/vrrp-partition",  # the guard's findings, one line per VIP held back
     "state_dir": "/run/halb",
     "haproxy_down": "/run/halb/haproxy-down",
     "haproxy_health": "/run/halb/haproxy-health",
@@ -125,6 +128,8 @@ TARGETS = {
     "vrrp-notify.j2": shell_word,
     # python: numbers, addresses and the interface inside a triple-quoted string (no quote, no backslash)
     "vrrp-resign.j2": keepalived_word,
+    "vrrp-guard.j2": keepalived_word,
+    "halb-vrrp-guard.service.j2": haproxy_word,
     # systemd units and tmpfiles.d: halb's own paths and names only, held to haproxy's rules
     "halb-haproxy-watch.service.j2": haproxy_word,
     "haproxy.service.d/halb.conf.j2": haproxy_word,
@@ -264,6 +269,7 @@ def vrrp_instances(cfg: HalbConfig, node_name: str) -> list[dict[str, object]]:
                 "peer": peer.address6 if six else plan.nodes[peer.name],
                 "priority": MAINTENANCE_PRIORITY if node.maintenance else priority,
                 "state": "BACKUP" if k.nopreempt or not preferred else "MASTER",
+                "preferred": preferred,
             }
         )
     return out
@@ -301,6 +307,7 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "track_file_name": "halb_haproxy_down",
         "health_file_name": "halb_haproxy_health",
         "backends_file_name": "halb_backends_down",
+        "partition_file_name": "halb_partition",
         "backends_penalty": k.master_priority - k.backup_priority + 1 + 100,
         "backends_every": 5,
         "rise_probes": math.ceil(k.health_check.rise / k.health_check.interval),
@@ -336,6 +343,8 @@ def node_files(cfg: HalbConfig, node_name: str, plan: AddressPlan | None = None)
         NodeFile(PATHS["keepalived_dropin"], _render("keepalived.service.d/halb.conf.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["vrrp_notify"], _render("vrrp-notify.j2", **ctx), "0755", "system"),
         NodeFile(PATHS["vrrp_resign"], _render("vrrp-resign.j2", **ctx), "0755", "system"),
+        NodeFile(PATHS["vrrp_guard"], _render("vrrp-guard.j2", **ctx), "0755", "system"),
+        NodeFile(PATHS["vrrp_guard_unit"], _render("halb-vrrp-guard.service.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_dropin"], _render("haproxy.service.d/halb.conf.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_cfg"], _render("haproxy.cfg.j2", **ctx), "0644", "haproxy"),
         NodeFile(PATHS["keepalived_conf"], _render("keepalived.conf.j2", **ctx), "0644", "keepalived"),

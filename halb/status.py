@@ -45,10 +45,14 @@ class NodeState:
     why: str = ""  # why haproxy does not count as healthy here (what keeps a node in FAULT)
     others: dict[str, bool] = field(default_factory=dict)  # the other VIPs (`halb:vips`) -> held here
     certificates: dict[str, tuple[str, str]] = field(default_factory=dict)  # file -> (expiry day, sha256)
+    partition: list[str] = field(default_factory=list)  # halb-vrrp-guard's findings (held in FAULT, why)
 
 
 # Exit codes of `halb status`, one per verdict.
-EXIT = {"OK": 0, "MAINTENANCE": 0, "SPLIT BRAIN": 1, "OUTAGE": 1, "DEGRADED": 3, "UNREACHABLE": 4, "DRIFT": 5}
+EXIT = {
+    "OK": 0, "MAINTENANCE": 0, "SPLIT BRAIN": 1, "OUTAGE": 1, "VRRP PARTITION": 1, "DEGRADED": 3, "UNREACHABLE": 4,
+    "DRIFT": 5,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,16 @@ def _assess_primary(nodes: list[NodeState]) -> Verdict:
         return Verdict(False, f"UNREACHABLE: cannot reach a node, so the VIP's holders are unknown ({reasons})")
     if not holders:
         return Verdict(False, "OUTAGE: no node holds the VIP")
+    cut_off = [n for n in nodes if n.partition]
+    if cut_off:
+        n = cut_off[0]
+        peer = next((m.name for m in nodes if m.name != n.name), "its peer")
+        return Verdict(
+            False,
+            f"VRRP PARTITION: {n.name} hears no adverts from {peer}; {holders[0]} answers for the VIP, and "
+            f"{n.name} is held in FAULT (no split brain). Is VRRP, IP protocol 112, blocked between them? "
+            f"({'; '.join(n.partition)})",
+        )
     held = [n.name for n in nodes if n.held]
     if held:
         return Verdict(
@@ -134,6 +148,7 @@ def probe_script(vip: str, files: list[str], others: Sequence[str] = (), certs: 
             for u in UNITS
         )
         + f"[ -e {HELD} ] && echo 'held yes' || echo 'held no'; "
+        + f"sed 's/^/partition /' {PATHS['vrrp_partition']} 2>/dev/null; "
         + f'echo "down $(cat {PATHS["haproxy_down"]} 2>/dev/null)"; echo "health $(cat {PATHS["haproxy_health"]} 2>/dev/null)"; '
         + 'echo "restarts $(systemctl show -p NRestarts --value haproxy)"; '
         + 'echo "result $(systemctl show -p Result --value haproxy)"; '
@@ -166,6 +181,7 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
     values: dict[str, str] = {}
     hashes: dict[str, str] = {}
     certificates: dict[str, tuple[str, str]] = {}
+    partition: list[str] = []
     for line in output.splitlines():
         key, _, rest = line.partition(" ")
         if key == "sha256":
@@ -174,6 +190,8 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
         elif key == "cert":
             path, _, info = rest.partition(" ")
             certificates[path] = _certificate(info)
+        elif key == "partition":
+            partition.append(rest.strip())
         else:
             values[key] = rest.strip()
     return NodeState(
@@ -189,6 +207,7 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
         why=haproxy_trouble(values),
         others={k.removeprefix("vip."): v == "yes" for k, v in values.items() if k.startswith("vip.")},
         certificates=certificates,
+        partition=[p for p in partition if "held in FAULT" in p],
     )
 
 

@@ -272,10 +272,54 @@ def test_vrrp_resign_builds_priority_0_adverts_with_valid_checksums() -> None:
     resign = _resign("dev")
     v2 = resign["advert"](66, 2, 100, ip_address("192.168.4.60"), "192.168.4.61", "192.168.4.62", b"s3cr3t")
     assert v2[:6] == bytes([0x21, 66, 0, 1, 1, 1]) and v2[8:12] == ip_address("192.168.4.60").packed, v2.hex()
-    assert v2[12:] == b"s3cr3t\0\0" and resign["checksum"](v2) == 0, "VRRPv2: PASS padded to 8, checksum over the message"
+    assert v2[12:] == b"s3cr3t\0\0" and resign["checksum"](v2) == 0, (
+        "VRRPv2: PASS padded to 8, checksum over the message"
+    )
     v3 = resign["advert"](66, 3, 50, ip_address("192.168.4.60"), "192.168.4.61", "192.168.4.62", b"")
     assert v3[:6] == bytes([0x31, 66, 0, 1, 0, 50]) and len(v3) == 12, v3.hex()
     pseudo = ip_address("192.168.4.61").packed + ip_address("192.168.4.62").packed + bytes([0, 112, 0, 12])
     assert resign["checksum"](pseudo + v3) == 0, "VRRPv3 over IPv4: checksum with the pseudo-header"
     v6 = resign["advert"](7, 3, 100, ip_address("2001:db8:4::60"), "2001:db8:4::61", "2001:db8:4::62", b"")
     assert len(v6) == 8 + 16 and v6[6:8] == b"\0\0", "IPv6: the kernel fills the checksum in"
+
+
+def _guard(variant: str, node: str) -> dict[str, Any]:
+    """The rendered vrrp-guard script of a variant, loaded as a module (not run)."""
+    text = next(f.content for f in all_files(VARIANTS[variant], node) if f.path == PATHS["vrrp_guard"])
+    namespace: dict[str, Any] = {"__name__": "vrrp_guard"}
+    exec(compile(text, PATHS["vrrp_guard"], "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_vrrp_guard_watches_each_ipv4_vip_with_its_preferred_node(variant: str) -> None:
+    cfg = VARIANTS[variant]
+    for node in cfg.nodes:
+        guard = _guard(variant, node.name)
+        lines = [line for line in guard["INSTANCES"].split("\n") if line.strip()]
+        got = [(i.vrid, i.preferred, i.vip, i.peer) for i in map(guard["Instance"], lines)]
+        want = [(i["vrid"], i["preferred"], str(i["vip"]), str(i["peer"]))
+                for i in render.vrrp_instances(cfg, node.name) if ":" not in str(i["vip"])]  # fmt: skip
+        assert got == want, f"{variant}/{node.name}: {got} != {want}"
+
+
+def test_vrrp_guard_arp_probe_finds_another_machine_answering_for_the_vip() -> None:
+    import socket
+    import struct
+
+    guard = _guard("dev", "lb2")
+    mine, other = bytes.fromhex("02aa00000002"), bytes.fromhex("02aa00000001")
+
+    def reply(sender_ip: str) -> bytes:
+        arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, other, socket.inet_aton(sender_ip), mine,
+                          socket.inet_aton("192.168.4.62"))  # fmt: skip
+        return mine + other + struct.pack("!H", 0x0806) + arp
+
+    for answer, expected in (("192.168.4.60", "02:aa:00:00:00:01"), ("192.168.4.99", None)):
+        ours, lan = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        with ours, lan:
+            lan.send(reply(answer))
+            assert guard["arp_probe"](ours, mine, "192.168.4.62", "192.168.4.60") == expected, answer
+            request = lan.recv(128)
+            assert request[:6] == b"\xff" * 6 and request[12:14] == b"\x08\x06", "a broadcast ARP request"
+            assert request[38:42] == socket.inet_aton("192.168.4.60"), "asking for the VIP"

@@ -142,3 +142,15 @@ def test_status_reads_each_certificates_expiry_and_fingerprint_and_flags_another
     assert certificate_notes(state, {path: "0123"}, "2027-02-07", "2027-03-01") == [
         "https.pem until 2027-02-06 (EXPIRED), NOT the stack's certificate"
     ]
+
+
+def test_a_node_held_back_by_the_vrrp_guard_is_a_partition_not_ok() -> None:
+    found = "vrid 10: no adverts from 198.18.0.11 for 2.1 s; 02:aa:bb:cc:dd:01 answers for 198.18.0.10: held in FAULT"
+    probe = f"state FAULT\nvip no\nactive.haproxy active\nactive.keepalived active\npartition {found}\n"
+    lb2 = parse_probe("lb2", probe)
+    assert lb2.partition == [found], lb2
+    v = assess([node("lb1", True), lb2])
+    assert not v.ok and v.exit_code == 1, v
+    assert v.summary.startswith("VRRP PARTITION: lb2 hears no adverts from lb1; lb1 answers for the VIP"), v.summary
+    healed = parse_probe("lb2", probe.replace("held in FAULT", "ok").replace("state FAULT", "state BACKUP"))
+    assert healed.partition == [] and assess([node("lb1", True), healed]).ok, "only a node held in FAULT counts"

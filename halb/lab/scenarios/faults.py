@@ -93,6 +93,37 @@ def _second_fault_on_lb2() -> tuple[float | None, float]:
     return moved, round(w.report.longest_outage, 3)
 
 
+PARTITIONS = {"both": ("lb1", "lb2"), "to-lb2": ("lb2",), "to-lb1": ("lb1",)}  # who drops arriving VRRP
+
+
+def vrrp_partition(direction: str = "both", seconds: float = 8) -> Drill:
+    """VRRP (IP protocol 112) dropped between the nodes while both stay on the LAN, as a host
+    firewall change or a switch ACL would: `both` ways, or one way (`to-lb2`: lb1's adverts never
+    reach lb2; `to-lb1`: lb2's never reach lb1). halb-vrrp-guard keeps lb2 in FAULT while lb1 still
+    answers for the VIP, so there is one holder throughout; `halb status` names the partition while
+    it lasts, and the pair is OK once it heals."""
+    settle()
+    wait_until(lambda: _vrrp_state("lb2") == "BACKUP", 30, 0.2)
+    blocked = [node(n) for n in PARTITIONS[direction]]
+    with Watch() as w:
+        time.sleep(random.uniform(0, 1))  # a random phase of the advert cycle
+        net.block_vrrp(*blocked)
+        try:
+            time.sleep(seconds)
+            during = status()
+            lb2_during = _vrrp_state("lb2")
+        finally:
+            net.unblock_vrrp(*blocked)
+        healed = wait_until(lambda: _vrrp_state("lb2") == "BACKUP", 15, 0.1)
+        time.sleep(1)
+    after = status()
+    return _drill(
+        f"vrrp-partition-{direction}", w, status_during=during["verdict"], summary_during=during["summary"],
+        exit_during=during["exit_code"],
+        lb2_during=lb2_during, lb2_backup_again_s=healed, status_after=after["verdict"],
+    )  # fmt: skip
+
+
 def haproxy_crash() -> Drill:
     """haproxy SIGKILLed on the MASTER and restarted by systemd, as packaged."""
     settle()
@@ -248,6 +279,7 @@ def worker_hung(name: str = "w1", seconds: float = 6) -> Drill:
 FAULTS = {
     "keepalived-crash": keepalived_crash,
     "keepalived-group-kill": keepalived_group_kill,
+    "vrrp-partition": vrrp_partition,
     "haproxy-crash": haproxy_crash,
     "haproxy-crash-loop": haproxy_crash_loop,
     "haproxy-hang": haproxy_hang,
