@@ -294,3 +294,14 @@ def test_every_key_is_documented() -> None:
                         walk(t)
 
     walk(HalbConfig)
+
+
+def test_the_fast_profile_sets_vrrp3_and_quarter_second_adverts_unless_the_stack_says_otherwise() -> None:
+    fast = load_config(with_(DEV, "keepalived.profile", "fast")).keepalived
+    assert (fast.version, fast.advert_int) == (3, 0.25), fast
+    own = load_config(with_(with_(DEV, "keepalived.profile", "fast"), "keepalived.advertInt", 0.5)).keepalived
+    assert (own.version, own.advert_int) == (3, 0.5), "a key the stack sets wins over the profile"
+    default = load_config(DEV).keepalived
+    assert (default.profile, default.version, default.advert_int) == ("default", 2, 1.0), default
+    found = problems(with_(with_(DEV, "keepalived.profile", "fast"), "keepalived.version", 2))
+    assert any(p.startswith("halb:keepalived.version: got 2; expected 3 with `profile: fast`") for p in found), found

@@ -187,14 +187,16 @@ def link_flap(seconds: float = 12) -> Drill:
 
 
 FAST_ADVERTS = ["keepalived.version=3", "keepalived.advertInt=0.5"]
+FAST_PROFILE = ["keepalived.profile=fast"]  # VRRPv3, 0.25 s adverts
 
 
 @contextmanager
-def fast_adverts() -> Iterator[None]:
-    """halb's pair on VRRPv3 with 0.5 s adverts for a while, deployed and undone as an operator
-    would (`pulumi up` with the change, then without it)."""
+def fast_adverts(sets: list[str] = FAST_ADVERTS) -> Iterator[None]:
+    """halb's pair on faster adverts for a while (VRRPv3 with 0.5 s adverts, or `sets`, e.g.
+    FAST_PROFILE), deployed and undone as an operator would (`pulumi up` with the change, then
+    without it)."""
     try:
-        deploy(sets=FAST_ADVERTS, progress=quiet)
+        deploy(sets=sets, progress=quiet)
         settle(timeout=40)
         # lb2 rejoined VRRP and waits `startupDelay` before it takes part: a fault injected before
         # it is BACKUP would measure the delay, not the failover (seen once: 2.34 s).
