@@ -1,6 +1,6 @@
 """`make bench` key `holder`: one VIP holder when keepalived dies on the MASTER (issue 28, part d).
 
-    python bench/holder.py [JSON=holder.json] [FAULT_RUNS=20] [PROFILES="seed kubeadm halb"]
+    python bench/holder.py [JSON=holder.json] [FAULT_RUNS=20] [PROFILES="seed kubeadm halb"] [DRILLS="..."]
 
 For each profile, deployed as `make bench` deploys it (the seed's and the kubeadm guide's files
 by hand, halb through the engine), each drill FAULT_RUNS times, injected at a random phase of
@@ -8,6 +8,10 @@ the advert cycle (halb.lab.scenarios.faults):
 
   keepalived-crash       keepalived's main process SIGKILLed on the MASTER
   keepalived-group-kill  every keepalived process SIGKILLed at once (an OOM kill of the unit)
+  vrrp-partition-both    VRRP dropped between the nodes both ways for 8 s, both still on the LAN
+  vrrp-partition-to-lb2  only lb1's adverts dropped (lb2 hears nothing)
+  vrrp-partition-to-lb1  only lb2's adverts dropped
+(DRILLS="..." picks some.)
 
 Reported per drill: p50 / p99 of the outage, failed requests, samples with no holder and with
 two, and for halb how soon keepalived was back and whether the pair survived a second fault
@@ -19,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +36,16 @@ from halb.lab.infra import lab  # noqa: E402
 from halb.lab.scenarios import drills, faults  # noqa: E402
 
 FAULT_RUNS = int(os.environ.get("FAULT_RUNS", "20"))
-DRILLS: dict[str, Callable[[bool], drills.Drill]] = {
+def _partition(direction: str, halb: bool) -> drills.Drill:
+    return faults.vrrp_partition(direction, halb=halb)
+
+
+ALL_DRILLS: dict[str, Callable[[bool], drills.Drill]] = {
     "keepalived-crash": lambda halb: faults.keepalived_crash(halb=halb),
     "keepalived-group-kill": lambda halb: faults.keepalived_group_kill(halb=halb),
+    **{f"vrrp-partition-{d}": partial(_partition, d) for d in faults.PARTITIONS},
 }
+DRILLS = {n: ALL_DRILLS[n] for n in os.environ.get("DRILLS", " ".join(ALL_DRILLS)).split()}
 
 
 def rows(profile: str) -> dict[str, Any]:
@@ -96,7 +107,9 @@ def table(figures: dict[str, Any]) -> str:
              "keepalived back p99 s | redundant at 5 s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for name in DRILLS:
         for profile, drills_ in figures.items():
-            r = drills_[name]
+            r = drills_.get(name)
+            if r is None:
+                continue
             lines.append(
                 f"| {name} | {profile} | {r['outage_p50_s']} / {r['outage_p99_s']} | {r['outages_above_0_3_s']} | "
                 f"{r['failed_requests_p50']} / {r['failed_requests_p99']} | {r['samples_no_holder']} / "

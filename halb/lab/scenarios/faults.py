@@ -96,32 +96,37 @@ def _second_fault_on_lb2() -> tuple[float | None, float]:
 PARTITIONS = {"both": ("lb1", "lb2"), "to-lb2": ("lb2",), "to-lb1": ("lb1",)}  # who drops arriving VRRP
 
 
-def vrrp_partition(direction: str = "both", seconds: float = 8) -> Drill:
+def vrrp_partition(direction: str = "both", seconds: float = 8, halb: bool = True) -> Drill:
     """VRRP (IP protocol 112) dropped between the nodes while both stay on the LAN, as a host
     firewall change or a switch ACL would: `both` ways, or one way (`to-lb2`: lb1's adverts never
     reach lb2; `to-lb1`: lb2's never reach lb1). halb-vrrp-guard keeps lb2 in FAULT while lb1 still
     answers for the VIP, so there is one holder throughout; `halb status` names the partition while
-    it lasts, and the pair is OK once it heals."""
+    it lasts, and the pair is OK once it heals. `halb=False` for the benchmark's other profiles
+    (no halb status, no state file: the split brain is what they show)."""
     settle()
-    wait_until(lambda: _vrrp_state("lb2") == "BACKUP", 30, 0.2)
+    if halb:
+        wait_until(lambda: _vrrp_state("lb2") == "BACKUP", 30, 0.2)
     blocked = [node(n) for n in PARTITIONS[direction]]
+    facts: dict[str, Any] = {}
     with Watch() as w:
         time.sleep(random.uniform(0, 1))  # a random phase of the advert cycle
         net.block_vrrp(*blocked)
         try:
             time.sleep(seconds)
-            during = status()
-            lb2_during = _vrrp_state("lb2")
+            if halb:
+                during = status()
+                facts |= {"status_during": during["verdict"], "summary_during": during["summary"],
+                          "exit_during": during["exit_code"], "lb2_during": _vrrp_state("lb2")}  # fmt: skip
         finally:
             net.unblock_vrrp(*blocked)
-        healed = wait_until(lambda: _vrrp_state("lb2") == "BACKUP", 15, 0.1)
+        if halb:
+            facts["lb2_backup_again_s"] = wait_until(lambda: _vrrp_state("lb2") == "BACKUP", 15, 0.1)
+        else:
+            facts["one_holder_again_s"] = wait_until(lambda: holders() == ["lb1"], 15, 0.1)
         time.sleep(1)
-    after = status()
-    return _drill(
-        f"vrrp-partition-{direction}", w, status_during=during["verdict"], summary_during=during["summary"],
-        exit_during=during["exit_code"],
-        lb2_during=lb2_during, lb2_backup_again_s=healed, status_after=after["verdict"],
-    )  # fmt: skip
+    if halb:
+        facts["status_after"] = status()["verdict"]
+    return _drill(f"vrrp-partition-{direction}", w, **facts)
 
 
 def haproxy_crash() -> Drill:
