@@ -18,14 +18,9 @@ from typing import Any
 from halb.lab.engine.stack import deploy
 from halb.lab.infra import image, net, nodes
 from halb.lab.infra.topology import NODES, VIP, WORKERS
-from halb.lab.scenarios.drills import Drill, quiet, settle, status
+from halb.lab.scenarios.drills import Drill, peer_state, quiet, settle, status
 from halb.lab.scenarios.probes import client_get, holders, node, service, wait_until
 from halb.lab.scenarios.watch import Watch
-from halb.render import PATHS
-
-
-def _vrrp_state(name: str) -> str:
-    return nodes.ssh(node(name), f"cat {PATHS['vrrp_state']} 2>/dev/null || echo UNKNOWN", timeout=10).stdout.strip()
 
 
 def _drill(name: str, w: Watch, **facts: Any) -> Drill:
@@ -75,7 +70,7 @@ def _keepalived_killed(name: str, kill: str, halb: bool) -> Drill:
     settle(timeout=40)
     # lb2 holds the VIP again only after `healthCheck.rise` of good probes: the next fault must not
     # find it in FAULT.
-    wait_until(lambda: _vrrp_state("lb2") == "BACKUP", 30, 0.2)
+    wait_until(lambda: peer_state("lb2") == "BACKUP", 30, 0.2)
     facts["status"] = status()["verdict"]
     if second is not None:
         facts |= {"second_fault_vip_on_lb1_s": second[0], "second_fault_longest_outage_s": second[1]}
@@ -105,7 +100,7 @@ def vrrp_partition(direction: str = "both", seconds: float = 8, halb: bool = Tru
     (no halb status, no state file: the split brain is what they show)."""
     settle()
     if halb:
-        wait_until(lambda: _vrrp_state("lb2") == "BACKUP", 30, 0.2)
+        wait_until(lambda: peer_state("lb2") == "BACKUP", 30, 0.2)
     blocked = [node(n) for n in PARTITIONS[direction]]
     facts: dict[str, Any] = {}
     with Watch() as w:
@@ -116,11 +111,11 @@ def vrrp_partition(direction: str = "both", seconds: float = 8, halb: bool = Tru
             if halb:
                 during = status()
                 facts |= {"status_during": during["verdict"], "summary_during": during["summary"],
-                          "exit_during": during["exit_code"], "lb2_during": _vrrp_state("lb2")}  # fmt: skip
+                          "exit_during": during["exit_code"], "lb2_during": peer_state("lb2")}  # fmt: skip
         finally:
             net.unblock_vrrp(*blocked)
         if halb:
-            facts["lb2_backup_again_s"] = wait_until(lambda: _vrrp_state("lb2") == "BACKUP", 15, 0.1)
+            facts["lb2_backup_again_s"] = wait_until(lambda: peer_state("lb2") == "BACKUP", 15, 0.1)
         else:
             facts["one_holder_again_s"] = wait_until(lambda: holders() == ["lb1"], 15, 0.1)
         time.sleep(1)
@@ -150,7 +145,7 @@ def haproxy_crash_loop(seconds: float = 15) -> Drill:
     with Watch() as w:
         nodes.ssh(node("lb1"), killer, timeout=seconds + 20)
         time.sleep(3)
-        state = _vrrp_state("lb1")
+        state = peer_state("lb1")
         st = status()
     why = next((n["why"] for n in st["nodes"] if n["name"] == "lb1"), "")
     unit = service("lb1", "haproxy")
@@ -205,8 +200,8 @@ def fast_adverts(sets: list[str] = FAST_ADVERTS) -> Iterator[None]:
         settle(timeout=40)
         # lb2 rejoined VRRP and waits `startupDelay` before it takes part: a fault injected before
         # it is BACKUP would measure the delay, not the failover (seen once: 2.34 s).
-        if wait_until(lambda: _vrrp_state("lb2") == "BACKUP", 20, 0.2) is None:
-            raise AssertionError(f"lb2 is not BACKUP after the VRRPv3 deploy: {_vrrp_state('lb2')}")
+        if wait_until(lambda: peer_state("lb2") == "BACKUP", 20, 0.2) is None:
+            raise AssertionError(f"lb2 is not BACKUP after the VRRPv3 deploy: {peer_state('lb2')}")
         time.sleep(3)  # keepalived may say BACKUP (init) before its 2 s startup delay ends
         yield
     finally:
