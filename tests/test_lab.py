@@ -387,12 +387,13 @@ def test_fault_link_flap_fails_over_and_returns_without_a_second_outage(deployed
 
 
 def test_fault_link_flap_with_the_fast_profile_fails_over_within_a_second(deployed: Result) -> None:
-    """`keepalived.profile: fast` (VRRPv3, 0.25 s adverts): the master-down interval is 0.77 s."""
+    """`keepalived.profile: fast` (VRRPv3, 0.25 s adverts): the master-down interval is 0.77 s. While
+    the link is cut lb1 still has the VIP on its interface, which nobody reaches: two holders in the
+    samples then, as with the default profile."""
     with faults.fast_adverts(faults.FAST_PROFILE):
         d = faults.link_flap()
     assert d.report.outages and d.report.outages[0] <= 1.0, d.report.summary()
     assert sum(d.report.outages[1:]) <= 0.5, f"failback disrupted clients: {d.report.summary()}"
-    never_two_holders(d)
 
 
 def test_fault_master_power_cycle(deployed: Result) -> None:
@@ -490,8 +491,13 @@ def one_holder(d: drills.Drill) -> None:
 
 
 def test_drill_switchover_to_lb2_and_back(deployed: Result) -> None:
+    """Never a sample without a holder. When lb1 comes back it preempts: it adds the VIP and its
+    advert makes lb2 remove it, milliseconds later; the 50 ms sampler, which reads the nodes one
+    after the other, caught both holding it once in 20-odd runs (issue 28 f). At most that one."""
     d = drills.switchover()
-    one_holder(d)
+    assert d.report.samples >= 20 and d.report.requests >= 100, f"{d.name}: too little watched: {d.report.summary()}"
+    gaps = [t for t, h in d.report.bad_samples if not h]
+    assert not gaps and len(d.report.bad_samples) <= 1, f"{d.name}: {d.report.summary()}"
     assert d.report.holders_seen == ["lb1", "lb2", "lb1"], d.report.summary()
     # A connection whose handshake straddles the moment the client's ARP entry moves is reset by
     # the new holder: VRRP moves no TCP state. At most one such request per switch.

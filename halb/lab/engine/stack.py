@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from halb import PROJECT_DIR
+from halb.config.keepalived import PROFILES
 from halb.config.paths import get_path, parse_path, parse_value, set_path
 from halb.lab.engine.driver import Engine, EngineFailed, Progress, Result
 from halb.lab.engine.vault import DEFAULT_PASSPHRASE, Vault
@@ -81,7 +82,8 @@ def lab_config(
         config = set_path(config, path, parse_value(value), namespace=namespace)
     config["halb:nodes"] = pin_host_keys(config.get("halb:nodes") or [])
     secrets = dict(split_assignment(t) for t in secret_sets)
-    vrrp3 = (config.get("halb:keepalived") or {}).get("version") == 3
+    keepalived = config.get("halb:keepalived") or {}
+    vrrp3 = {**PROFILES.get(str(keepalived.get("profile")), {}), **keepalived}.get("version") == 3  # a profile may imply it
     for path, length in LAB_PASSWORDS.items():
         if path not in secrets and not (vrrp3 and path == "keepalived.authPassword"):
             secrets[path] = vault.ensure(path, length)
