@@ -269,7 +269,6 @@ def vrrp_instances(cfg: HalbConfig, node_name: str) -> list[dict[str, object]]:
                 "peer": peer.address6 if six else plan.nodes[peer.name],
                 "priority": MAINTENANCE_PRIORITY if node.maintenance else priority,
                 "state": "BACKUP" if k.nopreempt or not preferred else "MASTER",
-                "preferred": preferred,
             }
         )
     return out

@@ -292,13 +292,13 @@ def _guard(variant: str, node: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_vrrp_guard_watches_each_ipv4_vip_with_its_preferred_node(variant: str) -> None:
+def test_vrrp_guard_watches_each_ipv4_vip_and_its_peer(variant: str) -> None:
     cfg = VARIANTS[variant]
     for node in cfg.nodes:
         guard = _guard(variant, node.name)
         lines = [line for line in guard["INSTANCES"].split("\n") if line.strip()]
-        got = [(i.vrid, i.preferred, i.vip, i.peer) for i in map(guard["Instance"], lines)]
-        want = [(i["vrid"], i["preferred"], str(i["vip"]), str(i["peer"]))
+        got = [(i.vrid, i.vip, i.peer) for i in map(guard["Instance"], lines)]
+        want = [(i["vrid"], str(i["vip"]), str(i["peer"]))
                 for i in render.vrrp_instances(cfg, node.name) if ":" not in str(i["vip"])]  # fmt: skip
         assert got == want, f"{variant}/{node.name}: {got} != {want}"
 
