@@ -351,13 +351,18 @@ def reload_failures() -> int:
     return int(load.stop()["failed"])
 
 
-def measure(profile: str) -> dict[str, float]:
+def fresh(profile: str) -> None:
+    """A fresh lab with `profile` deployed on it, settled."""
     print(f"bench: {profile}: fresh lab, deploy", flush=True)
     lab.down()
     lab.up()
     PACKAGED.clear()
     PROFILES[profile]()
     settle()
+
+
+def measure(profile: str) -> dict[str, float]:
+    fresh(profile)
     if os.environ.get("MEASURE", "1") == "0":  # the failover medians skipped
         return {}
     deaths = [haproxy_death() for _ in range(REPS)]

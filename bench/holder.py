@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from bench import PACKAGED, PROFILES, restore, settle  # noqa: E402
+from bench import fresh, restore  # noqa: E402
 from common import percentile, standalone  # noqa: E402
 from halb.lab.infra import lab  # noqa: E402
 from halb.lab.scenarios import drills, faults  # noqa: E402
@@ -90,12 +90,7 @@ def run() -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
-            print(f"bench: {profile}: fresh lab, deploy", flush=True)
-            lab.down()
-            lab.up()
-            PACKAGED.clear()
-            PROFILES[profile]()
-            settle()
+            fresh(profile)
             out[profile] = rows(profile)
     finally:
         lab.down()

@@ -6,6 +6,7 @@ Regenerate golden files after an intended change: `make golden`.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shutil
 from pathlib import Path
@@ -243,14 +244,17 @@ def test_dual_stack_instances_sync_group_and_binds() -> None:
     assert "server api1 [2001:db8:4::70]:8443 check" in h, "IPv6 server in brackets"
 
 
-def _resign(variant: str, node: str = "lb1") -> dict[str, Any]:
-    """The rendered vrrp-resign script of a variant, loaded as a module (not run)."""
-    cfg = VARIANTS[variant]
-    text = next(f.content for f in all_files(cfg, node) if f.path == PATHS["vrrp_resign"])
-    assert text.startswith("#!/usr/bin/python3\n"), "vrrp-resign: a python3 script"
-    namespace: dict[str, Any] = {"__name__": "vrrp_resign"}
-    exec(compile(text, PATHS["vrrp_resign"], "exec"), namespace)
+def _script(variant: str, path: str, node: str = "lb1") -> dict[str, Any]:
+    """A rendered python3 script of a variant (vrrp-resign, vrrp-guard), loaded as a module (not run)."""
+    text = next(f.content for f in all_files(VARIANTS[variant], node) if f.path == path)
+    assert text.startswith("#!/usr/bin/python3\n"), f"{path}: a python3 script"
+    namespace: dict[str, Any] = {"__name__": posixpath.basename(path)}
+    exec(compile(text, path, "exec"), namespace)
     return namespace
+
+
+def _resign(variant: str, node: str = "lb1") -> dict[str, Any]:
+    return _script(variant, PATHS["vrrp_resign"], node)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -284,11 +288,7 @@ def test_vrrp_resign_builds_priority_0_adverts_with_valid_checksums() -> None:
 
 
 def _guard(variant: str, node: str) -> dict[str, Any]:
-    """The rendered vrrp-guard script of a variant, loaded as a module (not run)."""
-    text = next(f.content for f in all_files(VARIANTS[variant], node) if f.path == PATHS["vrrp_guard"])
-    namespace: dict[str, Any] = {"__name__": "vrrp_guard"}
-    exec(compile(text, PATHS["vrrp_guard"], "exec"), namespace)
-    return namespace
+    return _script(variant, PATHS["vrrp_guard"], node)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
