@@ -223,6 +223,16 @@ def _str(value: object | None) -> str | None:
     return None if value is None else str(value)
 
 
+def vrid_script(files: list[NodeFile], seconds: float) -> str:
+    """The VRID pre-flight: before the node runs the stack's VRIDs, listen `seconds` on its interface
+    for other routers that use one (vrrp_adverts.py, as rendered, on stdin to python3; exit 1
+    naming each). The script holds the VRIDs, so a new VRID runs it again; nothing else does."""
+    if not seconds:
+        return 'echo "halb: no VRID pre-flight (keepalived.vridProbeSeconds is 0)"\n'
+    adverts = next(f for f in files if f.path == PATHS["vrrp_adverts"])
+    return f"python3 - {seconds:g} <<'{FILE_TAG}'\n{_delimited(adverts.content, FILE_TAG)}{FILE_TAG}\n"
+
+
 def system_script(cfg: HalbConfig, node: str, files: list[NodeFile], peer_address: str) -> str:
     body = "".join(install_file(f) for f in files if f.step == "system")
     return f"""set -eu

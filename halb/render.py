@@ -43,7 +43,9 @@ PATHS = {
     "vrrp_resign": "/usr/local/libexec/halb/vrrp-resign",  # keepalived's ExecStopPost: hands over VIPs it left
     "vrrp_guard": "/usr/local/libexec/halb/vrrp-guard",  # holds this node in FAULT while the peer still serves
     "vrrp_guard_unit": "/etc/systemd/system/halb-vrrp-guard.service",
+    "vrrp_adverts": "/usr/local/libexec/halb/vrrp_adverts.py",  # other routers using the stack's VRIDs (the guard imports it)
     "vrrp_partition": "/run/halb/vrrp-partition",  # the guard's findings, one line per VIP held back
+    "vrrp_foreign": "/run/halb/vrrp-foreign",  # the guard's findings: other routers that use this stack's VRIDs
     "state_dir": "/run/halb",
     "haproxy_down": "/run/halb/haproxy-down",
     "haproxy_health": "/run/halb/haproxy-health",
@@ -129,6 +131,7 @@ TARGETS = {
     # python: numbers, addresses and the interface inside a triple-quoted string (no quote, no backslash)
     "vrrp-resign.j2": keepalived_word,
     "vrrp-guard.j2": keepalived_word,
+    "vrrp-adverts.j2": keepalived_word,
     "halb-vrrp-guard.service.j2": haproxy_word,
     # systemd units and tmpfiles.d: halb's own paths and names only, held to haproxy's rules
     "halb-haproxy-watch.service.j2": haproxy_word,
@@ -297,6 +300,8 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "advert_cs": round(k.advert_int * 100),
         "instance": INSTANCE,
         "instances": vrrp_instances(cfg, node_name),
+        "vips": bool(cfg.vips),  # instance i's VRID is the config key vips[i].vrid, else keepalived.vrid
+        "stack_addresses": [a for n in cfg.nodes for a in (plan.nodes[n.name], n.address6) if a is not None],
         "sync_groups": sync_groups(cfg),
         "binds": lambda service: binds(cfg, service),
         "backends": backends,
@@ -342,6 +347,7 @@ def node_files(cfg: HalbConfig, node_name: str, plan: AddressPlan | None = None)
         NodeFile(PATHS["keepalived_dropin"], _render("keepalived.service.d/halb.conf.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["vrrp_notify"], _render("vrrp-notify.j2", **ctx), "0755", "system"),
         NodeFile(PATHS["vrrp_resign"], _render("vrrp-resign.j2", **ctx), "0755", "system"),
+        NodeFile(PATHS["vrrp_adverts"], _render("vrrp-adverts.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["vrrp_guard"], _render("vrrp-guard.j2", **ctx), "0755", "system"),
         NodeFile(PATHS["vrrp_guard_unit"], _render("halb-vrrp-guard.service.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_dropin"], _render("haproxy.service.d/halb.conf.j2", **ctx), "0644", "system"),

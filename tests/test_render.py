@@ -246,10 +246,24 @@ def test_dual_stack_instances_sync_group_and_binds() -> None:
 
 def _script(variant: str, path: str, node: str = "lb1") -> dict[str, Any]:
     """A rendered python3 script of a variant (vrrp-resign, vrrp-guard), loaded as a module (not run)."""
-    text = next(f.content for f in all_files(VARIANTS[variant], node) if f.path == path)
+    import sys
+    import types
+
+    files = {f.path: f.content for f in all_files(VARIANTS[variant], node)}
+    text = files[path]
     assert text.startswith("#!/usr/bin/python3\n"), f"{path}: a python3 script"
-    namespace: dict[str, Any] = {"__name__": posixpath.basename(path)}
-    exec(compile(text, path, "exec"), namespace)
+    namespace: dict[str, Any] = {"__name__": posixpath.basename(path), "__file__": path}
+    adverts = types.ModuleType("vrrp_adverts")  # the module the guard imports from beside itself, as rendered
+    exec(compile(files[PATHS["vrrp_adverts"]], PATHS["vrrp_adverts"], "exec"), adverts.__dict__)
+    saved = sys.modules.get("vrrp_adverts")
+    sys.modules["vrrp_adverts"] = adverts
+    try:
+        exec(compile(text, path, "exec"), namespace)
+    finally:
+        if saved is None:
+            del sys.modules["vrrp_adverts"]
+        else:
+            sys.modules["vrrp_adverts"] = saved
     return namespace
 
 
@@ -323,3 +337,59 @@ def test_vrrp_guard_arp_probe_finds_another_machine_answering_for_the_vip() -> N
             request = lan.recv(128)
             assert request[:6] == b"\xff" * 6 and request[12:14] == b"\x08\x06", "a broadcast ARP request"
             assert request[38:42] == socket.inet_aton("192.168.4.60"), "asking for the VIP"
+
+
+def _adverts(variant: str, node: str = "lb1") -> dict[str, Any]:
+    return _script(variant, PATHS["vrrp_adverts"], node)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_vrrp_adverts_names_each_vrid_by_its_config_key(variant: str) -> None:
+    cfg = VARIANTS[variant]
+    vrids = _adverts(variant)["stack_vrids"]()
+    want = {(i["vip"].version, i["vrid"]) for i in render.vrrp_instances(cfg, "lb1")}  # type: ignore[attr-defined]
+    assert set(vrids) == want, f"{variant}: vrrp_adverts.py lists {sorted(vrids)}, keepalived runs {sorted(want)}"
+    for (_, vrid), (key, vips) in vrids.items():
+        if cfg.vips:
+            index = int(key.removeprefix("vips[").removesuffix("].vrid"))
+            assert str(cfg.vip_plans[index].address) in vips and cfg.vip_plans[index].vrid == vrid, f"{variant}: {key}"
+        else:
+            assert key == "keepalived.vrid" and vrid == cfg.vrid, f"{variant}: {key}"
+
+
+def _frame(source: str, vrid: int, version: int, addresses: list[str]) -> bytes:
+    """An Ethernet frame carrying a VRRP advert (checksums left 0: the parser does not read them)."""
+    import socket
+    import struct
+
+    six = ":" in source
+    af = socket.AF_INET6 if six else socket.AF_INET
+    body = bytes([version << 4 | 1, vrid, 100, len(addresses), 0, 1, 0, 0])
+    body += b"".join(socket.inet_pton(af, a) for a in addresses)
+    if six:
+        ip = struct.pack("!IHBB", 6 << 28, len(body), 112, 255) + socket.inet_pton(af, source) + socket.inet_pton(af, "ff02::12")
+        return bytes.fromhex("333300000012" "02aa00000009" "86dd") + ip + body
+    ip = struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(body), 0, 0, 255, 112, 0)
+    ip += socket.inet_pton(af, source) + socket.inet_pton(af, "224.0.0.18")
+    return bytes.fromhex("01005e000012" "02aa00000009" "0800") + ip + body
+
+
+def test_vrrp_adverts_finds_only_routers_that_are_not_nodes_of_the_stack() -> None:
+    a = _adverts("dualstack")
+    vrids, nodes = a["stack_vrids"](), set(a["NODES"].split())
+    cases = [
+        (("192.168.4.99", 60, 2, ["192.168.4.200"]), True),  # another router, one of our VRIDs
+        (("192.168.4.99", 60, 3, ["192.168.4.60"]), True),  # VRRPv3, even for our VIP: not a node of ours
+        (("192.168.4.62", 60, 2, ["192.168.4.60"]), False),  # the peer
+        (("192.168.4.99", 61, 2, ["192.168.4.200"]), False),  # a VRID the stack does not use
+        (("fe80::99", 96, 3, ["2001:db8:4::60"]), False),  # the peer, from its link-local address, for our VIP
+        (("fe80::99", 96, 3, ["2001:db8:4::99"]), True),  # another router on our IPv6 VRID
+        (("fe80::99", 60, 3, ["2001:db8:4::99"]), False),  # VRID 60 is ours for IPv4 only
+    ]
+    for (source, vrid, version, addresses), expected in cases:
+        found = a["advert"](_frame(source, vrid, version, addresses))
+        assert found is not None and found[:4] == (6 if ":" in source else 4, vrid, source, version), found
+        assert a["collision"](found, vrids, nodes) is expected, f"{source} vrid {vrid} {addresses}"
+    found = a["advert"](_frame("192.168.4.99", 60, 2, ["192.168.4.200"]))
+    assert a["describe"](found, vrids).startswith("VRID 60 (vips[0].vrid, IPv4) is in use: 192.168.4.99 sends VRRPv2")
+    assert a["advert"](_frame("192.168.4.99", 60, 2, [])[:40]) is None, "a truncated frame is no advert"

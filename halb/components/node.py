@@ -1,6 +1,9 @@
 """Per-node provisioning: one stateful remote command per step, in order.
 
-wait -> teardown -> packages -> system -> (tls ->) haproxy -> keepalived -> services
+wait -> teardown -> packages -> vrid -> system -> (tls ->) haproxy -> keepalived -> services
+
+`vrid` is the VRID pre-flight: it listens on the node's interface for other routers that use one
+of the stack's VRIDs, and stops the deploy, before any file is written, when one does.
 
 `teardown` does nothing when created; its delete (on `pulumi destroy`, a removed or renamed
 node, a new host identity) stops keepalived, then haproxy, and removes halb's files. Its only
@@ -26,8 +29,8 @@ from halb.addresses import plan_addresses
 from halb.config import HalbConfig
 from halb.render import NodeFile, Secrets, certificate_files, certificate_texts, node_files, secret_files
 
-STEPS = ("wait", "teardown", "packages", "system", "haproxy", "keepalived", "services")
-TLS_STEPS = ("wait", "teardown", "packages", "system", "tls", "haproxy", "keepalived", "services")
+STEPS = ("wait", "teardown", "packages", "vrid", "system", "haproxy", "keepalived", "services")
+TLS_STEPS = ("wait", "teardown", "packages", "vrid", "system", "tls", "haproxy", "keepalived", "services")
 
 
 def steps_of(cfg: HalbConfig) -> tuple[str, ...]:
@@ -77,6 +80,7 @@ class NodeProvisioning(pulumi.ComponentResource):
             "wait": commands.wait_script(),
             "teardown": commands.owner_script(owner),
             "packages": commands.packages_script(cfg),
+            "vrid": commands.vrid_script(files, cfg.keepalived.vrid_probe_seconds),
             "system": commands.system_script(cfg, node, files, peer_address),
             "haproxy": commands.haproxy_script(files + placeholders, cfg),
             "keepalived": commands.keepalived_script(files + placeholders, str(plan.vip)),

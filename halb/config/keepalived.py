@@ -85,6 +85,14 @@ class Keepalived(Model):
     startup_delay: int = Field(
         2, ge=0, le=60, description="Seconds keepalived waits at start before VRRP runs (0: none)."
     )
+    vrid_probe_seconds: float = Field(
+        3.0,
+        ge=0,
+        le=30,
+        description="Before a node first runs a VRID (and in `halb check --probe`), listen this long on its "
+        "interface for VRRP adverts (v2 and v3) from other routers that use it; refuse the deploy when one "
+        "does (0: do not listen). 3 s hears a router with 1 s adverts at least twice.",
+    )
 
     @model_validator(mode="before")
     @classmethod
