@@ -22,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
         help="validate Pulumi.<stack>.yaml, then run haproxy -c and keepalived -t on what it renders; exit 2 listing every error",
     )
     check.add_argument("--stack", required=True)
+    check.add_argument(
+        "--probe",
+        action="store_true",
+        help="also listen on each node (over SSH) for other VRRP routers that use the stack's VRIDs",
+    )
+    check.add_argument("--no-host-key-check", action="store_true", help="for lab nodes whose host keys change")
     render = sub.add_parser("render", help="write each node's files under OUT/<node>/ (secrets as placeholders)")
     render.add_argument("--stack", required=True)
     render.add_argument("--out", required=True, type=Path)
@@ -77,7 +83,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"halb: warning: {skipped}", file=sys.stderr)
         for warning in certificate_warnings(cfg):
             print(f"halb: warning: {warning}", file=sys.stderr)
-        print(f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services)")
+        if args.probe:
+            from halb.preflight import vrid_collisions
+
+            collisions = vrid_collisions(cfg, strict_host_keys=not args.no_host_key_check)
+            if collisions:
+                print(f"halb: {path}: the config is valid, but its VRIDs are not free on the LAN:", file=sys.stderr)
+                print("\n".join(f"  - {line}" for line in collisions), file=sys.stderr)
+                return 2
+        probed = ", VRIDs free on the LAN" if args.probe else ""
+        print(f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services{probed})")
         return 0
     if args.command == "status":
         from halb.status import as_json, collect, report

@@ -46,11 +46,12 @@ class NodeState:
     others: dict[str, bool] = field(default_factory=dict)  # the other VIPs (`halb:vips`) -> held here
     certificates: dict[str, tuple[str, str]] = field(default_factory=dict)  # file -> (expiry day, sha256)
     partition: list[str] = field(default_factory=list)  # halb-vrrp-guard's findings (held in FAULT, why)
+    collisions: list[str] = field(default_factory=list)  # other routers that send adverts for the stack's VRIDs
 
 
 # Exit codes of `halb status`, one per verdict.
 EXIT = {
-    "OK": 0, "MAINTENANCE": 0, "SPLIT BRAIN": 1, "OUTAGE": 1, "VRRP PARTITION": 1, "DEGRADED": 3, "UNREACHABLE": 4,
+    "OK": 0, "MAINTENANCE": 0, "SPLIT BRAIN": 1, "OUTAGE": 1, "VRRP PARTITION": 1, "VRID COLLISION": 1, "DEGRADED": 3, "UNREACHABLE": 4,
     "DRIFT": 5,
 }  # fmt: skip
 
@@ -107,6 +108,14 @@ def _assess_primary(nodes: list[NodeState]) -> Verdict:
             f"{n.name} is held in FAULT (no split brain). Is VRRP, IP protocol 112, blocked between them? "
             f"({'; '.join(n.partition)})",
         )
+    heard = sorted({c for n in nodes for c in n.collisions})
+    if heard:
+        return Verdict(
+            False,
+            f"VRID COLLISION: {holders[0]} holds the VIP, but a router that is not a node of this stack uses "
+            f"its VRID on the LAN, and the two break each other's failover: {'; '.join(heard)}. Give one of "
+            "them another VRID (`halb check --probe` suggests one it heard no advert for)",
+        )
     held = [n.name for n in nodes if n.held]
     if held:
         return Verdict(
@@ -149,6 +158,7 @@ def probe_script(vip: str, files: list[str], others: Sequence[str] = (), certs: 
         )
         + f"[ -e {HELD} ] && echo 'held yes' || echo 'held no'; "
         + f"sed 's/^/partition /' {PATHS['vrrp_partition']} 2>/dev/null; "
+        + f"sed 's/^/foreign /' {PATHS['vrrp_foreign']} 2>/dev/null; "
         + f'echo "down $(cat {PATHS["haproxy_down"]} 2>/dev/null)"; echo "health $(cat {PATHS["haproxy_health"]} 2>/dev/null)"; '
         + 'echo "restarts $(systemctl show -p NRestarts --value haproxy)"; '
         + 'echo "result $(systemctl show -p Result --value haproxy)"; '
@@ -182,6 +192,7 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
     hashes: dict[str, str] = {}
     certificates: dict[str, tuple[str, str]] = {}
     partition: list[str] = []
+    foreign: list[str] = []
     for line in output.splitlines():
         key, _, rest = line.partition(" ")
         if key == "sha256":
@@ -192,6 +203,8 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
             certificates[path] = _certificate(info)
         elif key == "partition":
             partition.append(rest.strip())
+        elif key == "foreign":
+            foreign.append(rest.strip())
         else:
             values[key] = rest.strip()
     return NodeState(
@@ -208,6 +221,7 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
         others={k.removeprefix("vip."): v == "yes" for k, v in values.items() if k.startswith("vip.")},
         certificates=certificates,
         partition=[p for p in partition if "held in FAULT" in p],
+        collisions=foreign,
     )
 
 
@@ -280,6 +294,30 @@ def known_hosts_line(address: str, port: int, host_key: str) -> str:
     return f"{where} {' '.join(host_key.split()[:2])}\n"
 
 
+def ssh_run(
+    target: SshTarget,
+    address: str,
+    command: str,
+    strict_host_keys: bool,
+    host_key: str | None = None,
+    stdin: str = "",
+    timeout: float = 20,
+) -> tuple[int | None, str, str]:
+    """Run `command` on a node: (exit code, stdout, stderr), exit code None when ssh got no answer
+    in `timeout`. A pinned `host_key` is always checked."""
+    with tempfile.TemporaryDirectory(prefix="halb-ssh-") as tmp:
+        known_hosts = None
+        if host_key:
+            known_hosts = f"{tmp}/known_hosts"
+            Path(known_hosts).write_text(known_hosts_line(address, target.port, host_key))
+        cmd = [*ssh_command(target, address, strict_host_keys, known_hosts), command]
+        try:
+            p = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, "", f"ssh: no answer within {timeout:g} s"
+    return p.returncode, p.stdout, p.stderr
+
+
 def probe(
     target: SshTarget,
     address: str,
@@ -290,23 +328,12 @@ def probe(
     others: Sequence[str] = (),
     certs: Sequence[str] = (),
 ) -> tuple[str | None, str]:
-    """The probe's output, or None and ssh's reason. A pinned `host_key` is always checked."""
-    with tempfile.TemporaryDirectory(prefix="halb-ssh-") as tmp:
-        known_hosts = None
-        if host_key:
-            known_hosts = f"{tmp}/known_hosts"
-            Path(known_hosts).write_text(known_hosts_line(address, target.port, host_key))
-        cmd = [
-            *ssh_command(target, address, strict_host_keys, known_hosts),
-            probe_script(vip, files or [], others, certs),
-        ]
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-        except subprocess.TimeoutExpired:
-            return None, "ssh: no answer within 20 s"
-    if p.returncode == 0:
-        return p.stdout, ""
-    return None, (p.stderr.strip().splitlines() or [f"ssh exited {p.returncode}"])[-1]
+    """The probe's output, or None and ssh's reason."""
+    script = probe_script(vip, files or [], others, certs)
+    code, out, err = ssh_run(target, address, script, strict_host_keys, host_key)
+    if code == 0:
+        return out, ""
+    return None, err if code is None else (err.strip().splitlines() or [f"ssh exited {code}"])[-1]
 
 
 def expected_hashes(cfg: HalbConfig, node: str, secrets: Secrets | None) -> dict[str, str]:

@@ -232,3 +232,21 @@ def test_firewall_with_an_ipv6_vip_lets_in_vrrp_from_the_peers_ipv6_address_and_
     assert "-A ufw6-before-input -p vrrp -s 2001:db8:4::62/128 -j ACCEPT" in before6 and "192." not in before6, before6
     _firewall_run(tmp_path, [])
     assert (tmp_path / "before6.rules").read_text() == BEFORE_RULES.replace("ufw-", "ufw6-")
+
+
+def test_vrid_step_listens_with_the_rendered_program_and_changes_only_with_the_vrids() -> None:
+    from halb.render import PATHS, node_files
+
+    def script(raw: dict[str, object]) -> str:
+        cfg = load_config(raw)
+        return commands.vrid_script(node_files(cfg, "lb1"), cfg.keepalived.vrid_probe_seconds)
+
+    dev = stack_raw("dev")
+    base = script(dev)
+    adverts = next(f.content for f in node_files(load_config(dev), "lb1") if f.path == PATHS["vrrp_adverts"])
+    assert base.startswith("python3 - 3 <<'HALB_EOF'\n") and adverts in base, "vrid step: python3 reads the program"
+    assert script(with_(dev, "haproxy.maxconn", 9000)) == base, "vrid step: a change that is not a VRID runs nothing"
+    assert script(with_(dev, "keepalived.vrid", 77)) != base, "vrid step: a new VRID listens again"
+    off = script(with_(dev, "keepalived.vridProbeSeconds", 0))
+    assert "python3" not in off and "vridProbeSeconds is 0" in off, off
+    assert script(with_(dev, "keepalived.vridProbeSeconds", 0.5)).startswith("python3 - 0.5 <<"), "the window"

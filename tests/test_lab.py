@@ -26,7 +26,7 @@ from halb.config.secrets import STATS_PASSWORD
 from halb.lab.engine.stack import ENGINE, VAULT, DeployFailed, Result, ciphertexts, deploy, destroy, preview, refresh
 from halb.lab.infra import net, nodes
 from halb.lab.infra.topology import CLIENT, VIP
-from halb.lab.scenarios import drills, faults
+from halb.lab.scenarios import drills, faults, foreign
 from halb.lab.scenarios.drills import quiet
 from halb.lab.scenarios.probes import client_get, holders, node, service, transitions, wait_until
 from halb.lab.scenarios.watch import Watch
@@ -479,6 +479,34 @@ def test_drill_vrrp_partition_keeps_one_holder_and_is_named(deployed: Result, di
         assert d.facts["status_during"] == "VRRP PARTITION" and d.facts["exit_during"] == 1, d.facts
         assert d.facts["summary_during"].startswith("VRRP PARTITION: lb2 hears no adverts from lb1; lb1 answers"), d.facts
     assert d.facts["lb2_backup_again_s"] is not None and d.facts["status_after"] == "OK", d.facts
+
+
+def test_vrid_preflight_refuses_a_vrid_another_router_uses_and_status_names_it(deployed: Result) -> None:
+    """A third VRRP router on the LAN (keepalived in the client namespace). On the stack's own VRID:
+    `halb check --probe` refuses within its 3 s window naming the VRID and the router, and `halb
+    status` reports it, while the pair serves on. On a VRID the next deploy wants: the deploy stops
+    at the `vrid` step, before any file changes. Without it, both pass."""
+    drills.settle()
+    live = node_fingerprint()
+    with Watch() as w, foreign.foreign_router(10) as router:
+        code, out, seconds = foreign.check_probe()
+        assert code == 2 and "VRID 10 (keepalived.vrid, IPv4) is in use" in out and router in out, out
+        assert seconds <= 3.0 + 3.0, f"halb check --probe took {seconds:.1f} s (3 s listening, then ssh)"
+        seen = wait_until(lambda: drills.status()["verdict"] == "VRID COLLISION", 5, 0.5)
+        assert seen is not None, f"halb status never named the collision: {drills.status()['summary']}"
+        assert router in drills.status()["summary"] and drills.status()["exit_code"] == 1
+    report = w.report
+    assert report is not None and report.failed == 0 and report.holders_seen == ["lb1"], report
+    with foreign.foreign_router(77, version=3):
+        with pytest.raises(DeployFailed, match="VRID 77") as failure:
+            deploy(sets=["keepalived.vrid=77"], progress=quiet)
+        assert "halb-lb2-vrid" in str(failure.value), failure.value
+    assert node_fingerprint() == live, "a deploy refused by the VRID pre-flight changed a node"
+    code, out, _ = foreign.check_probe()
+    assert code == 0 and "VRIDs free on the LAN" in out, out
+    again = deploy(progress=quiet)  # back to the stack file (the refused deploy left VRID 77 in the config)
+    assert all(op == "update" and name.endswith("-vrid") for name, op in again.ran()), again.ran()
+    assert wait_until(lambda: drills.status()["verdict"] == "OK", 15, 1) is not None, drills.status()["summary"]
 
 
 # --------------------------------------------------------------------------- day-two drills

@@ -154,3 +154,14 @@ def test_a_node_held_back_by_the_vrrp_guard_is_a_partition_not_ok() -> None:
     assert v.summary.startswith("VRRP PARTITION: lb2 hears no adverts from lb1; lb1 answers for the VIP"), v.summary
     healed = parse_probe("lb2", probe.replace("held in FAULT", "ok").replace("state FAULT", "state BACKUP"))
     assert healed.partition == [] and assess([node("lb1", True), healed]).ok, "only a node held in FAULT counts"
+
+
+def test_a_foreign_router_on_the_stacks_vrid_is_a_collision_not_ok() -> None:
+    found = "VRID 10 (keepalived.vrid, IPv4) is in use: 198.18.0.30 sends VRRPv2 adverts for it (priority 100, for 198.18.0.99)"
+    probe = f"state BACKUP\nvip no\nactive.haproxy active\nactive.keepalived active\nforeign {found}\n"
+    lb2 = parse_probe("lb2", probe)
+    assert lb2.collisions == [found], lb2
+    v = assess([node("lb1", True), lb2])
+    assert not v.ok and v.exit_code == 1 and v.word == "VRID COLLISION", v
+    assert "198.18.0.30" in v.summary and "VRID 10" in v.summary, v.summary
+    assert assess([node("lb1", True), parse_probe("lb2", probe.replace(f"foreign {found}\n", ""))]).ok, "none heard: ok"

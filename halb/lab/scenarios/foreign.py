@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -59,3 +60,21 @@ def foreign_router(vrid: int, version: int = 2) -> Iterator[str]:
             log.close()
             subprocess.run(["ip", "-n", CLIENT.netns, "addr", "del", f"{ADDRESS}/24", "dev", "eth0"],
                            capture_output=True, check=False)  # fmt: skip
+
+
+def check_probe(stack: str = "lab") -> tuple[int, str, float]:
+    """`python -m halb check --stack STACK --probe`, as an operator runs it in the stack's project:
+    exit code, what it printed, and how long it took."""
+    from halb import PROJECT_DIR
+    from halb.lab.engine.stack import engine
+
+    start = time.monotonic()
+    p = subprocess.run(
+        [sys.executable, "-m", "halb", "check", "--stack", stack, "--probe", "--no-host-key-check"],
+        cwd=engine(stack).home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **engine(stack).env(), "PYTHONPATH": str(PROJECT_DIR)},
+    )
+    return p.returncode, p.stdout + p.stderr, time.monotonic() - start
