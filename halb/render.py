@@ -271,6 +271,7 @@ def vrrp_instances(cfg: HalbConfig, node_name: str) -> list[dict[str, object]]:
                 "src": node.address6 if six else plan.nodes[node.name],
                 "peer": peer.address6 if six else plan.nodes[peer.name],
                 "priority": MAINTENANCE_PRIORITY if node.maintenance else priority,
+                "base_priority": priority,  # as configured, maintenance aside (halb-vrrp-guard's raise)
                 "state": "BACKUP" if k.nopreempt or not preferred else "MASTER",
             }
         )
@@ -312,6 +313,7 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "health_file_name": "halb_haproxy_health",
         "backends_file_name": "halb_backends_down",
         "partition_file_name": "halb_partition",
+        "hold_file_name": "halb_hold",
         "backends_penalty": k.master_priority - k.backup_priority + 1 + 100,
         "backends_every": 5,
         "rise_probes": math.ceil(k.health_check.rise / k.health_check.interval),

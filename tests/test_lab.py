@@ -396,6 +396,33 @@ def test_fault_link_flap_with_the_fast_profile_fails_over_within_a_second(deploy
     assert sum(d.report.outages[1:]) <= 0.5, f"failback disrupted clients: {d.report.summary()}"
 
 
+def stunned_once(d: drills.Drill, nopreempt: bool) -> None:
+    """A stun costs at most one outage and, after the MASTER resumes, at most one sample with two
+    holders; with nopreempt the VIP stays where it went (lb2, when it moved), with preempt it is on
+    lb1 at the end."""
+    assert len(d.report.outages) <= 1, f"{d.name}: a second outage: {d.report.summary()}"
+    assert d.facts["two_holder_samples_after_resume"] <= 1, f"{d.name}: {d.facts} {d.report.summary()}"
+    moved = d.facts["vip_on_lb2_s"] is not None
+    assert d.facts["holder_at_end"] == (["lb2"] if nopreempt and moved else ["lb1"]), f"{d.name}: {d.facts}"
+
+
+@pytest.mark.parametrize("seconds", [1.0, 3.0])
+def test_fault_stun_of_the_master_costs_one_move_at_most(deployed: Result, seconds: float) -> None:
+    """lb1 frozen and cut for 1 s and 3 s (a vMotion or snapshot stun), default profile: 1 s is
+    shorter than the master-down interval (nothing moves), 3 s is longer (lb2 takes the VIP)."""
+    stunned_once(faults.stun(seconds), nopreempt=False)
+
+
+def test_fault_stun_with_the_fast_profile_and_nopreempt_never_moves_back(deployed: Result) -> None:
+    """The fast profile takes the VIP to lb2 in both stuns; with nopreempt, lb2 outbids the resumed
+    lb1 (halb-vrrp-guard's hold file), so the VIP stays on lb2."""
+    with faults.fast_adverts([*faults.FAST_PROFILE, "keepalived.nopreempt=true"]):
+        for seconds in (1.0, 3.0):
+            d = faults.stun(seconds)
+            assert d.facts["vip_on_lb2_s"] is not None and d.facts["vip_on_lb2_s"] <= 1.0, f"{d.name}: {d.facts}"
+            stunned_once(d, nopreempt=True)
+
+
 def test_fault_master_power_cycle(deployed: Result) -> None:
     d = faults.power_cycle()
     assert d.report.outages and d.report.outages[0] <= 3.7, d.report.summary()

@@ -393,3 +393,19 @@ def test_vrrp_adverts_finds_only_routers_that_are_not_nodes_of_the_stack() -> No
     found = a["advert"](_frame("192.168.4.99", 60, 2, ["192.168.4.200"]))
     assert a["describe"](found, vrids).startswith("VRID 60 (vips[0].vrid, IPv4) is in use: 192.168.4.99 sends VRRPv2")
     assert a["advert"](_frame("192.168.4.99", 60, 2, [])[:40]) is None, "a truncated frame is no advert"
+
+
+def test_vrrp_guard_raises_a_taking_over_nodes_priority_above_the_peers_last_advert_for_a_while() -> None:
+    guard = _guard("nopreempt", "lb2")
+    assert guard["HOLD"] == 1, "nopreempt: the guard keeps hold files"
+    assert _guard("dev", "lb2")["HOLD"] == 0, "preempt: no hold files"
+    i = guard["Instance"](next(line for line in guard["INSTANCES"].split("\n") if line.strip()))
+    raise_by = guard["raise_by"]
+    i.last_advert, i.peer_priority = 0.0, 250  # lb1, the preferred node, last advertised 250
+    assert raise_by(i, False, 10.0) == 0, "not holding: nothing to raise"
+    assert raise_by(i, True, 10.0) == 251 - i.priority, "took over: one above the peer's last advert"
+    assert raise_by(i, True, 10.0 + guard["HOLD_S"] - 1) is None, "unchanged while the raise lasts"
+    assert raise_by(i, True, 10.0 + guard["HOLD_S"] + 1) == 0, "back to the configured priority"
+    assert raise_by(i, True, 200.0) == 0, "the peer's priority is used once"
+    i.raised_at, i.last_advert, i.peer_priority = None, 300.0, 250
+    assert raise_by(i, True, 300.5) == 0, "adverts still arriving: no takeover, no raise"

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from halb.lab.infra.image import DEPLOY_USER
@@ -172,6 +173,57 @@ def poweroff(host: Host, timeout: float = 15) -> None:
         if pid_of(host) is not None:
             os.kill(pid, signal.SIGKILL)
     (node_dir(host) / "pid").unlink(missing_ok=True)
+
+
+FREEZER = Path("/sys/fs/cgroup/freezer")  # the cgroup v1 freezer, as this lab's machines mount it
+
+
+def processes(host: Host) -> list[int]:
+    """Every process of the node: those in its init's PID namespace."""
+    pid = pid_of(host)
+    inits = _children(pid) if pid is not None else []
+    if not inits:
+        raise RuntimeError(f"{host.name} is not running")
+    ns = os.readlink(f"/proc/{inits[0]}/ns/pid")
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "ns" / "pid") == ns:
+                    out.append(int(entry.name))
+    return out
+
+
+@contextlib.contextmanager
+def freezer(host: Host) -> Iterator[Callable[[bool], None]]:
+    """Every process of the node in a freezer cgroup of its own for the block; yields
+    `freeze(True|False)`, which stops or resumes them all at once, as a hypervisor's stun stops a
+    VM. The processes go back to the root cgroup, thawed, when the block ends."""
+    if not FREEZER.is_dir():
+        raise RuntimeError(f"no cgroup v1 freezer at {FREEZER}: the stun drill needs it")
+    group = FREEZER / f"halb-lab-{host.name}"
+    group.mkdir(exist_ok=True)
+
+    def freeze(on: bool) -> None:
+        (group / "freezer.state").write_text("FROZEN" if on else "THAWED")
+        want = "FROZEN" if on else "THAWED"
+        deadline = time.monotonic() + 5
+        while (group / "freezer.state").read_text().strip() != want:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{host.name}: the freezer did not reach {want}")
+            time.sleep(0.001)
+
+    try:
+        for pid in processes(host):
+            with contextlib.suppress(OSError):  # a process that ended meanwhile
+                (group / "cgroup.procs").write_text(str(pid))
+        yield freeze
+    finally:
+        freeze(False)
+        for leftover in (group / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):
+                (FREEZER / "cgroup.procs").write_text(leftover)
+        group.rmdir()
 
 
 def rebuild(host: Host, base: Path) -> None:

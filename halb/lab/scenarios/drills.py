@@ -78,6 +78,15 @@ def settle(owner: str = "lb1", timeout: float = 30) -> None:
     wait_until(lambda: peer_state(peer) in ("BACKUP", "UNKNOWN"), timeout, 0.2)
 
 
+def hand_back(owner: str = "lb1") -> None:
+    """With nopreempt the VIP stays where a drill left it: restart keepalived on the node that
+    holds it (its priority-0 advert hands the VIP over at once), so the next drill starts on `owner`."""
+    held = holders()
+    if held and held != [owner]:
+        nodes.ssh(node(held[0]), "systemctl restart keepalived", timeout=30)
+    settle(owner)
+
+
 def peer_state(name: str) -> str:
     """A node's VRRP state as halb's notify hook recorded it (UNKNOWN without halb)."""
     return nodes.ssh(node(name), f"cat {PATHS['vrrp_state']} 2>/dev/null || echo UNKNOWN", timeout=10).stdout.strip()

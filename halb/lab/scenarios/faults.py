@@ -18,7 +18,7 @@ from typing import Any
 from halb.lab.engine.stack import deploy
 from halb.lab.infra import image, net, nodes
 from halb.lab.infra.topology import NODES, VIP, WORKERS
-from halb.lab.scenarios.drills import Drill, peer_state, quiet, settle, status
+from halb.lab.scenarios.drills import Drill, hand_back, peer_state, quiet, settle, status
 from halb.lab.scenarios.probes import client_get, holders, node, service, wait_until
 from halb.lab.scenarios.watch import Watch
 
@@ -122,6 +122,40 @@ def vrrp_partition(direction: str = "both", seconds: float = 8, halb: bool = Tru
     if halb:
         facts["status_after"] = status()["verdict"]
     return _drill(f"vrrp-partition-{direction}", w, **facts)
+
+
+def stun(seconds: float = 1.0, halb: bool = True) -> Drill:
+    """The MASTER stunned, as a vSphere snapshot or vMotion stuns a VM: every process of lb1 frozen
+    (the cgroup freezer) and its link dropped at the same moment, for `seconds`, then both restored.
+    lb2 takes the VIP once lb1's adverts have been missing for its master-down interval; lb1 resumes
+    believing it is still MASTER. Clients may see one move; after the resume there may be at most
+    one sample with two holders and no second outage (a client left on the MAC of a node that no
+    longer holds the VIP is keepalived issue 166). `resumed_s`: when, from the watch's start."""
+    settle()
+    if halb:
+        wait_until(lambda: peer_state("lb2") == "BACKUP", 30, 0.2)
+    lb1 = node("lb1")
+    with nodes.freezer(lb1) as freeze, Watch() as w:
+        time.sleep(random.uniform(0, 1))  # a random phase of the advert cycle
+        freeze(True)
+        net.cut(lb1)
+        try:
+            moved = wait_until(lambda: "lb2" in holders(), seconds, 0.02)
+            time.sleep(max(0.0, seconds - (moved or seconds)))
+        finally:
+            net.plug(lb1)
+            freeze(False)
+        resumed = time.monotonic()
+        one = wait_until(lambda: len(holders()) == 1, 10, 0.02)
+        time.sleep(4)  # long enough to see a second outage (a stale ARP entry) or a late move
+    after = [(t, hs) for t, hs in w.data.get("samples", []) if t >= resumed]
+    two = sum(1 for _, hs in after if len(hs) > 1)
+    final = after[-1][1] if after else []
+    hand_back()  # with nopreempt the VIP stays on lb2
+    return _drill(
+        f"stun-{seconds:g}s", w, vip_on_lb2_s=moved, one_holder_after_resume_s=one,
+        two_holder_samples_after_resume=two, holder_at_end=list(final),
+    )  # fmt: skip
 
 
 def haproxy_crash() -> Drill:
@@ -282,6 +316,7 @@ FAULTS = {
     "keepalived-crash": keepalived_crash,
     "keepalived-group-kill": keepalived_group_kill,
     "vrrp-partition": vrrp_partition,
+    "stun": stun,
     "haproxy-crash": haproxy_crash,
     "haproxy-crash-loop": haproxy_crash_loop,
     "haproxy-hang": haproxy_hang,
