@@ -1,21 +1,27 @@
-"""`make bench` key `holder`: one VIP holder when keepalived dies on the MASTER (issue 28, part d).
+"""`make bench` key `holder`: one VIP holder under the faults operators meet (issue 28).
 
     python bench/holder.py [JSON=holder.json] [FAULT_RUNS=20] [PROFILES="seed kubeadm halb"] [DRILLS="..."]
 
 For each profile, deployed as `make bench` deploys it (the seed's and the kubeadm guide's files
 by hand, halb through the engine), each drill FAULT_RUNS times, injected at a random phase of
-the advert cycle (halb.lab.scenarios.faults):
+the advert cycle (halb.lab.scenarios.faults), under the drills' client load plus 8 long-lived
+HTTP/1.1 connections:
 
   keepalived-crash       keepalived's main process SIGKILLed on the MASTER
   keepalived-group-kill  every keepalived process SIGKILLed at once (an OOM kill of the unit)
   vrrp-partition-both    VRRP dropped between the nodes both ways for 8 s, both still on the LAN
   vrrp-partition-to-lb2  only lb1's adverts dropped (lb2 hears nothing)
   vrrp-partition-to-lb1  only lb2's adverts dropped
+  stun-1s, stun-3s       the MASTER frozen (cgroup freezer) and its link cut together, then restored
+  link-loss              the MASTER's link cut for 6 s
+  switchover             (halb) `maintenance` on lb1 and off again through the engine
+  *-fast                 (halb) link-loss and the stuns with `keepalived.profile: fast`
 (DRILLS="..." picks some.)
 
-Reported per drill: p50 / p99 of the outage, failed requests, samples with no holder and with
-two, and for halb how soon keepalived was back and whether the pair survived a second fault
-(haproxy killed on the new holder) 5 s after the first.
+Reported per drill: p50 / p99 of the first outage, outages per run, failed requests, samples with
+no holder and with two (and, for the stuns, two-holder samples after the resume), long-lived
+connections broken, and for halb how soon keepalived was back and whether the pair survived a
+second fault (haproxy killed on the new holder) 5 s after the first.
 """
 
 from __future__ import annotations
@@ -40,27 +46,57 @@ def _partition(direction: str, halb: bool) -> drills.Drill:
     return faults.vrrp_partition(direction, halb=halb)
 
 
+def _stun(seconds: float, halb: bool) -> drills.Drill:
+    return faults.stun(seconds, halb=halb)
+
+
+def _link_loss(halb: bool) -> drills.Drill:
+    return faults.link_flap(seconds=6)
+
+
+def _switchover(halb: bool) -> drills.Drill:
+    return drills.switchover()
+
+
 ALL_DRILLS: dict[str, Callable[[bool], drills.Drill]] = {
     "keepalived-crash": lambda halb: faults.keepalived_crash(halb=halb),
     "keepalived-group-kill": lambda halb: faults.keepalived_group_kill(halb=halb),
     **{f"vrrp-partition-{d}": partial(_partition, d) for d in faults.PARTITIONS},
+    "stun-1s": partial(_stun, 1.0),
+    "stun-3s": partial(_stun, 3.0),
+    "link-loss": _link_loss,
+    "switchover": _switchover,
+    "link-loss-fast": _link_loss,
+    "stun-1s-fast": partial(_stun, 1.0),
+    "stun-3s-fast": partial(_stun, 3.0),
 }
+HALB_ONLY = {"switchover", "link-loss-fast", "stun-1s-fast", "stun-3s-fast"}  # the others have no maintenance or profile
 DRILLS = {n: ALL_DRILLS[n] for n in os.environ.get("DRILLS", " ".join(ALL_DRILLS)).split()}
 
 
 def rows(profile: str) -> dict[str, Any]:
     halb = profile == "halb"
+    names = [n for n in DRILLS if halb or n not in HALB_ONLY]
     out: dict[str, Any] = {}
-    for name, drill in DRILLS.items():
+
+    def run(name: str) -> None:
         runs = []
         for _ in range(FAULT_RUNS):
             restore()
             try:
-                runs.append(drill(halb))
+                runs.append(DRILLS[name](halb))
             except Exception as e:  # the pair did not heal: counted, not hidden
                 print(f"bench: {profile}: {name}: did not heal: {type(e).__name__}: {e}", flush=True)
         out[name] = summary(runs)
         print(f"bench: {profile}: {name} x{FAULT_RUNS}: {out[name]}", flush=True)
+
+    for name in (n for n in names if not n.endswith("-fast")):
+        run(name)
+    fast = [n for n in names if n.endswith("-fast")]
+    if fast:
+        with faults.fast_adverts(faults.FAST_PROFILE):
+            for name in fast:
+                run(name)
     return out
 
 
@@ -76,7 +112,14 @@ def summary(runs: list[drills.Drill]) -> dict[str, Any]:
         "failed_requests_p99": percentile([d.report.failed for d in runs], 99),
         "samples_no_holder": sum(len(h) == 0 for d in runs for _, h in d.report.bad_samples),
         "samples_two_holders": sum(len(h) > 1 for d in runs for _, h in d.report.bad_samples),
+        "outages_per_run_max": max((len(d.report.outages) for d in runs), default=0),
+        "keepalive_broken_p50": percentile([d.report.keepalive_resets for d in runs], 50),
+        "keepalive_broken_p99": percentile([d.report.keepalive_resets for d in runs], 99),
     }
+    after = [d.facts["two_holder_samples_after_resume"] for d in runs if "two_holder_samples_after_resume" in d.facts]
+    if after:
+        row["two_holders_after_resume_max"] = max(after)
+        row["vip_moved"] = f"{sum(d.facts['vip_on_lb2_s'] is not None for d in runs)}/{len(runs)}"
     restarted = [d.facts["restarted_after_s"] for d in runs if d.facts.get("restarted_after_s") is not None]
     row["keepalived_back_p99_s"] = round(percentile(restarted, 99), 2) if restarted else None
     second = [d.facts["second_fault_vip_on_lb1_s"] for d in runs if d.facts.get("second_fault_vip_on_lb1_s")]
@@ -98,17 +141,20 @@ def run() -> dict[str, Any]:
 
 
 def table(figures: dict[str, Any]) -> str:
-    lines = ["| drill | profile | outage p50 / p99 s | > 0.3 s | failed p50 / p99 | no holder / two holders | "
-             "keepalived back p99 s | redundant at 5 s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = ["| drill | profile | outage p50 / p99 s | outages per run (max) | failed p50 / p99 | no holder / two holders "
+             "(after resume) | long-lived broken p50 / p99 | keepalived back p99 s | redundant at 5 s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for name in DRILLS:
         for profile, drills_ in figures.items():
             r = drills_.get(name)
             if r is None:
                 continue
+            resume = f" ({r['two_holders_after_resume_max']} max)" if "two_holders_after_resume_max" in r else ""
             lines.append(
-                f"| {name} | {profile} | {r['outage_p50_s']} / {r['outage_p99_s']} | {r['outages_above_0_3_s']} | "
+                f"| {name} | {profile} | {r['outage_p50_s']} / {r['outage_p99_s']} | {r.get('outages_per_run_max', '?')} | "
                 f"{r['failed_requests_p50']} / {r['failed_requests_p99']} | {r['samples_no_holder']} / "
-                f"{r['samples_two_holders']} | {r['keepalived_back_p99_s']} | {r.get('redundant_at_5s', 'no')} |"
+                f"{r['samples_two_holders']}{resume} | {r.get('keepalive_broken_p50', '?')} / "
+                f"{r.get('keepalive_broken_p99', '?')} | {r['keepalived_back_p99_s']} | {r.get('redundant_at_5s', 'no')} |"
             )
     return "\n".join(lines)
 

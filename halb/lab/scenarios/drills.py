@@ -108,7 +108,7 @@ def invocation(name: str, unit: str) -> str:
 def switchover() -> Drill:
     """lb1 into maintenance (the VIP goes to lb2), then back (lb1 preempts again)."""
     settle()
-    with Watch() as w:
+    with Watch(keepalives=True) as w:
         into = deploy(sets=["nodes[0].maintenance=true"], progress=quiet)
         moved = wait_until(lambda: holders() == ["lb2"], 15, 0.05)
         during = status()

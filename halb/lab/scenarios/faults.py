@@ -55,7 +55,7 @@ def _keepalived_killed(name: str, kill: str, halb: bool) -> Drill:
     after the kill, haproxy is killed on the new holder (lb2), and the VIP must come back to lb1
     (`second_fault_*`). `halb=False` for the benchmark's other profiles (no halb status)."""
     settle()
-    with Watch() as w:
+    with Watch(keepalives=True) as w:
         time.sleep(random.uniform(0, 1))  # a random phase of the advert cycle
         t0 = time.monotonic()
         nodes.ssh(node("lb1"), kill, timeout=10)
@@ -103,7 +103,7 @@ def vrrp_partition(direction: str = "both", seconds: float = 8, halb: bool = Tru
         wait_until(lambda: peer_state("lb2") == "BACKUP", 30, 0.2)
     blocked = [node(n) for n in PARTITIONS[direction]]
     facts: dict[str, Any] = {}
-    with Watch() as w:
+    with Watch(keepalives=True) as w:
         time.sleep(random.uniform(0, 1))  # a random phase of the advert cycle
         net.block_vrrp(*blocked)
         try:
@@ -135,7 +135,7 @@ def stun(seconds: float = 1.0, halb: bool = True) -> Drill:
     if halb:
         wait_until(lambda: peer_state("lb2") == "BACKUP", 30, 0.2)
     lb1 = node("lb1")
-    with nodes.freezer(lb1) as freeze, Watch() as w:
+    with nodes.freezer(lb1) as freeze, Watch(keepalives=True) as w:
         time.sleep(random.uniform(0, 1))  # a random phase of the advert cycle
         freeze(True)
         net.cut(lb1)
@@ -207,7 +207,7 @@ def link_flap(seconds: float = 12) -> Drill:
     keeps the VIP on an interface nobody reaches: both hold it, and only lb2 is reachable."""
     settle()
     lb1 = node("lb1")
-    with Watch() as w:
+    with Watch(keepalives=True) as w:
         time.sleep(random.uniform(0, 1))  # a random phase of the advert cycle
         net.cut(lb1)
         try:

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
@@ -41,6 +42,9 @@ PERIOD = 0.01  # a new request every 10 ms
 TIMEOUT = 0.25  # each request's budget
 SAMPLE = 0.05  # holders read every 50 ms
 BUCKET = 0.1  # the timeline counts good and failed requests per 100 ms
+KEEPALIVES = 8  # long-lived HTTP/1.1 connections (Watch(keepalives=True)), each asking every KEEPALIVE_PERIOD
+KEEPALIVE_PERIOD = 0.1
+KEEPALIVE_TIMEOUT = 1.0  # an answer later than this counts as a connection lost
 
 CLONE_NEWNET = 0x40000000
 RTM_NEWADDR, RTM_GETADDR, NLMSG_DONE, NLMSG_ERROR = 20, 22, 3, 2
@@ -60,6 +64,7 @@ class Report:
     holders_seen: list[str] = field(default_factory=list)  # distinct holders, in order of appearance
     seconds: float = 0.0
     timeline: list[tuple[float, int, int]] = field(default_factory=list)  # (bucket start s, good, failed)
+    keepalive_resets: int = 0  # long-lived connections that had answered and then broke (reset, or silent 1 s)
 
     @property
     def longest_outage(self) -> float:
@@ -75,6 +80,7 @@ class Report:
             "holder_samples": self.samples,
             "samples_not_one_holder": len(self.bad_samples),
             "holders_seen": self.holders_seen,
+            "keepalive_resets": self.keepalive_resets,
             "seconds": round(self.seconds, 2),
         }
 
@@ -83,11 +89,14 @@ class Report:
         return (
             f"{self.failed}/{self.requests} requests failed in {len(self.outages)} outage(s) "
             f"(longest {self.longest_outage:.3f} s); {len(self.bad_samples)}/{self.samples} holder samples "
-            f"not exactly one{': ' + bad if bad else ''}; holders seen: {' -> '.join(self.holders_seen)}"
+            f"not exactly one{': ' + bad if bad else ''}; holders seen: {' -> '.join(self.holders_seen)}; "
+            f"{self.keepalive_resets} long-lived connection(s) broken"
         )
 
 
-def analyse(requests: list[tuple[float, bool]], samples: list[tuple[float, list[str]]]) -> Report:
+def analyse(
+    requests: list[tuple[float, bool]], samples: list[tuple[float, list[str]]], broken: Sequence[float] = ()
+) -> Report:
     """Outages are runs of failed requests (by start time); an outage ends at the next good request."""
     requests = sorted(requests)
     start = min([t for t, _ in requests] + [t for t, _ in samples], default=0.0)
@@ -122,6 +131,7 @@ def analyse(requests: list[tuple[float, bool]], samples: list[tuple[float, list[
         holders_seen=seen,
         seconds=end - start,
         timeline=timeline,
+        keepalive_resets=len(broken),
     )
 
 
@@ -188,6 +198,34 @@ async def _request(vip: str, port: int, tls: ssl.SSLContext | None = None) -> bo
         return False
 
 
+async def _keepalive(vip: str, port: int, stop: asyncio.Event, broken: list[float]) -> None:
+    """One long-lived HTTP/1.1 connection, asking every KEEPALIVE_PERIOD; when one that has answered
+    breaks (reset, closed, or no answer within KEEPALIVE_TIMEOUT), its time goes to `broken` and a
+    new one is opened (failed opens are not counted: the requests measure those)."""
+    host = f"[{vip}]" if ":" in vip else vip
+    request = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    while not stop.is_set():
+        answered = False
+        writer = None
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(vip, port), TIMEOUT)
+            while not stop.is_set():
+                writer.write(request)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), KEEPALIVE_TIMEOUT)
+                length = next((int(h.split(b":", 1)[1]) for h in head.split(b"\r\n")
+                               if h.lower().startswith(b"content-length:")), 0)  # fmt: skip
+                await asyncio.wait_for(reader.readexactly(length), KEEPALIVE_TIMEOUT)
+                answered = True
+                await asyncio.sleep(KEEPALIVE_PERIOD)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            if answered and not stop.is_set():
+                broken.append(time.monotonic())
+            await asyncio.sleep(KEEPALIVE_PERIOD)
+        finally:
+            if writer is not None:
+                writer.close()
+
+
 def client_context() -> ssl.SSLContext:
     """A client that trusts the lab's CA only and verifies the name (ALPN: HTTP/1.1, what the watcher speaks)."""
     context = ssl.create_default_context(cafile=str(ROOT_PEM))
@@ -195,7 +233,9 @@ def client_context() -> ssl.SSLContext:
     return context
 
 
-async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event, also: list[str], tls: bool = False) -> None:
+async def _watch(
+    vip: str, port: int, out: Path, stop: asyncio.Event, also: list[str], tls: bool = False, keepalives: int = 0
+) -> None:
     context = client_context() if tls else None
     socks = {n.name: _netlink_in(n.netns) for n in NODES}
     _setns(f"/run/netns/{CLIENT.netns}")  # from here on this thread's sockets are the client's
@@ -203,6 +243,7 @@ async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event, also: list
     samples: list[tuple[float, list[str]]] = []
     tracked: list[tuple[float, dict[str, list[str]]]] = []  # `also`: other VIPs' holders, same dumps
     pending: set[asyncio.Task[None]] = set()
+    broken: list[float] = []  # when each long-lived connection broke
 
     async def one(t: float) -> None:
         requests.append((t, await _request(vip, port, context)))
@@ -219,6 +260,7 @@ async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event, also: list
             await asyncio.sleep(max(0.0, t + SAMPLE - time.monotonic()))
 
     sampling = asyncio.create_task(sampler())
+    long_lived = [asyncio.create_task(_keepalive(vip, port, stop, broken)) for _ in range(keepalives)]
     tick = time.monotonic()
     while not stop.is_set():
         task = asyncio.create_task(one(time.monotonic()))
@@ -226,8 +268,8 @@ async def _watch(vip: str, port: int, out: Path, stop: asyncio.Event, also: list
         task.add_done_callback(pending.discard)
         tick += PERIOD
         await asyncio.sleep(max(0.0, tick - time.monotonic()))
-    await asyncio.gather(sampling, *pending)
-    out.write_text(json.dumps({"requests": requests, "samples": samples, "also": tracked}))
+    await asyncio.gather(sampling, *pending, *long_lived)
+    out.write_text(json.dumps({"requests": requests, "samples": samples, "also": tracked, "broken": broken}))
 
 
 def main() -> None:
@@ -237,6 +279,7 @@ def main() -> None:
     parser.add_argument("--vip", default=VIP)
     parser.add_argument("--also", action="append", default=[], help="another VIP whose holders are sampled too")
     parser.add_argument("--tls", action="store_true", help=f"HTTPS to {TLS_NAME}, verified against the lab's CA")
+    parser.add_argument("--keepalives", type=int, default=0, help="long-lived HTTP/1.1 connections to watch too")
     args = parser.parse_args()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -244,7 +287,7 @@ def main() -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     print("watching", flush=True)
     vip, also = ip_address(args.vip).compressed, [ip_address(a).compressed for a in args.also]
-    loop.run_until_complete(_watch(vip, args.port, args.out, stop, also, args.tls))
+    loop.run_until_complete(_watch(vip, args.port, args.out, stop, also, args.tls, args.keepalives))
 
 
 # --------------------------------------------------------------------------- the caller's side
@@ -254,13 +297,22 @@ class Watch:
     """Runs the watcher for the duration of a `with` block; `report` is ready after it."""
 
     def __init__(
-        self, port: int = 80, settle: float = 0.3, vip: str = VIP, also: tuple[str, ...] = (), tls: bool = False
+        self,
+        port: int = 80,
+        settle: float = 0.3,
+        vip: str = VIP,
+        also: tuple[str, ...] = (),
+        tls: bool = False,
+        keepalives: bool = False,
     ) -> None:
         self.port = port
         self.tls = tls  # HTTPS (a new verified TLS session per request) instead of plain HTTP
         self.vip = vip  # the lab stack's VIP, or another of a several-VIP stack (IPv4 or IPv6)
         self.also = also  # other VIPs whose holders are sampled in the same dumps (`data["also"]`)
         self.settle = settle  # watch a little before and after, so the edges are seen
+        # KEEPALIVES long-lived connections too (not by default: each keeps an old haproxy worker
+        # alive across a reload, which the day-two drills count)
+        self.keepalives = KEEPALIVES if keepalives and not tls else 0
         self.report: Report | None = None
         self.data: dict[str, list[Any]] = {}  # the raw requests and samples, for a closer look
         self._tmp = tempfile.TemporaryDirectory(prefix="halb-watch-")
@@ -269,7 +321,7 @@ class Watch:
 
     def __enter__(self) -> Watch:
         cmd = [sys.executable, "-m", "halb.lab.scenarios.watch", "--out", str(self._out), "--port", str(self.port),
-               "--vip", self.vip, *(a for v in self.also for a in ("--also", v)), *(["--tls"] if self.tls else [])]  # fmt: skip
+               "--vip", self.vip, *(a for v in self.also for a in ("--also", v)), *(["--tls"] if self.tls else []), "--keepalives", str(self.keepalives)]  # fmt: skip
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != "watching":
@@ -291,7 +343,7 @@ class Watch:
             if self._out.exists():
                 data = json.loads(self._out.read_text())
                 self.data = data
-                self.report = analyse([(t, ok) for t, ok in data["requests"]], data["samples"])
+                self.report = analyse([(t, ok) for t, ok in data["requests"]], data["samples"], data.get("broken", []))
         finally:
             self._tmp.cleanup()
 
