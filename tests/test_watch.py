@@ -43,3 +43,10 @@ def test_the_timeline_counts_good_and_failed_requests_per_100_ms() -> None:
     reqs = [(10.00, True), (10.05, False), (10.12, False), (10.31, True)]
     r = analyse(reqs, [(10.0, ["lb1"])])
     assert r.timeline == [(0.0, 1, 1), (0.1, 0, 1), (0.3, 1, 0)], r.timeline
+
+
+def test_broken_long_lived_connections_are_counted_and_reported() -> None:
+    r = analyse([(0.0, True)], [(0.0, ["lb1"])], broken=[1.5, 1.6, 4.0])
+    assert r.keepalive_resets == 3 and r.figures()["keepalive_resets"] == 3, r
+    assert "3 long-lived connection(s) broken" in r.summary(), r.summary()
+    assert analyse([(0.0, True)], [(0.0, ["lb1"])]).keepalive_resets == 0, "none watched: none broken"
