@@ -272,6 +272,9 @@ def vrrp_instances(cfg: HalbConfig, node_name: str) -> list[dict[str, object]]:
                 "peer": peer.address6 if six else plan.nodes[peer.name],
                 "priority": MAINTENANCE_PRIORITY if node.maintenance else priority,
                 "base_priority": priority,  # as configured, maintenance aside (halb-vrrp-guard's raise)
+                # halb-vrrp-guard watches the peer's adverts by their source: an IPv6 instance's only
+                # with unicast adverts (multicast ones come from a link-local address)
+                "guarded": not six or k.unicast,
                 "state": "BACKUP" if k.nopreempt or not preferred else "MASTER",
             }
         )

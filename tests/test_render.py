@@ -306,15 +306,20 @@ def _guard(variant: str, node: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_vrrp_guard_watches_each_ipv4_vip_and_its_peer(variant: str) -> None:
+def test_vrrp_guard_watches_each_vip_whose_peer_adverts_name_the_peer(variant: str) -> None:
+    """Every IPv4 VIP, and an IPv6 one when adverts are unicast (multicast VRRPv3 adverts come from
+    a link-local address); keepalived tracks a partition file for exactly those."""
     cfg = VARIANTS[variant]
     for node in cfg.nodes:
         guard = _guard(variant, node.name)
         lines = [line for line in guard["INSTANCES"].split("\n") if line.strip()]
         got = [(i.vrid, i.vip, i.peer) for i in map(guard["Instance"], lines)]
-        want = [(i["vrid"], str(i["vip"]), str(i["peer"]))
-                for i in render.vrrp_instances(cfg, node.name) if ":" not in str(i["vip"])]  # fmt: skip
+        want = [(i["vrid"], str(i["vip"]), str(i["peer"])) for i in render.vrrp_instances(cfg, node.name)
+                if ":" not in str(i["vip"]) or cfg.keepalived.unicast]  # fmt: skip
         assert got == want, f"{variant}/{node.name}: {got} != {want}"
+        conf = _file(cfg, node.name, "keepalived_conf")
+        tracked = [int(v) for v in re.findall(r"^vrrp_track_file halb_partition_(\d+) \{", conf, re.M)]
+        assert tracked == [vrid for vrid, _, _ in got], f"{variant}/{node.name}: partition files {tracked}"
 
 
 def test_vrrp_guard_arp_probe_finds_another_machine_answering_for_the_vip() -> None:
@@ -409,3 +414,42 @@ def test_vrrp_guard_raises_a_taking_over_nodes_priority_above_the_peers_last_adv
     assert raise_by(i, True, 200.0) == 0, "the peer's priority is used once"
     i.raised_at, i.last_advert, i.peer_priority = None, 300.0, 250
     assert raise_by(i, True, 300.5) == 0, "adverts still arriving: no takeover, no raise"
+
+
+def test_vrrp_guard_ndp_probe_finds_another_machine_answering_for_an_ipv6_vip() -> None:
+    import socket
+    import struct
+
+    guard = _guard("dualstack", "lb2")
+    assert any(guard["Instance"](line).six for line in guard["INSTANCES"].split("\n") if line.strip()), "IPv6 guarded"
+    mine, other = bytes.fromhex("02aa00000002"), bytes.fromhex("02aa00000001")
+    vip = socket.inet_pton(socket.AF_INET6, "2001:db8:4::60")
+
+    class Lan:
+        """A stand-in for the raw ICMPv6 socket: records the solicitation, then the LAN answers."""
+
+        def __init__(self, answers: list[bytes]) -> None:
+            self.ours, self.lan = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.answers = answers
+            self.sent: list[tuple[bytes, Any]] = []
+
+        def fileno(self) -> int:
+            return self.ours.fileno()
+
+        def recv(self, n: int) -> bytes:
+            return self.ours.recv(n)
+
+        def sendto(self, data: bytes, where: Any) -> None:
+            self.sent.append((data, where))
+            for a in self.answers:
+                self.lan.send(a)
+
+    advert = struct.pack("!BBHI16s", 136, 0, 0, 0x60000000, vip) + bytes([2, 1]) + other
+    other_target = struct.pack("!BBHI16s", 136, 0, 0, 0, socket.inet_pton(socket.AF_INET6, "2001:db8:4::99"))
+    for answers, expected in (([advert], "02:aa:00:00:00:01"), ([other_target], None), ([], None)):
+        lan = Lan(answers)
+        got = guard["ndp_probe"](lan, 3, mine, "2001:db8:4::60")
+        ns, (group, _, _, index) = lan.sent[0]
+        assert ns[0] == 135 and ns[8:24] == vip and ns[24:32] == bytes([1, 1]) + mine, "a neighbor solicitation"
+        assert group == "ff02::1:ff00:60" and index == 3, "to the VIP's solicited-node group on the interface"
+        assert got == expected, f"{answers}: {got}"
