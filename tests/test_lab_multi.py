@@ -27,6 +27,7 @@ from halb.lab.scenarios.vips import (
     link_cut,
     settled,
     url,
+    vrrp_partition,
     where,
 )
 from halb.lab.scenarios.watch import Report, Watch
@@ -93,6 +94,17 @@ def test_a_cut_link_moves_that_nodes_vips_to_its_peer_and_the_peers_own_never_bl
         assert r.outages and r.outages[0] <= 4.0 and all(o <= 0.3 for o in r.outages[1:]), f"{vip}: {r.summary()}"
         assert r.holders_seen[-1] == cut, f"{vip}: not back on {cut}: {r.summary()}"
     assert not d.apart, f"the sync group's VIPs on different nodes: {d.apart}"
+
+
+def test_a_vrrp_partition_keeps_every_vip_ipv4_and_ipv6_on_its_own_node(deployed: Result) -> None:
+    """VRRP dropped both ways for 8 s: halb-vrrp-guard holds each node in FAULT for its peer's VIPs
+    (ARP for the IPv4 ones, NDP for 2001:2::10), so no VIP gets a second holder."""
+    reports = vrrp_partition()
+    for vip, owner in PREFERRED.items():
+        r = reports[vip]
+        two = [t for t, h in r.bad_samples if len(h) > 1]
+        assert r.failed == 0 and r.holders_seen == [owner] and len(two) <= 1, f"{vip}: {r.summary()}"
+        assert r.keepalive_resets == 0, f"{vip}: long-lived connections broken: {r.summary()}"
 
 
 def test_a_vip_removed_and_added_back_by_pulumi_up_while_the_others_serve(deployed: Result, tmp_path: Path) -> None:

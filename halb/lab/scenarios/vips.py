@@ -132,3 +132,24 @@ def link_cut(at: str, seconds: float = 6) -> VipDrill:
         net.plug(node(at))
 
     return _drill(f"link-cut-{at}", at, cut, plug)
+
+
+def vrrp_partition(seconds: float = 8) -> dict[str, Report]:
+    """VRRP (IPv4 and IPv6) dropped between the nodes both ways while both stay on the LAN: each
+    node's halb-vrrp-guard asks the LAN (ARP, and NDP for 2001:2::10) who has the peer's VIPs and
+    stays in FAULT for them, so every VIP stays on its own node alone. Each VIP's report."""
+    if wait_until(settled, 30, 0.1) is None:
+        raise AssertionError(f"lab-multi did not settle before the partition: {where()}")
+    time.sleep(3)  # the node that is not preferred is BACKUP (past its startup delay), not INIT
+    with ExitStack() as stack:
+        watches = {vip: stack.enter_context(Watch(vip=vip, keepalives=True)) for vip in PREFERRED}
+        net.block_vrrp(*(node(n) for n in ("lb1", "lb2")))
+        try:
+            time.sleep(seconds)
+        finally:
+            net.unblock_vrrp(*(node(n) for n in ("lb1", "lb2")))
+        time.sleep(2)
+    if wait_until(settled, 15, 0.1) is None:
+        raise AssertionError(f"lab-multi did not settle after the partition: {where()}")
+    reports = {vip: w.report for vip, w in watches.items()}
+    return {v: r for v, r in reports.items() if r is not None}
