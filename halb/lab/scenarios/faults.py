@@ -215,9 +215,12 @@ def link_flap(seconds: float = 12) -> Drill:
             time.sleep(max(0.0, seconds - (moved or 0)))
         finally:
             net.plug(lb1)
+        plugged = time.monotonic()
         returned = wait_until(lambda: holders() == ["lb1"], 15, 0.05)
         time.sleep(1)
-    return _drill("link-flap", w, answers_again_s=moved, one_holder_again_s=returned)
+    # At the failback, apart from the moment both are MASTER (milliseconds), one holder.
+    two = sum(1 for t, hs in w.data.get("samples", []) if t >= plugged and len(hs) > 1)
+    return _drill("link-flap", w, answers_again_s=moved, one_holder_again_s=returned, two_holder_samples_after_plug=two)
 
 
 FAST_ADVERTS = ["keepalived.version=3", "keepalived.advertInt=0.5"]
