@@ -512,7 +512,7 @@ def teardown_paths() -> dict[str, list[str]]:
     }
 
 
-def teardown_script(cfg: HalbConfig, node: str, peer_address: str, owner: str) -> str:
+def teardown_script(node: str, owner: str) -> str:
     """The teardown resource's delete: the VIP leaves first, then haproxy stops, then halb's files go.
     A host that another resource provisions since (a renamed node at the same address) is left alone."""
     paths = {group: " ".join(map(shlex.quote, found)) for group, found in teardown_paths().items()}

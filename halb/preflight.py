@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from halb.addresses import plan_addresses
 from halb.config import HalbConfig
+from halb.config.addresses import plan_addresses
 from halb.render import PATHS, node_files
 from halb.status import SshTarget, ssh_run
 

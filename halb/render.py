@@ -18,8 +18,8 @@ from typing import Literal
 import jinja2
 
 from halb import PROJECT_DIR
-from halb.addresses import AddressPlan, plan_addresses
 from halb.config import HalbConfig
+from halb.config.addresses import AddressPlan, plan_addresses
 from halb.config.haproxy import Server, Service, backend_names, certificate_names
 from halb.config.tls import Certificate, key_block, read_pem
 from halb.config.vips import VipPlan
@@ -285,21 +285,11 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
     node, peer = cfg.node(node_name), cfg.peer(node_name)
     k = cfg.keepalived
     return {
-        "node": {
-            "name": node.name,
-            "role": node.role,
-            "address": plan.nodes[node.name],
-            "interface": cfg.interface(node),
-            "priority": MAINTENANCE_PRIORITY if node.maintenance else cfg.priority(node),
-            "maintenance": node.maintenance,
-        },
+        "node": {"name": node.name, "role": node.role, "interface": cfg.interface(node)},
         "nopreempt": k.nopreempt and not peer.maintenance,
         "server_state": server_state,
-        "peer": {"name": peer.name, "address": plan.nodes[peer.name]},
-        "state": "BACKUP" if k.nopreempt or node.role == "backup" else "MASTER",
+        "peer": {"name": peer.name},
         "vip": plan.vip,
-        "prefixlen": plan.prefixlen,
-        "vrid": cfg.vrid,
         "advert_int": _advert(k.advert_int),
         "advert_cs": round(k.advert_int * 100),
         "instance": INSTANCE,

@@ -350,7 +350,7 @@ def collect(
 ) -> tuple[list[NodeState], Verdict]:
     from dataclasses import replace
 
-    from halb.addresses import plan_addresses
+    from halb.config.addresses import plan_addresses
 
     plan = plan_addresses(cfg)
     target = SshTarget(cfg.ssh.user, cfg.ssh.port, cfg.ssh.private_key_path)
@@ -389,7 +389,7 @@ def stack_fingerprints(cfg: HalbConfig) -> dict[str, str]:
 
 
 def report(cfg: HalbConfig, states: list[NodeState], verdict: Verdict, secrets_known: bool = True) -> str:
-    from halb.addresses import plan_addresses
+    from halb.config.addresses import plan_addresses
 
     plan = plan_addresses(cfg)
     prints = stack_fingerprints(cfg)
@@ -413,7 +413,7 @@ def report(cfg: HalbConfig, states: list[NodeState], verdict: Verdict, secrets_k
 
 
 def as_json(cfg: HalbConfig, states: list[NodeState], verdict: Verdict) -> dict[str, object]:
-    from halb.addresses import plan_addresses
+    from halb.config.addresses import plan_addresses
 
     plan = plan_addresses(cfg)
     return {

@@ -8,8 +8,8 @@ import sys
 from ipaddress import IPv4Address as A
 
 from conftest import ROOT, stack_raw, with_
-from halb.addresses import plan_addresses
 from halb.config import load_config
+from halb.config.addresses import plan_addresses
 
 DEV = stack_raw("dev")
 
@@ -58,7 +58,7 @@ def test_plan_is_the_same_in_every_process() -> None:
     """Two operators' `pulumi preview` must plan the same addresses: no set or hash order leaks in."""
     code = (
         "import json; from conftest import stack_raw; from test_addresses import pooled; "
-        "from halb.addresses import plan_addresses; from halb.config import load_config; "
+        "from halb.config.addresses import plan_addresses; from halb.config import load_config; "
         "p = plan_addresses(load_config(pooled('192.168.4.200', '192.168.4.254', "
         "**{'network.dnsServers': ['192.168.4.201', '192.168.4.203']}))); "
         "print(json.dumps([str(p.vip), {n: str(a) for n, a in p.nodes.items()}]))"

@@ -71,7 +71,7 @@ def test_generated_scripts_pass_shellcheck(tmp_path: Path) -> None:
         "services": commands.services_script(),
         "commit": commands.commit_script(),
         "rejoin": commands.rejoin_script(),
-        "teardown": commands.teardown_script(cfg, "lb1", "192.168.4.62", "halb-lb1#0"),
+        "teardown": commands.teardown_script("lb1", "halb-lb1#0"),
         "owner": commands.owner_script("halb-lb1#0"),
     }
     for name, script in scripts.items():

@@ -453,3 +453,29 @@ def test_vrrp_guard_ndp_probe_finds_another_machine_answering_for_an_ipv6_vip() 
         assert ns[0] == 135 and ns[8:24] == vip and ns[24:32] == bytes([1, 1]) + mine, "a neighbor solicitation"
         assert group == "ff02::1:ff00:60" and index == 3, "to the VIP's solicited-node group on the interface"
         assert got == expected, f"{answers}: {got}"
+
+
+def test_every_context_key_is_read_by_some_template() -> None:
+    """A key in render.context that no template reads is a second, dead source of a fact: the
+    templates' top-level names (jinja2.meta), and each nested key as `name.key` in their text
+    (a table the templates index, `name[...]`, counts as read whole)."""
+    import jinja2.meta
+
+    env = render._ENVS[render.haproxy_word]
+    sources = "".join(env.loader.get_source(env, t)[0] for t in render.TARGETS)  # type: ignore[union-attr]
+    names: set[str] = set()
+    for template in render.TARGETS:
+        names |= jinja2.meta.find_undeclared_variables(env.parse(env.loader.get_source(env, template)[0]))  # type: ignore[union-attr]
+    unread: set[str] = set()
+    for cfg in VARIANTS.values():
+        for node in cfg.nodes:
+            ctx = render.context(cfg, render.plan_addresses(cfg), node.name)
+            unread |= {k for k in ctx if k not in names}
+            unread |= {
+                f"{k}.{n}"
+                for k, v in ctx.items()
+                if isinstance(v, dict) and f"{k}[" not in sources
+                for n in v
+                if not re.search(rf"\b{k}\.{n}\b", sources)
+            }
+    assert not unread, f"render.context keys no template reads: {sorted(unread)}"

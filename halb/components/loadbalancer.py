@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import pulumi
 from pulumi_command import local, remote
 
-from halb.addresses import AddressPlan, plan_addresses
 from halb.components.node import NodeProvisioning, NodeProvisioningArgs
 from halb.components.reservations import AddressReservations, AddressReservationsArgs, Reservation
 from halb.components.rollout import VrrpRollout, VrrpRolloutArgs
 from halb.components.verify import verify_command
 from halb.config import HalbConfig, Node, Secret
+from halb.config.addresses import AddressPlan, plan_addresses
 from halb.render import hostport, service_vips
 from halb.stack import VsphereCredentials, ssh_private_key
 
@@ -141,7 +141,6 @@ class HaLoadBalancer(pulumi.ComponentResource):
                 placement=cfg.vsphere,
                 vcenter=self.vcenter,
                 vms=[VmSpec(n, plan.nodes[n]) for n in order],
-                vip=plan.vip,
                 depends_on=list(self.addresses.records.values()),
                 provision=provision,
             ),

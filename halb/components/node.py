@@ -25,8 +25,8 @@ import pulumi
 from pulumi_command import remote
 
 from halb import commands
-from halb.addresses import plan_addresses
 from halb.config import HalbConfig
+from halb.config.addresses import plan_addresses
 from halb.render import NodeFile, Secrets, certificate_files, certificate_texts, node_files, secret_files
 
 STEPS = ("wait", "teardown", "packages", "vrid", "system", "haproxy", "keepalived", "services")
@@ -106,7 +106,7 @@ class NodeProvisioning(pulumi.ComponentResource):
                 f"{name}-{step}",
                 connection=args.teardown_connection if step == "teardown" else args.connection,
                 create=script,  # a changed script runs again as an update (`~` in the preview)
-                delete=commands.as_root(commands.teardown_script(cfg, node, peer_address, owner), user)
+                delete=commands.as_root(commands.teardown_script(node, owner), user)
                 if step == "teardown"
                 else commands.as_root(commands.certificates_removal(), user)
                 if step == "tls"

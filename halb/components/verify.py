@@ -8,8 +8,8 @@ import pulumi
 from pulumi_command import local
 
 from halb import virtualenv
-from halb.addresses import plan_addresses
 from halb.config import HalbConfig
+from halb.config.addresses import plan_addresses
 from halb.render import service_vips
 from halb.verify import Spec
 

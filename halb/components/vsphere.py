@@ -150,7 +150,6 @@ class VmPairArgs:
     placement: VSphere
     vcenter: Vcenter  # the provider and what it found, from `vcenter()`
     vms: list[VmSpec]
-    vip: IPv4Address
     depends_on: list[pulumi.Resource]  # the address reservations
     # Called with each VM's node name, id and the previous node's provisioning, in order; returns
     # the node's provisioning, whose last step the next VM waits for: a change that replaces or

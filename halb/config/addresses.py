@@ -50,9 +50,6 @@ class AddressPlan:
     nodes: dict[str, IPv4Address]  # node name -> address
     prefixlen: int
 
-    def address(self, node: str) -> IPv4Address:
-        return self.nodes[node]
-
 
 class AddressError(Exception):
     def __init__(self, problems: list[Problem]):

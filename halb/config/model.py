@@ -84,9 +84,6 @@ class HalbConfig(Model):
     def interface(self, node: Node) -> str:
         return node.interface or self.network.interface
 
-    def priority(self, node: Node) -> int:
-        return self.keepalived.master_priority if node.role == "master" else self.keepalived.backup_priority
-
 
 # --------------------------------------------------------------------------- field errors
 
