@@ -50,7 +50,7 @@ def load_stack_config() -> HalbConfig:
 
 
 def certificate_warnings(cfg: HalbConfig) -> list[str]:
-    """Certificates that expire in under 21 days."""
+    """Certificates that expire in under WARN_DAYS (halb.config.tls)."""
     from halb.config.haproxy import tls_findings
     from halb.config.tls import expiry_warnings, utcnow
 

@@ -253,13 +253,15 @@ def drift(state: NodeState, expected: dict[str, str], fingerprints: dict[str, st
 
 def certificate_notes(state: NodeState, fingerprints: dict[str, str], today: str, soon: str) -> list[str]:
     """A line per certificate file on the node: expiry, whether it is the stack's, and a warning
-    under 21 days (`today`, `soon`: YYYY-MM-DD)."""
+    under WARN_DAYS (`today`, `soon`: YYYY-MM-DD)."""
+    from halb.config.tls import WARN_DAYS
+
     out = []
     for path, (day, digest) in sorted(state.certificates.items()):
         mine = fingerprints.get(path)
         which = "" if mine is None else ", the stack's" if digest == mine else ", NOT the stack's certificate"
         late = (
-            " (EXPIRED)" if day and day <= today else " (renew it: under 21 days left)" if day and day <= soon else ""
+            " (EXPIRED)" if day and day <= today else f" (renew it: under {WARN_DAYS} days left)" if day and day <= soon else ""
         )
         out.append(f"{path.rsplit('/', 1)[-1]} until {day or '?'}{late}{which}")
     return out
@@ -447,7 +449,7 @@ def as_json(cfg: HalbConfig, states: list[NodeState], verdict: Verdict) -> dict[
 
 
 def _days() -> tuple[str, str]:
-    """Today and the day 21 days from now (YYYY-MM-DD, UTC)."""
+    """Today and the day WARN_DAYS from now (YYYY-MM-DD, UTC)."""
     from datetime import timedelta
 
     from halb.config.tls import WARN_DAYS, utcnow

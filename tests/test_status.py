@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import ROOT
@@ -52,14 +53,31 @@ def test_an_unreachable_node_is_its_own_verdict_with_sshs_reason() -> None:
     assert both.word == "UNREACHABLE", "two unreachable nodes are not an outage"
 
 
-def test_every_verdict_has_its_own_exit_code() -> None:
-    codes = {
-        assess([node("lb1", True), node("lb2", False)]).exit_code,
-        assess([node("lb1", True), node("lb2", True)]).exit_code,
-        assess([node("lb1", True), node("lb2", False, haproxy="failed")]).exit_code,
-        assess([node("lb1", True), parse_probe("lb2", None, "e")]).exit_code,
-    }
-    assert codes == {0, 1, 3, 4}, codes
+VERDICT_EXAMPLES = {
+    "OK": [node("lb1", True), node("lb2", False)],
+    "SPLIT BRAIN": [node("lb1", True), node("lb2", True)],
+    "OUTAGE": [node("lb1", False), node("lb2", False)],
+    "DEGRADED": [node("lb1", True), node("lb2", False, haproxy="failed")],
+    "UNREACHABLE": [node("lb1", True), parse_probe("lb2", None, "e")],
+    "VRRP PARTITION": [node("lb1", True), parse_probe("lb2", "state FAULT\nvip no\npartition vrid 10: held in FAULT\n")],
+    "VRID COLLISION": [node("lb1", True), parse_probe("lb2", "state BACKUP\nvip no\nforeign VRID 10 in use\n")],
+    "DRIFT": [node("lb1", True), NodeState("lb2", True, "BACKUP", False, "active", "active", drift=["/etc/x"])],
+    "MAINTENANCE": [node("lb1", True), NodeState("lb2", True, "BACKUP", False, "active", "active", maintenance=True)],
+}
+DOCUMENTED_EXIT = {"OK": 0, "MAINTENANCE": 0, "SPLIT BRAIN": 1, "OUTAGE": 1, "VRRP PARTITION": 1, "VRID COLLISION": 1,
+                   "DEGRADED": 3, "UNREACHABLE": 4, "DRIFT": 5}  # fmt: skip  (the README's list)
+
+
+@pytest.mark.parametrize("word", list(DOCUMENTED_EXIT))
+def test_each_verdict_exits_with_its_documented_code(word: str) -> None:
+    v = assess(VERDICT_EXAMPLES[word])
+    assert v.word == word and v.exit_code == DOCUMENTED_EXIT[word], f"{word}: {v.summary} exits {v.exit_code}"
+
+
+def test_every_verdict_is_documented() -> None:
+    from halb.status import EXIT
+
+    assert EXIT == DOCUMENTED_EXIT, "a verdict was added or changed: document its exit code"
 
 
 def test_status_json_is_one_object_and_unreachable_exits_4(tmp_path: Path) -> None:
