@@ -84,3 +84,29 @@ def test_haproxy_takes_every_allowed_stats_password_character_literally(tmp_path
     )
     p = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=20)
     assert p.stdout.split() == ["200", "401"], f"full password / prefix: {p.stdout} {p.stderr}"
+
+
+def test_the_secret_keys_are_the_models_secret_value_fields() -> None:
+    """One declaration: a `SecretValue` field is a secret key everywhere (plain text refused, value
+    never shown), nested in lists too; nothing else is."""
+    from pydantic import Field
+
+    from halb.config.base import Model, SecretValue, secret_paths
+    from halb.config.model import SECRETS, HalbConfig
+
+    class Inner(Model):
+        token: SecretValue | None = None
+        name: str = ""
+
+    class Outer(Model):
+        items: list[Inner] = Field(default_factory=list)
+        password: SecretValue | None = None
+
+    assert secret_paths(Outer) == ["items[].token", "password"], secret_paths(Outer)
+    assert set(secret_paths(HalbConfig)) == {
+        "ssh.privateKey", "keepalived.authPassword", "haproxy.stats.password",
+        "haproxy.services[].tls.certificate", "haproxy.services[].tls.key",
+        "haproxy.services[].tls.sni[].certificate", "haproxy.services[].tls.sni[].key",
+    }  # fmt: skip
+    assert SECRETS.secret("haproxy.services[3].tls.sni[0].key") and not SECRETS.secret("haproxy.services[3].name")
+    assert SECRETS.pem("ssh.privateKey") and not SECRETS.pem("haproxy.stats.password")

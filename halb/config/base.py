@@ -60,18 +60,38 @@ class Model(BaseModel):
     def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         """`true` is not 1: a boolean where a number is due is refused (pydantic would take it)."""
         if isinstance(value, bool) and info.field_name is not None:
-            leaves = _leaves(cls.model_fields[info.field_name].annotation)
-            if bool not in leaves and any(leaf in (int, float) for leaf in leaves):
+            types = leaves(cls.model_fields[info.field_name].annotation)
+            if bool not in types and any(leaf in (int, float) for leaf in types):
                 raise ValueError("a number, not a boolean (true/false)")
         return value
 
 
-def _leaves(annotation: Any) -> list[Any]:
+def leaves(annotation: Any) -> list[Any]:
     """The plain types inside an annotation: `Annotated[int, ...] | None` -> [int, NoneType]."""
     if get_origin(annotation) is Annotated:
-        return _leaves(get_args(annotation)[0])
+        return leaves(get_args(annotation)[0])
     args = get_args(annotation)
-    return [leaf for a in args for leaf in _leaves(a)] if args else [annotation]
+    return [leaf for a in args for leaf in leaves(a)] if args else [annotation]
+
+
+def is_secret(annotation: Any) -> bool:
+    """Whether a field holds a secret: its annotation is `SecretValue` (the one declaration)."""
+    return Secret in leaves(annotation)
+
+
+def secret_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every secret key under `model`, as a config path; `[]` stands for any list index
+    (`haproxy.services[].tls.key`)."""
+    out: list[str] = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{field.alias or name}"
+        listed = any(get_origin(a) is list for a in (field.annotation, *get_args(field.annotation)))
+        if is_secret(field.annotation):
+            out.append(path)
+        for leaf in leaves(field.annotation):
+            if isinstance(leaf, type) and issubclass(leaf, BaseModel):
+                out += secret_paths(leaf, f"{path}[]." if listed else f"{path}.")
+    return out
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]

@@ -14,14 +14,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from halb.config.addresses import AddressError, Addresses, plan, plan_addresses, plan_problems, with_primary_vip
-from halb.config.base import Model, Secret
+from halb.config.base import Model, Secret, is_secret, leaves, secret_paths
 from halb.config.errors import PROJECT, ConfigError, Problem, Problems, printable, show
 from halb.config.haproxy import Haproxy, haproxy_problems, tls_findings
 from halb.config.keepalived import Keepalived, keepalived_problems
 from halb.config.network import Network, dns_problems, network_problems, segment_addresses
 from halb.config.nodes import Node, default_nodes, nodes_problems
 from halb.config.paths import parse_path
-from halb.config.secrets import hostile_problems, keys_of, plaintext_problems, secret_value_problems
+from halb.config.secrets import SecretPaths, hostile_problems, keys_of, plaintext_problems, secret_value_problems
 from halb.config.ssh import Ssh, ssh_problems
 from halb.config.stack_file import read_stack_file
 from halb.config.vips import (
@@ -111,13 +111,8 @@ def _field_for(loc: tuple[int | str, ...]) -> Any:
         field = fields.get(part)
         if field is None:
             return None
-        model = next((a for a in _leaves(field.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        model = next((a for a in leaves(field.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
     return field
-
-
-def _leaves(ann: Any) -> list[Any]:
-    args = getattr(ann, "__args__", None)
-    return [leaf for a in args for leaf in _leaves(a)] if args else [ann]
 
 
 PHRASES = (
@@ -168,7 +163,7 @@ def _flat_key(raw: str, key: str) -> Problem:
         field = None
     if field is None:
         return Problem(key, "a flat key", "no such key (a nested key is set with `pulumi config set --path`)")
-    if "Secret" in repr(field.annotation):
+    if is_secret(field.annotation):
         fix = f"pulumi config rm halb:{raw} && pulumi config set --secret --path halb:{raw}` (it prompts for the value)"
     else:
         fix = f"pulumi config rm halb:{raw} && pulumi config set --path halb:{raw} VALUE`"
@@ -183,7 +178,7 @@ def field_problems(err: ValidationError) -> Problems:
             out.append(_unknown_key(loc))
             continue
         field = _field_for(loc)
-        secret = field is not None and "Secret" in repr(field.annotation)
+        secret = field is not None and is_secret(field.annotation)
         value = "nothing" if e["type"] == "missing" else "<secret>" if secret else show(e.get("input"))
         out.add(_camel_path(loc), value, _expected(e, field))
     return out
@@ -295,6 +290,8 @@ def _address_problems(s: Sections, out: Problems) -> tuple[IPv4Address | None, d
 
 # --------------------------------------------------------------------------- loading
 
+SECRETS = SecretPaths(secret_paths(HalbConfig))  # every `SecretValue` field of the model
+
 
 def load_config(
     raw: dict[str, Any],
@@ -307,9 +304,9 @@ def load_config(
     `refuse_plaintext`: secret keys must be Pulumi secrets: `{secure: ...}` in a stack file
     (`secret_tops` None), or, in the program, under a top-level key Pulumi marks secret.
     `extra`: problems found outside `halb:*` (the provider's keys), reported with the rest."""
-    problems = hostile_problems(raw) + (extra or [])
+    problems = hostile_problems(raw, SECRETS) + (extra or [])
     if refuse_plaintext:
-        problems += plaintext_problems(raw, secret_tops)
+        problems += plaintext_problems(raw, secret_tops, SECRETS)
     problems += secret_value_problems(raw)
     flagged = keys_of(problems)
     cfg: HalbConfig | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,19 +49,24 @@ VRRP_PASSWORD = Charset("%&'()*+,-./:;<=>?@[]^_`|~", 1, 8)
 STATS_PASSWORD = Charset('!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~', 12, 128)
 
 
-@dataclass(frozen=True)
-class SecretKey:
-    path: str  # dotted path under `halb:`, as in error messages
-    top: str  # the top-level key Pulumi marks secret
-    charset: Charset | None  # None: free text (an SSH key), checked elsewhere
+# The secrets whose daemon takes them byte for byte within a character set. Which keys are secret
+# is the model's to say (`SecretValue` fields, `base.secret_paths`); the rest of them are PEM.
+CHARSETS = {"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": STATS_PASSWORD}
 
 
-SECRET_KEYS = (
-    SecretKey("keepalived.authPassword", "keepalived", VRRP_PASSWORD),
-    SecretKey("haproxy.stats.password", "haproxy", STATS_PASSWORD),
-    SecretKey("ssh.privateKey", "ssh", None),
-)
-SECRET_PATHS = frozenset(k.path for k in SECRET_KEYS)
+class SecretPaths:
+    """The model's secret keys (`base.secret_paths`: `haproxy.services[].tls.key`), to match a
+    config path (`haproxy.services[0].tls.key`) against."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.patterns = tuple(re.compile(re.escape(p).replace(r"\[\]", r"\[\d+\]") + "$") for p in paths)
+
+    def secret(self, path: str) -> bool:
+        return any(p.match(path) for p in self.patterns)
+
+    def pem(self, path: str) -> bool:
+        """A secret that holds PEM (a key or a certificate chain): every secret but the passwords."""
+        return self.secret(path) and path not in CHARSETS
 
 
 def fix_command(path: str) -> str:
@@ -83,63 +88,45 @@ def _get(raw: dict[str, Any], path: str) -> Any:
     return node
 
 
-def tls_secret_paths(raw: dict[str, Any]) -> list[str]:
-    """The certificates' and keys' paths in this config (`haproxy.services[i].tls` and its `sni`)."""
-    out: list[str] = []
-    services = raw.get("haproxy", {}).get("services") if isinstance(raw.get("haproxy"), dict) else None
-    for i, svc in enumerate(services if isinstance(services, list) else []):
-        tls = svc.get("tls") if isinstance(svc, dict) else None
-        if not isinstance(tls, dict):
-            continue
-        out += [f"haproxy.services[{i}].tls.{k}" for k in ("certificate", "key")]
-        sni = tls.get("sni")
-        for j, _ in enumerate(sni if isinstance(sni, list) else []):
-            out += [f"haproxy.services[{i}].tls.sni[{j}].{k}" for k in ("certificate", "key")]
-    return out
+def secrets_in(raw: dict[str, Any], secrets: SecretPaths) -> list[str]:
+    """The secret keys this config holds a text value at (every list index spelled out)."""
+    return [path for path, _ in _strings(raw, "") if secrets.secret(path)]
 
 
-TLS_PEM = re.compile(r"^haproxy\.services\[\d+\]\.tls\.(sni\[\d+\]\.)?(certificate|key)$")
-
-
-def _secret_keys(raw: dict[str, Any]) -> list[SecretKey]:
-    return [*SECRET_KEYS, *(SecretKey(p, "haproxy", None) for p in tls_secret_paths(raw))]
-
-
-def plaintext_problems(raw: dict[str, Any], secret_tops: set[str] | None) -> Problems:
+def plaintext_problems(raw: dict[str, Any], secret_tops: set[str] | None, secrets: SecretPaths) -> Problems:
     """Secret keys given as plain text. `secret_tops`: the top-level keys Pulumi holds as secrets
     (the program); None when reading a stack file, where a secret is a `{secure: ...}` mapping."""
     out = Problems()
-    for key in _secret_keys(raw):
-        value = _get(raw, key.path)
+    for path in secrets_in(raw, secrets):
+        value = _get(raw, path)
         if not isinstance(value, str):
             continue
-        if secret_tops is None or key.top not in secret_tops:
+        if secret_tops is None or path.split(".")[0] not in secret_tops:
             out.add(
-                key.path,
+                path,
                 "a plain-text value (it would be stored unencrypted, e.g. in git)",
-                f"a secret: remove it and set it with {fix_command(key.path)}",
+                f"a secret: remove it and set it with {fix_command(path)}",
             )
     return out
 
 
 def secret_value_problems(raw: dict[str, Any]) -> Problems:
-    """Decrypted secrets that their daemon would not take byte for byte."""
+    """Decrypted secrets that their daemon would not take byte for byte, and an SSH key that is
+    not one (the certificates and their keys are checked with the TLS settings)."""
     out = Problems()
-    for key in SECRET_KEYS:
-        value = _get(raw, key.path)
-        if not isinstance(value, str):
-            continue
-        if key.charset is not None:
-            bad = key.charset.problem(value)
-            if bad is not None:
-                out.add(key.path, bad, key.charset.describe())
-        elif not _looks_like_private_key(value):
-            out.add(
-                key.path,
-                "<secret that is not a private key>",
-                "an OpenSSH or PEM private key (`-----BEGIN ... PRIVATE KEY-----` ... `-----END ...-----`), "
-                f"set with `pulumi config set --secret --path halb:{key.path} < ~/.ssh/id_ed25519`",
-            )
+    for path, charset in CHARSETS.items():
+        value = _get(raw, path)
+        bad = charset.problem(value) if isinstance(value, str) else None
+        if bad is not None:
+            out.add(path, bad, charset.describe())
+    key = _get(raw, "ssh.privateKey")
+    if isinstance(key, str) and not _looks_like_private_key(key):
+        out.add(
+            "ssh.privateKey",
+            "<secret that is not a private key>",
+            "an OpenSSH or PEM private key (`-----BEGIN ... PRIVATE KEY-----` ... `-----END ...-----`), "
+            "set with `pulumi config set --secret --path halb:ssh.privateKey < ~/.ssh/id_ed25519`",
+        )
     return out
 
 
@@ -165,14 +152,14 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
         yield path, value
 
 
-def hostile_problems(raw: dict[str, Any]) -> Problems:
+def hostile_problems(raw: dict[str, Any], secrets: SecretPaths) -> Problems:
     """Control characters anywhere (newlines only inside an SSH key), digits other than ASCII's,
     and keys no model knows whose value could be a secret (reported without it)."""
     out = Problems()
     for path, text in _strings(raw, ""):
         # The value is never shown: the key may be a misspelled secret.
-        pem = path == "ssh.privateKey" or TLS_PEM.match(path) is not None
-        what = "a secret" if path in SECRET_PATHS or pem else "a value"
+        pem = secrets.pem(path)
+        what = "a secret" if secrets.secret(path) else "a value"
         allowed = "\n" if pem else ""
         control = [i for i, c in enumerate(text) if unicodedata.category(c) in CONTROL_CATEGORIES and c not in allowed]
         digits = [i for i, c in enumerate(text) if unicodedata.category(c) == "Nd" and not c.isascii()]
