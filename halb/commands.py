@@ -304,10 +304,9 @@ def runtime_commands(cfg: HalbConfig) -> str:
         backends = [(svc.name, svc.servers)] + [(f"{svc.name}_{g.name}", g.servers) for g in svc.groups]
         for backend, servers in backends:
             for srv in servers:
-                weight = 0 if srv.state == "drain" else srv.weight
                 state = "maint" if srv.state == "disabled" else "ready"
                 cmds += [
-                    f"set server {backend}/{srv.name} weight {weight}",
+                    f"set server {backend}/{srv.name} weight {srv.live_weight}",
                     f"set server {backend}/{srv.name} state {state}",
                 ]
     return "\n".join(cmds)

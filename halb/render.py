@@ -174,14 +174,21 @@ def _advert(value: float) -> str:
 
 
 MAINTENANCE_PRIORITY = 1  # below any configured priority: the peer preempts at once
+# A node with a service that has no usable server drops below its peer: by the gap between the two
+# priorities plus one, and a margin, so that it also stays below a peer whose priority the
+# nopreempt hold raised at run time (by at most the gap plus one) and above MAINTENANCE_PRIORITY.
+BACKENDS_PENALTY_MARGIN = 100
+
+
+def backends_penalty(cfg: HalbConfig) -> int:
+    k = cfg.keepalived
+    return k.master_priority - k.backup_priority + 1 + BACKENDS_PENALTY_MARGIN
 
 
 def server_state(srv: Server) -> Directive:
-    """The runtime-changeable part of a `server` line: weight, and `disabled` (drain is weight 0)."""
-    weight = 0 if srv.state == "drain" else srv.weight
-    return Directive(
-        (f" weight {int(weight)}" if weight != 1 else "") + (" disabled" if srv.state == "disabled" else "")
-    )
+    """The runtime-changeable part of a `server` line: weight, and `disabled`."""
+    weight = srv.live_weight
+    return Directive((f" weight {weight}" if weight != 1 else "") + (" disabled" if srv.state == "disabled" else ""))
 
 
 def stats_allow(cfg: HalbConfig) -> list[IPv4Network | IPv6Network]:
@@ -307,7 +314,7 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "backends_file_name": "halb_backends_down",
         "partition_file_name": "halb_partition",
         "hold_file_name": "halb_hold",
-        "backends_penalty": k.master_priority - k.backup_priority + 1 + 100,
+        "backends_penalty": backends_penalty(cfg),
         "backends_every": 5,
         "rise_probes": math.ceil(k.health_check.rise / k.health_check.interval),
         "stats_userlist": "halb_stats",

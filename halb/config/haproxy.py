@@ -43,6 +43,11 @@ class Server(Model):
         "Changes are applied through haproxy's runtime API, without a reload.",
     )
 
+    @property
+    def live_weight(self) -> int:
+        """The weight haproxy runs the server with: a drained server takes no new connection."""
+        return 0 if self.state == "drain" else self.weight
+
 
 HOST_RE = r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 HOST_HINT = "a DNS name: dot-separated labels of letters, digits and '-'"
