@@ -28,6 +28,7 @@ sys.path[:0] = [str(ROOT)]
 
 import wrk  # noqa: E402
 from common import on_lab, percentile, standalone  # noqa: E402
+from halb.commands import WATCH  # noqa: E402
 from halb.lab.engine.stack import deploy  # noqa: E402
 from halb.lab.infra import nodes  # noqa: E402
 from halb.lab.infra.topology import NODES, VIP, WORKERS  # noqa: E402
@@ -37,7 +38,6 @@ from halb.lab.scenarios.probes import node  # noqa: E402
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 HANG_RUNS = int(os.environ.get("HANG_RUNS", "20"))
 SECONDS = 5
-WATCH = "halb-haproxy-watch"
 CLK_TCK = 100
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent  # the checkout: Pulumi.yaml, __main__.py, templates/
+PROJECT = "halb"  # Pulumi.yaml's `name`, and the namespace of every config key (`halb:nodes`)
 
 
 def virtualenv() -> str:

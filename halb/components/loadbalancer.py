@@ -14,6 +14,7 @@ from halb.components.rollout import VrrpRollout, VrrpRolloutArgs
 from halb.components.verify import verify_command
 from halb.config import HalbConfig, Node, Secret
 from halb.config.addresses import AddressPlan, plan_addresses
+from halb.config.secrets import STATS_PASSWORD, VRRP_PASSWORD
 from halb.render import hostport, service_vips
 from halb.stack import VsphereCredentials, ssh_private_key
 
@@ -40,9 +41,9 @@ class HaLoadBalancer(pulumi.ComponentResource):
         key = ssh_private_key(cfg)  # a missing key file fails here, before any resource exists
         self.vcenter = self._vcenter(name, cfg, args)  # a vCenter problem too
         self.addresses = self._reserve_addresses(name, cfg, plan)
-        self.stats_password = self._password(name, "stats-password", cfg.haproxy.stats.password, 24)
+        self.stats_password = self._password(name, "stats-password", cfg.haproxy.stats.password, STATS_PASSWORD.generated)
         self.vrrp_password = (
-            self._password(name, "vrrp-password", cfg.keepalived.auth_password, 8)
+            self._password(name, "vrrp-password", cfg.keepalived.auth_password, VRRP_PASSWORD.generated)
             if cfg.keepalived.version == 2
             else pulumi.Output.secret("")  # VRRPv3 has no authentication
         )

@@ -6,9 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from halb import PROJECT
 from halb.config.base import Secret
-
-PROJECT = "halb"
 
 
 @dataclass(frozen=True)

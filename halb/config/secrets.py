@@ -28,6 +28,7 @@ class Charset:
     specials: str  # the punctuation allowed besides ASCII letters and digits
     min_len: int
     max_len: int
+    generated: int  # the length halb generates (letters and digits) when the stack sets none
 
     @property
     def allowed(self) -> frozenset[str]:
@@ -45,8 +46,8 @@ class Charset:
         return None
 
 
-VRRP_PASSWORD = Charset("%&'()*+,-./:;<=>?@[]^_`|~", 1, 8)
-STATS_PASSWORD = Charset('!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~', 12, 128)
+VRRP_PASSWORD = Charset("%&'()*+,-./:;<=>?@[]^_`|~", 1, 8, 8)
+STATS_PASSWORD = Charset('!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~', 12, 128, 24)
 
 
 # The secrets whose daemon takes them byte for byte within a character set. Which keys are secret

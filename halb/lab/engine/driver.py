@@ -29,10 +29,9 @@ import yaml
 from pulumi import automation as auto
 from pulumi.automation import events
 
-from halb import PROJECT_DIR, virtualenv
+from halb import PROJECT, PROJECT_DIR, virtualenv
 
 BUILT = PROJECT_DIR / ".engine" / "bin"
-PROJECT = "halb"
 Progress = Callable[[str], None]
 
 # The engine's operations as a user reads them: a replacement is one `replace`, whatever its steps.

@@ -21,6 +21,7 @@ import yaml
 from halb import PROJECT_DIR
 from halb.config.keepalived import PROFILES
 from halb.config.paths import get_path, parse_path, parse_value, set_path
+from halb.config.secrets import CHARSETS
 from halb.lab.engine.driver import Engine, EngineFailed, Progress, Result
 from halb.lab.engine.vault import DEFAULT_PASSPHRASE, Vault
 from halb.lab.infra import vcenter
@@ -31,7 +32,7 @@ __all__ = ["STACK_FILE", "VAULT", "DeployFailed", "Result", "deploy", "destroy",
 
 STACK_FILE = PROJECT_DIR / "Pulumi.lab.yaml"  # the default lab stack's
 _ENGINES: dict[str, Engine] = {}
-LAB_PASSWORDS = {"keepalived.authPassword": 8, "haproxy.stats.password": 24}
+LAB_PASSWORDS = {path: charset.generated for path, charset in CHARSETS.items()}  # as the program generates them
 DeployFailed = EngineFailed
 
 
