@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services{probed})")
         return 0
     if args.command == "status":
-        from halb.status import as_json, collect, report
+        from halb.status.remote import collect
+        from halb.status.report import as_json, report
 
         secrets = stack_secrets(args.stack)
         states, verdict = collect(cfg, strict_host_keys=not args.no_host_key_check, secrets=secrets)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from halb.config import HalbConfig
 from halb.config.addresses import plan_addresses
 from halb.render import PATHS, node_files
-from halb.status import SshTarget, ssh_run
+from halb.status.remote import SshTarget, ssh_run
 
 PROBE_SECONDS = 3.0  # when keepalived.vridProbeSeconds is 0 (no pre-flight on deploys), --probe still listens
 

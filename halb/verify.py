@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from halb.status import NodeState, SshTarget, Verdict, assess, parse_probe, probe
+from halb.status.remote import SshTarget, probe
+from halb.status.verdict import NodeState, Verdict, assess, parse_probe
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from halb.status import NodeState, assess, parse_probe
+from halb.status.verdict import NodeState, assess, parse_probe
 
 
 def node(name: str, vip: bool, haproxy: str = "active") -> NodeState:
@@ -75,7 +75,7 @@ def test_each_verdict_exits_with_its_documented_code(word: str) -> None:
 
 
 def test_every_verdict_is_documented() -> None:
-    from halb.status import EXIT
+    from halb.status.verdict import EXIT
 
     assert EXIT == DOCUMENTED_EXIT, "a verdict was added or changed: document its exit code"
 
@@ -107,7 +107,7 @@ def test_maintenance_and_drift_and_held_nodes_have_their_verdicts() -> None:
 
 
 def test_drift_compares_every_rendered_file_and_counts_missing_ones() -> None:
-    from halb.status import drift
+    from halb.status.verdict import drift
 
     probe = "state BACKUP\nvip no\nsha256 aaa  /etc/a\nsha256 bbb  /etc/b\n"
     s = parse_probe("lb1", probe)
@@ -132,7 +132,7 @@ def test_status_json_lists_every_vip_with_its_holders() -> None:
 
     from conftest import variants
     from halb.config import load_config
-    from halb.status import as_json
+    from halb.status.report import as_json
 
     cfg = load_config(variants()["dualstack"])
     lb1 = replace(node("lb1", True), others={"192.168.4.59": False, "2001:db8:4::60": True})
@@ -146,7 +146,8 @@ def test_status_json_lists_every_vip_with_its_holders() -> None:
 
 
 def test_status_reads_each_certificates_expiry_and_fingerprint_and_flags_another_one() -> None:
-    from halb.status import certificate_notes, drift, probe_script
+    from halb.status.remote import probe_script
+    from halb.status.verdict import certificate_notes, drift
 
     path = "/etc/haproxy/halb-certs/https.pem"
     assert f"openssl x509 -noout -enddate -fingerprint -sha256 -in {path}" in probe_script("v", [], (), [path])

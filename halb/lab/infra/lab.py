@@ -26,7 +26,8 @@ from halb.lab.infra.topology import (
     WORKERS,
     Host,
 )
-from halb.status import Verdict, assess, parse_probe, probe_script
+from halb.status.remote import probe_script
+from halb.status.verdict import Verdict, assess, parse_probe
 
 TOOLS = [
     "ip",

@@ -1,0 +1,179 @@
+"""Asking the nodes over SSH: the probe script each node runs, and `collect`, which turns the
+answers into NodeStates and a verdict."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+
+from halb.commands import HELD
+from halb.config.tls import read_pem
+from halb.render import PATHS, certificate_files
+from halb.status.verdict import UNITS, NodeState, Verdict, assess, drift, parse_probe
+
+if TYPE_CHECKING:
+    from halb.config import HalbConfig
+    from halb.render import Secrets
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    user: str
+    port: int
+    key_path: str | None
+
+
+def ssh_command(
+    target: SshTarget, address: str, strict_host_keys: bool = True, known_hosts: str | None = None
+) -> list[str]:
+    """ssh with the stack's user, port and key; the user goes after -l and the command after --.
+    `known_hosts`: a file that pins the node's host key (`nodes[].hostKey`); it wins over the rest."""
+    ssh = ["ssh", "-p", str(target.port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
+    if target.key_path:
+        ssh += ["-i", os.path.expanduser(target.key_path)]
+    if known_hosts is not None:
+        ssh += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}"]
+        ssh += ["-o", "GlobalKnownHostsFile=/dev/null"]
+    elif not strict_host_keys:
+        ssh += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+    return [*ssh, "-l", target.user, address, "--"]
+
+
+def known_hosts_line(address: str, port: int, host_key: str) -> str:
+    """The known_hosts entry that pins `host_key` (`type base64 [comment]`) for the address."""
+    where = address if port == 22 else f"[{address}]:{port}"
+    return f"{where} {' '.join(host_key.split()[:2])}\n"
+
+
+def ssh_run(
+    target: SshTarget,
+    address: str,
+    command: str,
+    strict_host_keys: bool,
+    host_key: str | None = None,
+    stdin: str = "",
+    timeout: float = 20,
+) -> tuple[int | None, str, str]:
+    """Run `command` on a node: (exit code, stdout, stderr), exit code None when ssh got no answer
+    in `timeout`. A pinned `host_key` is always checked."""
+    with tempfile.TemporaryDirectory(prefix="halb-ssh-") as tmp:
+        known_hosts = None
+        if host_key:
+            known_hosts = f"{tmp}/known_hosts"
+            Path(known_hosts).write_text(known_hosts_line(address, target.port, host_key))
+        cmd = [*ssh_command(target, address, strict_host_keys, known_hosts), command]
+        try:
+            p = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, "", f"ssh: no answer within {timeout:g} s"
+    return p.returncode, p.stdout, p.stderr
+
+
+def probe_script(vip: str, files: list[str], others: Sequence[str] = (), certs: Sequence[str] = ()) -> str:
+    """Run on a node over SSH; prints `key value` lines that parse_probe reads. `others`: the
+    stack's other VIPs (IPv4 or IPv6); `certs`: certificate files, whose expiry and fingerprint
+    (of the first certificate: the server's) are read, never the key."""
+    hashes = " ".join(files)
+    x509 = "openssl x509 -noout -enddate -fingerprint -sha256 -in"
+    return (
+        f'echo "state $(cat {PATHS["vrrp_state"]} 2>/dev/null || echo UNKNOWN)"; '
+        f"ip -o -4 addr show | grep -qF ' {vip}/' && echo 'vip yes' || echo 'vip no'; "
+        + "".join(f"ip -o addr show | grep -qF ' {o}/' && echo 'vip.{o} yes' || echo 'vip.{o} no'; " for o in others)
+        + "".join(
+            f'echo "active.{u} $(systemctl is-active {u})"; echo "enabled.{u} $(systemctl is-enabled {u} 2>/dev/null)"; '
+            for u in UNITS
+        )
+        + f"[ -e {HELD} ] && echo 'held yes' || echo 'held no'; "
+        + f"sed 's/^/partition /' {PATHS['vrrp_partition']} 2>/dev/null; "
+        + f"sed 's/^/foreign /' {PATHS['vrrp_foreign']} 2>/dev/null; "
+        + f'echo "down $(cat {PATHS["haproxy_down"]} 2>/dev/null)"; echo "health $(cat {PATHS["haproxy_health"]} 2>/dev/null)"; '
+        + 'echo "restarts $(systemctl show -p NRestarts --value haproxy)"; '
+        + 'echo "result $(systemctl show -p Result --value haproxy)"; '
+        + (
+            f"{{ sudo -n sha256sum {hashes} 2>/dev/null || sha256sum {hashes} 2>/dev/null; }} | sed 's/^/sha256 /'; "
+            if files
+            else ""
+        )
+        + "".join(
+            f'echo "cert {c} $({{ sudo -n {x509} {c} 2>/dev/null || {x509} {c} 2>/dev/null; }} | tr "\\n" " ")"; '
+            for c in certs
+        )
+        + "true"
+    )
+
+
+def probe(
+    target: SshTarget,
+    address: str,
+    vip: str,
+    strict_host_keys: bool,
+    files: list[str] | None = None,
+    host_key: str | None = None,
+    others: Sequence[str] = (),
+    certs: Sequence[str] = (),
+) -> tuple[str | None, str]:
+    """The probe's output, or None and ssh's reason."""
+    script = probe_script(vip, files or [], others, certs)
+    code, out, err = ssh_run(target, address, script, strict_host_keys, host_key)
+    if code == 0:
+        return out, ""
+    return None, err if code is None else (err.strip().splitlines() or [f"ssh exited {code}"])[-1]
+
+
+def expected_hashes(cfg: HalbConfig, node: str, secrets: Secrets | None) -> dict[str, str]:
+    """What halb renders for a node, by path; secret files only when the secrets are known
+    (certificates are compared by fingerprint instead: `stack_fingerprints`)."""
+    from halb.render import node_files, secret_files
+
+    files = node_files(cfg, node) + (secret_files(cfg, node, secrets) if secrets is not None else [])
+    return {f.path: f.sha256 for f in files if f.step != "tls"}
+
+
+def collect(
+    cfg: HalbConfig, strict_host_keys: bool = True, secrets: Secrets | None = None
+) -> tuple[list[NodeState], Verdict]:
+    from dataclasses import replace
+
+    from halb.config.addresses import plan_addresses
+
+    plan = plan_addresses(cfg)
+    target = SshTarget(cfg.ssh.user, cfg.ssh.port, cfg.ssh.private_key_path)
+    prints = stack_fingerprints(cfg)
+    certs = [path for path, _, _ in certificate_files(cfg)]
+    states = []
+    for node in cfg.nodes:
+        expected = expected_hashes(cfg, node.name, secrets)
+        address = str(plan.nodes[node.name])
+        others = [str(v.address) for v in cfg.vip_plans if v.address != plan.vip]
+        output, error = probe(
+            target, address, str(plan.vip), strict_host_keys, sorted(expected), node.host_key, others, certs
+        )
+        state = parse_probe(node.name, output, error)
+        states.append(
+            replace(
+                state, maintenance=node.maintenance, drift=drift(state, expected, prints) if state.reachable else []
+            )
+        )
+    return states, assess(states)
+
+
+def stack_fingerprints(cfg: HalbConfig) -> dict[str, str]:
+    """Each certificate file's expected fingerprint, where the stack's certificate can be read here."""
+    from halb.config.tls import fingerprint
+
+    out = {}
+    for path, _, cert in certificate_files(cfg):
+        chain = read_pem(cert).chain
+        if chain:
+            try:
+                out[path] = fingerprint(x509.load_pem_x509_certificates(chain.encode())[0])
+            except ValueError:
+                continue
+    return out
