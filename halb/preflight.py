@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from halb.config import HalbConfig
 from halb.config.addresses import plan_addresses
 from halb.render import PATHS, node_files
-from halb.status.remote import SshTarget, ssh_run
+from halb.status.remote import Reach, SshTarget, ssh_run
 
 PROBE_SECONDS = 3.0  # when keepalived.vridProbeSeconds is 0 (no pre-flight on deploys), --probe still listens
 
@@ -28,9 +28,8 @@ def vrid_collisions(cfg: HalbConfig, strict_host_keys: bool = True) -> list[str]
         node = cfg.nodes[index]
         program = next(f.content for f in node_files(cfg, node.name, plan) if f.path == PATHS["vrrp_adverts"])
         address = str(plan.nodes[node.name])
-        code, _, err = ssh_run(
-            target, address, command, strict_host_keys, node.host_key, stdin=program, timeout=seconds + 20
-        )
+        reach = Reach(target, address, node.host_key, strict_host_keys)
+        code, _, err = ssh_run(reach, command, stdin=program, timeout=seconds + 20)
         where = f"nodes[{index}] ({node.name}, {address})"
         if code == 0:
             return []

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from halb.status.remote import SshTarget, probe
+from halb.status.remote import Questions, Reach, SshTarget, probe
 from halb.status.verdict import NodeState, Verdict, assess, parse_probe
 
 
@@ -74,7 +74,7 @@ def check(spec: Spec, key_path: str | None) -> tuple[bool, str]:
     def ask(node: tuple[str, str]) -> NodeState:
         name, address = node
         output, error = probe(
-            target, address, spec.vip, strict_host_keys=False, host_key=spec.host_keys.get(name), others=spec.others
+            Reach(target, address, spec.host_keys.get(name), strict_host_keys=False), Questions(spec.vip, spec.others)
         )
         return parse_probe(name, output, error)
 

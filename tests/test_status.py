@@ -146,11 +146,11 @@ def test_status_json_lists_every_vip_with_its_holders() -> None:
 
 
 def test_status_reads_each_certificates_expiry_and_fingerprint_and_flags_another_one() -> None:
-    from halb.status.remote import probe_script
+    from halb.status.remote import Questions, probe_script
     from halb.status.verdict import certificate_notes, drift
 
     path = "/etc/haproxy/halb-certs/https.pem"
-    assert f"openssl x509 -noout -enddate -fingerprint -sha256 -in {path}" in probe_script("v", [], (), [path])
+    assert f"openssl x509 -noout -enddate -fingerprint -sha256 -in {path}" in probe_script(Questions("v", certs=[path]))
     output = f"state MASTER\nvip yes\ncert {path} notAfter=Feb  6 10:03:00 2027 GMT sha256 Fingerprint=AB:CD:EF \n"
     state = parse_probe("lb1", output)
     assert state.certificates == {path: ("2027-02-06", "abcdef")}, state.certificates

@@ -11,7 +11,7 @@ from pulumi_command import local, remote
 from halb.components.node import NodeProvisioning, NodeProvisioningArgs
 from halb.components.reservations import AddressReservations, AddressReservationsArgs, Reservation
 from halb.components.rollout import VrrpRollout, VrrpRolloutArgs
-from halb.components.verify import verify_command
+from halb.components.verify import VerifyArgs, verify_command
 from halb.config import HalbConfig, Node, Secret
 from halb.config.addresses import AddressPlan, plan_addresses
 from halb.config.secrets import STATS_PASSWORD, VRRP_PASSWORD
@@ -169,16 +169,15 @@ class HaLoadBalancer(pulumi.ComponentResource):
     def _verify(self, name: str, cfg: HalbConfig, key: pulumi.Output[str] | None) -> local.Command:
         """A deploy that proves itself: exactly one holder, every service answering through the VIP."""
         follows = {f"{name}-{n}-{step}": h for n, p in self.nodes.items() for step, h in p.script_hashes.items()}
-        return verify_command(
-            name,
-            cfg,
-            key,
-            [p.host_id for p in self.nodes.values()],
-            follows,
-            self.rollout.secret_digest,
-            self.rollout.done,
-            pulumi.ResourceOptions(parent=self),
+        args = VerifyArgs(
+            config=cfg,
+            key=key,
+            host_ids=[p.host_id for p in self.nodes.values()],
+            follows=follows,
+            secrets_digest=self.rollout.secret_digest,
+            after=self.rollout.done,
         )
+        return verify_command(name, args, pulumi.ResourceOptions(parent=self))
 
     def _outputs(self, cfg: HalbConfig, plan: AddressPlan) -> None:
         """Derived from the plan, never from addresses the guests report."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 import pulumi
 from pulumi_command import local
@@ -34,20 +35,23 @@ def verify_spec(cfg: HalbConfig) -> Spec:
     )
 
 
-def verify_command(
-    name: str,
-    cfg: HalbConfig,
-    key: pulumi.Output[str] | None,
-    host_ids: list[pulumi.Input[str]],
-    follows: dict[str, str],
-    secrets_digest: pulumi.Output[str],
-    after: list[pulumi.Resource],
-    opts: pulumi.ResourceOptions,
-) -> local.Command:
-    """Runs again whenever a step it follows (`follows`: resource name -> script hash) or a secret
-    (`secrets_digest`, kept secret) changes: both update it. A new host (`host_ids`) replaces it.
-    Nothing in it depends on the machine or checkout that runs `pulumi up`: the interpreter is the
-    project's virtualenv (Pulumi.yaml), relative to the project, where the engine runs commands."""
+@dataclass(frozen=True)
+class VerifyArgs:
+    config: HalbConfig
+    key: pulumi.Output[str] | None  # the inline SSH key (secret), sent on stdin
+    host_ids: list[pulumi.Input[str]]  # a new host replaces the check
+    follows: dict[str, str]  # resource name -> script hash of every step it follows
+    secrets_digest: pulumi.Output[str]  # secret: a changed password runs it again
+    after: list[pulumi.Resource]
+
+
+def verify_command(name: str, args: VerifyArgs, opts: pulumi.ResourceOptions) -> local.Command:
+    """Runs again whenever a step it follows or a secret changes: both update it. A new host
+    replaces it. Nothing in it depends on the machine or checkout that runs `pulumi up`: the
+    interpreter is the project's virtualenv (Pulumi.yaml), relative to the project, where the
+    engine runs commands. A single command, not a component: a component would give it a new URN
+    (a replacement in every deployed stack's preview) and nothing to group."""
+    cfg, key, follows = args.config, args.key, args.follows
     inline_key = cfg.ssh.private_key is not None and key is not None
     spec = verify_spec(cfg)
     lines = [f"# follows {step}: {digest[:16]}" for step, digest in sorted(follows.items())]
@@ -57,9 +61,9 @@ def verify_command(
         f"{name}-verify",
         create="\n".join(lines) + "\n",
         stdin=key if inline_key else None,
-        environment={"HALB_SECRETS_DIGEST": secrets_digest},
-        triggers=host_ids,
+        environment={"HALB_SECRETS_DIGEST": args.secrets_digest},
+        triggers=args.host_ids,
         logging=local.Logging.STDOUT_AND_STDERR,
         add_previous_output_in_env=False,
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=args.after)),
     )

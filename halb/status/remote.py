@@ -30,6 +30,28 @@ class SshTarget:
     key_path: str | None
 
 
+@dataclass(frozen=True)
+class Reach:
+    """How to reach one node: the stack's SSH settings, its address, and its host key (`nodes[].hostKey`,
+    always checked when set; otherwise `strict_host_keys` says whether known_hosts must know it)."""
+
+    target: SshTarget
+    address: str
+    host_key: str | None = None
+    strict_host_keys: bool = True
+
+
+@dataclass(frozen=True)
+class Questions:
+    """What the probe asks a node: who holds the primary VIP and the stack's `others`, the hashes of
+    the managed `files`, and each certificate file's expiry and fingerprint (`certs`, never a key)."""
+
+    vip: str
+    others: Sequence[str] = ()
+    files: Sequence[str] = ()
+    certs: Sequence[str] = ()
+
+
 def ssh_command(
     target: SshTarget, address: str, strict_host_keys: bool = True, known_hosts: str | None = None
 ) -> list[str]:
@@ -52,23 +74,15 @@ def known_hosts_line(address: str, port: int, host_key: str) -> str:
     return f"{where} {' '.join(host_key.split()[:2])}\n"
 
 
-def ssh_run(
-    target: SshTarget,
-    address: str,
-    command: str,
-    strict_host_keys: bool,
-    host_key: str | None = None,
-    stdin: str = "",
-    timeout: float = 20,
-) -> tuple[int | None, str, str]:
+def ssh_run(node: Reach, command: str, stdin: str = "", timeout: float = 20) -> tuple[int | None, str, str]:
     """Run `command` on a node: (exit code, stdout, stderr), exit code None when ssh got no answer
-    in `timeout`. A pinned `host_key` is always checked."""
+    in `timeout`."""
     with tempfile.TemporaryDirectory(prefix="halb-ssh-") as tmp:
         known_hosts = None
-        if host_key:
+        if node.host_key:
             known_hosts = f"{tmp}/known_hosts"
-            Path(known_hosts).write_text(known_hosts_line(address, target.port, host_key))
-        cmd = [*ssh_command(target, address, strict_host_keys, known_hosts), command]
+            Path(known_hosts).write_text(known_hosts_line(node.address, node.target.port, node.host_key))
+        cmd = [*ssh_command(node.target, node.address, node.strict_host_keys, known_hosts), command]
         try:
             p = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -76,10 +90,10 @@ def ssh_run(
     return p.returncode, p.stdout, p.stderr
 
 
-def probe_script(vip: str, files: list[str], others: Sequence[str] = (), certs: Sequence[str] = ()) -> str:
-    """Run on a node over SSH; prints `key value` lines that parse_probe reads. `others`: the
-    stack's other VIPs (IPv4 or IPv6); `certs`: certificate files, whose expiry and fingerprint
-    (of the first certificate: the server's) are read, never the key."""
+def probe_script(q: Questions) -> str:
+    """Run on a node over SSH; prints `key value` lines that parse_probe reads. A certificate's
+    fingerprint is the first certificate's in its file: the server's."""
+    vip, files, others, certs = q.vip, q.files, q.others, q.certs
     hashes = " ".join(files)
     x509 = "openssl x509 -noout -enddate -fingerprint -sha256 -in"
     return (
@@ -109,19 +123,9 @@ def probe_script(vip: str, files: list[str], others: Sequence[str] = (), certs: 
     )
 
 
-def probe(
-    target: SshTarget,
-    address: str,
-    vip: str,
-    strict_host_keys: bool,
-    files: list[str] | None = None,
-    host_key: str | None = None,
-    others: Sequence[str] = (),
-    certs: Sequence[str] = (),
-) -> tuple[str | None, str]:
+def probe(node: Reach, questions: Questions) -> tuple[str | None, str]:
     """The probe's output, or None and ssh's reason."""
-    script = probe_script(vip, files or [], others, certs)
-    code, out, err = ssh_run(target, address, script, strict_host_keys, host_key)
+    code, out, err = ssh_run(node, probe_script(questions))
     if code == 0:
         return out, ""
     return None, err if code is None else (err.strip().splitlines() or [f"ssh exited {code}"])[-1]
@@ -153,7 +157,8 @@ def collect(
         address = str(plan.nodes[node.name])
         others = [str(v.address) for v in cfg.vip_plans if v.address != plan.vip]
         output, error = probe(
-            target, address, str(plan.vip), strict_host_keys, sorted(expected), node.host_key, others, certs
+            Reach(target, address, node.host_key, strict_host_keys),
+            Questions(str(plan.vip), others, sorted(expected), certs),
         )
         state = parse_probe(node.name, output, error)
         states.append(

@@ -26,7 +26,7 @@ from halb.lab.infra.topology import (
     WORKERS,
     Host,
 )
-from halb.status.remote import probe_script
+from halb.status.remote import Questions, probe_script
 from halb.status.verdict import Verdict, assess, parse_probe
 
 TOOLS = [
@@ -160,7 +160,7 @@ def down() -> None:
 
 def probe(node: Host) -> str | None:
     try:
-        p = nodes.ssh(node, probe_script(VIP, []), timeout=10)
+        p = nodes.ssh(node, probe_script(Questions(VIP)), timeout=10)
     except subprocess.TimeoutExpired:
         return None
     return p.stdout if p.returncode == 0 else None
