@@ -76,21 +76,10 @@ def stack_raw(stack: str) -> dict[str, Any]:
     return strip_prefix(doc["config"])
 
 
-def with_(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of raw with the value at `path` (`pulumi config set --path` syntax: `nodes[0].role`) set."""
-    out: dict[str, Any] = set_in(raw, path, value)
-    return out
-
-
-def without(raw: dict[str, Any], path: str) -> dict[str, Any]:
-    out: dict[str, Any] = delete_in(raw, path)
-    return out
-
-
 def variants() -> dict[str, dict[str, Any]]:
     """The configurations whose rendered files are proven by the daemons and kept as golden files."""
     dev = stack_raw("dev")
-    http = with_(
+    http = set_in(
         dev,
         "haproxy.services",
         dev["haproxy"]["services"]
@@ -109,28 +98,28 @@ def variants() -> dict[str, dict[str, Any]]:
             }
         ],
     )
-    nopreempt = with_(dev, "keepalived.nopreempt", True)
-    vrrp3 = with_(with_(dev, "keepalived.version", 3), "keepalived.advertInt", 0.5)
-    pool = with_(dev, "addresses", {"pool": {"first": "192.168.4.60", "last": "192.168.4.69"}})
+    nopreempt = set_in(dev, "keepalived.nopreempt", True)
+    vrrp3 = set_in(set_in(dev, "keepalived.version", 3), "keepalived.advertInt", 0.5)
+    pool = set_in(dev, "addresses", {"pool": {"first": "192.168.4.60", "last": "192.168.4.69"}})
     pool["nodes"] = [{"name": "lb1", "role": "master"}, {"name": "lb2", "role": "backup"}]
-    pool = with_(pool, "keepalived", {"healthCheck": {"interval": 2, "fall": 3}, "unicast": False})
+    pool = set_in(pool, "keepalived", {"healthCheck": {"interval": 2, "fall": 3}, "unicast": False})
     servers = dev["haproxy"]["services"][0]["servers"]
-    day_two = with_(with_(nopreempt, "nodes[0].maintenance", True), "haproxy.services[0].servers", [
+    day_two = set_in(set_in(nopreempt, "nodes[0].maintenance", True), "haproxy.services[0].servers", [
         {**servers[0], "weight": 5}, {**servers[1], "state": "drain"},
         {**servers[2], "state": "disabled"}, {**servers[3], "backup": True},
     ])  # fmt: skip
     # Several VIPs, active/active and dual stack: two IPv4 VIPs preferring different nodes, an IPv6
     # one moving with the first (a sync group), a service on one VIP only with an IPv6 backend.
-    dual = without(without(vrrp3, "addresses"), "keepalived.vrid")
-    dual = with_(dual, "network.subnet6", "2001:db8:4::/64")
-    dual = with_(with_(dual, "nodes[0].address6", "2001:db8:4::61"), "nodes[1].address6", "2001:db8:4::62")
-    dual = with_(dual, "vips", [
+    dual = delete_in(delete_in(vrrp3, "addresses"), "keepalived.vrid")
+    dual = set_in(dual, "network.subnet6", "2001:db8:4::/64")
+    dual = set_in(set_in(dual, "nodes[0].address6", "2001:db8:4::61"), "nodes[1].address6", "2001:db8:4::62")
+    dual = set_in(dual, "vips", [
         {"name": "public", "address": "192.168.4.60"},
         {"name": "internal", "address": "192.168.4.59", "preferred": "lb2"},
         {"name": "public6", "address": "2001:db8:4::60"},
     ])  # fmt: skip
-    dual = with_(dual, "keepalived.syncGroups", [{"name": "web", "vips": ["public", "public6"]}])
-    dual = with_(dual, "haproxy.services", [*dev["haproxy"]["services"], {
+    dual = set_in(dual, "keepalived.syncGroups", [{"name": "web", "vips": ["public", "public6"]}])
+    dual = set_in(dual, "haproxy.services", [*dev["haproxy"]["services"], {
         "name": "api", "port": 8443, "vips": ["internal"],
         "servers": [{"name": "api1", "address": "2001:db8:4::70"}, {"name": "api2", "address": "192.168.4.71"}],
     }])  # fmt: skip

@@ -7,18 +7,19 @@ import subprocess
 import sys
 from ipaddress import IPv4Address as A
 
-from conftest import ROOT, stack_raw, with_
+from conftest import ROOT, stack_raw
 from halb.config import load_config
 from halb.config.addresses import plan_addresses
+from halb.config.paths import set_in
 
 DEV = stack_raw("dev")
 
 
 def pooled(first: str, last: str, **over: object) -> dict:
-    raw = with_(DEV, "addresses", {"pool": {"first": first, "last": last}})
+    raw = set_in(DEV, "addresses", {"pool": {"first": first, "last": last}})
     raw["nodes"] = [{"name": "lb1", "role": "master"}, {"name": "lb2", "role": "backup"}]
     for key, value in over.items():
-        raw = with_(raw, key, value)
+        raw = set_in(raw, key, value)
     return raw
 
 
@@ -37,7 +38,7 @@ def test_pool_allocates_vip_then_nodes_in_order() -> None:
 def test_pool_skips_gateway_dns_backends_and_given_addresses() -> None:
     raw = pooled("192.168.4.1", "192.168.4.80", **{"network.dnsServers": ["192.168.4.2"]})
     raw["nodes"][1]["address"] = "192.168.4.3"
-    raw = with_(raw, "haproxy.services[0].servers[0].address", "192.168.4.4")
+    raw = set_in(raw, "haproxy.services[0].servers[0].address", "192.168.4.4")
     plan = plan_addresses(load_config(raw))
     # .1 gateway, .2 DNS, .3 given to lb2, .4 a backend server
     assert plan.vip == A("192.168.4.5")

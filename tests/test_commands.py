@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require, stack_raw, tool, with_
+from conftest import require, stack_raw, tool
 from halb import commands
 from halb.config import load_config
+from halb.config.paths import set_in
 from halb.render import NodeFile, all_files
 
 TRICKY = "line with $HOME and `date` and $(id -u)\n\\backslash\nEOF\nHALB_EOF_x\n'quotes' \"double\"\n"
@@ -168,7 +169,7 @@ def _firewall_run(tmp_path: Path, rules: list[str]) -> list[str]:
 
 def test_firewall_opens_exactly_halbs_rules_and_closes_stale_ones(tmp_path: Path) -> None:
     (tmp_path / "before.rules").write_text(BEFORE_RULES)
-    cfg = load_config(with_(stack_raw("dev"), "haproxy.stats.allowFrom", ["192.168.4.0/24", "10.9.9.9/32"]))
+    cfg = load_config(set_in(stack_raw("dev"), "haproxy.stats.allowFrom", ["192.168.4.0/24", "10.9.9.9/32"]))
     rules = commands.firewall_rules(cfg, "192.168.4.62")
     assert rules == [
         "vrrp 192.168.4.62/32", "tcp 80 0.0.0.0/0", "tcp 443 0.0.0.0/0", "tcp 8080 192.168.4.0/24",
@@ -245,8 +246,8 @@ def test_vrid_step_listens_with_the_rendered_program_and_changes_only_with_the_v
     base = script(dev)
     adverts = next(f.content for f in node_files(load_config(dev), "lb1") if f.path == PATHS["vrrp_adverts"])
     assert base.startswith("python3 - 3 <<'HALB_EOF'\n") and adverts in base, "vrid step: python3 reads the program"
-    assert script(with_(dev, "haproxy.maxconn", 9000)) == base, "vrid step: a change that is not a VRID runs nothing"
-    assert script(with_(dev, "keepalived.vrid", 77)) != base, "vrid step: a new VRID listens again"
-    off = script(with_(dev, "keepalived.vridProbeSeconds", 0))
+    assert script(set_in(dev, "haproxy.maxconn", 9000)) == base, "vrid step: a change that is not a VRID runs nothing"
+    assert script(set_in(dev, "keepalived.vrid", 77)) != base, "vrid step: a new VRID listens again"
+    off = script(set_in(dev, "keepalived.vridProbeSeconds", 0))
     assert "python3" not in off and "vridProbeSeconds is 0" in off, off
-    assert script(with_(dev, "keepalived.vridProbeSeconds", 0.5)).startswith("python3 - 0.5 <<"), "the window"
+    assert script(set_in(dev, "keepalived.vridProbeSeconds", 0.5)).startswith("python3 - 0.5 <<"), "the window"

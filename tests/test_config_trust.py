@@ -245,21 +245,23 @@ def test_an_unreadable_key_is_a_problem_not_a_traceback(tmp_path: Path, monkeypa
 
 
 def test_the_ec_parameters_block_is_left_off_the_node() -> None:
-    from conftest import stack_raw, with_
+    from conftest import stack_raw
     from halb.config import load_config
+    from halb.config.paths import set_in
     from halb.render import certificate_texts
 
     chain, key = M.ec_parameters_key()
     raw = stack_raw("dev")
     svc = service({"certificateFile": chain, "keyFile": key})
-    cfg = load_config(with_(raw, "haproxy.services", [*raw["haproxy"]["services"], svc]))
+    cfg = load_config(set_in(raw, "haproxy.services", [*raw["haproxy"]["services"], svc]))
     [text] = certificate_texts(cfg).values()
     assert "EC PARAMETERS" not in text and text.count("PRIVATE KEY-----") == 2, "web.pem: the chain and the key only"
 
 
 def test_the_wildcard_route_renders_a_suffix_match() -> None:
-    from conftest import stack_raw, with_
+    from conftest import stack_raw
     from halb.config import load_config
+    from halb.config.paths import set_in
     from halb.render import all_files
 
     chain, key = M.leaf(["*.lab.internal"])
@@ -267,7 +269,7 @@ def test_the_wildcard_route_renders_a_suffix_match() -> None:
     svc = service({"certificateFile": chain, "keyFile": key},
                   groups=[{"name": "api", "servers": [{"name": "a1", "address": "192.168.4.71"}]}],
                   routes=[{"host": "*.lab.internal", "group": "api"}])  # fmt: skip
-    cfg = load_config(with_(raw, "haproxy.services", [*raw["haproxy"]["services"], svc]))
+    cfg = load_config(set_in(raw, "haproxy.services", [*raw["haproxy"]["services"], svc]))
     text = next(f.content for f in all_files(cfg, "lb1") if f.path.endswith("haproxy.cfg"))
     assert "use_backend web_api if { req.hdr(host),field(1,:) -m end -i .lab.internal }\n" in text, text
 

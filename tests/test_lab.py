@@ -3,6 +3,10 @@ with the pulumi-command provider) deploys the lab stack onto real systemd nodes;
 
 Needs root, debootstrap (or the cached image), systemd-nspawn, ssh. With CI=true a missing
 prerequisite fails. The module brings the lab up fresh and always takes it down.
+
+The tests are one ordered scenario on one deployed stack, in file order: each starts from what
+the one before left (settled on lb1, the stack file's config) and leaves it so. pytest runs them
+in file order, and pyproject.toml's `-p no:randomly` keeps a shuffling plugin from reordering them.
 """
 
 from __future__ import annotations

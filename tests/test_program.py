@@ -10,8 +10,9 @@ from typing import Any
 import pulumi
 import pytest
 
-from conftest import ROOT, stack_raw, with_, without
+from conftest import ROOT, stack_raw
 from halb.components.node import STEPS
+from halb.config.paths import delete_in, set_in
 from pulumi_harness import SECRET_SIG, Recorder, Run, run_main, stack_config
 
 VM = "vsphere:index/virtualMachine:VirtualMachine"
@@ -28,14 +29,14 @@ STATS_PASSWORD = "st4ts-Secret-Pass"
 def dev(**changes: Any) -> dict[str, Any]:
     raw = stack_raw("dev")
     for path, value in changes.items():
-        raw = with_(raw, path, value)
+        raw = set_in(raw, path, value)
     return raw
 
 
 def deploy(raw: dict[str, Any], secrets_in_config: bool = True, stack: str = "dev") -> Run:
     if secrets_in_config:
-        raw = with_(raw, "ssh.privateKey", SSH_KEY)
-        raw = with_(raw, "ssh.agent", False)
+        raw = set_in(raw, "ssh.privateKey", SSH_KEY)
+        raw = set_in(raw, "ssh.agent", False)
     config = stack_config(
         raw,
         {
@@ -104,7 +105,7 @@ def placement_failure(answers: dict[str, Any], fail: frozenset[str] = frozenset(
             return super().call(args)
 
     recorder = Failing(answers)
-    raw = with_(with_(dev(), "ssh.privateKey", SSH_KEY), "ssh.agent", False)
+    raw = set_in(set_in(dev(), "ssh.privateKey", SSH_KEY), "ssh.agent", False)
     config = stack_config(raw, {"vsphere:password": VC_PASSWORD, "vsphere:vsphereServer": "vc.example.com",
                                 "vsphere:user": "admin@vsphere.local"})  # fmt: skip
     with pytest.raises(Exception) as err:
@@ -300,7 +301,7 @@ def test_hosts_platform_creates_no_vm() -> None:
 def test_removing_a_backend_server_changes_only_the_haproxy_scripts_and_no_trigger(dev_run: Run) -> None:
     raw = dev(**{"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": STATS_PASSWORD})
     servers = raw["haproxy"]["services"][0]["servers"]
-    smaller = deploy(with_(raw, "haproxy.services[0].servers", servers[:-1]))
+    smaller = deploy(set_in(raw, "haproxy.services[0].servers", servers[:-1]))
     commands = {**dev_run.of_type(REMOTE), **dev_run.of_type(LOCAL)}
     changed = sorted(n for n, r in commands.items() if r.inputs != smaller.resources[n].inputs)
     assert changed == ["halb-lb1-haproxy", "halb-lb2-haproxy", "halb-verify"], changed
@@ -418,14 +419,14 @@ def test_bad_config_fails_before_any_resource_is_created() -> None:
 
 def test_unknown_key_is_an_error_in_the_program_too() -> None:
     with pytest.raises(Exception) as err:
-        deploy(with_(without(dev(), "keepalived"), "keepalivd", {"vrid": 3}))
+        deploy(set_in(delete_in(dev(), "keepalived"), "keepalivd", {"vrid": 3}))
     assert "halb:keepalivd" in str(err.value) and "no such key" in str(err.value)
 
 
 def test_plain_text_secrets_are_refused_by_the_program_with_the_fix() -> None:
     """Pulumi hands the program every secret decrypted: a key not marked secret was plain text."""
     raw = dev(**{"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": STATS_PASSWORD})
-    raw = with_(with_(raw, "ssh.privateKey", SSH_KEY), "ssh.agent", False)
+    raw = set_in(set_in(raw, "ssh.privateKey", SSH_KEY), "ssh.agent", False)
     config = stack_config(raw, {"vsphere:password": VC_PASSWORD, "vsphere:vsphereServer": "vc.example.com",
                                 "vsphere:user": "admin@vsphere.local"})  # fmt: skip
     recorder = Recorder()
@@ -443,7 +444,7 @@ def test_plain_text_secrets_are_refused_by_the_program_with_the_fix() -> None:
 
 
 def test_missing_key_file_fails_before_any_resource_is_created(tmp_path: Any) -> None:
-    raw = with_(dev(platform="hosts"), "ssh", {"user": "root", "privateKeyPath": str(tmp_path / "absent")})
+    raw = set_in(dev(platform="hosts"), "ssh", {"user": "root", "privateKeyPath": str(tmp_path / "absent")})
     recorder = Recorder()
     with pytest.raises(Exception) as err:
         run_main(stack_config(raw), [], recorder=recorder)
@@ -496,7 +497,7 @@ def test_vrrp_rollout_commits_then_rejoins_after_both_nodes(dev_run: Run) -> Non
         assert dev_run.deps(rejoin) >= {"halb-vrrp-lb1-commit", "halb-vrrp-lb2-commit"}, rejoin
         assert SECRET_SIG in json.dumps(dev_run.resources[commit].inputs["stdin"]), f"{commit}: stdin is secret"
     raw = dev(**{"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": STATS_PASSWORD})
-    resting = deploy(with_(raw, "nodes[0].maintenance", True))
+    resting = deploy(set_in(raw, "nodes[0].maintenance", True))
     for name in ("halb-vrrp-lb1-commit", "halb-vrrp-lb2-rejoin"):  # a keepalived change updates the rollout
         before, after = dev_run.resources[name].inputs, resting.resources[name].inputs
         assert before["create"] != after["create"] and before["triggers"] == after["triggers"], name
@@ -533,7 +534,7 @@ def test_maintenance_is_a_one_line_change_of_one_step(dev_run: Run) -> None:
     import difflib
 
     raw = dev(**{"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": STATS_PASSWORD})
-    resting = deploy(with_(raw, "nodes[0].maintenance", True))
+    resting = deploy(set_in(raw, "nodes[0].maintenance", True))
     changed = sorted(
         n
         for n, r in dev_run.of_type(REMOTE).items()

@@ -15,9 +15,10 @@ from typing import Any
 import jinja2
 import pytest
 
-from conftest import IN_CI, ROOT, require, require_root_tools, stack_raw, tool, variants, with_
+from conftest import IN_CI, ROOT, require, require_root_tools, stack_raw, tool, variants
 from halb import render
 from halb.config import ConfigError, HalbConfig, load_config
+from halb.config.paths import set_in
 from halb.render import PATHS, Secrets, all_files, node_files, secret_files, write_tree
 from halb.validate import haproxy_check, keepalived_check, shellcheck
 
@@ -155,7 +156,7 @@ def test_a_template_given_too_little_refuses_to_render() -> None:
 def test_removing_a_backend_server_changes_only_haproxy_cfg() -> None:
     dev = variants()["dev"]
     servers = dev["haproxy"]["services"][0]["servers"]
-    smaller = load_config(with_(dev, "haproxy.services[0].servers", servers[:-1]))
+    smaller = load_config(set_in(dev, "haproxy.services[0].servers", servers[:-1]))
     before = {f.path: f.sha256 for f in node_files(VARIANTS["dev"], "lb1")}
     after = {f.path: f.sha256 for f in node_files(smaller, "lb1")}
     changed = {p for p in before if before[p] != after[p]}
@@ -172,7 +173,7 @@ def _file(cfg: HalbConfig, node: str, key: str) -> str:
 def test_maintenance_lowers_that_node_only_and_lifts_the_peers_nopreempt() -> None:
     from halb.render import MAINTENANCE_PRIORITY
 
-    raw = with_(with_(stack_raw("dev"), "nodes[0].maintenance", True), "keepalived.nopreempt", True)
+    raw = set_in(set_in(stack_raw("dev"), "nodes[0].maintenance", True), "keepalived.nopreempt", True)
     cfg = load_config(raw)
     lb1 = _conf(cfg, "lb1")
     lb2 = _conf(cfg, "lb2")
@@ -181,7 +182,7 @@ def test_maintenance_lowers_that_node_only_and_lifts_the_peers_nopreempt() -> No
 
 
 def test_both_nodes_in_maintenance_is_refused() -> None:
-    raw = with_(with_(stack_raw("dev"), "nodes[0].maintenance", True), "nodes[1].maintenance", True)
+    raw = set_in(set_in(stack_raw("dev"), "nodes[0].maintenance", True), "nodes[1].maintenance", True)
     with pytest.raises(ConfigError) as err:
         load_config(raw)
     assert "halb:nodes[*].maintenance" in str(err.value) and "at most one node" in str(err.value)
@@ -199,13 +200,13 @@ def test_server_weight_backup_and_state_render_and_only_they_change_at_runtime()
         {**servers[2], "state": "disabled"},
         {**servers[3], "backup": True},
     ]
-    cfg = load_config(with_(raw, "haproxy.services[0].servers", changed))
+    cfg = load_config(set_in(raw, "haproxy.services[0].servers", changed))
     text = _haproxy(cfg)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("server ") and ":80 " in ln]
     assert lines[0].endswith("check weight 5") and lines[1].endswith("check weight 0"), lines
     assert lines[2].endswith("check disabled") and lines[3].endswith("check backup"), lines
     only_state = [changed[0], changed[1], changed[2], servers[3]]
-    state_cfg = load_config(with_(raw, "haproxy.services[0].servers", only_state))
+    state_cfg = load_config(set_in(raw, "haproxy.services[0].servers", only_state))
     assert structure(_haproxy(state_cfg)) == structure(_haproxy(base)), "weights and states are runtime-only"
     assert structure(text) != structure(_haproxy(base)), "`backup` needs a reload"
     cmds = runtime_commands(state_cfg)
@@ -217,7 +218,7 @@ def test_a_service_with_no_active_server_is_refused() -> None:
     raw = stack_raw("dev")
     servers = [{**s, "state": "drain"} for s in raw["haproxy"]["services"][0]["servers"]]
     with pytest.raises(ConfigError) as err:
-        load_config(with_(raw, "haproxy.services[0].servers", servers))
+        load_config(set_in(raw, "haproxy.services[0].servers", servers))
     assert "halb:haproxy.services[0].servers[*].state" in str(err.value)
 
 

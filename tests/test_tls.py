@@ -15,10 +15,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from test_hostile_input import check
 
-from conftest import require, stack_raw, tool, with_
+from conftest import require, stack_raw, tool
 from halb import commands
 from halb.config import ConfigError, load_config
 from halb.config.haproxy import tls_findings
+from halb.config.paths import set_in
 from halb.config.tls import expiry_warnings
 from halb.lab.infra.ca import Authority, Issued
 from halb.render import Secrets, all_files, certificate_texts, write_tree
@@ -147,12 +148,12 @@ def dev_with_tls(**tls: Any) -> dict[str, Any]:
     web["groups"] = [{"name": "api", "sendProxy": "v2", "servers": [{"name": "a1", "address": "192.168.4.71"}]}]
     web["routes"] = [{"host": "api.lab.internal", "group": "api"}]
     redirect = {"name": "redirect", "port": 8080 + 1, "mode": "http", "redirectHttp": True}
-    return with_(raw, "haproxy.services", [*copy.deepcopy(raw["haproxy"]["services"]), web, redirect])
+    return set_in(raw, "haproxy.services", [*copy.deepcopy(raw["haproxy"]["services"]), web, redirect])
 
 
 def test_a_certificate_under_21_days_is_warned_about_not_refused() -> None:
     soon = CA.issue(days=10)
-    cfg = load_config(with_(dev_with_tls(), "haproxy.services[2].tls", {"certificate": soon.chain, "key": soon.key}))
+    cfg = load_config(set_in(dev_with_tls(), "haproxy.services[2].tls", {"certificate": soon.chain, "key": soon.key}))
     warnings = expiry_warnings(tls_findings(cfg.haproxy)[1], NOW)
     assert len(warnings) == 1 and "halb:haproxy.services[2].tls: the certificate expires on" in warnings[0], warnings
 
@@ -209,7 +210,7 @@ def test_each_tls_service_binds_its_own_certificates_only() -> None:
     raw = dev_with_tls()
     other = CA.issue(["other.internal"])
     web2 = service({"certificate": other.chain, "key": other.key}, name="web2", port=9443)
-    cfg = load_config(with_(raw, "haproxy.services", [*raw["haproxy"]["services"], web2]))
+    cfg = load_config(set_in(raw, "haproxy.services", [*raw["haproxy"]["services"], web2]))
     text = next(f.content for f in all_files(cfg, "lb1") if f.path.endswith("haproxy.cfg"))
     assert "bind *:8443 ssl crt /etc/haproxy/halb-certs/web.pem alpn" in text, text
     assert "bind *:9443 ssl crt /etc/haproxy/halb-certs/web2.pem alpn" in text, text

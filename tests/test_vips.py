@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from conftest import stack_raw, with_, without
+from conftest import stack_raw
 from halb.config import ConfigError, load_config
+from halb.config.paths import delete_in, set_in
 
 LAB = stack_raw("lab")
 TWO = [
@@ -17,9 +18,9 @@ TWO = [
 
 
 def lab(**changes: Any) -> dict[str, Any]:
-    raw = without(without(LAB, "addresses.vip"), "keepalived.vrid")
+    raw = delete_in(delete_in(LAB, "addresses.vip"), "keepalived.vrid")
     for path, value in changes.items():
-        raw = with_(raw, path, value)
+        raw = set_in(raw, path, value)
     return raw
 
 
@@ -56,7 +57,7 @@ def test_every_vip_problem_at_once() -> None:
         {"name": "vd", "address": "198.18.0.11"},
         {"name": "ve", "address": "2001:2::10"},
     ]
-    raw = with_(lab(vips=vips), "haproxy.services[0].vips", ["nope"])
+    raw = set_in(lab(vips=vips), "haproxy.services[0].vips", ["nope"])
     text = problems(raw)
     for expected in (
         "halb:vips[1].name: got 'va'; expected a name not already used by `vips[0]`",
@@ -77,11 +78,11 @@ V6 = {"name": "public6", "address": "2001:2::10"}
 
 def dual(**changes: Any) -> dict[str, Any]:
     """lab with an IPv4 pair of VIPs and an IPv6 one: subnet6, both nodes' address6, VRRPv3."""
-    raw = with_(lab(vips=[*TWO, V6]), "network.subnet6", "2001:2::/64")
-    raw = with_(with_(raw, "nodes[0].address6", "2001:2::11"), "nodes[1].address6", "2001:2::12")
-    raw = with_(raw, "keepalived.version", 3)
+    raw = set_in(lab(vips=[*TWO, V6]), "network.subnet6", "2001:2::/64")
+    raw = set_in(set_in(raw, "nodes[0].address6", "2001:2::11"), "nodes[1].address6", "2001:2::12")
+    raw = set_in(raw, "keepalived.version", 3)
     for path, value in changes.items():
-        raw = with_(raw, path.replace("__", "."), value)
+        raw = set_in(raw, path.replace("__", "."), value)
     return raw
 
 
@@ -94,8 +95,8 @@ def test_an_ipv6_vip_is_planned_in_subnet6_with_its_own_router_id() -> None:
 
 def test_every_ipv6_problem_at_once() -> None:
     raw = dual(network__subnet6="2001:2::/32", network__gateway6="2001:3::1")
-    raw = with_(with_(raw, "nodes[1].address6", "2001:3::12"), "vips[2].address", "2001:2::11")
-    raw = with_(raw, "vips[1].address", raw["haproxy"]["services"][0]["servers"][0]["address"])
+    raw = set_in(set_in(raw, "nodes[1].address6", "2001:3::12"), "vips[2].address", "2001:2::11")
+    raw = set_in(raw, "vips[1].address", raw["haproxy"]["services"][0]["servers"][0]["address"])
     text = problems(raw)
     for expected in (
         "halb:network.subnet6: got '2001:2::/32'; expected an IPv6 prefix from /48 to /126",
@@ -108,7 +109,7 @@ def test_every_ipv6_problem_at_once() -> None:
 
 
 def test_an_ipv6_vip_needs_an_ipv6_address_on_every_node_and_vrrp3() -> None:
-    raw = without(without(dual(), "nodes[1].address6"), "keepalived.version")
+    raw = delete_in(delete_in(dual(), "nodes[1].address6"), "keepalived.version")
     text = problems(raw)
     assert "halb:nodes[1].address6: got nothing; expected an IPv6 address in `network.subnet6` on every node" in text
     assert "halb:nodes[0].address6" not in text, text
@@ -116,7 +117,7 @@ def test_an_ipv6_vip_needs_an_ipv6_address_on_every_node_and_vrrp3() -> None:
 
 
 def test_address6_without_subnet6_and_only_ipv6_vips_are_refused() -> None:
-    raw = with_(lab(vips=[V6], **{"keepalived.version": 3}), "nodes[0].address6", "2001:2::11")
+    raw = set_in(lab(vips=[V6], **{"keepalived.version": 3}), "nodes[0].address6", "2001:2::11")
     text = problems(raw)
     assert "halb:nodes[0].address6: got '2001:2::11'; expected an IPv6 address only with `network.subnet6` set" in text
     assert "halb:vips: got ['2001:2::10']; expected at least one IPv4 VIP" in text, text
@@ -141,12 +142,12 @@ def test_sync_group_problems_at_once() -> None:
 
 def test_a_sync_group_of_one_preferred_node_and_a_service_on_named_vips_are_taken() -> None:
     raw = dual(keepalived__syncGroups=[{"name": "web", "vips": ["public", "public6"]}])
-    cfg = load_config(with_(raw, "haproxy.services[0].vips", ["internal", "public6"]))
+    cfg = load_config(set_in(raw, "haproxy.services[0].vips", ["internal", "public6"]))
     assert cfg.haproxy.services[0].vips == ["internal", "public6"]
 
 
 def test_vips_and_addresses_vip_together_are_refused() -> None:
-    text = problems(with_(LAB, "vips", TWO))
+    text = problems(set_in(LAB, "vips", TWO))
     assert "halb:addresses.vip: got '198.18.0.10'; expected nothing when `vips` is set" in text, text
 
 

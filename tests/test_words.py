@@ -12,9 +12,10 @@ import pytest
 from pydantic import BaseModel, IPvAnyAddress, IPvAnyNetwork
 from test_tls import CA
 
-from conftest import boundary_off, variants, with_
+from conftest import boundary_off, variants
 from halb import commands
 from halb.config import HalbConfig, load_config
+from halb.config.paths import set_in
 from halb.config.words import UnsafeValue, address, haproxy_word, keepalived_word, shell_word
 from halb.render import all_files
 
@@ -35,9 +36,9 @@ def rich() -> HalbConfig:
         "groups": [{"name": "api", "servers": [{"name": "a1", "address": "192.168.4.72"}]}],
         "routes": [{"host": "api.lab.internal", "pathPrefix": "/v1/", "group": "api"}],
     }  # fmt: skip
-    raw = with_(raw, "haproxy.services", [*raw["haproxy"]["services"], web])
-    raw = with_(raw, "haproxy.stats.allowFrom", ["192.168.4.0/24", "2001:db8:4::/64"])
-    raw = with_(raw, "nodes[1].interface", "ens224")
+    raw = set_in(raw, "haproxy.services", [*raw["haproxy"]["services"], web])
+    raw = set_in(raw, "haproxy.stats.allowFrom", ["192.168.4.0/24", "2001:db8:4::/64"])
+    raw = set_in(raw, "nodes[1].interface", "ens224")
     return load_config(raw)
 
 
