@@ -42,6 +42,7 @@ lab-test: deps venv engine
 
 lint: venv
 	$(VENV)/bin/ruff check halb tests bench __main__.py
+	$(VENV)/bin/ruff format --check halb tests bench __main__.py
 	$(VENV)/bin/mypy
 
 deps:

@@ -65,7 +65,8 @@ def table(figures: dict[str, Any]) -> str:
         f"fuzz: {figures['tried']} stack files in {figures['seconds']} s: {figures['accepted']} accepted "
         f"(rendered, both validators), {figures['refused']} refused; slowest check "
         f"{figures['slowest_check_s']} s (budget {figures['budget_s']} s); problems: {len(figures['problems'])}\n"
-        + "classes: " + ", ".join(f"{c} {v['tried']} ({v['accepted']} accepted)" for c, v in figures["classes"].items())
+        + "classes: "
+        + ", ".join(f"{c} {v['tried']} ({v['accepted']} accepted)" for c, v in figures["classes"].items())
     )
 
 

@@ -42,6 +42,8 @@ from halb.lab.infra import lab  # noqa: E402
 from halb.lab.scenarios import drills, faults  # noqa: E402
 
 FAULT_RUNS = int(os.environ.get("FAULT_RUNS", "20"))
+
+
 def _partition(direction: str, halb: bool) -> drills.Drill:
     return faults.vrrp_partition(direction, halb=halb)
 
@@ -70,7 +72,12 @@ ALL_DRILLS: dict[str, Callable[[bool], drills.Drill]] = {
     "stun-1s-fast": partial(_stun, 1.0),
     "stun-3s-fast": partial(_stun, 3.0),
 }
-HALB_ONLY = {"switchover", "link-loss-fast", "stun-1s-fast", "stun-3s-fast"}  # the others have no maintenance or profile
+HALB_ONLY = {
+    "switchover",
+    "link-loss-fast",
+    "stun-1s-fast",
+    "stun-3s-fast",
+}  # the others have no maintenance or profile
 DRILLS = {n: ALL_DRILLS[n] for n in os.environ.get("DRILLS", " ".join(ALL_DRILLS)).split()}
 
 

@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("\n".join(f"  - {line}" for line in collisions), file=sys.stderr)
                 return 2
         probed = ", VRIDs free on the LAN" if args.probe else ""
-        print(f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services{probed})")
+        print(
+            f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services{probed})"
+        )
         return 0
     if args.command == "status":
         from halb.status.remote import collect

@@ -509,7 +509,9 @@ def test_drill_vrrp_partition_keeps_one_holder_and_is_named(deployed: Result, di
     else:
         assert d.facts["lb2_during"] == "FAULT", d.facts
         assert d.facts["status_during"] == "VRRP PARTITION" and d.facts["exit_during"] == 1, d.facts
-        assert d.facts["summary_during"].startswith("VRRP PARTITION: lb2 hears no adverts from lb1; lb1 answers"), d.facts
+        assert d.facts["summary_during"].startswith("VRRP PARTITION: lb2 hears no adverts from lb1; lb1 answers"), (
+            d.facts
+        )
     assert d.facts["lb2_backup_again_s"] is not None and d.facts["status_after"] == "OK", d.facts
 
 

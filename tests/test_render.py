@@ -373,11 +373,15 @@ def _frame(source: str, vrid: int, version: int, addresses: list[str]) -> bytes:
     body = bytes([version << 4 | 1, vrid, 100, len(addresses), 0, 1, 0, 0])
     body += b"".join(socket.inet_pton(af, a) for a in addresses)
     if six:
-        ip = struct.pack("!IHBB", 6 << 28, len(body), 112, 255) + socket.inet_pton(af, source) + socket.inet_pton(af, "ff02::12")
-        return bytes.fromhex("333300000012" "02aa00000009" "86dd") + ip + body
+        ip = (
+            struct.pack("!IHBB", 6 << 28, len(body), 112, 255)
+            + socket.inet_pton(af, source)
+            + socket.inet_pton(af, "ff02::12")
+        )
+        return bytes.fromhex("33330000001202aa0000000986dd") + ip + body
     ip = struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(body), 0, 0, 255, 112, 0)
     ip += socket.inet_pton(af, source) + socket.inet_pton(af, "224.0.0.18")
-    return bytes.fromhex("01005e000012" "02aa00000009" "0800") + ip + body
+    return bytes.fromhex("01005e00001202aa000000090800") + ip + body
 
 
 def test_vrrp_adverts_finds_only_routers_that_are_not_nodes_of_the_stack() -> None:

@@ -59,13 +59,25 @@ VERDICT_EXAMPLES = {
     "OUTAGE": [node("lb1", False), node("lb2", False)],
     "DEGRADED": [node("lb1", True), node("lb2", False, haproxy="failed")],
     "UNREACHABLE": [node("lb1", True), parse_probe("lb2", None, "e")],
-    "VRRP PARTITION": [node("lb1", True), parse_probe("lb2", "state FAULT\nvip no\npartition vrid 10: held in FAULT\n")],
+    "VRRP PARTITION": [
+        node("lb1", True),
+        parse_probe("lb2", "state FAULT\nvip no\npartition vrid 10: held in FAULT\n"),
+    ],
     "VRID COLLISION": [node("lb1", True), parse_probe("lb2", "state BACKUP\nvip no\nforeign VRID 10 in use\n")],
     "DRIFT": [node("lb1", True), NodeState("lb2", True, "BACKUP", False, "active", "active", drift=["/etc/x"])],
     "MAINTENANCE": [node("lb1", True), NodeState("lb2", True, "BACKUP", False, "active", "active", maintenance=True)],
 }
-DOCUMENTED_EXIT = {"OK": 0, "MAINTENANCE": 0, "SPLIT BRAIN": 1, "OUTAGE": 1, "VRRP PARTITION": 1, "VRID COLLISION": 1,
-                   "DEGRADED": 3, "UNREACHABLE": 4, "DRIFT": 5}  # fmt: skip  (the README's list)
+DOCUMENTED_EXIT = {
+    "OK": 0,
+    "MAINTENANCE": 0,
+    "SPLIT BRAIN": 1,
+    "OUTAGE": 1,
+    "VRRP PARTITION": 1,
+    "VRID COLLISION": 1,
+    "DEGRADED": 3,
+    "UNREACHABLE": 4,
+    "DRIFT": 5,
+}  # fmt: skip  (the README's list)
 
 
 @pytest.mark.parametrize("word", list(DOCUMENTED_EXIT))

@@ -41,7 +41,9 @@ class HaLoadBalancer(pulumi.ComponentResource):
         key = ssh_private_key(cfg)  # a missing key file fails here, before any resource exists
         self.vcenter = self._vcenter(name, cfg, args)  # a vCenter problem too
         self.addresses = self._reserve_addresses(name, cfg, plan)
-        self.stats_password = self._password(name, "stats-password", cfg.haproxy.stats.password, STATS_PASSWORD.generated)
+        self.stats_password = self._password(
+            name, "stats-password", cfg.haproxy.stats.password, STATS_PASSWORD.generated
+        )
         self.vrrp_password = (
             self._password(name, "vrrp-password", cfg.keepalived.auth_password, VRRP_PASSWORD.generated)
             if cfg.keepalived.version == 2

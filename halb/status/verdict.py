@@ -211,7 +211,11 @@ def certificate_notes(state: NodeState, fingerprints: dict[str, str], today: str
         mine = fingerprints.get(path)
         which = "" if mine is None else ", the stack's" if digest == mine else ", NOT the stack's certificate"
         late = (
-            " (EXPIRED)" if day and day <= today else f" (renew it: under {WARN_DAYS} days left)" if day and day <= soon else ""
+            " (EXPIRED)"
+            if day and day <= today
+            else f" (renew it: under {WARN_DAYS} days left)"
+            if day and day <= soon
+            else ""
         )
         out.append(f"{path.rsplit('/', 1)[-1]} until {day or '?'}{late}{which}")
     return out

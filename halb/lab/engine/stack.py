@@ -84,7 +84,9 @@ def lab_config(
     config["halb:nodes"] = pin_host_keys(config.get("halb:nodes") or [])
     secrets = dict(split_assignment(t) for t in secret_sets)
     keepalived = config.get("halb:keepalived") or {}
-    vrrp3 = {**PROFILES.get(str(keepalived.get("profile")), {}), **keepalived}.get("version") == 3  # a profile may imply it
+    vrrp3 = {**PROFILES.get(str(keepalived.get("profile")), {}), **keepalived}.get(
+        "version"
+    ) == 3  # a profile may imply it
     for path, length in LAB_PASSWORDS.items():
         if path not in secrets and not (vrrp3 and path == "keepalived.authPassword"):
             secrets[path] = vault.ensure(path, length)
