@@ -261,7 +261,8 @@ def sync_groups(cfg: HalbConfig) -> list[dict[str, object]]:
 def vrrp_instances(cfg: HalbConfig, node_name: str) -> list[dict[str, object]]:
     """One VRRP instance per VIP, as `node_name` runs it: the VIP's preferred node has the master
     priority and starts MASTER, the other the backup priority; a node in maintenance has priority
-    1 in all of them. A stack without `vips` has one, named and numbered as before."""
+    1 in all of them. A stack without `vips` has one, named `halb` and numbered `keepalived.vrid`
+    (or the VIP's last octet)."""
     node, peer, k = cfg.node(node_name), cfg.peer(node_name), cfg.keepalived
     plan = plan_addresses(cfg)
     out: list[dict[str, object]] = []

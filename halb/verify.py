@@ -33,7 +33,8 @@ class Spec:
     others: list[str] = field(default_factory=list)  # the other VIPs (`halb:vips`): one holder each too
 
     def to_json(self) -> str:
-        """Without `others` when there are none: a one-VIP stack's verify step stays as it was."""
+        """Without `others` when there are none: the verify command of a one-VIP stack carries no
+        key for a feature it does not use (so a halb upgrade shows no change in its preview)."""
         d = {k: v for k, v in vars(self).items() if k != "others" or v}
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 

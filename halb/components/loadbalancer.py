@@ -198,7 +198,8 @@ class HaLoadBalancer(pulumi.ComponentResource):
             else f"{plan.vip}:{s.port}"
             for s in h.services
         }
-        # With `halb:vips`: every VIP by name (a one-VIP stack has `vip` only, as before).
+        # With `halb:vips`: every VIP by name. A one-VIP stack has `vip` only: a stack's outputs
+        # gain no key for a feature it does not use.
         self.vips = {v.name: str(v.address) for v in cfg.vip_plans} if cfg.vips else {}
         self.stats_user = h.stats.user
 

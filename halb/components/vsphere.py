@@ -166,7 +166,8 @@ class Vcenter:
 def vcenter(name: str, creds: VsphereCredentials, placement: VSphere, parent: pulumi.Resource) -> Vcenter:
     """The vCenter, before any other resource of the stack: it answers and takes the login, then
     the provider, then the names in `halb:vsphere` looked up (every problem reported at once). The
-    provider is `parent`'s child; it was once the VmPair's, hence the alias (no replacement)."""
+    provider is `parent`'s child, with an alias to the VmPair as its parent, so that stacks
+    deployed while the VmPair owned it keep the same provider (no replacement of every VM)."""
     check_connection(creds)
     provider = vsphere.Provider(
         f"{name}-vm-provider",
