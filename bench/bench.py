@@ -71,7 +71,7 @@ from halb.lab.engine.stack import deploy  # noqa: E402
 from halb.lab.infra import image, lab, net, nodes  # noqa: E402
 from halb.lab.infra.topology import VIP, WORKERS  # noqa: E402
 from halb.lab.scenarios import drills, faults  # noqa: E402
-from halb.lab.scenarios.probes import client_get, holders, node, vip_served_by, wait_until  # noqa: E402
+from halb.lab.scenarios.probes import LabError, client_get, holders, node, vip_served_by, wait_until  # noqa: E402
 from halb.lab.scenarios.watch import Watch  # noqa: E402
 from halb.render import PLACEHOLDERS, all_files  # noqa: E402
 from load import Load  # noqa: E402
@@ -527,8 +527,9 @@ def fault_rows(profile: str) -> dict[str, dict[str, Any]]:
     if FAULT_RUNS == 0:  # the single runs only (their timelines draw bench/failover.svg)
         return out
     # Repeated runs cut or stop for 8 s (12 s once above): longer than any failover measured.
-    out["link-flap"].update(repeated(profile, "link-flap", lambda: faults.link_flap(8)))
-    out["haproxy-hang"].update(repeated(profile, "haproxy-hang", lambda: faults.haproxy_hang(8)))
+    # (FAULT_ONLY may have left out the single runs: the repeated ones stand alone then.)
+    out.setdefault("link-flap", {}).update(repeated(profile, "link-flap", lambda: faults.link_flap(8)))
+    out.setdefault("haproxy-hang", {}).update(repeated(profile, "haproxy-hang", lambda: faults.haproxy_hang(8)))
     restore()
     with fast_adverts(profile):
         out["link-flap-vrrp3-0.5s"] = repeated(profile, "link-flap-vrrp3-0.5s", lambda: faults.link_flap(8))
@@ -577,7 +578,7 @@ def restore() -> None:
         nodes.ssh(node(name), "systemctl reset-failed; systemctl start haproxy keepalived", timeout=30)
     try:
         settle()
-    except AssertionError as e:
+    except LabError as e:
         print(f"bench: {e}", flush=True)
 
 

@@ -20,7 +20,7 @@ from halb.commands import teardown_paths
 from halb.lab.engine.stack import Result, deploy, destroy, engine
 from halb.lab.infra import image, net, nodes
 from halb.lab.infra.topology import NODES, VIP
-from halb.lab.scenarios.probes import client_get, holders, node, wait_until
+from halb.lab.scenarios.probes import LabError, client_get, holders, node, wait_until
 from halb.lab.scenarios.watch import Report, Watch
 from halb.render import PATHS
 
@@ -72,7 +72,7 @@ def settle(owner: str = "lb1", timeout: float = 30) -> None:
         wait_until(lambda: holders() == [owner] and client_get(f"http://{VIP}/", timeout=0.5)[0] == 200, timeout)
         is None
     ):
-        raise AssertionError(f"{owner} did not settle as the only VIP holder: {holders()}")
+        raise LabError(f"{owner} did not settle as the only VIP holder: {holders()}")
     peer = next(n.name for n in NODES if n.name != owner)
     # UNKNOWN: no halb on the node (the benchmark's other profiles), nothing to wait for.
     wait_until(lambda: peer_state(peer) in ("BACKUP", "UNKNOWN"), timeout, 0.2)

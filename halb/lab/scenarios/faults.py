@@ -19,7 +19,7 @@ from halb.lab.engine.stack import deploy
 from halb.lab.infra import image, net, nodes
 from halb.lab.infra.topology import NODES, VIP, WORKERS
 from halb.lab.scenarios.drills import Drill, hand_back, peer_state, quiet, settle, status
-from halb.lab.scenarios.probes import client_get, holders, node, service, wait_until
+from halb.lab.scenarios.probes import LabError, client_get, holders, node, service, wait_until
 from halb.lab.scenarios.watch import Watch
 
 
@@ -238,7 +238,7 @@ def fast_adverts(sets: list[str] = FAST_ADVERTS) -> Iterator[None]:
         # lb2 rejoined VRRP and waits `startupDelay` before it takes part: a fault injected before
         # it is BACKUP would measure the delay, not the failover (seen once: 2.34 s).
         if wait_until(lambda: peer_state("lb2") == "BACKUP", 20, 0.2) is None:
-            raise AssertionError(f"lb2 is not BACKUP after the VRRPv3 deploy: {peer_state('lb2')}")
+            raise LabError(f"lb2 is not BACKUP after the VRRPv3 deploy: {peer_state('lb2')}")
         time.sleep(3)  # keepalived may say BACKUP (init) before its 2 s startup delay ends
         yield
     finally:

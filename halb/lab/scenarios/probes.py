@@ -10,6 +10,11 @@ from halb.lab.infra import nodes
 from halb.lab.infra.topology import CLIENT, NODES, VIP, Host
 
 
+class LabError(Exception):
+    """The lab did not reach the state a drill needs (a pair that did not settle, a node that did not
+    come back): the drill cannot run, which is not the same as a drill's finding."""
+
+
 def node(name: str) -> Host:
     return next(n for n in NODES if n.name == name)
 

@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from halb.lab.infra import net, nodes
-from halb.lab.scenarios.probes import holders, node, wait_until
+from halb.lab.scenarios.probes import LabError, holders, node, wait_until
 from halb.lab.scenarios.watch import Report, Watch
 
 STACK = "lab-multi"
@@ -81,7 +81,7 @@ def _drill(name: str, at: str, fault: object, undo: object, failback_s: float = 
     `undo` it, and wait for every VIP to be back on its preferred node."""
     assert callable(fault) and callable(undo)
     if wait_until(settled, 30, 0.1) is None:
-        raise AssertionError(f"lab-multi did not settle before {name}: {where()}")
+        raise LabError(f"lab-multi did not settle before {name}: {where()}")
     peer = "lb2" if at == "lb1" else "lb1"
     ours = [vip for vip, owner in PREFERRED.items() if owner == at]
     with ExitStack() as stack:
@@ -95,7 +95,7 @@ def _drill(name: str, at: str, fault: object, undo: object, failback_s: float = 
             undo()
         moved_s = None if moved is None else waiting - start + moved
         if wait_until(settled, failback_s, 0.1) is None:
-            raise AssertionError(f"{name}: no failback by preference: {where()}")
+            raise LabError(f"{name}: no failback by preference: {where()}")
     reports = {vip: w.report for vip, w in watches.items()}
     if any(r is None for r in reports.values()):
         raise RuntimeError(f"{name}: a watcher left no report")
@@ -139,7 +139,7 @@ def vrrp_partition(seconds: float = 8) -> dict[str, Report]:
     node's halb-vrrp-guard asks the LAN (ARP, and NDP for 2001:2::10) who has the peer's VIPs and
     stays in FAULT for them, so every VIP stays on its own node alone. Each VIP's report."""
     if wait_until(settled, 30, 0.1) is None:
-        raise AssertionError(f"lab-multi did not settle before the partition: {where()}")
+        raise LabError(f"lab-multi did not settle before the partition: {where()}")
     time.sleep(3)  # the node that is not preferred is BACKUP (past its startup delay), not INIT
     with ExitStack() as stack:
         watches = {vip: stack.enter_context(Watch(vip=vip, keepalives=True)) for vip in PREFERRED}
@@ -150,6 +150,6 @@ def vrrp_partition(seconds: float = 8) -> dict[str, Report]:
             net.unblock_vrrp(*(node(n) for n in ("lb1", "lb2")))
         time.sleep(2)
     if wait_until(settled, 15, 0.1) is None:
-        raise AssertionError(f"lab-multi did not settle after the partition: {where()}")
+        raise LabError(f"lab-multi did not settle after the partition: {where()}")
     reports = {vip: w.report for vip, w in watches.items()}
     return {v: r for v, r in reports.items() if r is not None}
