@@ -10,11 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from halb.config import ConfigError, StackFileError, load_stack_file
+from halb.config import ConfigError, HalbConfig, StackFileError, load_stack_file
 from halb.render import Secrets, write_tree
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m halb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser(
@@ -42,21 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--spec", required=True, help="JSON from halb.verify.Spec (addresses and ports only)")
     verify.add_argument("--key-stdin", action="store_true", help="read an inline SSH private key from stdin")
     verify.add_argument("--timeout", type=float, default=60)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.command == "verify":
-        from halb.verify import Spec, run
-
-        try:
-            spec = Spec.from_json(args.spec)
-        except (ValueError, KeyError, TypeError) as e:
-            print(f"halb verify: --spec is not a verify spec ({type(e).__name__}: {e}); expected the JSON "
-                  "halb.verify.Spec writes, e.g. {\"vip\": \"192.168.4.60\", \"nodes\": {...}, \"services\": [...]}",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-        ok, message = run(spec, sys.stdin.read() if args.key_stdin else "", args.timeout)
-        print(f"halb verify: {message}", file=sys.stdout if ok else sys.stderr)
-        return 0 if ok else 1
-
+        return verify(args)
     path = Path(f"Pulumi.{args.stack}.yaml")
     if not path.is_file():
         print(f"halb: no stack file {path} (run from the project directory)", file=sys.stderr)
@@ -70,47 +62,65 @@ def main(argv: list[str] | None = None) -> int:
         print(f"halb: {path}: {e}", file=sys.stderr)
         return 2
     if args.command == "check":
-        from halb.stack import certificate_warnings
-        from halb.validate import rendered_problems
-
-        refused, skipped = rendered_problems(cfg)
-        if refused or (skipped and os.environ.get("CI") == "true"):
-            lines = refused or [f"the daemons' checks are required under CI=true, and {skipped}"]
-            print(f"halb: {path}: the config is valid, but the files it renders are not:", file=sys.stderr)
-            print("\n".join(f"  - {line}" for line in lines), file=sys.stderr)
-            return 2
-        if skipped:
-            print(f"halb: warning: {skipped}", file=sys.stderr)
-        for warning in certificate_warnings(cfg):
-            print(f"halb: warning: {warning}", file=sys.stderr)
-        if args.probe:
-            from halb.preflight import vrid_collisions
-
-            collisions = vrid_collisions(cfg, strict_host_keys=not args.no_host_key_check)
-            if collisions:
-                print(f"halb: {path}: the config is valid, but its VRIDs are not free on the LAN:", file=sys.stderr)
-                print("\n".join(f"  - {line}" for line in collisions), file=sys.stderr)
-                return 2
-        probed = ", VRIDs free on the LAN" if args.probe else ""
-        print(
-            f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services{probed})"
-        )
-        return 0
+        return check(args, path, cfg)
     if args.command == "status":
-        from halb.status.remote import collect
-        from halb.status.report import as_json, report
-
-        secrets = stack_secrets(args.stack)
-        states, verdict = collect(cfg, strict_host_keys=not args.no_host_key_check, secrets=secrets)
-        print(
-            json.dumps(as_json(cfg, states, verdict))
-            if args.json
-            else report(cfg, states, verdict, secrets is not None)
-        )
-        return verdict.exit_code
+        return status(args, cfg)
     written = write_tree(cfg, args.out)
     print(f"halb: wrote {len(written)} files under {args.out}/")
     return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    from halb.verify import Spec, run
+
+    try:
+        spec = Spec.from_json(args.spec)
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"halb verify: --spec is not a verify spec ({type(e).__name__}: {e}); expected the JSON "
+              "halb.verify.Spec writes, e.g. {\"vip\": \"192.168.4.60\", \"nodes\": {...}, \"services\": [...]}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    ok, message = run(spec, sys.stdin.read() if args.key_stdin else "", args.timeout)
+    print(f"halb verify: {message}", file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+def check(args: argparse.Namespace, path: Path, cfg: HalbConfig) -> int:
+    """The config is valid (load_stack_file said so); now the daemons' checks, warnings, the probe."""
+    from halb.stack import certificate_warnings
+    from halb.validate import rendered_problems
+
+    refused, skipped = rendered_problems(cfg)
+    if refused or (skipped and os.environ.get("CI") == "true"):
+        lines = refused or [f"the daemons' checks are required under CI=true, and {skipped}"]
+        print(f"halb: {path}: the config is valid, but the files it renders are not:", file=sys.stderr)
+        print("\n".join(f"  - {line}" for line in lines), file=sys.stderr)
+        return 2
+    if skipped:
+        print(f"halb: warning: {skipped}", file=sys.stderr)
+    for warning in certificate_warnings(cfg):
+        print(f"halb: warning: {warning}", file=sys.stderr)
+    if args.probe:
+        from halb.preflight import vrid_collisions
+
+        collisions = vrid_collisions(cfg, strict_host_keys=not args.no_host_key_check)
+        if collisions:
+            print(f"halb: {path}: the config is valid, but its VRIDs are not free on the LAN:", file=sys.stderr)
+            print("\n".join(f"  - {line}" for line in collisions), file=sys.stderr)
+            return 2
+    probed = ", VRIDs free on the LAN" if args.probe else ""
+    print(f"halb: {path}: ok ({cfg.platform}, {len(cfg.nodes)} nodes, {len(cfg.haproxy.services)} services{probed})")
+    return 0
+
+
+def status(args: argparse.Namespace, cfg: HalbConfig) -> int:
+    from halb.status.remote import collect
+    from halb.status.report import as_json, report
+
+    secrets = stack_secrets(args.stack)
+    states, verdict = collect(cfg, strict_host_keys=not args.no_host_key_check, secrets=secrets)
+    print(json.dumps(as_json(cfg, states, verdict)) if args.json else report(cfg, states, verdict, secrets is not None))
+    return verdict.exit_code
 
 
 def stack_secrets(stack: str) -> Secrets | None:
