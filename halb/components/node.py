@@ -63,38 +63,51 @@ def _secret_file(cfg: HalbConfig, node: str, secrets: pulumi.Output[list[str]], 
     return pulumi.Output.secret(secrets.apply(render))
 
 
+def _scripts(cfg: HalbConfig, node: str, owner: str, steps: tuple[str, ...]) -> dict[str, str]:
+    """Each step's script (pure): what it installs, validates and reloads on `node`."""
+    files: list[NodeFile] = node_files(cfg, node)
+    placeholders = secret_files(cfg, node, Secrets("x", "x"))  # which secret files exist, not their content
+    plan = plan_addresses(cfg)
+    scripts = {
+        "wait": commands.wait_script(),
+        "teardown": commands.owner_script(owner),
+        "packages": commands.packages_script(cfg),
+        "vrid": commands.vrid_script(files, cfg.keepalived.vrid_probe_seconds),
+        "system": commands.system_script(cfg, node, files, str(plan.nodes[cfg.peer(node).name])),
+        "haproxy": commands.haproxy_script(files + placeholders, cfg),
+        "keepalived": commands.keepalived_script(files + placeholders, str(plan.vip)),
+        "services": commands.services_script(),
+    }
+    if "tls" in steps:
+        scripts["tls"] = commands.tls_script(placeholders)
+    return scripts
+
+
+def _secret_stdin(
+    cfg: HalbConfig, node: str, args: NodeProvisioningArgs, steps: tuple[str, ...]
+) -> dict[str, pulumi.Output[str]]:
+    """The secret content each step reads on stdin, kept secret: the password files, and the
+    certificates with their keys (read from config or files here)."""
+    secrets = pulumi.Output.all(args.vrrp_password, args.stats_password)
+    stdin: dict[str, pulumi.Output[str]] = {
+        f.step: _secret_file(cfg, node, secrets, f.path)
+        for f in secret_files(cfg, node, Secrets("x", "x"))
+        if f.step != "tls"
+    }
+    if "tls" in steps:
+        stdin["tls"] = pulumi.Output.secret(commands.certificate_payload(certificate_texts(cfg)))
+    return stdin
+
+
 class NodeProvisioning(pulumi.ComponentResource):
     def __init__(self, name: str, args: NodeProvisioningArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("halb:node:NodeProvisioning", name, None, opts)
         cfg, node = args.config, args.node
         user = cfg.ssh.user
-        files: list[NodeFile] = node_files(cfg, node)
-        peer = cfg.peer(node)
-        plan = plan_addresses(cfg)
-        placeholders = secret_files(cfg, node, Secrets("x", "x"))  # which secret files exist, not their content
-        secrets = pulumi.Output.all(args.vrrp_password, args.stats_password)
-
-        peer_address = str(plan.nodes[peer.name])
         owner = f"{name}#{cfg.node(node).generation}"  # the node's name and generation
-        scripts: dict[str, str] = {
-            "wait": commands.wait_script(),
-            "teardown": commands.owner_script(owner),
-            "packages": commands.packages_script(cfg),
-            "vrid": commands.vrid_script(files, cfg.keepalived.vrid_probe_seconds),
-            "system": commands.system_script(cfg, node, files, peer_address),
-            "haproxy": commands.haproxy_script(files + placeholders, cfg),
-            "keepalived": commands.keepalived_script(files + placeholders, str(plan.vip)),
-            "services": commands.services_script(),
-        }
         steps = steps_of(cfg)
-        if "tls" in steps:
-            scripts["tls"] = commands.tls_script(placeholders)
-        stdin: dict[str, pulumi.Output[str]] = {}
-        for f in placeholders:
-            if f.step != "tls":
-                stdin[f.step] = _secret_file(cfg, node, secrets, f.path)
-        if "tls" in steps:  # the certificates with their keys, read from config or files here, kept secret
-            stdin["tls"] = pulumi.Output.secret(commands.certificate_payload(certificate_texts(cfg)))
+        scripts = _scripts(cfg, node, owner, steps)
+        stdin = _secret_stdin(cfg, node, args, steps)
 
         self.steps: dict[str, remote.Command] = {}
         previous: list[pulumi.Resource] = list(args.reserved)
