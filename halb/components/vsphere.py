@@ -183,104 +183,115 @@ def vcenter(name: str, creds: VsphereCredentials, placement: VSphere, parent: pu
     return Vcenter(provider, find_placement(placement, pulumi.InvokeOptions(provider=provider, parent=parent)))
 
 
+def template_disks(
+    template_disks: Sequence[vsphere.outputs.GetVirtualMachineDiskResult], disk_gb: int | None
+) -> list[vsphere.VirtualMachineDiskArgs]:
+    """The template's disk layout; the first disk grows to `disk_gb` when that is larger."""
+    out: list[vsphere.VirtualMachineDiskArgs] = []
+    for i, d in enumerate(template_disks):
+        size = max(d.size, disk_gb) if i == 0 and disk_gb else d.size
+        out.append(
+            vsphere.VirtualMachineDiskArgs(
+                label=f"disk{i}",
+                unit_number=i,
+                size=size,
+                thin_provisioned=d.thin_provisioned,
+                eagerly_scrub=d.eagerly_scrub,
+            )
+        )
+    return out
+
+
 class VmPair(pulumi.ComponentResource):
+    """The nodes' VMs, one at a time (each VM, then its node's provisioning, then the next VM),
+    and the DRS anti-affinity rule that keeps them on different hosts."""
+
     def __init__(self, name: str, args: VmPairArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("halb:vsphere:VmPair", name, None, opts)
-        p, net, cfg = args.placement, args.config.network, args.config
-        prefix = p.name_prefix or pulumi.get_stack()  # two stacks in one vCenter never share a name
-        provider, site = args.vcenter.provider, args.vcenter.site
-        template = site.template
-
-        def disks(
-            template_disks: Sequence[vsphere.outputs.GetVirtualMachineDiskResult],
-        ) -> list[vsphere.VirtualMachineDiskArgs]:
-            # The template's disk layout; the first disk grows to diskGb when that is larger.
-            out: list[vsphere.VirtualMachineDiskArgs] = []
-            for i, d in enumerate(template_disks):
-                size = max(d.size, p.disk_gb) if i == 0 and p.disk_gb else d.size
-                out.append(
-                    vsphere.VirtualMachineDiskArgs(
-                        label=f"disk{i}",
-                        unit_number=i,
-                        size=size,
-                        thin_provisioned=d.thin_provisioned,
-                        eagerly_scrub=d.eagerly_scrub,
-                    )
-                )
-            return out
-
+        self._args = args
+        self._prefix = args.placement.name_prefix or pulumi.get_stack()  # two stacks in one vCenter never share a name
         self.vms: dict[str, vsphere.VirtualMachine] = {}
         self.provisioned: dict[str, NodeProvisioning] = {}  # by node, in order
         previous: list[pulumi.Resource] = []
         for spec in args.vms:
-            self.vms[spec.node] = vsphere.VirtualMachine(
-                f"{name}-{spec.node}",
-                name=f"{prefix}-{spec.node}",
-                resource_pool_id=site.resource_pool_id,
-                datastore_id=site.datastore_id,
-                folder=p.folder,
-                num_cpus=p.cpus,
-                memory=p.memory_mb,
-                guest_id=template.guest_id,
-                scsi_type=template.scsi_type,
-                firmware=template.firmware,
-                network_interfaces=[
-                    vsphere.VirtualMachineNetworkInterfaceArgs(
-                        network_id=site.network_id,
-                        adapter_type=template.network_interface_types[0],
-                    )
-                ],
-                disks=disks(template.disks),
-                clone=vsphere.VirtualMachineCloneArgs(
-                    template_uuid=template.id,
-                    customize=vsphere.VirtualMachineCloneCustomizeArgs(
-                        linux_options=vsphere.VirtualMachineCloneCustomizeLinuxOptionsArgs(
-                            host_name=spec.node, domain=net.domain
-                        ),
-                        network_interfaces=[customized_nic(spec, cfg.node(spec.node).address6, net)],
-                        ipv4_gateway=str(net.gateway) if net.gateway else None,
-                        ipv6_gateway=str(net.gateway6) if net.gateway6 else None,
-                        dns_server_lists=[str(d) for d in net.dns_servers],
-                        dns_suffix_lists=[net.domain],
-                    ),
-                ),
-                # The VIP moves between the guests: never treat it as the VM's address.
-                ignored_guest_ips=[str(v.address) for v in cfg.vip_plans],
-                # CPU and memory grow without a reboot.
-                cpu_hot_add_enabled=True,
-                memory_hot_add_enabled=True,
-                tags=p.tags or None,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    provider=provider,
-                    depends_on=args.depends_on + previous,
-                    # The new VM takes the old one's static address: never both at once. Its
-                    # steps (and the anti-affinity rule) go first, the node's teardown included.
-                    delete_before_replace=True,
-                    # A rebuilt template (new UUID) or changed clone settings never replace running
-                    # VMs by surprise; replace them one at a time with `pulumi up --replace` (README).
-                    ignore_changes=TEMPLATE_DERIVED,
-                ),
-            )
+            self.vms[spec.node] = self._vm(name, spec, previous)
             self.provisioned[spec.node] = args.provision(spec.node, self.vms[spec.node].id, previous)
             previous = [self.vms[spec.node], self.provisioned[spec.node].done]
-
-        self.anti_affinity: vsphere.ComputeClusterVmAntiAffinityRule | None = None
-        if p.anti_affinity.enabled:
-            # Updating the rule in place fails when its VMs are replaced: replace it with them.
-            self.anti_affinity = vsphere.ComputeClusterVmAntiAffinityRule(
-                f"{name}-anti-affinity",
-                name=f"{prefix}-halb-anti-affinity",
-                compute_cluster_id=site.cluster_id,
-                virtual_machine_ids=[vm.id for vm in self.vms.values()],
-                mandatory=p.anti_affinity.mandatory,
-                enabled=True,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    provider=provider,
-                    replace_on_changes=["virtualMachineIds"],
-                    delete_before_replace=True,
-                ),
-            )
+        self.anti_affinity = self._anti_affinity(name) if args.placement.anti_affinity.enabled else None
         self.ids: dict[str, pulumi.Output[str]] = {node: vm.id for node, vm in self.vms.items()}
         self.register_outputs({"vmIds": self.ids})
+
+    def _vm(self, name: str, spec: VmSpec, previous: list[pulumi.Resource]) -> vsphere.VirtualMachine:
+        """One node's VM, cloned from the template with its static addresses (guest customization)."""
+        args, p = self._args, self._args.placement
+        cfg, net = args.config, args.config.network
+        site = args.vcenter.site
+        template = site.template
+        return vsphere.VirtualMachine(
+            f"{name}-{spec.node}",
+            name=f"{self._prefix}-{spec.node}",
+            resource_pool_id=site.resource_pool_id,
+            datastore_id=site.datastore_id,
+            folder=p.folder,
+            num_cpus=p.cpus,
+            memory=p.memory_mb,
+            guest_id=template.guest_id,
+            scsi_type=template.scsi_type,
+            firmware=template.firmware,
+            network_interfaces=[
+                vsphere.VirtualMachineNetworkInterfaceArgs(
+                    network_id=site.network_id,
+                    adapter_type=template.network_interface_types[0],
+                )
+            ],
+            disks=template_disks(template.disks, p.disk_gb),
+            clone=vsphere.VirtualMachineCloneArgs(
+                template_uuid=template.id,
+                customize=vsphere.VirtualMachineCloneCustomizeArgs(
+                    linux_options=vsphere.VirtualMachineCloneCustomizeLinuxOptionsArgs(
+                        host_name=spec.node, domain=net.domain
+                    ),
+                    network_interfaces=[customized_nic(spec, cfg.node(spec.node).address6, net)],
+                    ipv4_gateway=str(net.gateway) if net.gateway else None,
+                    ipv6_gateway=str(net.gateway6) if net.gateway6 else None,
+                    dns_server_lists=[str(d) for d in net.dns_servers],
+                    dns_suffix_lists=[net.domain],
+                ),
+            ),
+            # The VIP moves between the guests: never treat it as the VM's address.
+            ignored_guest_ips=[str(v.address) for v in cfg.vip_plans],
+            # CPU and memory grow without a reboot.
+            cpu_hot_add_enabled=True,
+            memory_hot_add_enabled=True,
+            tags=p.tags or None,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.vcenter.provider,
+                depends_on=args.depends_on + previous,
+                # The new VM takes the old one's static address: never both at once. Its
+                # steps (and the anti-affinity rule) go first, the node's teardown included.
+                delete_before_replace=True,
+                # A rebuilt template (new UUID) or changed clone settings never replace running
+                # VMs by surprise; replace them one at a time with `pulumi up --replace` (README).
+                ignore_changes=TEMPLATE_DERIVED,
+            ),
+        )
+
+    def _anti_affinity(self, name: str) -> vsphere.ComputeClusterVmAntiAffinityRule:
+        """The DRS rule that keeps the VMs on different hosts. Updating the rule in place fails when
+        its VMs are replaced: it is replaced with them."""
+        p = self._args.placement
+        return vsphere.ComputeClusterVmAntiAffinityRule(
+            f"{name}-anti-affinity",
+            name=f"{self._prefix}-halb-anti-affinity",
+            compute_cluster_id=self._args.vcenter.site.cluster_id,
+            virtual_machine_ids=[vm.id for vm in self.vms.values()],
+            mandatory=p.anti_affinity.mandatory,
+            enabled=True,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=self._args.vcenter.provider,
+                replace_on_changes=["virtualMachineIds"],
+                delete_before_replace=True,
+            ),
+        )
