@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from ipaddress import ip_network
 
 from halb.config import HalbConfig
-from halb.config.words import firewall_address
-from halb.render import PATHS, SCRIPT_USER, NodeFile
+from halb.config.words import Directive, firewall_address
+from halb.render import PATHS, SCRIPT_USER, NodeFile, step_script
 
 PACKAGES = ("keepalived", "haproxy", "curl", "socat", "python3")  # python3: vrrp-resign (raw VRRP socket)
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
@@ -156,67 +156,14 @@ def firewall(rules: list[str], state: str = FIREWALL_STATE, before_rules: str = 
     """Bring an active firewalld or ufw to exactly `rules` (an empty list closes everything halb
     opened): rules recorded in `state` by an earlier deploy and no longer wanted are removed.
     IPv6 VRRP rules go to ufw's before6.rules, beside `before_rules`."""
-    wanted = "\n".join(rules)
-    before6_rules = posixpath.join(posixpath.dirname(before_rules), "before6.rules")
-    return f"""# Host firewall (firewalld or ufw, when active): exactly halb's rules, stale ones removed.
-halb_fwd=0; halb_ufw=0
-if command -v firewall-cmd >/dev/null 2>&1 && systemctl is-active --quiet firewalld; then halb_fwd=1; fi
-if command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q 'Status: active'; then halb_ufw=1; fi
-halb_rule() {{  # add|remove KIND PORT-OR-NOTHING SOURCE
-    if [ "$halb_fwd" = 1 ]; then
-        family=ipv4; case "$3$4" in *:*) family=ipv6 ;; esac
-        if [ "$2" = vrrp ]; then
-            firewall-cmd --permanent "--$1-rich-rule=rule family=\\"$family\\" source address=\\"$3\\" protocol value=\\"vrrp\\" accept"
-        elif [ "$4" = 0.0.0.0/0 ]; then
-            firewall-cmd --permanent "--$1-port=$3/tcp"
-        elif [ "$4" != ::/0 ]; then  # a port opened to 0.0.0.0/0 is open over IPv6 too
-            firewall-cmd --permanent "--$1-rich-rule=rule family=\\"$family\\" source address=\\"$4\\" port port=\\"$3\\" protocol=\\"tcp\\" accept"
-        fi
-    fi
-    if [ "$halb_ufw" = 1 ] && [ "$2" = tcp ]; then
-        if [ "$1" = add ]; then ufw allow from "$4" to any port "$3" proto tcp
-        else ufw delete allow from "$4" to any port "$3" proto tcp; fi
-    fi
-}}
-wanted=$(cat <<'HALB_FW'
-{wanted}
-HALB_FW
-)
-if [ -f {state} ]; then
-    while read -r kind a b; do
-        [ -n "$kind" ] || continue
-        printf '%s\n' "$wanted" | grep -qxF "$kind $a${{b:+ $b}}" && continue
-        echo "halb: closing $kind $a${{b:+ $b}} (no longer in the config)"
-        if [ "$kind" = vrrp ]; then halb_rule remove vrrp "$a" "$a" || true; else halb_rule remove tcp "$a" "$b" || true; fi
-    done < {state}
-fi
-printf '%s\n' "$wanted" | while read -r kind a b; do
-    [ -n "$kind" ] || continue
-    if [ "$kind" = vrrp ]; then halb_rule add vrrp "$a" "$a"; else halb_rule add tcp "$a" "$b"; fi
-done
-halb_ufw_vrrp() {{  # FILE CHAIN SIX: VRRP from the peer only, in ufw's before.rules (before6.rules for
-    # IPv6, SIX=1), between halb's markers, before the file's first COMMIT.
-    [ -f "$1" ] || return 0
-    sed '/^# halb begin/,/^# halb end/d' "$1" > "$1.halb-new"
-    vrrp=$(printf '%s\n' "$wanted" | awk -v chain="$2" -v six="$3" \
-        '$1 == "vrrp" && (index($2, ":") > 0) == six {{ print "-A " chain " -p vrrp -s " $2 " -j ACCEPT" }}')
-    if [ -n "$vrrp" ]; then
-        awk -v block="# halb begin: VRRP from the peer\n$vrrp\n# halb end" \
-            '!done && /^COMMIT/ {{ print block; done = 1 }} {{ print }}' "$1.halb-new" > "$1.halb-tmp"
-        mv -f "$1.halb-tmp" "$1.halb-new"
-    fi
-    if cmp -s "$1.halb-new" "$1"; then rm -f "$1.halb-new"
-    else chmod 0640 "$1.halb-new"; mv -f "$1.halb-new" "$1"; fi
-}}
-if [ "$halb_ufw" = 1 ] && [ -f {before_rules} ]; then
-    halb_ufw_vrrp {before_rules} ufw-before-input 0
-    halb_ufw_vrrp {before6_rules} ufw6-before-input 1
-    ufw reload >/dev/null
-fi
-[ "$halb_fwd" = 1 ] && firewall-cmd --reload >/dev/null
-install -d -m 0755 {posixpath.dirname(state)}
-if [ -n "$wanted" ]; then printf '%s\n' "$wanted" > {state}; else rm -f {state}; fi
-"""
+    return step_script(
+        "steps/firewall.sh.j2",
+        wanted=Directive("\n".join(rules)),  # firewall_rules' own words: validated addresses and ports
+        state=state,
+        state_dir=posixpath.dirname(state),
+        before_rules=before_rules,
+        before6_rules=posixpath.join(posixpath.dirname(before_rules), "before6.rules"),
+    )
 
 
 def _str(value: object | None) -> str | None:

@@ -138,6 +138,8 @@ TARGETS = {
     "haproxy.service.d/halb.conf.j2": haproxy_word,
     "keepalived.service.d/halb.conf.j2": haproxy_word,
     "tmpfiles.d/halb.conf.j2": haproxy_word,
+    # step scripts: shell words; what halb composes (a rule list) goes in as a Directive
+    "steps/firewall.sh.j2": shell_word,
 }
 
 
@@ -167,6 +169,11 @@ _ENVS = {word: _environment(word) for word in set(TARGETS.values())}
 
 def _render(template: str, **ctx: object) -> str:
     return _ENVS[TARGETS[template]].get_template(template).render(paths=PATHS, **ctx)
+
+
+def step_script(template: str, **ctx: object) -> str:
+    """A step's script (or a part of one) from templates/steps/, rendered as the node files are."""
+    return _render(template, **ctx)
 
 
 def _advert(value: float) -> str:
