@@ -82,53 +82,17 @@ def install_file(f: NodeFile) -> str:
 
 
 def wait_script() -> str:
-    return """set -u
-# The VM reboots during guest customization: wait until boot has really finished.
-if command -v cloud-init >/dev/null 2>&1; then
-    timeout 900 cloud-init status --wait >/dev/null 2>&1 || true
-fi
-if command -v systemctl >/dev/null 2>&1; then
-    state=$(timeout 900 systemctl is-system-running --wait 2>/dev/null || true)
-    echo "halb: boot finished ($state)"
-fi
-"""
+    """Wait until the node has finished booting (a VM reboots during guest customization)."""
+    return step_script("steps/wait.sh.j2")
 
 
 def packages_script(cfg: HalbConfig) -> str:
-    tls = any(svc.tls is not None for svc in cfg.haproxy.services)  # the TLS step checks keys with openssl
-    pkgs = " ".join(PACKAGES + (("openssl",) if tls else ()))
-    return f"""set -eu
-family={cfg.os_family}
-if [ "$family" = auto ]; then
-    if command -v apt-get >/dev/null 2>&1; then family=debian
-    elif command -v dnf >/dev/null 2>&1 || command -v yum >/dev/null 2>&1; then family=rhel
-    else echo "halb: no apt-get, dnf or yum on this node; set halb:osFamily" >&2; exit 1
-    fi
-fi
-missing=""
-case "$family" in
-debian)
-    for p in {pkgs}; do
-        dpkg-query -W -f='${{Status}}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
-    done
-    if [ -n "$missing" ]; then
-        export DEBIAN_FRONTEND=noninteractive
-        # waits for other package managers (cloud-init, unattended-upgrades) instead of failing
-        apt-get -o DPkg::Lock::Timeout=600 update -q
-        # shellcheck disable=SC2086
-        apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing
-    fi ;;
-rhel)
-    for p in {pkgs}; do rpm -q "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-    if [ -n "$missing" ]; then
-        pm=$(command -v dnf || command -v yum)
-        # shellcheck disable=SC2086
-        "$pm" -y install $missing
-    fi ;;
-*) echo "halb: unknown OS family $family" >&2; exit 1 ;;
-esac
-echo "halb: packages ready ($family:${{missing:- none installed}})"
-"""
+    """Install what is missing of halb's packages (openssl too when a service ends TLS: the TLS
+    step checks keys with it), with apt or dnf/yum by `osFamily`."""
+    tls = any(svc.tls is not None for svc in cfg.haproxy.services)
+    return step_script(
+        "steps/packages.sh.j2", os_family=cfg.os_family, packages=[*PACKAGES, *(["openssl"] if tls else [])]
+    )
 
 
 FIREWALL_STATE = f"{OWNER_DIR}/firewall"  # the rules halb opened, one per line

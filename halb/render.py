@@ -140,6 +140,8 @@ TARGETS = {
     "tmpfiles.d/halb.conf.j2": haproxy_word,
     # step scripts: shell words; what halb composes (a rule list) goes in as a Directive
     "steps/firewall.sh.j2": shell_word,
+    "steps/packages.sh.j2": shell_word,
+    "steps/wait.sh.j2": shell_word,
 }
 
 
@@ -148,6 +150,11 @@ def single_quoted(value: str) -> Directive:
     if "'" in value or not value.isprintable() or not value.isascii():
         raise UnsafeValue("haproxy quoted", "<secret>", "printable ASCII without a single quote")
     return Directive(value)
+
+
+def shell_words(items: list[object]) -> Directive:
+    """Several shell words, each quoted as needed, separated by spaces (`for p in {{ packages|shell_words }}`)."""
+    return Directive(" ".join(shell_word(i) for i in items))
 
 
 def _environment(word: object) -> jinja2.Environment:
@@ -161,6 +168,7 @@ def _environment(word: object) -> jinja2.Environment:
         finalize=finalizer(word),
     )
     env.filters["single_quoted"] = single_quoted
+    env.filters["shell_words"] = shell_words
     return env
 
 
