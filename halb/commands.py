@@ -366,50 +366,25 @@ esac
 
 
 def services_script() -> str:
-    return f"""set -eu
-systemctl enable haproxy keepalived {WATCH} {GUARD}
-systemctl is-active --quiet haproxy || systemctl start haproxy
-systemctl is-active --quiet {WATCH} || systemctl start {WATCH}
-systemctl is-active --quiet {GUARD} || systemctl start {GUARD}
-if [ ! -e {HELD} ]; then
-    systemctl is-active --quiet keepalived || systemctl start keepalived
-fi
-systemctl is-active haproxy
-"""
+    """Enable and start what is not running; keepalived only when the node is not held out of VRRP."""
+    return step_script("steps/services.sh.j2", watch=WATCH, guard=GUARD)
 
 
 def commit_script() -> str:
     """Runs on both nodes once both have the new files: the VIP holder takes pending VRRP settings
     (its peer, if it changes too, is out of VRRP by now)."""
-    return f"""set -eu
-if [ -e {PENDING} ]; then
-    systemctl reload-or-restart keepalived
-    rm -f {PENDING}
-    echo "halb: new VRRP settings live on the VIP holder"
-fi
-echo "halb: committed"
-"""
+    return step_script("steps/commit.sh.j2")
 
 
 def rejoin_script() -> str:
     """Runs on both nodes after the commit: a node that left VRRP for the change comes back."""
-    return f"""set -eu
-if [ -e {HELD} ]; then
-    rm -f {HELD}
-    systemctl start keepalived
-    echo "halb: back in VRRP"
-fi
-systemctl is-active keepalived
-"""
+    return step_script("steps/rejoin.sh.j2")
 
 
 def owner_script(owner: str) -> str:
-    """The teardown resource's create: mark the host as provisioned by this resource."""
-    return f"""set -eu
-install -d -m 0755 {OWNER_DIR}
-echo {shlex.quote(owner)} > {OWNER_DIR}/owner
-echo "halb: teardown armed for {owner}: pulumi destroy or removing this node stops and removes halb here"
-"""
+    """The teardown resource's create: mark the host as provisioned by this resource (`owner`: the
+    resource's name and the node's generation, halb's own words)."""
+    return step_script("steps/owner.sh.j2", owner=owner, owner_text=Directive(owner))
 
 
 def teardown_paths() -> dict[str, list[str]]:
@@ -425,22 +400,13 @@ def teardown_paths() -> dict[str, list[str]]:
 def teardown_script(node: str, owner: str) -> str:
     """The teardown resource's delete: the VIP leaves first, then haproxy stops, then halb's files go.
     A host that another resource provisions since (a renamed node at the same address) is left alone."""
-    paths = {group: " ".join(map(shlex.quote, found)) for group, found in teardown_paths().items()}
-    files, dirs, dropins = paths["files"], paths["dirs"], paths["dropins"]
-    return f"""set -u
-current=$(cat {OWNER_DIR}/owner 2>/dev/null || true)
-if [ -n "$current" ] && [ "$current" != {shlex.quote(owner)} ]; then
-    echo "halb: this host is now provisioned as $current; leaving it as it is"
-    exit 0
-fi
-# keepalived first: a MASTER that stops sends a priority-0 advert, so its peer takes over at once.
-systemctl disable --now keepalived 2>/dev/null || true
-systemctl disable --now haproxy {WATCH} {GUARD} 2>/dev/null || true
-systemctl reset-failed keepalived haproxy {WATCH} {GUARD} 2>/dev/null || true
-{firewall([])}rm -f {files}
-rm -rf {dirs}
-rmdir {dropins} 2>/dev/null || true
-systemctl daemon-reload 2>/dev/null || true
-if id {SCRIPT_USER} >/dev/null 2>&1; then userdel {SCRIPT_USER} || true; fi
-echo "halb: {node} torn down (services stopped and disabled, halb's files removed, packages kept)"
-"""
+    return step_script(
+        "steps/teardown.sh.j2",
+        owner=owner,
+        node_text=Directive(node),  # a validated node name, inside the message's double quotes
+        watch=WATCH,
+        guard=GUARD,
+        firewall=Directive(firewall([])),
+        script_user=SCRIPT_USER,
+        **teardown_paths(),
+    )

@@ -142,6 +142,11 @@ TARGETS = {
     "steps/firewall.sh.j2": shell_word,
     "steps/packages.sh.j2": shell_word,
     "steps/wait.sh.j2": shell_word,
+    "steps/services.sh.j2": shell_word,
+    "steps/commit.sh.j2": shell_word,
+    "steps/rejoin.sh.j2": shell_word,
+    "steps/owner.sh.j2": shell_word,
+    "steps/teardown.sh.j2": shell_word,
 }
 
 
