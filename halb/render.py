@@ -351,8 +351,8 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
             "http": Directive(" check"),
             "none": "",
         },
-        "k": k,
-        "h": cfg.haproxy,
+        "keepalived": k,
+        "haproxy": cfg.haproxy,
         "stats_acl_lines": stats_acl_lines(cfg),
         "stats_six": any(n.version == 6 for n in stats_allow(cfg)),
     }
