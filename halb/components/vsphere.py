@@ -22,8 +22,8 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Placement:
-    """What the vCenter holds under the configured names."""
+class Site:
+    """What the vCenter holds under the names `halb:vsphere` gives (the placement), as ids."""
 
     cluster_id: str
     resource_pool_id: str
@@ -67,7 +67,7 @@ PLACEMENT_LOOKUPS: dict[str, tuple[str, Callable[[str, str, pulumi.InvokeOptions
 }
 
 
-def find_placement(p: VSphere, invoke: pulumi.InvokeOptions) -> Placement:
+def find_site(p: VSphere, invoke: pulumi.InvokeOptions) -> Site:
     """Looks up the datacenter, then the cluster, datastore, port group and template in it, before
     any VM is declared; every name the vCenter lacks is reported at once, naming its key, and a
     template without a network adapter is refused (its first NIC carries the node's address)."""
@@ -100,7 +100,7 @@ def find_placement(p: VSphere, invoke: pulumi.InvokeOptions) -> Placement:
         )
     if problems:
         raise pulumi.RunError(_message(problems))
-    return Placement(
+    return Site(
         cluster_id=found["cluster"].id,
         resource_pool_id=found["cluster"].resource_pool_id,
         datastore_id=found["datastore"].id,
@@ -160,7 +160,7 @@ class VmPairArgs:
 @dataclass(frozen=True)
 class Vcenter:
     provider: vsphere.Provider
-    site: Placement
+    site: Site
 
 
 def vcenter(name: str, creds: VsphereCredentials, placement: VSphere, parent: pulumi.Resource) -> Vcenter:
@@ -180,7 +180,7 @@ def vcenter(name: str, creds: VsphereCredentials, placement: VSphere, parent: pu
             aliases=[pulumi.Alias(parent=pulumi.create_urn(f"{name}-vm", "halb:vsphere:VmPair", parent=parent))],
         ),
     )
-    return Vcenter(provider, find_placement(placement, pulumi.InvokeOptions(provider=provider, parent=parent)))
+    return Vcenter(provider, find_site(placement, pulumi.InvokeOptions(provider=provider, parent=parent)))
 
 
 def template_disks(
