@@ -67,7 +67,7 @@ import latency  # noqa: E402
 import wrk  # noqa: E402
 from common import haproxy_cpu_seconds, percentile  # noqa: E402
 from halb.config import load_stack_file  # noqa: E402
-from halb.lab.engine.stack import deploy  # noqa: E402
+from halb.lab.automation.stack import deploy  # noqa: E402
 from halb.lab.infra import image, lab, net, nodes  # noqa: E402
 from halb.lab.infra.topology import VIP, WORKERS  # noqa: E402
 from halb.lab.scenarios import drills, faults  # noqa: E402

@@ -22,7 +22,7 @@ T = TypeVar("T")
 def deployed(stack: str) -> Iterator[None]:
     """On the lab (`on_lab`), `stack` deployed alone on its nodes (the other lab stacks' pairs,
     which stand on the same nodes, destroyed first), and destroyed after, also on a failure."""
-    from halb.lab.engine.stack import deploy, destroy, engine
+    from halb.lab.automation.stack import deploy, destroy, engine
 
     with on_lab():
         for other in ("lab", "lab-multi", "lab-tls", "lab-vsphere"):

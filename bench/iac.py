@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 from common import on_lab, standalone, timed  # noqa: E402
-from halb.lab.engine.driver import Result, cli  # noqa: E402
-from halb.lab.engine.stack import deploy, destroy, preview  # noqa: E402
+from halb.lab.automation.driver import Result, cli  # noqa: E402
+from halb.lab.automation.stack import deploy, destroy, preview  # noqa: E402
 from halb.lab.scenarios.drills import quiet  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "5"))

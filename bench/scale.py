@@ -77,7 +77,7 @@ def on_lab(servers: int, services: int) -> dict[str, Any]:
     """Deploy the size on the lab, then reload haproxy on the MASTER under a steady load."""
     import tempfile
 
-    from halb.lab.engine.stack import deploy
+    from halb.lab.automation.stack import deploy
     from halb.lab.infra import nodes
     from halb.lab.infra.topology import VIP
     from halb.lab.scenarios.drills import settle
@@ -124,7 +124,7 @@ def run(lab: bool) -> dict[str, Any]:
             out[key] = row
             print(f"scale: {key}: {row}", flush=True)
     if lab:
-        from halb.lab.engine.stack import deploy
+        from halb.lab.automation.stack import deploy
 
         deploy(progress=lambda _: None)  # the lab's own stack again
     return out

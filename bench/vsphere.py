@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 from common import deployed, standalone, timed  # noqa: E402
-from halb.lab.engine.driver import Result  # noqa: E402
-from halb.lab.engine.stack import deploy, destroy, preview  # noqa: E402
+from halb.lab.automation.driver import Result  # noqa: E402
+from halb.lab.automation.stack import deploy, destroy, preview  # noqa: E402
 from halb.lab.scenarios import drills  # noqa: E402
 from halb.lab.scenarios.drills import quiet  # noqa: E402
 

@@ -29,7 +29,7 @@ sys.path[:0] = [str(ROOT)]
 import wrk  # noqa: E402
 from common import on_lab, percentile, standalone  # noqa: E402
 from halb.commands import WATCH  # noqa: E402
-from halb.lab.engine.stack import deploy  # noqa: E402
+from halb.lab.automation.stack import deploy  # noqa: E402
 from halb.lab.infra import nodes  # noqa: E402
 from halb.lab.infra.topology import NODES, VIP, WORKERS  # noqa: E402
 from halb.lab.scenarios import drills, faults  # noqa: E402

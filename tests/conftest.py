@@ -60,7 +60,7 @@ def stack_deployed(stack: str) -> Any:
 
     @pytest.fixture(scope="module")
     def deployed(lab_up: None) -> Iterator[Any]:
-        from halb.lab.engine.stack import deploy, destroy
+        from halb.lab.automation.stack import deploy, destroy
         from halb.lab.scenarios.drills import quiet
 
         result = deploy(stack=stack, progress=quiet)

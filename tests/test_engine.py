@@ -1,4 +1,4 @@
-"""halb.lab.engine's pure parts: reading the engine's messages (no engine needed)."""
+"""halb.lab.automation's pure parts: reading the engine's messages (no engine needed)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import ROOT
-from halb.lab.engine.driver import _last_lines, stale_lock_pids
+from halb.lab.automation.driver import _last_lines, stale_lock_pids
 
 
 def locked(host: str, pid: int) -> str:

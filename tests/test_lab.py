@@ -27,7 +27,17 @@ import wrk
 from conftest import ROOT
 from halb.components.node import STEPS
 from halb.config.secrets import STATS_PASSWORD
-from halb.lab.engine.stack import ENGINE, VAULT, DeployFailed, Result, ciphertexts, deploy, destroy, preview, refresh
+from halb.lab.automation.stack import (
+    ENGINE,
+    VAULT,
+    DeployFailed,
+    Result,
+    ciphertexts,
+    deploy,
+    destroy,
+    preview,
+    refresh,
+)
 from halb.lab.infra import net, nodes
 from halb.lab.infra.topology import CLIENT, VIP
 from halb.lab.scenarios import drills, faults, foreign

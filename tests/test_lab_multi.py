@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import stack_deployed
-from halb.lab.engine.stack import Result, deploy, stack_file_of
+from halb.lab.automation.stack import Result, deploy, stack_file_of
 from halb.lab.infra import nodes
 from halb.lab.infra.topology import NODES
 from halb.lab.scenarios.drills import quiet, status

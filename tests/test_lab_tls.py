@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import stack_deployed
-from halb.lab.engine.stack import Result, deploy, engine, preview, stack_file_of
+from halb.lab.automation.stack import Result, deploy, engine, preview, stack_file_of
 from halb.lab.infra import ca
 from halb.lab.infra.topology import CLIENT, NODES, VIP
 from halb.lab.scenarios.drills import quiet, status

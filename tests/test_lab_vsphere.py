@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from halb.lab.engine.stack import DeployFailed, Result, deploy, destroy, engine, preview, stack_file_of
+from halb.lab.automation.stack import DeployFailed, Result, deploy, destroy, engine, preview, stack_file_of
 from halb.lab.infra import lab, vcenter
 from halb.lab.infra.topology import SPARE_NODES, VIP
 from halb.lab.scenarios import drills

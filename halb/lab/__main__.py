@@ -36,8 +36,8 @@ def _show_outputs(exports: dict[str, Any]) -> None:
 
 
 def _engine(args: argparse.Namespace) -> int:
-    from halb.lab.engine import stack as lab_stack
-    from halb.lab.engine.driver import EngineFailed, EngineMissing
+    from halb.lab.automation import stack as lab_stack
+    from halb.lab.automation.driver import EngineFailed, EngineMissing
 
     try:
         if args.command == "deploy":
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("deploy", "preview", "refresh", "destroy"):
         return _engine(args)
     if args.command == "password":
-        from halb.lab.engine.vault import Vault
+        from halb.lab.automation.vault import Vault
         from halb.lab.infra import vcenter
         from halb.lab.infra.topology import VAULT
 

@@ -23,8 +23,8 @@ HOST_LINK = "halb0"
 STATE = Path("/var/lib/halb-lab")  # node overlays, pids, the lab's SSH key
 CACHE = Path("/var/cache/halb-lab")  # the base image, built once
 SSH_KEY = STATE / "id_ed25519"
-VAULT = STATE / "lab-secrets.json"  # the lab's generated passwords, encrypted (halb.lab.engine.vault)
-STACK_HOME = STATE / "engine"  # the lab stack's project, config file and file backend (halb.lab.engine)
+VAULT = STATE / "lab-secrets.json"  # the lab's generated passwords, encrypted (halb.lab.automation.vault)
+STACK_HOME = STATE / "engine"  # the lab stack's project, config file and file backend (halb.lab.automation)
 
 
 @dataclass(frozen=True)

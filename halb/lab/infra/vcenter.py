@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from halb import PROJECT_DIR
-from halb.lab.engine.vault import Vault
+from halb.lab.automation.vault import Vault
 from halb.lab.infra import nodes
 from halb.lab.infra.topology import STATE, VAULT, VCENTER, VCENTER_USER
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from halb import PROJECT_DIR
 from halb.commands import teardown_paths
-from halb.lab.engine.stack import Result, deploy, destroy, engine
+from halb.lab.automation.stack import Result, deploy, destroy, engine
 from halb.lab.infra import image, net, nodes
 from halb.lab.infra.topology import NODES, VIP
 from halb.lab.scenarios.probes import LabError, client_get, holders, node, wait_until

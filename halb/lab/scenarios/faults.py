@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from halb.lab.engine.stack import deploy
+from halb.lab.automation.stack import deploy
 from halb.lab.infra import image, net, nodes
 from halb.lab.infra.topology import NODES, VIP, WORKERS
 from halb.lab.scenarios.drills import Drill, hand_back, peer_state, quiet, settle, status

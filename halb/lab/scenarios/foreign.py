@@ -66,7 +66,7 @@ def check_probe(stack: str = "lab") -> tuple[int, str, float]:
     """`python -m halb check --stack STACK --probe`, as an operator runs it in the stack's project:
     exit code, what it printed, and how long it took."""
     from halb import PROJECT_DIR
-    from halb.lab.engine.stack import engine
+    from halb.lab.automation.stack import engine
 
     start = time.monotonic()
     p = subprocess.run(

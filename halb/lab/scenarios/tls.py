@@ -10,7 +10,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from halb.lab.engine.stack import deploy
+from halb.lab.automation.stack import deploy
 from halb.lab.infra import ca, nodes
 from halb.lab.infra.topology import CLIENT, VIP
 from halb.lab.scenarios.drills import haproxy_worker, quiet

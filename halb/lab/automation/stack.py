@@ -22,8 +22,8 @@ from halb import PROJECT_DIR
 from halb.config.keepalived import PROFILES
 from halb.config.paths import get_path, parse_path, parse_value, set_path
 from halb.config.secrets import CHARSETS
-from halb.lab.engine.driver import Engine, EngineFailed, Progress, Result
-from halb.lab.engine.vault import DEFAULT_PASSPHRASE, Vault
+from halb.lab.automation.driver import Engine, EngineFailed, Progress, Result
+from halb.lab.automation.vault import DEFAULT_PASSPHRASE, Vault
 from halb.lab.infra import vcenter
 from halb.lab.infra.nodes import host_key
 from halb.lab.infra.topology import NODES, SPARE_NODES, STACK_HOME, VAULT
