@@ -408,7 +408,6 @@ def test_fault_link_flap_with_the_fast_profile_fails_over_within_a_second(deploy
         d = faults.link_flap()
     assert d.report.outages and d.report.outages[0] <= 1.0, d.report.summary()
     assert sum(d.report.outages[1:]) <= 0.5, f"failback disrupted clients: {d.report.summary()}"
-    assert d.facts["two_holder_samples_after_plug"] <= 1, f"two holders at the failback: {d.facts}"
 
 
 def stunned_once(d: drills.Drill, nopreempt: bool) -> None:
