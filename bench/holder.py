@@ -158,10 +158,10 @@ def table(figures: dict[str, Any]) -> str:
                 continue
             resume = f" ({r['two_holders_after_resume_max']} max)" if "two_holders_after_resume_max" in r else ""
             lines.append(
-                f"| {name} | {profile} | {r['outage_p50_s']} / {r['outage_p99_s']} | {r.get('outages_per_run_max', '?')} | "
+                f"| {name} | {profile} | {r['outage_p50_s']} / {r['outage_p99_s']} | {r.get('outages_per_run_max', '—')} | "
                 f"{r['failed_requests_p50']} / {r['failed_requests_p99']} | {r['samples_no_holder']} / "
-                f"{r['samples_two_holders']}{resume} | {r.get('keepalive_broken_p50', '?')} / "
-                f"{r.get('keepalive_broken_p99', '?')} | {r['keepalived_back_p99_s']} | {r.get('redundant_at_5s', 'no')} |"
+                f"{r['samples_two_holders']}{resume} | {r.get('keepalive_broken_p50', '—')} / "
+                f"{r.get('keepalive_broken_p99', '—')} | {r['keepalived_back_p99_s']} | {r.get('redundant_at_5s', 'no')} |"
             )
     return "\n".join(lines)
 
