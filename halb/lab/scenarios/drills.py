@@ -84,6 +84,10 @@ def hand_back(owner: str = "lb1") -> None:
     held = holders()
     if held and held != [owner]:
         nodes.ssh(node(held[0]), "systemctl restart keepalived", timeout=30)
+        settle(owner)
+        # The restarted node says BACKUP at once but takes part in VRRP only after its
+        # `vrrp_startup_delay` (2 s): a drill that starts before measures the delay.
+        time.sleep(3)
     settle(owner)
 
 
