@@ -9,6 +9,8 @@ import os
 import posixpath
 import re
 import shutil
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -338,11 +340,66 @@ def test_vrrp_guard_arp_probe_finds_another_machine_answering_for_the_vip() -> N
     for answer, expected in (("192.168.4.60", "02:aa:00:00:00:01"), ("192.168.4.99", None)):
         ours, lan = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         with ours, lan:
-            lan.send(reply(answer))
+            asked: list[bytes] = []
+
+            def answer_it(lan: socket.socket, asked: list[bytes], sender: str) -> None:  # the LAN answers
+                asked.append(lan.recv(128))
+                lan.send(reply(sender))
+
+            lan.send(reply("192.168.4.60"))  # an answer from before this probe: not taken for one
+            lan_thread = threading.Thread(target=answer_it, args=(lan, asked, answer))
+            lan_thread.start()
             assert guard["arp_probe"](ours, mine, "192.168.4.62", "192.168.4.60") == expected, answer
-            request = lan.recv(128)
+            lan_thread.join(2)
+            request = asked[0]
             assert request[:6] == b"\xff" * 6 and request[12:14] == b"\x08\x06", "a broadcast ARP request"
             assert request[38:42] == socket.inet_aton("192.168.4.60"), "asking for the VIP"
+
+
+class _AdvertSocket:
+    """A raw IPv6 VRRP socket as the guard reads it (VRRP message only, sender in recvfrom)."""
+
+    family = socket.AF_INET6
+
+    def __init__(self) -> None:
+        self.ours, self.lan = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sender = ""
+
+    def fileno(self) -> int:
+        return self.ours.fileno()
+
+    def recvfrom(self, size: int) -> tuple[bytes, tuple[str, int]]:
+        return self.ours.recv(size), (self.sender, 0)
+
+    def advert(self, sender: str, vrid: int, priority: int) -> None:
+        self.sender = sender
+        self.lan.send(bytes([0x31, vrid, priority, 1, 0, 100, 0, 0]))
+
+
+def test_vrrp_guard_asks_for_the_peers_mac_once_when_its_adverts_come_back() -> None:
+    """A peer whose adverts were missing for `hold` (it became MASTER, or its link is back) is
+    asked for its MAC once, so this node's unicast adverts need not wait for the kernel's next ARP
+    try; adverts that keep coming ask nothing."""
+    guard = _guard("dev", "lb2")
+    i = guard["Instance"]("66 100 ens192 192.168.4.62 192.168.4.61 192.168.4.60 240")
+    sock = _AdvertSocket()
+    with sock.ours, sock.lan:
+        sock.advert("192.168.4.61", 66, 250)
+        guard["adverts_heard"](sock, [i])
+        assert not i.resumed, "adverts that keep coming: the peer's MAC is not asked for"
+        i.last_advert -= i.hold
+        sock.advert("192.168.4.99", 66, 250)  # another router's advert: not the peer's
+        guard["adverts_heard"](sock, [i])
+        assert not i.resumed and i.peer_priority == 250, "an advert from another address is not the peer's"
+        sock.advert("192.168.4.61", 66, 250)
+        guard["adverts_heard"](sock, [i])
+        assert i.resumed, f"adverts back after {i.hold} s: the peer's MAC is asked for"
+    ours, lan = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with ours, lan:
+        guard["arp_request"](ours, bytes.fromhex("02aa00000002"), i.src, i.peer)
+        request = lan.recv(128)
+        assert request[:6] == b"\xff" * 6 and request[28:32] == socket.inet_aton(i.src), "from this node"
+        assert request[38:42] == socket.inet_aton(i.peer), "asking for the peer"
 
 
 def _adverts(variant: str, node: str = "lb1") -> dict[str, Any]:
@@ -403,6 +460,37 @@ def test_vrrp_adverts_finds_only_routers_that_are_not_nodes_of_the_stack() -> No
     found = a["advert"](_frame("192.168.4.99", 60, 2, ["192.168.4.200"]))
     assert a["describe"](found, vrids).startswith("VRID 60 (vips[0].vrid, IPv4) is in use: 192.168.4.99 sends VRRPv2")
     assert a["advert"](_frame("192.168.4.99", 60, 2, [])[:40]) is None, "a truncated frame is no advert"
+
+
+def test_vrrp_adverts_refuses_one_advert_cycle_after_the_first_collision(capsys: pytest.CaptureFixture[str]) -> None:
+    """The pre-flight does not sit out its whole window once it has heard a collision: it listens
+    AFTER_COLLISION more (for other routers) and refuses, saying when it heard the first."""
+    import time
+
+    a = _adverts("dualstack")
+    ours, lan = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    frames = [_frame("192.168.4.99", 60, 2, ["192.168.4.200"]), _frame("192.168.4.62", 60, 2, ["192.168.4.60"])]
+    with ours, lan:
+        a["vrrp_tap"] = lambda interface: ours
+        ours.setblocking(False)
+
+        def heard(sock: socket.socket) -> list[Any]:  # one frame a call, as the tap may give them
+            try:
+                return [a["advert"](sock.recv(2048))]
+            except BlockingIOError:
+                return []
+
+        a["heard"] = heard
+        a["AFTER_COLLISION"] = 0.3
+        for frame in frames:
+            lan.send(frame)
+        start = time.monotonic()
+        assert a["listen"](30.0) == 1, "a collision refuses"
+        took = time.monotonic() - start
+    assert took < 2.0, f"vrrp_adverts.py listened {took:.1f} s after hearing a collision (window 30 s)"
+    err = capsys.readouterr().err
+    assert "VRID 60 (vips[0].vrid, IPv4) is in use: 192.168.4.99" in err and "(heard 0.0 s into listening)" in err, err
+    assert "192.168.4.62" not in err, "the peer's advert is no collision"
 
 
 def test_vrrp_guard_raises_a_taking_over_nodes_priority_above_the_peers_last_advert_for_a_while() -> None:

@@ -3,8 +3,9 @@
 # vrrp_adverts: the VRRP adverts on this node's LAN that use one of the stack's VRIDs but come from a
 # router that is not a node of the stack (a VRID collision). A packet socket with a BPF filter taps
 # the interface before the host firewall, so adverts the firewall drops are seen too.
-#   python3 vrrp_adverts.py SECONDS   listen SECONDS; exit 1 naming each collision (the deploy's
-#                                     VRID pre-flight and `halb check --probe` run it)
+#   python3 vrrp_adverts.py SECONDS   listen SECONDS (1 s after the first collision at most); exit 1
+#                                     naming each collision (the deploy's VRID pre-flight and
+#                                     `halb check --probe` run it)
 # halb-vrrp-guard imports it and lists what it hears in the collision report for `halb status`.
 """The VRRP adverts on the LAN that collide with the stack's VRIDs."""
 
@@ -17,6 +18,7 @@ import sys
 import time
 
 INTERFACE = "ens192"
+AFTER_COLLISION = 1.0  # the listener stops this long after the first collision (adverts are 1 s apart by default)
 COLLISIONS = "/run/halb/vrrp-foreign"  # halb-vrrp-guard's report: one line per foreign router
 # Every VRRP instance of the stack: family vrid config-key vip
 VRIDS = """
@@ -126,23 +128,26 @@ def listen(seconds):
     """Listen `seconds` for other routers using the stack's VRIDs; print each one and return 1 if any."""
     vrids, nodes = stack_vrids(), set(NODES.split())
     sock = vrrp_tap(INTERFACE)
-    end = time.monotonic() + seconds
+    start = time.monotonic()
+    end = start + seconds
     seen, found = set(), {}
     while time.monotonic() < end:
         select.select([sock], [], [], max(0.0, end - time.monotonic()))
         for f in heard(sock):
             seen.add((f[0], f[1]))
             if collision(f, vrids, nodes):
-                found[(f[0], f[1], f[2])] = f
+                if not found:  # one more advert cycle for the other routers, then refuse
+                    end = min(end, time.monotonic() + AFTER_COLLISION)
+                found.setdefault((f[0], f[1], f[2]), (f, time.monotonic() - start))
     wanted = ", ".join(str(vrid) for _, vrid in sorted(vrids))
     if not found:
         print("halb: no other VRRP router on %s uses VRID %s (listened %.1f s)" % (INTERFACE, wanted, seconds))
         return 0
     free = [n for n in range(1, 256) if all((fam, n) not in seen and (fam, n) not in vrids for fam in (4, 6))]
-    for f in sorted(found.values()):
+    for f, after in sorted(found.values()):
         near = sorted(free, key=lambda n: abs(n - f[1]))
-        print("halb: %s on %s. Two routers with one VRID on a LAN break each other's failover: set %s to a "
-              "VRID no other router uses (%s)" % (describe(f, vrids), INTERFACE, vrids[(f[0], f[1])][0],
+        print("halb: %s on %s (heard %.1f s into listening). Two routers with one VRID on a LAN break each other's "
+              "failover: set %s to a VRID no other router uses (%s)" % (describe(f, vrids), INTERFACE, after, vrids[(f[0], f[1])][0],
               "e.g. %d: no advert for it was heard" % near[0] if near else "none was free"), file=sys.stderr)
     return 1
 
