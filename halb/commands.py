@@ -13,10 +13,9 @@ import posixpath
 import re
 import shlex
 from collections.abc import Mapping
-from ipaddress import ip_network
 
 from halb.config import HalbConfig
-from halb.config.words import Directive, firewall_address
+from halb.config.words import Directive
 from halb.render import PATHS, SCRIPT_USER, NodeFile, step_script
 
 PACKAGES = ("keepalived", "haproxy", "curl", "socat", "python3")  # python3: vrrp-resign (raw VRRP socket)
@@ -99,39 +98,18 @@ FIREWALL_STATE = f"{OWNER_DIR}/firewall"  # the rules halb opened, one per line
 UFW_BEFORE_RULES = "/etc/ufw/before.rules"  # ufw has no `proto vrrp`: halb's VRRP rule lives here
 
 
-def firewall_rules(cfg: HalbConfig, peer_address: str, peer_address6: str | None = None) -> list[str]:
-    """Exactly what the node's firewall must let in: VRRP (IP protocol 112) from the peer only,
-    the service ports from anywhere, the stats port from `haproxy.stats.allowFrom`. With an IPv6
-    VIP, also VRRP from the peer's IPv6 address and the ports of the services bound on IPv6."""
-    from halb.render import service_vips, stats_allow
-
-    rules = [f"vrrp {firewall_address(ip_network(peer_address))}"]
-    if peer_address6 is not None and any(v.family == 6 for v in cfg.vip_plans):
-        rules += [f"vrrp {firewall_address(ip_network(peer_address6))}"]
-    rules += [f"tcp {int(s.port)} 0.0.0.0/0" for s in cfg.haproxy.services]
-    if peer_address6 is not None:
-        six = [s for s in cfg.haproxy.services if 6 in {v.family for v in service_vips(cfg, s)}]
-        rules += [f"tcp {int(s.port)} ::/0" for s in six]
-    rules += [f"tcp {int(cfg.haproxy.stats.port)} {firewall_address(net)}" for net in stats_allow(cfg)]
-    return rules
-
-
 def firewall(rules: list[str], state: str = FIREWALL_STATE, before_rules: str = UFW_BEFORE_RULES) -> str:
     """Bring an active firewalld or ufw to exactly `rules` (an empty list closes everything halb
     opened): rules recorded in `state` by an earlier deploy and no longer wanted are removed.
     IPv6 VRRP rules go to ufw's before6.rules, beside `before_rules`."""
     return step_script(
         "steps/firewall.sh.j2",
-        wanted=Directive("\n".join(rules)),  # firewall_rules' own words: validated addresses and ports
+        wanted=Directive("\n".join(rules)),  # halb.plan.firewall_rules' own words: validated addresses and ports
         state=state,
         state_dir=posixpath.dirname(state),
         before_rules=before_rules,
         before6_rules=posixpath.join(posixpath.dirname(before_rules), "before6.rules"),
     )
-
-
-def _str(value: object | None) -> str | None:
-    return None if value is None else str(value)
 
 
 def vrid_script(files: list[NodeFile], seconds: float) -> str:
@@ -144,7 +122,7 @@ def vrid_script(files: list[NodeFile], seconds: float) -> str:
     return f"python3 - {seconds:g} <<'{FILE_TAG}'\n{_delimited(adverts.content, FILE_TAG)}{FILE_TAG}\n"
 
 
-def system_script(cfg: HalbConfig, node: str, files: list[NodeFile], peer_address: str) -> str:
+def system_script(cfg: HalbConfig, node: str, files: list[NodeFile]) -> str:
     body = "".join(install_file(f) for f in files if f.step == "system")
     return f"""set -eu
 # Unprivileged user for keepalived's health probe (enable_script_security).
@@ -156,7 +134,7 @@ fi
 systemctl daemon-reload
 systemctl try-restart {WATCH} {GUARD}  # picks up a changed watcher or guard; not started here the first time
 # No sysctl is needed: haproxy binds the wildcard address, so the VIP need not be local.
-{firewall(firewall_rules(cfg, peer_address, _str(cfg.peer(node).address6)))}if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
+{firewall(list(cfg.plan.firewall[node]))}if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
     setsebool -P haproxy_connect_any 1
 fi
 echo "halb: system settings for {node} in place"

@@ -10,7 +10,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from halb.config import HalbConfig
-from halb.config.addresses import plan_addresses
 from halb.render import PATHS, node_files
 from halb.status.remote import Reach, SshTarget, ssh_run
 
@@ -19,15 +18,15 @@ PROBE_SECONDS = 3.0  # when keepalived.vridProbeSeconds is 0 (no pre-flight on d
 
 def vrid_collisions(cfg: HalbConfig, strict_host_keys: bool = True) -> list[str]:
     """One line per collision or per node that could not listen; empty when the LAN is clear."""
-    plan = plan_addresses(cfg)
+    plan = cfg.plan
     target = SshTarget(cfg.ssh.user, cfg.ssh.port, cfg.ssh.private_key_path)
     seconds = cfg.keepalived.vrid_probe_seconds or PROBE_SECONDS
     command = f"{'' if cfg.ssh.user == 'root' else 'sudo -n '}python3 - {seconds:g}"
 
     def listen(index: int) -> list[str]:
         node = cfg.nodes[index]
-        program = next(f.content for f in node_files(cfg, node.name, plan) if f.path == PATHS["vrrp_adverts"])
-        address = str(plan.nodes[node.name])
+        program = next(f.content for f in node_files(cfg, node.name) if f.path == PATHS["vrrp_adverts"])
+        address = str(plan.address(node.name))
         reach = Reach(target, address, node.host_key, strict_host_keys)
         code, _, err = ssh_run(reach, command, stdin=program, timeout=seconds + 20)
         where = f"nodes[{index}] ({node.name}, {address})"

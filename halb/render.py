@@ -19,11 +19,10 @@ import jinja2
 
 from halb import PROJECT_DIR
 from halb.config import HalbConfig
-from halb.config.addresses import AddressPlan, plan_addresses
 from halb.config.haproxy import Server, Service, backend_names, certificate_names
 from halb.config.tls import Certificate, key_block, read_pem
-from halb.config.vips import VipPlan
 from halb.config.words import Directive, UnsafeValue, address, finalizer, haproxy_word, keepalived_word, shell_word
+from halb.plan import INSTANCE, service_vips, stats_allow
 
 TEMPLATES = PROJECT_DIR / "templates"
 
@@ -58,7 +57,6 @@ PATHS = {
     "certs_dir": "/etc/haproxy/halb-certs",  # each TLS service's certificates with their keys (0600)
 }
 SCRIPT_USER = "keepalived_script"
-INSTANCE = "halb"
 HAPROXY_BIN = "/usr/sbin/haproxy"
 
 # Which provisioning step installs a file; each step has its validator and reload.
@@ -193,30 +191,10 @@ def _advert(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:g}"
 
 
-MAINTENANCE_PRIORITY = 1  # below any configured priority: the peer preempts at once
-# A node with a service that has no usable server drops below its peer: by the gap between the two
-# priorities plus one, and a margin, so that it also stays below a peer whose priority the
-# nopreempt hold raised at run time (by at most the gap plus one) and above MAINTENANCE_PRIORITY.
-BACKENDS_PENALTY_MARGIN = 100
-
-
-def backends_penalty(cfg: HalbConfig) -> int:
-    k = cfg.keepalived
-    return k.master_priority - k.backup_priority + 1 + BACKENDS_PENALTY_MARGIN
-
-
 def server_state(srv: Server) -> Directive:
     """The runtime-changeable part of a `server` line: weight, and `disabled`."""
     weight = srv.live_weight
     return Directive((f" weight {weight}" if weight != 1 else "") + (" disabled" if srv.state == "disabled" else ""))
-
-
-def stats_allow(cfg: HalbConfig) -> list[IPv4Network | IPv6Network]:
-    """Who may reach the stats port besides the node itself: `allowFrom`, else the pair's subnets
-    (the stats port is bound on IPv6 too when one of them is IPv6)."""
-    if cfg.haproxy.stats.allow_from is not None:
-        return list(cfg.haproxy.stats.allow_from)
-    return [n for n in (cfg.network.subnet, cfg.network.subnet6) if n is not None]
 
 
 ACL_CHUNK = 40  # networks per `acl` line: haproxy reads at most 64 words a line
@@ -265,11 +243,6 @@ def backends(service: Service) -> list[tuple[str, list[Server], str | None]]:
     return [(name, *group) for name, group in zip(backend_names(service), groups, strict=True)]
 
 
-def service_vips(cfg: HalbConfig, service: Service) -> list[VipPlan]:
-    """The VIPs a service is served on: those it lists, else all."""
-    return [v for v in cfg.vip_plans if service.vips is None or v.name in service.vips]
-
-
 def sync_groups(cfg: HalbConfig) -> list[dict[str, object]]:
     """keepalived's `vrrp_sync_group`s: each group's instances by name."""
     return [
@@ -278,39 +251,8 @@ def sync_groups(cfg: HalbConfig) -> list[dict[str, object]]:
     ]
 
 
-def vrrp_instances(cfg: HalbConfig, node_name: str) -> list[dict[str, object]]:
-    """One VRRP instance per VIP, as `node_name` runs it: the VIP's preferred node has the master
-    priority and starts MASTER, the other the backup priority; a node in maintenance has priority
-    1 in all of them. A stack without `vips` has one, named `halb` and numbered `keepalived.vrid`
-    (or the VIP's last octet)."""
-    node, peer, k = cfg.node(node_name), cfg.peer(node_name), cfg.keepalived
-    plan = plan_addresses(cfg)
-    out: list[dict[str, object]] = []
-    for v in cfg.vip_plans:
-        preferred = v.preferred == node.name
-        priority = k.master_priority if preferred else k.backup_priority
-        six = v.family == 6  # adverts for an IPv6 VIP go over the nodes' IPv6 addresses (VRRPv3)
-        out.append(
-            {
-                "name": INSTANCE if not cfg.vips else f"{INSTANCE}_{v.name}",
-                "vrid": v.vrid,
-                "vip": v.address,
-                "prefixlen": v.prefixlen,
-                "src": node.address6 if six else plan.nodes[node.name],
-                "peer": peer.address6 if six else plan.nodes[peer.name],
-                "priority": MAINTENANCE_PRIORITY if node.maintenance else priority,
-                "base_priority": priority,  # as configured, maintenance aside (halb-vrrp-guard's raise)
-                # halb-vrrp-guard watches the peer's adverts by their source: an IPv6 instance's only
-                # with unicast adverts (multicast ones come from a link-local address)
-                "guarded": not six or k.unicast,
-                "state": "BACKUP" if k.nopreempt or not preferred else "MASTER",
-            }
-        )
-    return out
-
-
-def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, object]:
-    node, peer = cfg.node(node_name), cfg.peer(node_name)
+def context(cfg: HalbConfig, node_name: str) -> dict[str, object]:
+    node, peer, plan = cfg.node(node_name), cfg.peer(node_name), cfg.plan
     k = cfg.keepalived
     return {
         "node": {"name": node.name, "role": node.role, "interface": cfg.interface(node)},
@@ -321,9 +263,9 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "advert_int": _advert(k.advert_int),
         "advert_cs": round(k.advert_int * 100),
         "instance": INSTANCE,
-        "instances": vrrp_instances(cfg, node_name),
+        "instances": plan.instances[node_name],
         "vips": bool(cfg.vips),  # instance i's VRID is the config key vips[i].vrid, else keepalived.vrid
-        "stack_addresses": [a for n in cfg.nodes for a in (plan.nodes[n.name], n.address6) if a is not None],
+        "stack_addresses": [a for n in cfg.nodes for a in (plan.address(n.name), n.address6) if a is not None],
         "sync_groups": sync_groups(cfg),
         "binds": lambda service: binds(cfg, service),
         "backends": backends,
@@ -335,7 +277,7 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
         "backends_file_name": "halb_backends_down",
         "partition_file_name": "halb_partition",
         "hold_file_name": "halb_hold",
-        "backends_penalty": backends_penalty(cfg),
+        "backends_penalty": plan.backends_penalty,
         "backends_every": 5,
         "rise_probes": math.ceil(k.health_check.rise / k.health_check.interval),
         "stats_userlist": "halb_stats",
@@ -358,10 +300,9 @@ def context(cfg: HalbConfig, plan: AddressPlan, node_name: str) -> dict[str, obj
     }
 
 
-def node_files(cfg: HalbConfig, node_name: str, plan: AddressPlan | None = None) -> list[NodeFile]:
+def node_files(cfg: HalbConfig, node_name: str) -> list[NodeFile]:
     """Every non-secret file halb installs on `node_name`, in install order."""
-    plan = plan or plan_addresses(cfg)
-    ctx = context(cfg, plan, node_name)
+    ctx = context(cfg, node_name)
     return [
         NodeFile(PATHS["tmpfiles"], _render("tmpfiles.d/halb.conf.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_state"], _render("haproxy-state.j2", **ctx), "0755", "system"),
@@ -381,7 +322,7 @@ def node_files(cfg: HalbConfig, node_name: str, plan: AddressPlan | None = None)
 
 def secret_files(cfg: HalbConfig, node_name: str, secrets: Secrets) -> list[NodeFile]:
     """The files that hold secrets (mode 0600), rendered from the given values."""
-    ctx = context(cfg, plan_addresses(cfg), node_name)
+    ctx = context(cfg, node_name)
     files = [
         NodeFile(
             PATHS["haproxy_secrets"],

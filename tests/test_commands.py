@@ -66,7 +66,7 @@ def test_generated_scripts_pass_shellcheck(tmp_path: Path) -> None:
     scripts = {
         "wait": commands.wait_script(),
         "packages": commands.packages_script(cfg),
-        "system": commands.system_script(cfg, "lb1", files, "192.168.4.62"),
+        "system": commands.system_script(cfg, "lb1", files),
         "haproxy": commands.haproxy_script(files, cfg),
         "keepalived": commands.keepalived_script(files, "192.168.4.60"),
         "services": commands.services_script(),
@@ -170,7 +170,7 @@ def _firewall_run(tmp_path: Path, rules: list[str]) -> list[str]:
 def test_firewall_opens_exactly_halbs_rules_and_closes_stale_ones(tmp_path: Path) -> None:
     (tmp_path / "before.rules").write_text(BEFORE_RULES)
     cfg = load_config(set_in(stack_raw("dev"), "haproxy.stats.allowFrom", ["192.168.4.0/24", "10.9.9.9/32"]))
-    rules = commands.firewall_rules(cfg, "192.168.4.62")
+    rules = list(cfg.plan.firewall["lb1"])
     assert rules == [
         "vrrp 192.168.4.62/32", "tcp 80 0.0.0.0/0", "tcp 443 0.0.0.0/0", "tcp 8080 192.168.4.0/24",
         "tcp 8080 10.9.9.9/32",
@@ -218,7 +218,7 @@ def test_firewall_with_an_ipv6_vip_lets_in_vrrp_from_the_peers_ipv6_address_and_
     (tmp_path / "before.rules").write_text(BEFORE_RULES)
     (tmp_path / "before6.rules").write_text(BEFORE_RULES.replace("ufw-", "ufw6-"))
     cfg = load_config(variants()["dualstack"])
-    rules = commands.firewall_rules(cfg, "192.168.4.62", "2001:db8:4::62")
+    rules = list(cfg.plan.firewall["lb1"])
     assert rules == [
         "vrrp 192.168.4.62/32", "vrrp 2001:db8:4::62/128", "tcp 80 0.0.0.0/0", "tcp 443 0.0.0.0/0",
         "tcp 8443 0.0.0.0/0", "tcp 80 ::/0", "tcp 443 ::/0", "tcp 8080 192.168.4.0/24", "tcp 8080 2001:db8:4::/64",

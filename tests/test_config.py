@@ -26,14 +26,14 @@ def test_dev_stack_is_valid_and_defaults_are_applied() -> None:
         ("lb1", "master", "192.168.4.61"),
         ("lb2", "backup", "192.168.4.62"),
     ]
-    assert cfg.vrid == 66
+    assert cfg.plan.vips[0].vrid == 66
     assert cfg.keepalived.version == 2 and cfg.keepalived.unicast is True
     assert cfg.keepalived.master_priority > cfg.keepalived.backup_priority
     assert cfg.haproxy.stats.port == 8080 and cfg.haproxy.services[0].mode == "tcp"
 
 
 def test_vrid_defaults_to_the_vips_last_octet() -> None:
-    assert load_config(delete_in(DEV, "keepalived.vrid")).vrid == 60
+    assert load_config(delete_in(DEV, "keepalived.vrid")).plan.vips[0].vrid == 60
 
 
 BAD: list[tuple[str, dict[str, Any], str, str]] = [

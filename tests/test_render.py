@@ -173,7 +173,7 @@ def _file(cfg: HalbConfig, node: str, key: str) -> str:
 
 
 def test_maintenance_lowers_that_node_only_and_lifts_the_peers_nopreempt() -> None:
-    from halb.render import MAINTENANCE_PRIORITY
+    from halb.plan import MAINTENANCE_PRIORITY
 
     raw = set_in(set_in(stack_raw("dev"), "nodes[0].maintenance", True), "keepalived.nopreempt", True)
     cfg = load_config(raw)
@@ -279,7 +279,7 @@ def test_vrrp_resign_lists_every_instance_as_keepalived_runs_it(variant: str) ->
     cfg = VARIANTS[variant]
     for node in cfg.nodes:
         lines = [line.split() for line in _resign(variant, node.name)["INSTANCES"].split("\n") if line.strip()]
-        instances = render.vrrp_instances(cfg, node.name)
+        instances = cfg.plan.instances[node.name]
         assert [int(line[0]) for line in lines] == [i["vrid"] for i in instances], f"{variant}/{node.name}: vrids"
         for line, i in zip(lines, instances, strict=True):
             assert line[5:] == [str(i["src"]), str(i["peer"]), f"{i['vip']}/{i['prefixlen']}"], f"{variant}/{node.name}"
@@ -317,7 +317,7 @@ def test_vrrp_guard_watches_each_vip_whose_peer_adverts_name_the_peer(variant: s
         guard = _guard(variant, node.name)
         lines = [line for line in guard["INSTANCES"].split("\n") if line.strip()]
         got = [(i.vrid, i.vip, i.peer) for i in map(guard["Instance"], lines)]
-        want = [(i["vrid"], str(i["vip"]), str(i["peer"])) for i in render.vrrp_instances(cfg, node.name)
+        want = [(i["vrid"], str(i["vip"]), str(i["peer"])) for i in cfg.plan.instances[node.name]
                 if ":" not in str(i["vip"]) or cfg.keepalived.unicast]  # fmt: skip
         assert got == want, f"{variant}/{node.name}: {got} != {want}"
         conf = _file(cfg, node.name, "keepalived_conf")
@@ -410,14 +410,14 @@ def _adverts(variant: str, node: str = "lb1") -> dict[str, Any]:
 def test_vrrp_adverts_names_each_vrid_by_its_config_key(variant: str) -> None:
     cfg = VARIANTS[variant]
     vrids = _adverts(variant)["stack_vrids"]()
-    want = {(i["vip"].version, i["vrid"]) for i in render.vrrp_instances(cfg, "lb1")}  # type: ignore[attr-defined]
+    want = {(i["vip"].version, i["vrid"]) for i in cfg.plan.instances["lb1"]}  # type: ignore[attr-defined]
     assert set(vrids) == want, f"{variant}: vrrp_adverts.py lists {sorted(vrids)}, keepalived runs {sorted(want)}"
     for (_, vrid), (key, vips) in vrids.items():
         if cfg.vips:
             index = int(key.removeprefix("vips[").removesuffix("].vrid"))
-            assert str(cfg.vip_plans[index].address) in vips and cfg.vip_plans[index].vrid == vrid, f"{variant}: {key}"
+            assert str(cfg.plan.vips[index].address) in vips and cfg.plan.vips[index].vrid == vrid, f"{variant}: {key}"
         else:
-            assert key == "keepalived.vrid" and vrid == cfg.vrid, f"{variant}: {key}"
+            assert key == "keepalived.vrid" and vrid == cfg.plan.vips[0].vrid, f"{variant}: {key}"
 
 
 def _frame(source: str, vrid: int, version: int, addresses: list[str]) -> bytes:
@@ -562,7 +562,7 @@ def test_every_context_key_is_read_by_some_template() -> None:
     unread: set[str] = set()
     for cfg in VARIANTS.values():
         for node in cfg.nodes:
-            ctx = render.context(cfg, render.plan_addresses(cfg), node.name)
+            ctx = render.context(cfg, node.name)
             unread |= {k for k in ctx if k not in names}
             unread |= {
                 f"{k}.{n}"

@@ -32,20 +32,20 @@ def problems(raw: dict[str, Any]) -> str:
 
 def test_a_stack_without_vips_has_one_from_addresses_vip_preferred_by_the_master() -> None:
     cfg = load_config(LAB)
-    [vip] = cfg.vip_plans
+    [vip] = cfg.plan.vips
     assert (vip.name, str(vip.address), vip.preferred, vip.vrid, vip.prefixlen) == ("vip", "198.18.0.10", "lb1", 10, 24)
 
 
 def test_two_vips_each_with_its_preferred_node_and_distinct_router_ids() -> None:
     cfg = load_config(lab(vips=TWO))
-    plans = {v.name: v for v in cfg.vip_plans}
+    plans = {v.name: v for v in cfg.plan.vips}
     assert plans["public"].preferred == "lb1" and plans["internal"].preferred == "lb2", plans
     assert (plans["public"].vrid, plans["internal"].vrid) == (10, 9), plans
 
 
 def test_derived_router_ids_never_collide() -> None:
     vips = [{"name": "va", "address": "198.18.0.10"}, {"name": "vb", "address": "198.18.0.40", "vrid": 10}]
-    plans = {v.name: v.vrid for v in load_config(lab(vips=vips)).vip_plans}
+    plans = {v.name: v.vrid for v in load_config(lab(vips=vips)).plan.vips}
     assert plans["vb"] == 10 and plans["va"] != 10, plans
 
 
@@ -87,7 +87,7 @@ def dual(**changes: Any) -> dict[str, Any]:
 
 
 def test_an_ipv6_vip_is_planned_in_subnet6_with_its_own_router_id() -> None:
-    plans = {v.name: v for v in load_config(dual()).vip_plans}
+    plans = {v.name: v for v in load_config(dual()).plan.vips}
     six = plans["public6"]
     assert (six.family, six.prefixlen, six.preferred) == (6, 64, "lb1"), six
     assert len({v.vrid for v in plans.values()}) == 3, plans
@@ -160,6 +160,6 @@ def test_the_readmes_dual_stack_stack_to_copy_is_valid() -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme[readme.index("A dual-stack stack to copy") :].split("```yaml\n", 1)[1].split("```", 1)[0]
     cfg = load_config(strip_prefix(yaml.safe_load(block)["config"]))
-    assert {v.name: (v.family, v.preferred) for v in cfg.vip_plans} == {
+    assert {v.name: (v.family, v.preferred) for v in cfg.plan.vips} == {
         "public": (4, "lb1"), "public6": (6, "lb1"), "internal": (4, "lb2"),
     }, "README dual-stack example"  # fmt: skip

@@ -13,7 +13,6 @@ from pydantic import BaseModel, IPvAnyAddress, IPvAnyNetwork
 from test_tls import CA
 
 from conftest import boundary_off, variants
-from halb import commands
 from halb.config import HalbConfig, load_config
 from halb.config.paths import set_in
 from halb.config.words import UnsafeValue, address, haproxy_word, keepalived_word, shell_word
@@ -90,7 +89,7 @@ def tokens(cfg: HalbConfig) -> dict[str, list[int]]:
     for node in cfg.nodes:
         for f in all_files(cfg, node.name):
             out[f"{node.name}:{f.path}"] = [len(line.split()) for line in f.content.split("\n")]
-    rules = commands.firewall_rules(cfg, "192.168.4.62", "2001:db8:4::62")
+    rules = [rule for node in cfg.nodes for rule in cfg.plan.firewall[node.name]]
     out["firewall"] = [len(rule.split()) for rule in rules]
     return out
 

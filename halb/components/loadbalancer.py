@@ -13,8 +13,8 @@ from halb.components.reservations import AddressReservations, AddressReservation
 from halb.components.rollout import VrrpRollout, VrrpRolloutArgs
 from halb.components.verify import VerifyArgs, verify_command
 from halb.config import HalbConfig, Node, Secret
-from halb.config.addresses import AddressPlan, plan_addresses
 from halb.config.secrets import STATS_PASSWORD, VRRP_PASSWORD
+from halb.plan import Plan
 from halb.render import hostport, service_vips
 from halb.stack import VsphereCredentials, ssh_private_key
 
@@ -37,7 +37,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
     def __init__(self, name: str, args: HaLoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("halb:index:HaLoadBalancer", name, None, opts)
         cfg = args.config
-        plan = plan_addresses(cfg)
+        plan = cfg.plan
         key = ssh_private_key(cfg)  # a missing key file fails here, before any resource exists
         self.vcenter = self._vcenter(name, cfg, args)  # a vCenter problem too
         self.addresses = self._reserve_addresses(name, cfg, plan)
@@ -76,7 +76,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
 
         return vcenter(name, args.vsphere, cfg.vsphere, self)
 
-    def _reserve_addresses(self, name: str, cfg: HalbConfig, plan: AddressPlan) -> AddressReservations:
+    def _reserve_addresses(self, name: str, cfg: HalbConfig, plan: Plan) -> AddressReservations:
         """Every VIP must be free (an IPv6 one is pinged over ICMPv6, which resolves it by NDP); new
         VMs' addresses too. Existing hosts answer, of course."""
         new_vms = cfg.preflight and cfg.platform == "vsphere"
@@ -86,10 +86,10 @@ class HaLoadBalancer(pulumi.ComponentResource):
                 [Reservation("vip", plan.vip, cfg.preflight)]
                 + [
                     Reservation(f"vip-{v.name}", v.address, cfg.preflight)
-                    for v in cfg.vip_plans
+                    for v in cfg.plan.vips
                     if v.address != plan.vip
                 ]
-                + [Reservation(n.name, plan.nodes[n.name], new_vms) for n in cfg.nodes]
+                + [Reservation(n.name, plan.address(n.name), new_vms) for n in cfg.nodes]
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -106,7 +106,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
         return pulumi.Output.secret(generated.result)
 
     def _machines_and_nodes(
-        self, name: str, cfg: HalbConfig, args: HaLoadBalancerArgs, plan: AddressPlan, key: pulumi.Output[str] | None
+        self, name: str, cfg: HalbConfig, args: HaLoadBalancerArgs, plan: Plan, key: pulumi.Output[str] | None
     ) -> tuple[VmPair | None, dict[str, NodeProvisioning]]:
         """Each node's machine (a VM on vSphere, else the existing host) and its provisioning, in order."""
         order = [n.name for n in sorted(cfg.nodes, key=lambda n: n.role != "backup")]
@@ -143,7 +143,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
                 config=cfg,
                 placement=cfg.vsphere,
                 vcenter=self.vcenter,
-                vms=[VmSpec(n, plan.nodes[n]) for n in order],
+                vms=[VmSpec(n, plan.address(n)) for n in order],
                 depends_on=list(self.addresses.records.values()),
                 provision=provision,
             ),
@@ -181,11 +181,11 @@ class HaLoadBalancer(pulumi.ComponentResource):
         )
         return verify_command(name, args, pulumi.ResourceOptions(parent=self))
 
-    def _outputs(self, cfg: HalbConfig, plan: AddressPlan) -> None:
+    def _outputs(self, cfg: HalbConfig, plan: Plan) -> None:
         """Derived from the plan, never from addresses the guests report."""
         h = cfg.haproxy
         self.vip = pulumi.Output.from_input(str(plan.vip))
-        self.node_info = {n.name: {"address": str(plan.nodes[n.name]), "role": n.role} for n in cfg.nodes}
+        self.node_info = {n.name: {"address": str(plan.address(n.name)), "role": n.role} for n in cfg.nodes}
         self.stats_urls = {n: f"http://{a}:{h.stats.port}{h.stats.uri}" for n, a in _addrs(plan).items()}
         self.metrics_urls = (
             {n: f"http://{a}:{h.stats.port}{h.metrics.path}" for n, a in _addrs(plan).items()}
@@ -200,17 +200,17 @@ class HaLoadBalancer(pulumi.ComponentResource):
         }
         # With `halb:vips`: every VIP by name. A one-VIP stack has `vip` only: a stack's outputs
         # gain no key for a feature it does not use.
-        self.vips = {v.name: str(v.address) for v in cfg.vip_plans} if cfg.vips else {}
+        self.vips = {v.name: str(v.address) for v in cfg.plan.vips} if cfg.vips else {}
         self.stats_user = h.stats.user
 
 
 def _connection(
-    cfg: HalbConfig, plan: AddressPlan, node: Node, key: pulumi.Output[str] | None, pinned: bool
+    cfg: HalbConfig, plan: Plan, node: Node, key: pulumi.Output[str] | None, pinned: bool
 ) -> remote.ConnectionArgs:
     """SSH to a node; `pinned`: only with its configured host key (`nodes[].hostKey`)."""
     ssh = cfg.ssh
     return remote.ConnectionArgs(
-        host=str(plan.nodes[node.name]),
+        host=str(plan.address(node.name)),
         port=ssh.port,
         user=ssh.user,
         private_key=key,
@@ -220,5 +220,5 @@ def _connection(
     )
 
 
-def _addrs(plan: AddressPlan) -> dict[str, str]:
-    return {n: str(a) for n, a in plan.nodes.items()}
+def _addrs(plan: Plan) -> dict[str, str]:
+    return {n: str(a) for n, a in plan.addresses.nodes.items()}

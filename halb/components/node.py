@@ -26,7 +26,6 @@ from pulumi_command import remote
 
 from halb import commands
 from halb.config import HalbConfig
-from halb.config.addresses import plan_addresses
 from halb.render import NodeFile, Secrets, certificate_files, certificate_texts, node_files, secret_files
 
 STEPS = ("wait", "teardown", "packages", "vrid", "system", "haproxy", "keepalived", "services")
@@ -67,15 +66,14 @@ def _scripts(cfg: HalbConfig, node: str, owner: str, steps: tuple[str, ...]) -> 
     """Each step's script (pure): what it installs, validates and reloads on `node`."""
     files: list[NodeFile] = node_files(cfg, node)
     placeholders = secret_files(cfg, node, Secrets("x", "x"))  # which secret files exist, not their content
-    plan = plan_addresses(cfg)
     scripts = {
         "wait": commands.wait_script(),
         "teardown": commands.owner_script(owner),
         "packages": commands.packages_script(cfg),
         "vrid": commands.vrid_script(files, cfg.keepalived.vrid_probe_seconds),
-        "system": commands.system_script(cfg, node, files, str(plan.nodes[cfg.peer(node).name])),
+        "system": commands.system_script(cfg, node, files),
         "haproxy": commands.haproxy_script(files + placeholders, cfg),
-        "keepalived": commands.keepalived_script(files + placeholders, str(plan.vip)),
+        "keepalived": commands.keepalived_script(files + placeholders, str(cfg.plan.vip)),
         "services": commands.services_script(),
     }
     if "tls" in steps:

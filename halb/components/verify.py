@@ -10,16 +10,15 @@ from pulumi_command import local
 
 from halb import virtualenv
 from halb.config import HalbConfig
-from halb.config.addresses import plan_addresses
-from halb.render import service_vips
+from halb.plan import service_vips
 from halb.verify import Spec
 
 
 def verify_spec(cfg: HalbConfig) -> Spec:
-    plan = plan_addresses(cfg)
+    plan = cfg.plan
     return Spec(
         vip=str(plan.vip),
-        nodes={n.name: str(plan.nodes[n.name]) for n in cfg.nodes},
+        nodes={n.name: str(plan.address(n.name)) for n in cfg.nodes},
         # Through the primary VIP: the services it carries (`services[].vips`: all when unset).
         services=[
             (s.name, s.port, s.mode + ("+tls" if s.tls is not None else ""))
@@ -31,7 +30,7 @@ def verify_spec(cfg: HalbConfig) -> Spec:
         key_path=cfg.ssh.private_key_path,
         maintenance=[n.name for n in cfg.nodes if n.maintenance],
         host_keys={n.name: n.host_key for n in cfg.nodes if n.host_key},
-        others=[str(v.address) for v in cfg.vip_plans if v.address != plan.vip],
+        others=[str(v.address) for v in cfg.plan.vips if v.address != plan.vip],
     )
 
 

@@ -259,7 +259,7 @@ class VmPair(pulumi.ComponentResource):
                 ),
             ),
             # The VIP moves between the guests: never treat it as the VM's address.
-            ignored_guest_ips=[str(v.address) for v in cfg.vip_plans],
+            ignored_guest_ips=[str(v.address) for v in cfg.plan.vips],
             # CPU and memory grow without a reboot.
             cpu_hot_add_enabled=True,
             memory_hot_add_enabled=True,

@@ -8,12 +8,13 @@ when another section is broken.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from halb.config.addresses import AddressError, Addresses, plan, plan_addresses, plan_problems, with_primary_vip
+from halb.config.addresses import AddressError, Addresses, plan, plan_problems, with_primary_vip
 from halb.config.base import Model, Secret, is_secret, leaves, secret_paths
 from halb.config.errors import PROJECT, ConfigError, Problem, Problems, printable, show
 from halb.config.haproxy import Haproxy, haproxy_problems, tls_findings
@@ -27,7 +28,6 @@ from halb.config.stack_file import read_stack_file
 from halb.config.vips import (
     MAX_VIPS,
     Vip,
-    VipPlan,
     ipv6_problems,
     owners6,
     plan_vips,
@@ -35,6 +35,9 @@ from halb.config.vips import (
     vips_problems,
 )
 from halb.config.vsphere import VSphere, platform_problems, provider_problems
+
+if TYPE_CHECKING:
+    from halb.plan import Plan
 
 
 class HalbConfig(Model):
@@ -66,14 +69,12 @@ class HalbConfig(Model):
         "and every service answers through it; fail the deploy otherwise.",
     )
 
-    @property
-    def vip_plans(self) -> list[VipPlan]:
-        """Every VIP with its defaults filled in (one, from `addresses.vip`, when `vips` is unset)."""
-        return plan_vips(self.vips, plan_addresses(self).vip, self.vrid, self.network, self.nodes)
+    @cached_property
+    def plan(self) -> Plan:
+        """Every fact derived from this config (halb.plan), computed on first read only."""
+        from halb.plan import make_plan
 
-    @property
-    def vrid(self) -> int:
-        return self.keepalived.vrid if self.keepalived.vrid is not None else int(plan_addresses(self).vip) & 0xFF
+        return make_plan(self)
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)

@@ -145,17 +145,15 @@ def collect(
 ) -> tuple[list[NodeState], Verdict]:
     from dataclasses import replace
 
-    from halb.config.addresses import plan_addresses
-
-    plan = plan_addresses(cfg)
+    plan = cfg.plan
     target = SshTarget(cfg.ssh.user, cfg.ssh.port, cfg.ssh.private_key_path)
     prints = stack_fingerprints(cfg)
     certs = [path for path, _, _ in certificate_files(cfg)]
     states = []
     for node in cfg.nodes:
         expected = expected_hashes(cfg, node.name, secrets)
-        address = str(plan.nodes[node.name])
-        others = [str(v.address) for v in cfg.vip_plans if v.address != plan.vip]
+        address = str(plan.address(node.name))
+        others = [str(v.address) for v in cfg.plan.vips if v.address != plan.vip]
         output, error = probe(
             Reach(target, address, node.host_key, strict_host_keys),
             Questions(str(plan.vip), others, sorted(expected), certs),

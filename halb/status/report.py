@@ -12,9 +12,7 @@ if TYPE_CHECKING:
 
 
 def report(cfg: HalbConfig, states: list[NodeState], verdict: Verdict, secrets_known: bool = True) -> str:
-    from halb.config.addresses import plan_addresses
-
-    plan = plan_addresses(cfg)
+    plan = cfg.plan
     prints = stack_fingerprints(cfg)
     lines = []
     for node, state in zip(cfg.nodes, states, strict=True):
@@ -29,16 +27,14 @@ def report(cfg: HalbConfig, states: list[NodeState], verdict: Verdict, secrets_k
             detail += f"; certificates: {'; '.join(notes)}" if notes else ""
         else:
             detail = f"cannot reach it ({state.error})"
-        lines.append(f"{node.name} {plan.nodes[node.name]} ({node.role}): {detail}")
+        lines.append(f"{node.name} {plan.address(node.name)} ({node.role}): {detail}")
     if not secrets_known:
         lines.append("(secret files not compared: the stack's secrets are not available here)")
     return "\n".join([*lines, verdict.summary])
 
 
 def as_json(cfg: HalbConfig, states: list[NodeState], verdict: Verdict) -> dict[str, object]:
-    from halb.config.addresses import plan_addresses
-
-    plan = plan_addresses(cfg)
+    plan = cfg.plan
     return {
         "verdict": verdict.word,
         "exit_code": verdict.exit_code,
@@ -54,13 +50,13 @@ def as_json(cfg: HalbConfig, states: list[NodeState], verdict: Verdict) -> dict[
                     s.name for s in states if (s.holds_vip if v.address == plan.vip else s.others.get(str(v.address)))
                 ],
             }
-            for v in cfg.vip_plans
+            for v in cfg.plan.vips
         ],
         "nodes": [
             # File hashes stay out: a hash of a short password file could be brute-forced.
             {
                 "name": n.name,
-                "address": str(plan.nodes[n.name]),
+                "address": str(plan.address(n.name)),
                 "role": n.role,
                 **{k: v for k, v in vars(s).items() if k != "hashes"},
             }
