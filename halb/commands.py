@@ -123,49 +123,40 @@ def vrid_script(files: list[NodeFile], seconds: float) -> str:
 
 
 def system_script(cfg: HalbConfig, node: str, files: list[NodeFile]) -> str:
-    body = "".join(install_file(f) for f in files if f.step == "system")
-    return f"""set -eu
-# Unprivileged user for keepalived's health probe (enable_script_security).
-if ! id {SCRIPT_USER} >/dev/null 2>&1; then
-    useradd --system --no-create-home --home-dir /nonexistent \\
-        --shell "$(command -v nologin || echo /bin/false)" {SCRIPT_USER}
-fi
-{body}systemd-tmpfiles --create {PATHS["tmpfiles"]}
-systemctl daemon-reload
-systemctl try-restart {WATCH} {GUARD}  # picks up a changed watcher or guard; not started here the first time
-# No sysctl is needed: haproxy binds the wildcard address, so the VIP need not be local.
-{firewall(list(cfg.plan.firewall[node]))}if command -v getenforce >/dev/null 2>&1 && [ "$(getenforce)" = Enforcing ]; then
-    setsebool -P haproxy_connect_any 1
-fi
-echo "halb: system settings for {node} in place"
-"""
+    """The script user, the system files, the host firewall and SELinux (templates/steps/system.sh.j2)."""
+    return step_script(
+        "steps/system.sh.j2",
+        script_user=SCRIPT_USER,
+        installs=Directive("".join(install_file(f) for f in files if f.step == "system")),
+        firewall=Directive(firewall(list(cfg.plan.firewall[node]))),
+        watch=WATCH,
+        guard=GUARD,
+        node=node,
+    )
 
 
 def _config_script(
     main: NodeFile, secret: NodeFile | None, stage_parent: str, validate: str, apply: str, what: str, prepare: str = ""
 ) -> str:
-    """Stage, validate, then move into place and apply. A rejected file never replaces the live one."""
+    """Stage, validate, then move into place and apply (templates/steps/staged.sh.j2). A rejected
+    file never replaces the live one."""
     name = posixpath.basename(main.path)
-    write_main = _heredoc(main.content, f'"$stage/{name}"')
-    write_secret = ""
-    move = ""
-    if secret is not None:
-        sname = posixpath.basename(secret.path)
-        write_secret = f'cat > "$stage/{sname}"\nchmod {secret.mode} "$stage/{sname}"\n'
-        move = f'mv -f "$stage/{sname}" {shlex.quote(secret.path)}\n'
-    move += f'mv -f "$stage/{name}" {shlex.quote(main.path)}\n'
-    withhold = withhold_filter(posixpath.basename(secret.path)) if secret is not None else "cat"
-    return f"""set -eu
-stage=$(mktemp -d {stage_parent}/.halb-stage.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
-{write_main}chmod {main.mode} "$stage/{name}"
-{write_secret}if ! out=$({validate} 2>&1); then
-    echo "halb: {what} rejected the new {name}; the running config is untouched:" >&2
-    printf '%s\\n' "$out" | {withhold} | head -n 20 >&2
-    exit 1
-fi
-{prepare}{move}{apply}echo "halb: {name} is live"
-"""
+    return step_script(
+        "steps/staged.sh.j2",
+        stage_parent=stage_parent,
+        write_main=Directive(_heredoc(main.content, f'"$stage/{name}"')),
+        name=name,
+        mode=main.mode,
+        path=main.path,
+        secret_name=posixpath.basename(secret.path) if secret is not None else "",
+        secret_mode=secret.mode if secret is not None else "",
+        secret_path=secret.path if secret is not None else "",
+        validate=Directive(validate),
+        what=Directive(what),
+        withhold=Directive(withhold_filter(posixpath.basename(secret.path)) if secret is not None else "cat"),
+        prepare=Directive(prepare),
+        apply=Directive(apply),
+    )
 
 
 def withhold_filter(secret_name: str) -> str:
@@ -204,35 +195,15 @@ def runtime_commands(cfg: HalbConfig) -> str:
 def haproxy_script(files: list[NodeFile], cfg: HalbConfig) -> str:
     main = next(f for f in files if f.path == PATHS["haproxy_cfg"])
     secret = next(f for f in files if f.path == PATHS["haproxy_secrets"])
-    shape = sha256(structure(main.content))
-    # A change to server weights or states only goes through the runtime API (no reload, no new
-    # process); anything else, or a changed password, reloads (never restarts) halb's haproxy. The
-    # first time, the distribution's haproxy runs its default config and is restarted.
-    prepare = f"""how=restart
-pid=$(systemctl show -p MainPID --value haproxy 2>/dev/null || echo 0)
-if [ "${{pid:-0}}" != 0 ] && tr '\\0' ' ' < "/proc/$pid/cmdline" | grep -q {shlex.quote(secret.path)}; then
-    how=reload
-    # Runtime only when the live file is what halb last wrote, differs in server states only, and
-    # the password file is unchanged.
-    recorded=$(cat {STRUCTURE} 2>/dev/null || true)
-    live_sum=$(sha256sum {shlex.quote(main.path)} 2>/dev/null | cut -c1-64)
-    if [ "$recorded" = "{shape} $live_sum" ] && cmp -s "$stage/halb-secrets.cfg" {shlex.quote(secret.path)}; then
-        answer=$(paste -sd';' <<'HALB_RUNTIME' | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} 2>&1
-{runtime_commands(cfg)}
-HALB_RUNTIME
-) && \\
-            [ -z "$(printf '%s' "$answer" | tr -d '[:space:]')" ] && how=runtime
-        [ "$how" = runtime ] || echo "halb: the runtime API refused ($answer); reloading instead" >&2
-    fi
-fi
-"""
-    apply = f"""case "$how" in
-    runtime) echo "halb: server weights and states applied through the runtime API, no reload" ;;
-    reload) systemctl reload haproxy ;;
-    *) systemctl restart haproxy ;;
-esac
-echo "{shape} $(sha256sum {shlex.quote(main.path)} | cut -c1-64)" > {STRUCTURE}
-"""
+    words = {"path": main.path, "structure": STRUCTURE, "shape": sha256(structure(main.content))}
+    prepare = step_script(
+        "steps/haproxy-prepare.sh.j2",
+        secret_path=secret.path,
+        admin_socket=ADMIN_SOCKET,
+        runtime=Directive(runtime_commands(cfg)),
+        **words,
+    )
+    apply = step_script("steps/haproxy-apply.sh.j2", **words)
     # -dW: a warning is an error, as in halb's tests.
     validate = 'haproxy -c -dW -f "$stage/haproxy.cfg" -f "$stage/halb-secrets.cfg"'
     return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "haproxy -c -dW", prepare)
@@ -252,52 +223,10 @@ def certificate_payload(certificates: Mapping[str, str]) -> str:
 
 def tls_script(files: list[NodeFile]) -> str:
     """Install the certificates (stdin: certificate_payload) before haproxy's step validates a
-    config that names them. Each is checked (its key matches its certificate) before any is
-    written. A changed certificate that the running haproxy already serves is replaced through the
-    runtime API (`set ssl cert`, `commit ssl cert`): no reload, no new worker, no connection
-    dropped; the file is then replaced too, for the next reload. A new file is only written:
-    haproxy's step loads it with the config that names it."""
+    config that names them (templates/steps/tls.sh.j2): each is checked before any is written; a
+    changed one that haproxy serves is replaced through the runtime API, with no reload."""
     names = [posixpath.basename(f.path) for f in files if f.step == "tls"]
-    certs = shlex.quote(PATHS["certs_dir"])
-    return f"""set -eu
-umask 077
-install -d -m 0700 {certs}
-stage=$(mktemp -d {certs}/.halb-stage.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
-while read -r name data; do
-    [ -n "$name" ] || continue
-    printf '%s' "$data" | base64 -d > "$stage/$name"
-done
-for name in {" ".join(names)}; do
-    f="$stage/$name"
-    [ -s "$f" ] || {{ echo "halb: $name: no certificate was sent; nothing changed" >&2; exit 1; }}
-    cert=$(openssl x509 -in "$f" -noout -pubkey 2>/dev/null | openssl sha256)
-    key=$(openssl pkey -in "$f" -pubout 2>/dev/null | openssl sha256)
-    if [ -z "$cert" ] || [ "$cert" != "$key" ]; then
-        echo "halb: $name: the key does not match the certificate; nothing changed" >&2
-        exit 1
-    fi
-done
-served=$(echo "show ssl cert" | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} 2>/dev/null || true)
-for name in {" ".join(names)}; do
-    live={certs}/"$name"
-    if cmp -s "$stage/$name" "$live"; then continue; fi
-    if [ -f "$live" ] && printf '%s\n' "$served" | grep -qxF "$live"; then
-        answer=$({{ printf 'set ssl cert %s <<\n' "$live"; cat "$stage/$name"; printf '\n'; }} | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} 2>&1 || true)
-        committed=$(printf 'commit ssl cert %s\n' "$live" | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} 2>&1 || true)
-        if printf '%s' "$committed" | grep -q 'Success!'; then
-            echo "halb: $name replaced in the running haproxy (runtime API, no reload)"
-        else
-            printf 'abort ssl cert %s\n' "$live" | socat -t 5 - UNIX-CONNECT:{ADMIN_SOCKET} >/dev/null 2>&1 || true
-            echo "halb: $name: the runtime API refused it; haproxy keeps the old one until its next reload:" >&2
-            printf '%s\n%s\n' "$answer" "$committed" | grep -v -E -e '^-----' -e '^[A-Za-z0-9+/=]{{40,}}$' | head -n 5 >&2
-            exit 1
-        fi
-    fi
-    mv -f "$stage/$name" "$live"
-done
-echo "halb: certificates in place"
-"""
+    return step_script("steps/tls.sh.j2", certs=PATHS["certs_dir"], names=names, admin_socket=ADMIN_SOCKET)
 
 
 def certificates_removal() -> str:
@@ -320,26 +249,14 @@ def keepalived_script(files: list[NodeFile], vip: str) -> str:
         if secret is not None
         else 'unshare --pid --fork --mount-proc keepalived -t -f "$stage/keepalived.conf"'
     )
-    live_conf, live_auth = shlex.quote(main.path), shlex.quote(PATHS["keepalived_auth"])
-    prepare = f"""shared() {{ {{ cat "$1" 2>/dev/null || true; grep -E '^ *({"|".join(SHARED_VRRP_DIRECTIVES)}) ' "$2" || true; }} | sha256sum; }}
-mode=apply
-if [ -e {live_conf} ] && [ "$(shared {live_auth} {live_conf})" != "$(shared "$stage/halb-auth.conf" "$stage/keepalived.conf")" ]; then
-    if ip -o -4 addr show | grep -qF ' {vip}/'; then
-        mode=pending
-        echo "halb: the VRRP settings both nodes share change; this node holds the VIP and takes them once its peer is out of VRRP (commit step)"
-    else
-        mode=held
-        systemctl stop keepalived || true
-        echo "halb: the VRRP settings both nodes share change; this node leaves VRRP until both have them (rejoin step)"
-    fi
-fi
-"""
-    apply = f"""case "$mode" in
-    pending) touch {PENDING} ;;
-    held) touch {HELD} ;;
-    *) if [ -e {HELD} ]; then echo "halb: out of VRRP until the rejoin step"; else systemctl reload-or-restart keepalived; fi ;;
-esac
-"""
+    prepare = step_script(
+        "steps/keepalived-prepare.sh.j2",
+        shared_directives=Directive("|".join(SHARED_VRRP_DIRECTIVES)),
+        live_conf=main.path,
+        live_auth=PATHS["keepalived_auth"],
+        vip=vip,
+    )
+    apply = step_script("steps/keepalived-apply.sh.j2", pending=PENDING, held=HELD)
     return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "keepalived -t", prepare)
 
 

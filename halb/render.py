@@ -145,6 +145,13 @@ TARGETS = {
     "steps/rejoin.sh.j2": shell_word,
     "steps/owner.sh.j2": shell_word,
     "steps/teardown.sh.j2": shell_word,
+    "steps/system.sh.j2": shell_word,
+    "steps/staged.sh.j2": shell_word,
+    "steps/haproxy-prepare.sh.j2": shell_word,
+    "steps/haproxy-apply.sh.j2": shell_word,
+    "steps/keepalived-prepare.sh.j2": shell_word,
+    "steps/keepalived-apply.sh.j2": shell_word,
+    "steps/tls.sh.j2": shell_word,
 }
 
 
