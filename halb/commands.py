@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-import re
 import shlex
 from collections.abc import Mapping
 
 from halb.config import HalbConfig
 from halb.config.words import Directive
-from halb.render import PATHS, SCRIPT_USER, NodeFile, step_script
+from halb.render import PATHS, SCRIPT_USER, NodeFile, backends, haproxy_structure, step_script
 
 PACKAGES = ("keepalived", "haproxy", "curl", "socat", "python3")  # python3: vrrp-resign (raw VRRP socket)
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
@@ -168,21 +167,13 @@ index($0, f) { print "  (a message about " f " withheld: it holds a secret)"; ne
     return f'awk -v f={secret_name} {shlex.quote(program)} "$stage/{secret_name}" -'
 
 
-SERVER_STATE = re.compile(r"^(    server .*?)(?: weight \d+)?( disabled)?( backup)?$", re.M)
-
-
-def structure(haproxy_cfg: str) -> str:
-    """haproxy.cfg without what the runtime API can change (server weight and `disabled`)."""
-    return SERVER_STATE.sub(lambda m: m.group(1) + (m.group(3) or ""), haproxy_cfg)
-
-
 def runtime_commands(cfg: HalbConfig) -> str:
     """haproxy runtime API commands that bring every server to its configured weight and state,
-    one per line (the script joins them with `;`, so a diff shows the one that changed)."""
+    one per line (the script joins them with `;`, so a diff shows the one that changed), from the
+    config's servers in the backends haproxy.cfg declares (render.backends)."""
     cmds = []
     for svc in cfg.haproxy.services:
-        backends = [(svc.name, svc.servers)] + [(f"{svc.name}_{g.name}", g.servers) for g in svc.groups]
-        for backend, servers in backends:
+        for backend, servers, _ in backends(svc):
             for srv in servers:
                 state = "maint" if srv.state == "disabled" else "ready"
                 cmds += [
@@ -192,10 +183,10 @@ def runtime_commands(cfg: HalbConfig) -> str:
     return "\n".join(cmds)
 
 
-def haproxy_script(files: list[NodeFile], cfg: HalbConfig) -> str:
+def haproxy_script(files: list[NodeFile], cfg: HalbConfig, node: str) -> str:
     main = next(f for f in files if f.path == PATHS["haproxy_cfg"])
     secret = next(f for f in files if f.path == PATHS["haproxy_secrets"])
-    words = {"path": main.path, "structure": STRUCTURE, "shape": sha256(structure(main.content))}
+    words = {"path": main.path, "structure": STRUCTURE, "shape": sha256(haproxy_structure(cfg, node))}
     prepare = step_script(
         "steps/haproxy-prepare.sh.j2",
         secret_path=secret.path,

@@ -307,6 +307,13 @@ def context(cfg: HalbConfig, node_name: str) -> dict[str, object]:
     }
 
 
+def haproxy_structure(cfg: HalbConfig, node_name: str) -> str:
+    """`node_name`'s haproxy.cfg with every server at its default weight and enabled: what the
+    runtime API cannot change. Two configs with the same structure differ only in server weights
+    and states, which haproxy's step applies through the runtime API instead of a reload."""
+    return _render("haproxy.cfg.j2", **{**context(cfg, node_name), "server_state": lambda _: Directive("")})
+
+
 def node_files(cfg: HalbConfig, node_name: str) -> list[NodeFile]:
     """Every non-secret file halb installs on `node_name`, in install order."""
     ctx = context(cfg, node_name)

@@ -67,7 +67,7 @@ def test_generated_scripts_pass_shellcheck(tmp_path: Path) -> None:
         "wait": commands.wait_script(),
         "packages": commands.packages_script(cfg),
         "system": commands.system_script(cfg, "lb1", files),
-        "haproxy": commands.haproxy_script(files, cfg),
+        "haproxy": commands.haproxy_script(files, cfg, "lb1"),
         "keepalived": commands.keepalived_script(files, "192.168.4.60"),
         "services": commands.services_script(),
         "commit": commands.commit_script(),

@@ -191,7 +191,8 @@ def test_both_nodes_in_maintenance_is_refused() -> None:
 
 
 def test_server_weight_backup_and_state_render_and_only_they_change_at_runtime() -> None:
-    from halb.commands import runtime_commands, structure
+    from halb.commands import runtime_commands
+    from halb.render import haproxy_structure
 
     raw = stack_raw("dev")
     base = load_config(raw)
@@ -209,8 +210,12 @@ def test_server_weight_backup_and_state_render_and_only_they_change_at_runtime()
     assert lines[2].endswith("check disabled") and lines[3].endswith("check backup"), lines
     only_state = [changed[0], changed[1], changed[2], servers[3]]
     state_cfg = load_config(set_in(raw, "haproxy.services[0].servers", only_state))
-    assert structure(_haproxy(state_cfg)) == structure(_haproxy(base)), "weights and states are runtime-only"
-    assert structure(text) != structure(_haproxy(base)), "`backup` needs a reload"
+    shape = haproxy_structure(base, "lb1")
+    assert haproxy_structure(state_cfg, "lb1") == shape, "weights and states are runtime-only"
+    assert haproxy_structure(cfg, "lb1") != shape, "`backup` needs a reload"
+    assert "weight 5" not in haproxy_structure(state_cfg, "lb1") and shape == _haproxy(base).replace(" disabled", ""), (
+        "the structure: the file itself with default weights and every server enabled"
+    )
     cmds = runtime_commands(state_cfg)
     assert "set server http/worker2 weight 0" in cmds and "set server http/worker3 state maint" in cmds, cmds
     assert "set server http/worker1 weight 5\nset server http/worker1 state ready" in cmds, cmds

@@ -72,7 +72,7 @@ def _scripts(cfg: HalbConfig, node: str, owner: str, steps: tuple[str, ...]) -> 
         "packages": commands.packages_script(cfg),
         "vrid": commands.vrid_script(files, cfg.keepalived.vrid_probe_seconds),
         "system": commands.system_script(cfg, node, files),
-        "haproxy": commands.haproxy_script(files + placeholders, cfg),
+        "haproxy": commands.haproxy_script(files + placeholders, cfg, node),
         "keepalived": commands.keepalived_script(files + placeholders, str(cfg.plan.vip)),
         "services": commands.services_script(),
     }
