@@ -624,8 +624,10 @@ def throughput_table(figures: dict[str, dict[str, Any]]) -> str:
     for profile, rows in figures.items():
         for label, f in rows.items():
             if label == "fixed_rate":
-                lines.append(f"| {f['rate']} req/s | {profile} | | | | {f['via_p50_ms']} / {f['via_p99_ms']} | "
-                             f"{f['added_p50_ms']} | |")  # fmt: skip
+                lines.append(
+                    f"| {f['rate']} req/s | {profile} | | | | {f['via_p50_ms']} / {f['via_p99_ms']} | "
+                    f"{f['added_p50_ms']} | |"
+                )
                 continue
             lines.append(
                 f"| {label} | {profile} | {f['via_vip_rps']} | {f['direct_rps']} | {f['ratio_via_direct']} | "
@@ -643,8 +645,14 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
     return f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({cpu}), {os.uname().release}"
 
 

@@ -58,8 +58,13 @@ def throughput_svg(speed: dict[str, dict[str, Any]], path: Path, title: str) -> 
         ax.bar([x - 0.2 for x in xs], direct, width=0.4, label="direct to the 4 workers", color="#9aa5b1")
         bars = ax.bar([x + 0.2 for x in xs], via, width=0.4, label="via the VIP", color="#1f77b4")
         for bar, p in zip(bars, profiles, strict=True):
-            ax.annotate(f"{speed[p][load]['ratio_via_direct']:.2f}x", (bar.get_x() + 0.2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=8)  # fmt: skip
+            ax.annotate(
+                f"{speed[p][load]['ratio_via_direct']:.2f}x",
+                (bar.get_x() + 0.2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.set_xticks(list(xs), profiles)
         ax.set_title(load.replace("_", " "), fontsize=9)
         ax.set_ylabel("requests/s")

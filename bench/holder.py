@@ -148,9 +148,11 @@ def run() -> dict[str, Any]:
 
 
 def table(figures: dict[str, Any]) -> str:
-    lines = ["| drill | profile | outage p50 / p99 s | outages per run (max) | failed p50 / p99 | no holder / two holders "
-             "(after resume) | long-lived broken p50 / p99 | keepalived back p99 s | redundant at 5 s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "| drill | profile | outage p50 / p99 s | outages per run (max) | failed p50 / p99 | no holder / two holders "
+        "(after resume) | long-lived broken p50 / p99 | keepalived back p99 s | redundant at 5 s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name in DRILLS:
         for profile, drills_ in figures.items():
             r = drills_.get(name)

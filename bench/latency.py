@@ -56,8 +56,12 @@ async def _run(host: str, rate: float, seconds: float) -> dict[str, float]:
 def measure(host: str, rate: float = 200, seconds: float = 5) -> dict[str, float]:
     """Run from the client namespace; the figures as a dict."""
     cmd = ["ip", "netns", "exec", CLIENT.netns, sys.executable, str(Path(__file__).resolve())]
-    p = subprocess.run([*cmd, "--host", host, "--rate", str(rate), "--seconds", str(seconds)],
-                       capture_output=True, text=True, timeout=seconds + 30)  # fmt: skip
+    p = subprocess.run(
+        [*cmd, "--host", host, "--rate", str(rate), "--seconds", str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    )
     if p.returncode != 0:
         raise RuntimeError(f"latency {host}: {p.stderr.strip()}")
     figures: dict[str, float] = json.loads(p.stdout)

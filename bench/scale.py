@@ -45,8 +45,14 @@ def scaled(servers: int, services: int) -> dict[str, Any]:
         for _ in range(max(1, count)):
             srv.append({"name": f"s{n}", "address": WORKER_ADDRESSES[n % 4], "port": 80})
             n += 1
-        out.append({"name": "http" if i == 0 else f"svc{i}", "port": 80 if i == 0 else 10000 + i,
-                    "check": "http", "servers": srv})  # fmt: skip
+        out.append(
+            {
+                "name": "http" if i == 0 else f"svc{i}",
+                "port": 80 if i == 0 else 10000 + i,
+                "check": "http",
+                "servers": srv,
+            }
+        )
     raw["haproxy"] = {**raw["haproxy"], "services": out}
     return raw
 
@@ -106,8 +112,13 @@ def on_lab(servers: int, services: int) -> dict[str, Any]:
         rss = nodes.ssh(lb1, "ps -C haproxy -o rss= | awk '{s += $1} END {print s}'", 20).stdout.strip()
     finally:
         os.unlink(f.name)
-    return {"resources_per_node": per_node, "reload_ms": reload_ms, "failed_during_reload": int(figures["failed"]),
-            "requests_during_reload": int(figures["ok"]) + int(figures["failed"]), "haproxy_rss_kib": int(rss or 0)}  # fmt: skip
+    return {
+        "resources_per_node": per_node,
+        "reload_ms": reload_ms,
+        "failed_during_reload": int(figures["failed"]),
+        "requests_during_reload": int(figures["ok"]) + int(figures["failed"]),
+        "haproxy_rss_kib": int(rss or 0),
+    }
 
 
 def run(lab: bool) -> dict[str, Any]:

@@ -97,21 +97,30 @@ def run() -> dict[str, Any]:
         figures["running"]["added_p50_ms"]["median"] - figures["stopped"]["added_p50_ms"]["median"], 3
     )
     figures["watcher_cpu_s_per_10s"] = cpu
-    figures["hang"] = {"runs": HANG_RUNS, "p50_s": percentile(hangs, 50), "p99_s": percentile(hangs, 99),
-                       "outages_s": [round(h, 2) for h in hangs]}  # fmt: skip
+    figures["hang"] = {
+        "runs": HANG_RUNS,
+        "p50_s": percentile(hangs, 50),
+        "p99_s": percentile(hangs, 99),
+        "outages_s": [round(h, 2) for h in hangs],
+    }
     return figures
 
 
 def table(f: dict[str, Any]) -> str:
-    lines = [f"| watcher (median of {f['rounds']} rounds) | added p50 ms | added p99 ms | rps, 64 conn. |",
-             "| --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        f"| watcher (median of {f['rounds']} rounds) | added p50 ms | added p99 ms | rps, 64 conn. |",
+        "| --- | --- | --- | --- |",
+    ]
     for state in ("running", "stopped"):
         s = f[state]
-        lines.append(f"| {state} | {s['added_p50_ms']['median']} | {s['added_p99_ms']['median']} | "
-                     f"{s['rps_64']['median']} |")  # fmt: skip
-    lines.append(f"added p50, running - stopped: {f['added_p50_difference_ms']} ms; watcher CPU "
-                 f"{f['watcher_cpu_s_per_10s']} s per 10 s; hang p50 {f['hang']['p50_s']:.2f} s, "
-                 f"p99 {f['hang']['p99_s']:.2f} s over {f['hang']['runs']} runs")  # fmt: skip
+        lines.append(
+            f"| {state} | {s['added_p50_ms']['median']} | {s['added_p99_ms']['median']} | {s['rps_64']['median']} |"
+        )
+    lines.append(
+        f"added p50, running - stopped: {f['added_p50_difference_ms']} ms; watcher CPU "
+        f"{f['watcher_cpu_s_per_10s']} s per 10 s; hang p50 {f['hang']['p50_s']:.2f} s, "
+        f"p99 {f['hang']['p99_s']:.2f} s over {f['hang']['runs']} runs"
+    )
     return "\n".join(lines)
 
 

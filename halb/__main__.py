@@ -76,9 +76,11 @@ def verify(args: argparse.Namespace) -> int:
     try:
         spec = Spec.from_json(args.spec)
     except (ValueError, KeyError, TypeError) as e:
-        print(f"halb verify: --spec is not a verify spec ({type(e).__name__}: {e}); expected the JSON "
-              "halb.verify.Spec writes, e.g. {\"vip\": \"192.168.4.60\", \"nodes\": {...}, \"services\": [...]}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"halb verify: --spec is not a verify spec ({type(e).__name__}: {e}); expected the JSON "
+            'halb.verify.Spec writes, e.g. {"vip": "192.168.4.60", "nodes": {...}, "services": [...]}',
+            file=sys.stderr,
+        )
         return 2
     ok, message = run(spec, sys.stdin.read() if args.key_stdin else "", args.timeout)
     print(f"halb verify: {message}", file=sys.stdout if ok else sys.stderr)

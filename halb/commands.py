@@ -27,8 +27,17 @@ PENDING = PATHS["vrrp_pending"]
 # change of any of them goes through the commit and rejoin phases (rollout.py).
 SHARED_VRRP_DIRECTIVES = ("vrrp_version", "virtual_router_id", "advert_int", "auth_type")
 # Every file halb installs (the teardown removes them all).
-MANAGED = ("keepalived_conf", "keepalived_auth", "haproxy_cfg", "haproxy_secrets", "haproxy_dropin",
-           "keepalived_dropin", "haproxy_watch_unit", "vrrp_guard_unit", "tmpfiles")  # fmt: skip
+MANAGED = (
+    "keepalived_conf",
+    "keepalived_auth",
+    "haproxy_cfg",
+    "haproxy_secrets",
+    "haproxy_dropin",
+    "keepalived_dropin",
+    "haproxy_watch_unit",
+    "vrrp_guard_unit",
+    "tmpfiles",
+)
 WATCH = "halb-haproxy-watch"  # the service that judges haproxy's health for keepalived
 GUARD = "halb-vrrp-guard"  # the service that keeps a node out of a VRRP partition
 

@@ -43,9 +43,16 @@ class Spec:
         d = json.loads(text)
         services = [(str(n), int(p), str(m)) for n, p, m in d["services"]]
         return cls(
-            d["vip"], d["nodes"], services, d["user"], d["port"], d["key_path"], d.get("maintenance", []),
-            d.get("host_keys", {}), d.get("others", []),
-        )  # fmt: skip
+            d["vip"],
+            d["nodes"],
+            services,
+            d["user"],
+            d["port"],
+            d["key_path"],
+            d.get("maintenance", []),
+            d.get("host_keys", {}),
+            d.get("others", []),
+        )
 
 
 def answers(vip: str, port: int, mode: str, timeout: float = 2.0) -> str:

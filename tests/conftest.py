@@ -104,29 +104,53 @@ def variants() -> dict[str, dict[str, Any]]:
     pool["nodes"] = [{"name": "lb1", "role": "master"}, {"name": "lb2", "role": "backup"}]
     pool = set_in(pool, "keepalived", {"healthCheck": {"interval": 2, "fall": 3}, "unicast": False})
     servers = dev["haproxy"]["services"][0]["servers"]
-    day_two = set_in(set_in(nopreempt, "nodes[0].maintenance", True), "haproxy.services[0].servers", [
-        {**servers[0], "weight": 5}, {**servers[1], "state": "drain"},
-        {**servers[2], "state": "disabled"}, {**servers[3], "backup": True},
-    ])  # fmt: skip
+    day_two = set_in(
+        set_in(nopreempt, "nodes[0].maintenance", True),
+        "haproxy.services[0].servers",
+        [
+            {**servers[0], "weight": 5},
+            {**servers[1], "state": "drain"},
+            {**servers[2], "state": "disabled"},
+            {**servers[3], "backup": True},
+        ],
+    )
     # Several VIPs, active/active and dual stack: two IPv4 VIPs preferring different nodes, an IPv6
     # one moving with the first (a sync group), a service on one VIP only with an IPv6 backend.
     dual = delete_in(delete_in(vrrp3, "addresses"), "keepalived.vrid")
     dual = set_in(dual, "network.subnet6", "2001:db8:4::/64")
     dual = set_in(set_in(dual, "nodes[0].address6", "2001:db8:4::61"), "nodes[1].address6", "2001:db8:4::62")
-    dual = set_in(dual, "vips", [
-        {"name": "public", "address": "192.168.4.60"},
-        {"name": "internal", "address": "192.168.4.59", "preferred": "lb2"},
-        {"name": "public6", "address": "2001:db8:4::60"},
-    ])  # fmt: skip
+    dual = set_in(
+        dual,
+        "vips",
+        [
+            {"name": "public", "address": "192.168.4.60"},
+            {"name": "internal", "address": "192.168.4.59", "preferred": "lb2"},
+            {"name": "public6", "address": "2001:db8:4::60"},
+        ],
+    )
     dual = set_in(dual, "keepalived.syncGroups", [{"name": "web", "vips": ["public", "public6"]}])
-    dual = set_in(dual, "haproxy.services", [*dev["haproxy"]["services"], {
-        "name": "api", "port": 8443, "vips": ["internal"],
-        "servers": [{"name": "api1", "address": "2001:db8:4::70"}, {"name": "api2", "address": "192.168.4.71"}],
-    }])  # fmt: skip
+    dual = set_in(
+        dual,
+        "haproxy.services",
+        [
+            *dev["haproxy"]["services"],
+            {
+                "name": "api",
+                "port": 8443,
+                "vips": ["internal"],
+                "servers": [{"name": "api1", "address": "2001:db8:4::70"}, {"name": "api2", "address": "192.168.4.71"}],
+            },
+        ],
+    )
     return {
-        "dev": dev, "http": http, "nopreempt": nopreempt, "vrrp3": vrrp3, "pool": pool, "daytwo": day_two,
+        "dev": dev,
+        "http": http,
+        "nopreempt": nopreempt,
+        "vrrp3": vrrp3,
+        "pool": pool,
+        "daytwo": day_two,
         "dualstack": dual,
-    }  # fmt: skip
+    }
 
 
 @contextlib.contextmanager

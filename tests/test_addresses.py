@@ -65,9 +65,14 @@ def test_plan_is_the_same_in_every_process() -> None:
         "print(json.dumps([str(p.vip), {n: str(a) for n, a in p.nodes.items()}]))"
     )
     plans = {
-        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"},
-                       capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         for seed in ("1", "2", "3")
-    }  # fmt: skip
+    }
     assert len(plans) == 1, f"the plan depends on the hash seed: {plans}"
     assert '"192.168.4.202"' in next(iter(plans)), plans

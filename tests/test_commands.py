@@ -130,10 +130,17 @@ def test_the_withhold_filter_masks_every_word_of_the_secret_file(tmp_path: Path)
     (tmp_path / "halb-auth.conf").write_text("auth_pass s3cr<t\n")
     out = "s3cr<t at the start, and s3cr<t again\nnothing here\n"
     p = subprocess.run(
-        ["/bin/sh", "-c", f"stage={tmp_path}; printf '%s' \"$1\" | {commands.withhold_filter('halb-auth.conf')}",
-         "sh", out],
-        capture_output=True, text=True, timeout=10,
-    )  # fmt: skip
+        [
+            "/bin/sh",
+            "-c",
+            f"stage={tmp_path}; printf '%s' \"$1\" | {commands.withhold_filter('halb-auth.conf')}",
+            "sh",
+            out,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert p.stdout == "<secret> at the start, and <secret> again\nnothing here\n", p.stdout
 
 
@@ -161,8 +168,11 @@ def _firewall_run(tmp_path: Path, rules: list[str]) -> list[str]:
     script = "set -eu\n" + commands.firewall(rules, str(tmp_path / "state/firewall"), str(tmp_path / "before.rules"))
     p = subprocess.run(
         ["/bin/sh", "-c", script],
-        capture_output=True, text=True, timeout=30, env={"PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log)},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "LOG": str(log)},
+    )
     assert p.returncode == 0, p.stderr
     return [line for line in log.read_text().splitlines() if "--reload" not in line and line[-6:] != "reload"]
 
@@ -172,9 +182,12 @@ def test_firewall_opens_exactly_halbs_rules_and_closes_stale_ones(tmp_path: Path
     cfg = load_config(set_in(stack_raw("dev"), "haproxy.stats.allowFrom", ["192.168.4.0/24", "10.9.9.9/32"]))
     rules = list(cfg.plan.firewall["lb1"])
     assert rules == [
-        "vrrp 192.168.4.62/32", "tcp 80 0.0.0.0/0", "tcp 443 0.0.0.0/0", "tcp 8080 192.168.4.0/24",
+        "vrrp 192.168.4.62/32",
+        "tcp 80 0.0.0.0/0",
+        "tcp 443 0.0.0.0/0",
+        "tcp 8080 192.168.4.0/24",
         "tcp 8080 10.9.9.9/32",
-    ]  # fmt: skip
+    ]
     calls = _firewall_run(tmp_path, rules)
     assert "ufw allow from 0.0.0.0/0 to any port 80 proto tcp" in calls, calls
     assert "ufw allow from 10.9.9.9/32 to any port 8080 proto tcp" in calls, calls
@@ -187,12 +200,15 @@ def test_firewall_opens_exactly_halbs_rules_and_closes_stale_ones(tmp_path: Path
     # The next deploy drops a service and an allowFrom entry: exactly those close.
     calls = _firewall_run(tmp_path, [r for r in rules if r not in ("tcp 443 0.0.0.0/0", "tcp 8080 10.9.9.9/32")])
     removed = [c for c in calls if "delete" in c or "--remove" in c]
-    assert sorted(removed) == sorted([
-        "ufw delete allow from 0.0.0.0/0 to any port 443 proto tcp", "firewall-cmd --permanent --remove-port=443/tcp",
-        'firewall-cmd --permanent --remove-rich-rule=rule family="ipv4" source address="10.9.9.9/32" port '
-        'port="8080" protocol="tcp" accept',
-        "ufw delete allow from 10.9.9.9/32 to any port 8080 proto tcp",
-    ]), removed  # fmt: skip
+    assert sorted(removed) == sorted(
+        [
+            "ufw delete allow from 0.0.0.0/0 to any port 443 proto tcp",
+            "firewall-cmd --permanent --remove-port=443/tcp",
+            'firewall-cmd --permanent --remove-rich-rule=rule family="ipv4" source address="10.9.9.9/32" port '
+            'port="8080" protocol="tcp" accept',
+            "ufw delete allow from 10.9.9.9/32 to any port 8080 proto tcp",
+        ]
+    ), removed
     assert (tmp_path / "before.rules").read_text().count("-p vrrp") == 1
 
     # Teardown: everything halb opened closes, the VRRP block leaves before.rules.
@@ -220,9 +236,16 @@ def test_firewall_with_an_ipv6_vip_lets_in_vrrp_from_the_peers_ipv6_address_and_
     cfg = load_config(variants()["dualstack"])
     rules = list(cfg.plan.firewall["lb1"])
     assert rules == [
-        "vrrp 192.168.4.62/32", "vrrp 2001:db8:4::62/128", "tcp 80 0.0.0.0/0", "tcp 443 0.0.0.0/0",
-        "tcp 8443 0.0.0.0/0", "tcp 80 ::/0", "tcp 443 ::/0", "tcp 8080 192.168.4.0/24", "tcp 8080 2001:db8:4::/64",
-    ], "api (on the IPv4 VIP `internal` only) gets no IPv6 rule"  # fmt: skip
+        "vrrp 192.168.4.62/32",
+        "vrrp 2001:db8:4::62/128",
+        "tcp 80 0.0.0.0/0",
+        "tcp 443 0.0.0.0/0",
+        "tcp 8443 0.0.0.0/0",
+        "tcp 80 ::/0",
+        "tcp 443 ::/0",
+        "tcp 8080 192.168.4.0/24",
+        "tcp 8080 2001:db8:4::/64",
+    ], "api (on the IPv4 VIP `internal` only) gets no IPv6 rule"
     calls = _firewall_run(tmp_path, rules)
     assert "ufw allow from ::/0 to any port 80 proto tcp" in calls, calls
     assert any('family="ipv6" source address="2001:db8:4::62/128" protocol value="vrrp"' in c for c in calls), calls

@@ -51,8 +51,12 @@ def vips(*extra: dict[str, Any], **more: Any) -> dict[str, Any]:
 
 
 def tls_route(chain: str, key: str, host: str) -> dict[str, Any]:
-    return files(chain, key, groups=[{"name": "api", "servers": [{"name": "a1", "address": "192.168.4.71"}]}],
-                 routes=[{"host": host, "group": "api"}])  # fmt: skip
+    return files(
+        chain,
+        key,
+        groups=[{"name": "api", "servers": [{"name": "a1", "address": "192.168.4.71"}]}],
+        routes=[{"host": host, "group": "api"}],
+    )
 
 
 def web(**more: Any) -> dict[str, Any]:
@@ -165,19 +169,19 @@ def at_the_limits() -> dict[str, Any]:
     (haproxy reads 2048 characters a line and 64 words, keepalived 1024 characters)."""
     name = "w" + "x" * 31
     groups = [{"name": f"g{i:02d}" + "y" * 29, "servers": [{"name": "s" * 64, "address": "192.168.4.71"}]}
-              for i in range(32)]  # fmt: skip
+              for i in range(32)]
     host = ("h" * 60 + ".") * 3 + "lab.internal"
     routes = [{"host": host, "pathPrefix": "/" + "p" * 255, "group": groups[i % 32]["name"]} for i in range(100)]
     chain, key = M.leaf([host, "lab.internal"])
     tls = {"certificateFile": chain, "keyFile": key, "sni": [{"certificateFile": chain, "keyFile": key} for _ in range(25)]}
     big = {"name": name, "port": 9443, "mode": "http", "tls": tls, "groups": groups, "routes": routes,
-           "servers": [{"name": f"s{i:03d}" + "z" * 60, "address": f"192.168.{5 + i // 250}.{1 + i % 250}"} for i in range(500)]}  # fmt: skip
+           "servers": [{"name": f"s{i:03d}" + "z" * 60, "address": f"192.168.{5 + i // 250}.{1 + i % 250}"} for i in range(500)]}
     many = [{"name": f"v{i:03d}", "address": f"2001:db8:4::1:{i:x}"} for i in range(253)]
     return vips(*many, **{
         SVC: big,
         "halb:network.subnet": "192.168.4.0/22",
         "halb:haproxy.stats.allowFrom": [f"2001:db8:ffff:ffff:ffff:ffff:ffff:{i:04x}/128" for i in range(256)],
-    })  # fmt: skip
+    })
 
 
 # Accepted (class 8, and values the review found rendered wrong, now rendered right): halb check
@@ -266,9 +270,11 @@ def test_the_wildcard_route_renders_a_suffix_match() -> None:
 
     chain, key = M.leaf(["*.lab.internal"])
     raw = stack_raw("dev")
-    svc = service({"certificateFile": chain, "keyFile": key},
-                  groups=[{"name": "api", "servers": [{"name": "a1", "address": "192.168.4.71"}]}],
-                  routes=[{"host": "*.lab.internal", "group": "api"}])  # fmt: skip
+    svc = service(
+        {"certificateFile": chain, "keyFile": key},
+        groups=[{"name": "api", "servers": [{"name": "a1", "address": "192.168.4.71"}]}],
+        routes=[{"host": "*.lab.internal", "group": "api"}],
+    )
     cfg = load_config(set_in(raw, "haproxy.services", [*raw["haproxy"]["services"], svc]))
     text = next(f.content for f in all_files(cfg, "lb1") if f.path.endswith("haproxy.cfg"))
     assert "use_backend web_api if { req.hdr(host),field(1,:) -m end -i .lab.internal }\n" in text, text

@@ -672,8 +672,11 @@ def test_drill_special_character_secrets_reach_the_daemons_whole(deployed: Resul
     endpoints = ["haproxy.stats.allowFrom[0]=198.18.0.30/32", "haproxy.metrics.auth=true"]
     lb2 = node("lb2")
     try:
-        deploy(sets=endpoints, secret_sets=[f"haproxy.stats.password={STATS_PW}",
-               f"keepalived.authPassword={VRRP_PW}"], progress=quiet)  # fmt: skip
+        deploy(
+            sets=endpoints,
+            secret_sets=[f"haproxy.stats.password={STATS_PW}", f"keepalived.authPassword={VRRP_PW}"],
+            progress=quiet,
+        )
         drills.settle(timeout=40)
         for name, address in (("lb1", "198.18.0.11"), ("lb2", "198.18.0.12")):
             url = f"http://{address}:8080"
@@ -681,8 +684,11 @@ def test_drill_special_character_secrets_reach_the_daemons_whole(deployed: Resul
             assert client_get(f"{url}/stats", "admin", STATS_PW[:12])[0] == 401, f"{name}: its prefix"
             assert client_get(f"{url}/metrics")[0] == 401, f"{name}: metrics without the password"
             assert client_get(f"{url}/metrics", "admin", STATS_PW)[0] == 200, f"{name}: metrics with it"
-            outside = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
-                                      f"{url}/healthz"], capture_output=True, text=True)  # fmt: skip
+            outside = subprocess.run(
+                ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", f"{url}/healthz"],
+                capture_output=True,
+                text=True,
+            )
             assert outside.stdout in ("000", ""), f"{name}: the stats port answered outside allowFrom"
         auth = "/etc/keepalived/halb-auth.conf"
         live = nodes.ssh(lb2, f"cat {auth}", timeout=10).stdout

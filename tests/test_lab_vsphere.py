@@ -119,8 +119,13 @@ def test_create_clones_two_vms_as_requested_and_the_rule_names_their_ids(deploye
         vm = vms[f"{STACK}-{node}"]
         assert vm.uuid == ids[f"halb-vm-{node}"], f"halb-vm-{node}: the state's id is not the vCenter's VM"
         assert (vm.power, vm.folder, vm.cpus, vm.memory_mb, vm.disks_gb, vm.nics) == (
-            "poweredOn", "halb", 2, 2048, (10.0,), 1
-        ), f"halb-vm-{node}: {vm}"  # fmt: skip
+            "poweredOn",
+            "halb",
+            2,
+            2048,
+            (10.0,),
+            1,
+        ), f"halb-vm-{node}: {vm}"
         assert (vm.hostname, vm.addresses, vm.gateways) == (node, (f"{address}/24",), ("198.18.0.1",)), (
             f"halb-vm-{node}: customization {vm}"
         )

@@ -27,10 +27,17 @@ def parse(path: Path) -> ast.Module:
         return ast.parse(source)
     except SystemError:
         dumped = subprocess.run(
-            [sys.executable, "-c", "import ast, sys; print(ast.dump(ast.parse(open(sys.argv[1]).read()), "
-             "include_attributes=True))", str(path)],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                "import ast, sys; print(ast.dump(ast.parse(open(sys.argv[1]).read()), include_attributes=True))",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
         tree = eval(dumped, {**vars(ast)})
         assert isinstance(tree, ast.Module)
         return tree

@@ -106,8 +106,14 @@ def placement_failure(answers: dict[str, Any], fail: frozenset[str] = frozenset(
 
     recorder = Failing(answers)
     raw = set_in(set_in(dev(), "ssh.privateKey", SSH_KEY), "ssh.agent", False)
-    config = stack_config(raw, {"vsphere:password": VC_PASSWORD, "vsphere:vsphereServer": "vc.example.com",
-                                "vsphere:user": "admin@vsphere.local"})  # fmt: skip
+    config = stack_config(
+        raw,
+        {
+            "vsphere:password": VC_PASSWORD,
+            "vsphere:vsphereServer": "vc.example.com",
+            "vsphere:user": "admin@vsphere.local",
+        },
+    )
     with pytest.raises(Exception) as err:
         run_main(config, ["vsphere:password", "halb:ssh"], recorder=recorder)
     created = [r.name for r in recorder.resources.values() if r.type in (VM, RULE, REMOTE)]
@@ -427,8 +433,14 @@ def test_plain_text_secrets_are_refused_by_the_program_with_the_fix() -> None:
     """Pulumi hands the program every secret decrypted: a key not marked secret was plain text."""
     raw = dev(**{"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": STATS_PASSWORD})
     raw = set_in(set_in(raw, "ssh.privateKey", SSH_KEY), "ssh.agent", False)
-    config = stack_config(raw, {"vsphere:password": VC_PASSWORD, "vsphere:vsphereServer": "vc.example.com",
-                                "vsphere:user": "admin@vsphere.local"})  # fmt: skip
+    config = stack_config(
+        raw,
+        {
+            "vsphere:password": VC_PASSWORD,
+            "vsphere:vsphereServer": "vc.example.com",
+            "vsphere:user": "admin@vsphere.local",
+        },
+    )
     recorder = Recorder()
     with pytest.raises(Exception) as err:
         run_main(config, ["halb:ssh"], recorder=recorder)  # only the SSH key was set with --secret

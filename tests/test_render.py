@@ -288,8 +288,11 @@ def test_vrrp_resign_lists_every_instance_as_keepalived_runs_it(variant: str) ->
         assert [int(line[0]) for line in lines] == [i["vrid"] for i in instances], f"{variant}/{node.name}: vrids"
         for line, i in zip(lines, instances, strict=True):
             assert line[5:] == [str(i["src"]), str(i["peer"]), f"{i['vip']}/{i['prefixlen']}"], f"{variant}/{node.name}"
-            assert line[1:4] == [str(cfg.keepalived.version), str(round(cfg.keepalived.advert_int * 100)),
-                                 "1" if cfg.keepalived.unicast else "0"], f"{variant}/{node.name}"  # fmt: skip
+            assert line[1:4] == [
+                str(cfg.keepalived.version),
+                str(round(cfg.keepalived.advert_int * 100)),
+                "1" if cfg.keepalived.unicast else "0",
+            ], f"{variant}/{node.name}"
 
 
 def test_vrrp_resign_builds_priority_0_adverts_with_valid_checksums() -> None:
@@ -322,8 +325,11 @@ def test_vrrp_guard_watches_each_vip_whose_peer_adverts_name_the_peer(variant: s
         guard = _guard(variant, node.name)
         lines = [line for line in guard["INSTANCES"].split("\n") if line.strip()]
         got = [(i.vrid, i.vip, i.peer) for i in map(guard["Instance"], lines)]
-        want = [(i["vrid"], str(i["vip"]), str(i["peer"])) for i in cfg.plan.instances[node.name]
-                if ":" not in str(i["vip"]) or cfg.keepalived.unicast]  # fmt: skip
+        want = [
+            (i["vrid"], str(i["vip"]), str(i["peer"]))
+            for i in cfg.plan.instances[node.name]
+            if ":" not in str(i["vip"]) or cfg.keepalived.unicast
+        ]
         assert got == want, f"{variant}/{node.name}: {got} != {want}"
         conf = _file(cfg, node.name, "keepalived_conf")
         tracked = [int(v) for v in re.findall(r"^vrrp_track_file halb_partition_(\d+) \{", conf, re.M)]
@@ -338,8 +344,18 @@ def test_vrrp_guard_arp_probe_finds_another_machine_answering_for_the_vip() -> N
     mine, other = bytes.fromhex("02aa00000002"), bytes.fromhex("02aa00000001")
 
     def reply(sender_ip: str) -> bytes:
-        arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, other, socket.inet_aton(sender_ip), mine,
-                          socket.inet_aton("192.168.4.62"))  # fmt: skip
+        arp = struct.pack(
+            "!HHBBH6s4s6s4s",
+            1,
+            0x0800,
+            6,
+            4,
+            2,
+            other,
+            socket.inet_aton(sender_ip),
+            mine,
+            socket.inet_aton("192.168.4.62"),
+        )
         return mine + other + struct.pack("!H", 0x0806) + arp
 
     for answer, expected in (("192.168.4.60", "02:aa:00:00:00:01"), ("192.168.4.99", None)):

@@ -104,9 +104,13 @@ def test_the_secret_keys_are_the_models_secret_value_fields() -> None:
 
     assert secret_paths(Outer) == ["items[].token", "password"], secret_paths(Outer)
     assert set(secret_paths(HalbConfig)) == {
-        "ssh.privateKey", "keepalived.authPassword", "haproxy.stats.password",
-        "haproxy.services[].tls.certificate", "haproxy.services[].tls.key",
-        "haproxy.services[].tls.sni[].certificate", "haproxy.services[].tls.sni[].key",
-    }  # fmt: skip
+        "ssh.privateKey",
+        "keepalived.authPassword",
+        "haproxy.stats.password",
+        "haproxy.services[].tls.certificate",
+        "haproxy.services[].tls.key",
+        "haproxy.services[].tls.sni[].certificate",
+        "haproxy.services[].tls.sni[].key",
+    }
     assert SECRETS.secret("haproxy.services[3].tls.sni[0].key") and not SECRETS.secret("haproxy.services[3].name")
     assert SECRETS.pem("ssh.privateKey") and not SECRETS.pem("haproxy.stats.password")

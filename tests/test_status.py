@@ -77,7 +77,7 @@ DOCUMENTED_EXIT = {
     "DEGRADED": 3,
     "UNREACHABLE": 4,
     "DRIFT": 5,
-}  # fmt: skip  (the README's list)
+}  # the README's list
 
 
 @pytest.mark.parametrize("word", list(DOCUMENTED_EXIT))
@@ -98,8 +98,12 @@ def test_status_json_is_one_object_and_unreachable_exits_4(tmp_path: Path) -> No
     (tmp_path / "Pulumi.t.yaml").write_text(yaml.safe_dump(stack))
     p = subprocess.run(
         [sys.executable, "-m", "halb", "status", "--stack", "t", "--json", "--no-host-key-check"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     doc = json.loads(p.stdout)
     assert all("hashes" not in n for n in doc["nodes"]), "file hashes (secret files too) stay out of the JSON"
     assert p.returncode == 4 and doc["verdict"] == "UNREACHABLE", (p.returncode, p.stdout, p.stderr)

@@ -161,5 +161,7 @@ def test_the_readmes_dual_stack_stack_to_copy_is_valid() -> None:
     block = readme[readme.index("A dual-stack stack to copy") :].split("```yaml\n", 1)[1].split("```", 1)[0]
     cfg = load_config(strip_prefix(yaml.safe_load(block)["config"]))
     assert {v.name: (v.family, v.preferred) for v in cfg.plan.vips} == {
-        "public": (4, "lb1"), "public6": (6, "lb1"), "internal": (4, "lb2"),
-    }, "README dual-stack example"  # fmt: skip
+        "public": (4, "lb1"),
+        "public6": (6, "lb1"),
+        "internal": (4, "lb2"),
+    }, "README dual-stack example"

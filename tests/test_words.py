@@ -29,12 +29,16 @@ def rich() -> HalbConfig:
     other = CA.issue(["other.lab.internal"])
     good = CA.issue(["lab.internal", "api.lab.internal"])
     web = {
-        "name": "web", "port": 9443, "mode": "http", "check": "http", "checkPath": "/up",
+        "name": "web",
+        "port": 9443,
+        "mode": "http",
+        "check": "http",
+        "checkPath": "/up",
         "tls": {"certificate": good.chain, "key": good.key, "sni": [{"certificate": other.chain, "key": other.key}]},
         "servers": [{"name": "app1", "address": "192.168.4.70", "port": 8000}],
         "groups": [{"name": "api", "servers": [{"name": "a1", "address": "192.168.4.72"}]}],
         "routes": [{"host": "api.lab.internal", "pathPrefix": "/v1/", "group": "api"}],
-    }  # fmt: skip
+    }
     raw = set_in(raw, "haproxy.services", [*raw["haproxy"]["services"], web])
     raw = set_in(raw, "haproxy.stats.allowFrom", ["192.168.4.0/24", "2001:db8:4::/64"])
     raw = set_in(raw, "nodes[1].interface", "ens224")
@@ -109,9 +113,18 @@ def _values(kind: str) -> tuple[Any, Any]:
 
 def test_the_walk_reaches_every_part_of_the_model() -> None:
     paths = {".".join(map(str, p)) for p, _ in FIELDS}
-    for expected in ("haproxy.services.0.name", "haproxy.services.3.routes.0.host", "haproxy.services.3.groups.0.name",
-                     "vips.0.name", "keepalived.syncGroups.0.name", "nodes.0.name", "nodes.1.interface",
-                     "haproxy.services.0.servers.0.address", "haproxy.stats.allowFrom.1", "network.subnet6"):  # fmt: skip
+    for expected in (
+        "haproxy.services.0.name",
+        "haproxy.services.3.routes.0.host",
+        "haproxy.services.3.groups.0.name",
+        "vips.0.name",
+        "keepalived.syncGroups.0.name",
+        "nodes.0.name",
+        "nodes.1.interface",
+        "haproxy.services.0.servers.0.address",
+        "haproxy.stats.allowFrom.1",
+        "network.subnet6",
+    ):
         assert expected.replace("syncGroups", "sync_groups").replace("allowFrom", "allow_from") in paths, paths
     assert len(FIELDS) > 40, len(FIELDS)
 

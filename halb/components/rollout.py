@@ -39,8 +39,10 @@ class VrrpRollout(pulumi.ComponentResource):
         super().__init__("halb:node:VrrpRollout", name, None, opts)
         # Whatever re-runs a keepalived step re-runs these: its script (named in a comment line of
         # theirs) or its secret stdin (a digest of it here, secret too). Both are updates.
-        follows = "".join(f"# follows halb's keepalived step on {n}: {args.keepalived_scripts[n][:16]}\n"
-                          for n in sorted(args.keepalived_scripts))  # fmt: skip
+        follows = "".join(
+            f"# follows halb's keepalived step on {n}: {args.keepalived_scripts[n][:16]}\n"
+            for n in sorted(args.keepalived_scripts)
+        )
         digest: pulumi.Output[str] = pulumi.Output.all(*args.keepalived_secrets).apply(
             lambda v: commands.sha256("\n".join(map(str, v)))
         )

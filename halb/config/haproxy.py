@@ -140,9 +140,12 @@ class Service(Model):
 class Stats(Model):
     port: Port = Field(8080, description="Port of the stats page, metrics and /healthz on each node.")
     user: HaproxyWord = patterned(
-        r"^[A-Za-z0-9_.-]{1,32}$", "1-32 letters, digits, '_', '.' or '-'", "admin", default="admin",
+        r"^[A-Za-z0-9_.-]{1,32}$",
+        "1-32 letters, digits, '_', '.' or '-'",
+        "admin",
+        default="admin",
         description="Stats page user.",
-    )  # fmt: skip
+    )
     password: SecretValue | None = Field(
         None,
         description=f"Stats page password (secret): {STATS_PASSWORD.describe()}. Generated and kept in state "

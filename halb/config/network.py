@@ -34,9 +34,11 @@ class Network(Model):
         examples=["2001:db8:4::1"],
     )
     dns_servers: list[IPv4Address] = Field(
-        default_factory=list, max_length=3, description="DNS servers given to cloned VMs (at most 3).",
+        default_factory=list,
+        max_length=3,
+        description="DNS servers given to cloned VMs (at most 3).",
         examples=[["192.168.4.1"]],
-    )  # fmt: skip
+    )
     domain: str = patterned(
         r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$",
         "a DNS domain: dot-separated labels of letters, digits and '-'",
@@ -78,7 +80,7 @@ def segment_addresses(network: Network) -> dict[str, str]:
         out.setdefault(str(dns), f"network.dnsServers[{i}]")
     if network.subnet6 is not None:
         out[str(network.subnet6.network_address)] = "network.subnet6's subnet-router anycast address"
-    return out  # fmt: skip
+    return out
 
 
 def is_host(addr: IPv4Address, net: IPv4Network) -> bool:

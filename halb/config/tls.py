@@ -499,8 +499,10 @@ def _missing_intermediate(chain: list[x509.Certificate]) -> list[str]:
     if len(chain) > 1 or leaf.issuer == leaf.subject or leaf.issuer in _trusted_subjects():
         return []
     issuer = printable(leaf.issuer.rfc4514_string())[:80]
-    return [f"the chain is the server's certificate alone, issued by {issuer}, which is not a root this machine "
-            "trusts: append the intermediate certificate(s) after it, or clients cannot verify it"]  # fmt: skip
+    return [
+        f"the chain is the server's certificate alone, issued by {issuer}, which is not a root this machine "
+        "trusts: append the intermediate certificate(s) after it, or clients cannot verify it"
+    ]
 
 
 def tls_problems(

@@ -124,8 +124,9 @@ class Maker:
         key = self.file("sha1.key", openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"))
         csr = openssl("req", "-new", "-key", key, "-subj", "/CN=sha1")
         ext = self.file("san.ext", "subjectAltName=DNS:lab.internal\n")
-        cert = openssl("x509", "-req", "-sha1", "-days", "30", "-CA", inter, "-CAkey", inter_key, "-extfile", ext,
-                       stdin=csr)  # fmt: skip
+        cert = openssl(
+            "x509", "-req", "-sha1", "-days", "30", "-CA", inter, "-CAkey", inter_key, "-extfile", ext, stdin=csr
+        )
         return self.file("sha1.pem", cert + self.intermediate_pem()), key
 
     def sm2_key(self) -> str:
@@ -146,9 +147,21 @@ def openssl(*args: str, stdin: str | None = None) -> str:
 
 # The shapes the fuzzer draws from: name -> (certificate file, key file).
 SHAPES = (
-    "good", "der", "pkcs12", "non-ascii", "huge", "device", "directory", "client-auth", "public-suffix",
-    "bad-san", "world-readable", "ec-parameters", "expired", "no-intermediate",
-)  # fmt: skip
+    "good",
+    "der",
+    "pkcs12",
+    "non-ascii",
+    "huge",
+    "device",
+    "directory",
+    "client-auth",
+    "public-suffix",
+    "bad-san",
+    "world-readable",
+    "ec-parameters",
+    "expired",
+    "no-intermediate",
+)
 
 
 @lru_cache(maxsize=1)

@@ -49,21 +49,71 @@ SECURE = {"secure": "v1:bm90LXJlYWxseS1lbmNyeXB0ZWQ="}
 
 # Paths of the schema to mutate: every leaf of the two example stacks, and keys they leave unset.
 EXTRA_PATHS = [
-    "keepalived.version", "keepalived.advertInt", "keepalived.masterPriority", "keepalived.backupPriority",
-    "keepalived.nopreempt", "keepalived.unicast", "keepalived.garpMasterRefresh", "keepalived.startupDelay",
-    "keepalived.healthCheck.interval", "keepalived.healthCheck.fall", "keepalived.healthCheck.rise",
-    "haproxy.stats.uri", "haproxy.stats.user", "haproxy.stats.allowFrom", "haproxy.metrics.path",
-    "haproxy.metrics.enabled", "haproxy.metrics.auth", "haproxy.log", "haproxy.timeouts.client",
-    "haproxy.services[0].balance", "haproxy.services[0].checkPath", "haproxy.services[0].servers[0].state",
-    "haproxy.services[0].servers[0].port", "haproxy.services[0].servers[0].weight", "nodes[0].maintenance",
-    "nodes[1].interface", "nodes[0].generation", "network.domain", "network.dnsServers", "ssh.port",
-    "vsphere.namePrefix", "vsphere.diskGb", "vsphere.antiAffinity.mandatory", "preflight", "verify",
-]  # fmt: skip
+    "keepalived.version",
+    "keepalived.advertInt",
+    "keepalived.masterPriority",
+    "keepalived.backupPriority",
+    "keepalived.nopreempt",
+    "keepalived.unicast",
+    "keepalived.garpMasterRefresh",
+    "keepalived.startupDelay",
+    "keepalived.healthCheck.interval",
+    "keepalived.healthCheck.fall",
+    "keepalived.healthCheck.rise",
+    "haproxy.stats.uri",
+    "haproxy.stats.user",
+    "haproxy.stats.allowFrom",
+    "haproxy.metrics.path",
+    "haproxy.metrics.enabled",
+    "haproxy.metrics.auth",
+    "haproxy.log",
+    "haproxy.timeouts.client",
+    "haproxy.services[0].balance",
+    "haproxy.services[0].checkPath",
+    "haproxy.services[0].servers[0].state",
+    "haproxy.services[0].servers[0].port",
+    "haproxy.services[0].servers[0].weight",
+    "nodes[0].maintenance",
+    "nodes[1].interface",
+    "nodes[0].generation",
+    "network.domain",
+    "network.dnsServers",
+    "ssh.port",
+    "vsphere.namePrefix",
+    "vsphere.diskGb",
+    "vsphere.antiAffinity.mandatory",
+    "preflight",
+    "verify",
+]
 PAYLOADS = [
-    "x\n  virtual_ipaddress {\n 10.9.9.9/32 dev eth0\n }", "}\nvrrp_instance ZQXJ {", "a#b", "a;b", "'", '"', "$(id)",
-    "\\", " ", "", "on", "yes", "0x1F", "1:20", "~", "null", "192.168.4.60", "192.168.4.0/24", "0.0.0.0/0", "/",
-    "/healthz", "\x1b[31m", "\u202e", "\u200b", "-oProxyCommand=x", "%{+Q}o", "\r\nX: 1",
-]  # fmt: skip
+    "x\n  virtual_ipaddress {\n 10.9.9.9/32 dev eth0\n }",
+    "}\nvrrp_instance ZQXJ {",
+    "a#b",
+    "a;b",
+    "'",
+    '"',
+    "$(id)",
+    "\\",
+    " ",
+    "",
+    "on",
+    "yes",
+    "0x1F",
+    "1:20",
+    "~",
+    "null",
+    "192.168.4.60",
+    "192.168.4.0/24",
+    "0.0.0.0/0",
+    "/",
+    "/healthz",
+    "\x1b[31m",
+    "\u202e",
+    "\u200b",
+    "-oProxyCommand=x",
+    "%{+Q}o",
+    "\r\nX: 1",
+]
 
 
 def base_config() -> dict[str, Any]:
@@ -142,15 +192,28 @@ def like(current: Any) -> st.SearchStrategy[Any]:
 
 CLASSES = ("random", "zone", "unicode", "limits", "certificate", "collision")
 ADDRESS_PATHS = [
-    "halb:haproxy.services[0].servers[0].address", "halb:haproxy.stats.allowFrom", "halb:nodes[0].address6",
-    "halb:network.gateway6", "halb:network.subnet6", "halb:vips",
-]  # fmt: skip
+    "halb:haproxy.services[0].servers[0].address",
+    "halb:haproxy.stats.allowFrom",
+    "halb:nodes[0].address6",
+    "halb:network.gateway6",
+    "halb:network.subnet6",
+    "halb:vips",
+]
 STRING_PATHS = [
-    "halb:haproxy.services[0].name", "halb:haproxy.services[0].servers[0].name", "halb:nodes[0].name",
-    "halb:network.interface", "halb:haproxy.stats.user", "halb:haproxy.stats.uri", "halb:haproxy.metrics.path",
-    "halb:haproxy.timeouts.client", "halb:haproxy.services[0].balance", "halb:vsphere.folder", "halb:network.domain",
-    "halb:ssh.user", "halb:haproxy.services[1].checkPath",
-]  # fmt: skip
+    "halb:haproxy.services[0].name",
+    "halb:haproxy.services[0].servers[0].name",
+    "halb:nodes[0].name",
+    "halb:network.interface",
+    "halb:haproxy.stats.user",
+    "halb:haproxy.stats.uri",
+    "halb:haproxy.metrics.path",
+    "halb:haproxy.timeouts.client",
+    "halb:haproxy.services[0].balance",
+    "halb:vsphere.folder",
+    "halb:network.domain",
+    "halb:ssh.user",
+    "halb:haproxy.services[1].checkPath",
+]
 DUAL = {
     "halb:network.subnet6": "2001:db8:4::/64",
     "halb:nodes[0].address6": "2001:db8:4::61",
@@ -235,8 +298,13 @@ def _limits(draw: st.DrawFn, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tls_service(files: tuple[str, str]) -> dict[str, Any]:
-    return {"name": "web", "port": 8443, "mode": "http", "tls": {"certificateFile": files[0], "keyFile": files[1]},
-            "servers": [{"name": "app1", "address": "192.168.4.70", "port": 8000}]}  # fmt: skip
+    return {
+        "name": "web",
+        "port": 8443,
+        "mode": "http",
+        "tls": {"certificateFile": files[0], "keyFile": files[1]},
+        "servers": [{"name": "app1", "address": "192.168.4.70", "port": 8000}],
+    }
 
 
 def _certificate(draw: st.DrawFn, config: dict[str, Any]) -> dict[str, Any]:
@@ -261,8 +329,11 @@ def _collision(draw: st.DrawFn, config: dict[str, Any]) -> dict[str, Any]:
             "groups": [{"name": "api", "servers": [dict(server)]}],
             "routes": [{"pathPrefix": "/a/", "group": "api"}],
         }
-        return _set(_set(config, "halb:haproxy.services[2]", web), "halb:haproxy.services[3]",
-                    {"name": "web_api", "port": 8082, "servers": [dict(server)]})  # fmt: skip
+        return _set(
+            _set(config, "halb:haproxy.services[2]", web),
+            "halb:haproxy.services[3]",
+            {"name": "web_api", "port": 8082, "servers": [dict(server)]},
+        )
     if case == 1:  # a service named like another's SNI certificate file
         good = shape_files()["good"]
         web = _tls_service(good)

@@ -34,9 +34,16 @@ class NodeState:
 
 # Exit codes of `halb status`, one per verdict.
 EXIT = {
-    "OK": 0, "MAINTENANCE": 0, "SPLIT BRAIN": 1, "OUTAGE": 1, "VRRP PARTITION": 1, "VRID COLLISION": 1, "DEGRADED": 3, "UNREACHABLE": 4,
+    "OK": 0,
+    "MAINTENANCE": 0,
+    "SPLIT BRAIN": 1,
+    "OUTAGE": 1,
+    "VRRP PARTITION": 1,
+    "VRID COLLISION": 1,
+    "DEGRADED": 3,
+    "UNREACHABLE": 4,
     "DRIFT": 5,
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,15 @@ def running(pidfile: Path) -> int | None:
 
 # Lab hosts are recreated often: no host-key bookkeeping, no prompts.
 SSH_OPTIONS = [
-    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
-]  # fmt: skip
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "BatchMode=yes",
+]
 
 
 def ssh_args(host: Host) -> list[str]:

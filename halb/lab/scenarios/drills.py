@@ -301,8 +301,17 @@ def drift() -> Drill:
     )
 
 
-LIFECYCLE = ("switchover", "drain", "rotation-vrrp-password", "rotation-stats-password", "rotation-vrrp-version",
-             "rebuild-lb2", "rename", "drift", "teardown")  # fmt: skip
+LIFECYCLE = (
+    "switchover",
+    "drain",
+    "rotation-vrrp-password",
+    "rotation-stats-password",
+    "rotation-vrrp-version",
+    "rebuild-lb2",
+    "rename",
+    "drift",
+    "teardown",
+)
 
 
 def run(name: str) -> Drill:

@@ -110,8 +110,12 @@ def vrrp_partition(direction: str = "both", seconds: float = 8, halb: bool = Tru
             time.sleep(seconds)
             if halb:
                 during = status()
-                facts |= {"status_during": during["verdict"], "summary_during": during["summary"],
-                          "exit_during": during["exit_code"], "lb2_during": peer_state("lb2")}  # fmt: skip
+                facts |= {
+                    "status_during": during["verdict"],
+                    "summary_during": during["summary"],
+                    "exit_during": during["exit_code"],
+                    "lb2_during": peer_state("lb2"),
+                }
         finally:
             net.unblock_vrrp(*blocked)
         if halb:
@@ -153,9 +157,13 @@ def stun(seconds: float = 1.0, halb: bool = True) -> Drill:
     final = after[-1][1] if after else []
     hand_back()  # with nopreempt the VIP stays on lb2
     return _drill(
-        f"stun-{seconds:g}s", w, vip_on_lb2_s=moved, one_holder_after_resume_s=one,
-        two_holder_samples_after_resume=two, holder_at_end=list(final),
-    )  # fmt: skip
+        f"stun-{seconds:g}s",
+        w,
+        vip_on_lb2_s=moved,
+        one_holder_after_resume_s=one,
+        two_holder_samples_after_resume=two,
+        holder_at_end=list(final),
+    )
 
 
 def haproxy_crash() -> Drill:
@@ -274,8 +282,7 @@ def cold_start() -> Drill:
     for n in NODES:
         nodes.wait_ssh(n)
     settle(timeout=60)
-    return _drill("cold-start", w, vip_answers_after_boot_s=answered, holders_after=after,
-                  booted_at=round(t0, 3))  # fmt: skip
+    return _drill("cold-start", w, vip_answers_after_boot_s=answered, holders_after=after, booted_at=round(t0, 3))
 
 
 def _worker_pid(name: str) -> int:

@@ -39,9 +39,21 @@ def foreign_router(vrid: int, version: int = 2) -> Iterator[str]:
         conf = Path(tmp, "keepalived.conf")
         conf.write_text(foreign_config(vrid, version))
         cmd = [
-            "ip", "netns", "exec", CLIENT.netns, KEEPALIVED, "--dont-fork", "--log-console", "--vrrp",
-            "--use-file", str(conf), "--pid", f"{tmp}/keepalived.pid", "--vrrp_pid", f"{tmp}/vrrp.pid",
-        ]  # fmt: skip
+            "ip",
+            "netns",
+            "exec",
+            CLIENT.netns,
+            KEEPALIVED,
+            "--dont-fork",
+            "--log-console",
+            "--vrrp",
+            "--use-file",
+            str(conf),
+            "--pid",
+            f"{tmp}/keepalived.pid",
+            "--vrrp_pid",
+            f"{tmp}/vrrp.pid",
+        ]
         log = open(Path(tmp, "log"), "w")  # noqa: SIM115 (closed below, after the process)
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -58,8 +70,11 @@ def foreign_router(vrid: int, version: int = 2) -> Iterator[str]:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
             log.close()
-            subprocess.run(["ip", "-n", CLIENT.netns, "addr", "del", f"{ADDRESS}/24", "dev", "eth0"],
-                           capture_output=True, check=False)  # fmt: skip
+            subprocess.run(
+                ["ip", "-n", CLIENT.netns, "addr", "del", f"{ADDRESS}/24", "dev", "eth0"],
+                capture_output=True,
+                check=False,
+            )
 
 
 def check_probe(stack: str = "lab") -> tuple[int, str, float]:

@@ -26,10 +26,25 @@ def curl(path: str = "/", host: str = NAME, scheme: str = "https", *extra: str) 
     `host`, verified against the lab's CA."""
     port = 443 if scheme == "https" else 80
     cmd = [
-        "ip", "netns", "exec", CLIENT.netns, "curl", "-s", "--max-time", "3", "--cacert", str(ca.ROOT_PEM),
-        "--resolve", f"{host}:{port}:{VIP}", "-o", "-", "-w", "\n%{http_code} %{http_version}", *extra,
+        "ip",
+        "netns",
+        "exec",
+        CLIENT.netns,
+        "curl",
+        "-s",
+        "--max-time",
+        "3",
+        "--cacert",
+        str(ca.ROOT_PEM),
+        "--resolve",
+        f"{host}:{port}:{VIP}",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code} %{http_version}",
+        *extra,
         f"{scheme}://{host}{path}",
-    ]  # fmt: skip
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
     body, _, tail = p.stdout.rpartition("\n")
     code, _, version = tail.partition(" ")

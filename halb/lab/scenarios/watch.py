@@ -212,8 +212,10 @@ async def _keepalive(vip: str, port: int, stop: asyncio.Event, broken: list[floa
             while not stop.is_set():
                 writer.write(request)
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), KEEPALIVE_TIMEOUT)
-                length = next((int(h.split(b":", 1)[1]) for h in head.split(b"\r\n")
-                               if h.lower().startswith(b"content-length:")), 0)  # fmt: skip
+                length = next(
+                    (int(h.split(b":", 1)[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")),
+                    0,
+                )
                 await asyncio.wait_for(reader.readexactly(length), KEEPALIVE_TIMEOUT)
                 answered = True
                 await asyncio.sleep(KEEPALIVE_PERIOD)
@@ -320,8 +322,21 @@ class Watch:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Watch:
-        cmd = [sys.executable, "-m", "halb.lab.scenarios.watch", "--out", str(self._out), "--port", str(self.port),
-               "--vip", self.vip, *(a for v in self.also for a in ("--also", v)), *(["--tls"] if self.tls else []), "--keepalives", str(self.keepalives)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "halb.lab.scenarios.watch",
+            "--out",
+            str(self._out),
+            "--port",
+            str(self.port),
+            "--vip",
+            self.vip,
+            *(a for v in self.also for a in ("--also", v)),
+            *(["--tls"] if self.tls else []),
+            "--keepalives",
+            str(self.keepalives),
+        ]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != "watching":
