@@ -1,8 +1,8 @@
 """Several VIPs (`halb:vips`), each its own VRRP instance with a preferred node (active/active).
 
 A stack without `vips` has exactly one: `addresses.vip` (or the pool's first address), preferred
-by the master, with `keepalived.vrid` (or the VIP's last octet): the files such a stack renders
-stay what they were, byte for byte.
+by the master, with `keepalived.vrid` (or the VIP's last octet), and its one VRRP instance is
+named `halb` (the golden files of the stacks without `vips` hold it to that).
 """
 
 from __future__ import annotations
