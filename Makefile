@@ -63,8 +63,9 @@ render: venv
 golden: venv  ## accept the current rendering as the golden files
 	UPDATE_GOLDEN=1 $(PY) -m pytest tests/test_render.py -k golden
 
-docs: venv  ## regenerate the README's config reference from the model
+docs: venv  ## regenerate the README's config reference from the model and its benchmark tables from bench/results.json
 	$(PY) -c "from pathlib import Path; from halb.docs import update_readme; p = Path('README.md'); p.write_text(update_readme(p.read_text()))"
+	$(PY) bench/report.py
 
 bench: deps venv  ## failover, faults, lifecycle, throughput, scale: seed vs kubeadm guide vs halb (about 95 minutes); JSON=FILE to save
 	$(PY) bench/bench.py

@@ -127,6 +127,10 @@ def summary(runs: list[drills.Drill]) -> dict[str, Any]:
     if after:
         row["two_holders_after_resume_max"] = max(after)
         row["vip_moved"] = f"{sum(d.facts['vip_on_lb2_s'] is not None for d in runs)}/{len(runs)}"
+    plugged = [d.facts["two_holder_samples_after_plug"] for d in runs if "two_holder_samples_after_plug" in d.facts]
+    if plugged:  # the link back: both hold the VIP until their adverts cross again
+        row["two_holders_after_plug_max"] = max(plugged)
+        row["runs_with_two_holders_after_plug"] = sum(n > 0 for n in plugged)
     restarted = [d.facts["restarted_after_s"] for d in runs if d.facts.get("restarted_after_s") is not None]
     row["keepalived_back_p99_s"] = round(percentile(restarted, 99), 2) if restarted else None
     second = [d.facts["second_fault_vip_on_lb1_s"] for d in runs if d.facts.get("second_fault_vip_on_lb1_s")]
@@ -159,6 +163,8 @@ def table(figures: dict[str, Any]) -> str:
             if r is None:
                 continue
             resume = f" ({r['two_holders_after_resume_max']} max)" if "two_holders_after_resume_max" in r else ""
+            if "two_holders_after_plug_max" in r:
+                resume = f" ({r['two_holders_after_plug_max']} max after the plug)"
             lines.append(
                 f"| {name} | {profile} | {r['outage_p50_s']} / {r['outage_p99_s']} | {r.get('outages_per_run_max', '—')} | "
                 f"{r['failed_requests_p50']} / {r['failed_requests_p99']} | {r['samples_no_holder']} / "
