@@ -66,6 +66,7 @@ sys.path[:0] = [str(ROOT)]
 import latency  # noqa: E402
 import wrk  # noqa: E402
 from common import haproxy_cpu_seconds, percentile  # noqa: E402
+from common import machine as common_machine  # noqa: E402
 from halb.config import load_stack_file  # noqa: E402
 from halb.lab.automation.stack import deploy  # noqa: E402
 from halb.lab.infra import image, lab, net, nodes  # noqa: E402
@@ -645,15 +646,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 
 def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown CPU",
-    )
-    return f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({cpu}), {os.uname().release}"
+    return f"{time.strftime('%Y-%m-%d')}, {common_machine()}"
 
 
 def charts(speed: dict[str, dict[str, Any]]) -> None:

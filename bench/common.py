@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from halb.lab.infra import lab
 
+ROOT = Path(__file__).resolve().parent.parent
+
 T = TypeVar("T")
 
 
@@ -52,16 +54,55 @@ def on_lab() -> Iterator[None]:
             lab.down()
 
 
-def standalone(key: str, run: Callable[[], dict[str, Any]], table: Callable[[dict[str, Any]], str]) -> int:
-    """A part of `make bench` run on its own: root, the figures as a table, and as JSON under `key`."""
+def standalone(
+    key: str,
+    run: Callable[[], dict[str, Any]],
+    table: Callable[[dict[str, Any]], str],
+    settings: dict[str, object] | None = None,
+) -> int:
+    """A part of `make bench` run on its own: root, the figures as a table, and, with JSON=FILE,
+    the figures under `key` with their provenance (bench/merge.py puts them into results.json)."""
     if os.geteuid() != 0:
         print("bench: must run as root (it drives the local lab)", file=sys.stderr)
         return 2
+    started = time.gmtime()
     figures = run()
     print(table(figures))
     if os.environ.get("JSON"):
-        Path(os.environ["JSON"]).write_text(json.dumps({key: figures}, indent=2) + "\n")
+        part = {key: figures, "provenance": {key: provenance(started, settings or {}, list(figures))}}
+        Path(os.environ["JSON"]).write_text(json.dumps(part, indent=2) + "\n")
     return 0
+
+
+def provenance(started: time.struct_time, settings: dict[str, object], covers: list[str]) -> dict[str, Any]:
+    """Where figures come from: the commit (and whether the product or the bench had uncommitted
+    changes), when, on what machine, with which settings, and which of the part's rows."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short=7", "HEAD"),
+        "uncommitted_changes": bool(git("status", "--porcelain", "--", "halb", "templates", "bench")),
+        "utc": f"{time.strftime('%Y-%m-%d %H:%M', started)}-{time.strftime('%H:%M', time.gmtime())}",
+        "machine": machine(),
+        "settings": settings,
+        "covers": covers,
+    }
+
+
+def machine() -> str:
+    """The machine, as the figures' provenance names it."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    return f"{os.cpu_count()} cores ({cpu}), Linux {os.uname().release}"
 
 
 def timed(call: Callable[[], T]) -> tuple[float, T]:

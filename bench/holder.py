@@ -175,4 +175,9 @@ def table(figures: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(standalone("holder", run, table))
+    settings = {
+        "FAULT_RUNS": FAULT_RUNS,
+        "PROFILES": os.environ.get("PROFILES", "seed kubeadm halb"),
+        "DRILLS": " ".join(DRILLS),
+    }
+    sys.exit(standalone("holder", run, table, settings))

@@ -41,8 +41,20 @@ def update_readme(text: str, results: dict[str, Any] | None = None) -> str:
             raise ValueError(f"README.md lacks the generated block for `{key}`: {start} ... {end}")
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
-        text = f"{head}{start}\n{table(results[key])}\n{end}{tail}"
+        text = (
+            f"{head}{start}\n{table(results[key])}\n{measured(results.get('provenance', {}).get(key, []))}{end}{tail}"
+        )
     return text
+
+
+def measured(provenance: list[dict[str, Any]]) -> str:
+    """Where the table's rows come from, one line per run that `bench/merge.py` recorded."""
+    lines = [
+        f"- {', '.join(p['covers'])}: at {p['commit']}{' (with uncommitted changes)' if p['uncommitted_changes'] else ''}, "
+        f"{p['utc']} UTC, {p['machine']}; {' '.join(f'{k}={v}' for k, v in p['settings'].items())}"
+        for p in provenance
+    ]
+    return "".join(f"\n{line}" for line in lines) + ("\n" if lines else "")
 
 
 if __name__ == "__main__":

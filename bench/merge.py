@@ -1,0 +1,42 @@
+"""Put a part's figures (a `JSON=FILE` run of bench/holder.py and the like) into bench/results.json.
+
+    python bench/merge.py PART.json [PART.json...]
+
+A part's rows replace the same rows in results.json and leave the others (a halb-only run keeps the
+seed's and kubeadm's); its provenance replaces the provenance of the rows it covers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def merge(results: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """`results` with `part` merged in (pure)."""
+    out = json.loads(json.dumps(results))
+    for key, figures in part.items():
+        if key == "provenance":
+            continue
+        if isinstance(figures, dict) and isinstance(out.get(key), dict):
+            out[key].update(figures)
+        else:
+            out[key] = figures
+        new = part.get("provenance", {}).get(key)
+        if new is not None:
+            kept = [
+                p for p in out.setdefault("provenance", {}).get(key, []) if not set(p["covers"]) & set(new["covers"])
+            ]
+            out["provenance"][key] = [*kept, new]
+    return out
+
+
+if __name__ == "__main__":
+    results = json.loads(RESULTS.read_text())
+    for name in sys.argv[1:]:
+        results = merge(results, json.loads(Path(name).read_text()))
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -1,0 +1,22 @@
+"""bench/merge.py: a part's figures go into results.json without losing the rows it did not measure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from merge import merge
+
+
+def test_a_part_replaces_its_rows_and_their_provenance_and_keeps_the_others() -> None:
+    old = {"seed", "halb"}
+    results: dict[str, Any] = {
+        "holder": {"seed": {"link-loss": 1}, "halb": {"link-loss": 2}},
+        "provenance": {
+            "holder": [{"commit": "aaaaaaa", "covers": ["seed"]}, {"commit": "bbbbbbb", "covers": ["halb"]}]
+        },
+    }
+    part = {"holder": {"halb": {"link-loss": 3}}, "provenance": {"holder": {"commit": "ccccccc", "covers": ["halb"]}}}
+    merged = merge(results, part)
+    assert merged["holder"] == {"seed": {"link-loss": 1}, "halb": {"link-loss": 3}}, merged["holder"]
+    assert [p["commit"] for p in merged["provenance"]["holder"]] == ["aaaaaaa", "ccccccc"], merged["provenance"]
+    assert set(results["holder"]) == old and results["holder"]["halb"] == {"link-loss": 2}, "merge is pure"
