@@ -57,6 +57,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from string import Template
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,67 +101,26 @@ def push(name: str, files: dict[str, str], then: str) -> None:
         raise RuntimeError(f"{name}: {p.stderr}")
 
 
+PROFILES_DIR = ROOT / "bench" / "profiles"  # the competitors' files, as their sources give them
+
+
+def profile_file(path: str, **fields: object) -> str:
+    """A competitor's file from bench/profiles/, its `$name` fields filled in (a file without
+    fields, such as a shell script, is read as it is)."""
+    text = (PROFILES_DIR / path).read_text()
+    return Template(text).substitute(fields) if fields else text
+
+
 def seed_files(name: str) -> dict[str, str]:
     state, prio = LB[name]
-    keepalived = f"""vrrp_script chk_service_status {{
-script "/usr/local/bin/haproxy-service-check.sh"
-interval 2
-fall 2
-rise 2
-timeout 2
-weight 5
-}}
-vrrp_instance VRRP1 {{
-state {state}
-interface eth0
-virtual_router_id 66
-priority {prio}
-advert_int 1
-authentication {{
-auth_type PASS
-auth_pass Rgs451dw
-}}
-virtual_ipaddress {{
-{VIP}
-}}
-track_script {{
-chk_service_status
-}}
-}}
-"""
-    check = """#!/bin/sh
-SERVICE=haproxy
-STATUS="$(pidof $SERVICE | wc -w)"
-if [ $STATUS -eq 0 ]
-then
-exit 1
-else
-exit 0
-fi
-"""
-    servers80 = "".join(f"server worker{i} {w.address}:80 check\n" for i, w in enumerate(WORKERS, 1))
-    servers443 = "".join(f"server worker{i} {w.address}:443 check\n" for i, w in enumerate(WORKERS, 1))
-    appended = f"""frontend haproxy_stats
-bind *:8080
-stats uri /haproxy?stats
-frontend http_front
-bind *:80
-mode tcp
-default_backend http_back
-backend http_back
-balance roundrobin
-{servers80}frontend https_front
-bind *:443
-mode tcp
-default_backend https_back
-backend https_back
-mode tcp
-balance roundrobin
-option ssl-hello-chk
-{servers443}"""
+
+    def servers(port: int) -> str:
+        return "".join(f"server worker{i} {w.address}:{port} check\n" for i, w in enumerate(WORKERS, 1))
+
+    appended = profile_file("seed/haproxy-appended.cfg", servers80=servers(80), servers443=servers(443))
     return {
-        "/etc/keepalived/keepalived.conf": keepalived,
-        "/usr/local/bin/haproxy-service-check.sh": check,
+        "/etc/keepalived/keepalived.conf": profile_file("seed/keepalived.conf", state=state, priority=prio, vip=VIP),
+        "/usr/local/bin/haproxy-service-check.sh": profile_file("seed/haproxy-service-check.sh"),
         "/etc/haproxy/haproxy.cfg": packaged_haproxy_cfg(name) + appended,
     }
 
@@ -180,41 +140,8 @@ def packaged_haproxy_cfg(name: str) -> str:
 
 def kubeadm_files(name: str) -> dict[str, str]:
     state, prio = LB[name]
-    keepalived = f"""global_defs {{
-    router_id LVS_DEVEL
-}}
-vrrp_script check_apiserver {{
-  script "/etc/keepalived/check_apiserver.sh"
-  interval 3
-  weight -2
-  fall 10
-  rise 2
-}}
-
-vrrp_instance VI_1 {{
-    state {state}
-    interface eth0
-    virtual_router_id 51
-    priority {prio}
-    authentication {{
-        auth_type PASS
-        auth_pass 42
-    }}
-    virtual_ipaddress {{
-        {VIP}
-    }}
-    track_script {{
-        check_apiserver
-    }}
-}}
-"""
-    check = """#!/bin/sh
-errorExit() {
-    echo "*** $*" 1>&2
-    exit 1
-}
-curl -sfk --max-time 2 http://localhost:80/ -o /dev/null || errorExit "Error GET http://localhost:80/"
-"""
+    keepalived = profile_file("kubeadm/keepalived.conf", state=state, priority=prio, vip=VIP)
+    check = profile_file("kubeadm/check_apiserver.sh")
     cfg = load_stack_file(str(ROOT / "Pulumi.lab.yaml"))
     files = {f.path: f.content for f in all_files(cfg, name, PLACEHOLDERS)}
     haproxy = files["/etc/haproxy/haproxy.cfg"] + "\n" + files["/etc/haproxy/halb-secrets.cfg"]
