@@ -65,31 +65,31 @@ golden: venv  ## accept the current rendering as the golden files
 
 docs: venv  ## regenerate the README's config reference from the model and its benchmark tables from bench/results.json
 	$(PY) -c "from pathlib import Path; from halb.docs import update_readme; p = Path('README.md'); p.write_text(update_readme(p.read_text()))"
-	$(PY) bench/report.py
+	$(PY) -m bench.report
 
 bench: deps venv  ## failover, faults, lifecycle, throughput, scale: seed vs kubeadm guide vs halb (about 95 minutes); JSON=FILE to save
-	$(PY) bench/bench.py
+	$(PY) -m bench.pair
 
 bench-engine: deps venv engine  ## the IaC loop through the real engine only: cold deploy, no-op preview and up, a one-server change, re-provision, destroy (median of 5; about 6 minutes)
-	$(PY) bench/iac.py
+	$(PY) -m bench.iac
 
 bench-vsphere: deps venv engine  ## the vSphere path against the simulated vCenter: cold deploy, no-op preview, resize, destroy (median of 3), the rolling VM replacement drill (about 3 minutes)
-	$(PY) bench/vsphere.py
+	$(PY) -m bench.vsphere
 
 bench-fuzz: deps venv  ## the config fuzzer, longer than CI runs it (FUZZ_EXAMPLES, default 3000; about 4 minutes)
-	$(PY) bench/fuzz.py
+	$(PY) -m bench.fuzz
 
 bench-watcher: deps venv engine  ## the health watcher's cost: added latency and rps with it running and stopped (5 alternating rounds), its CPU, the hang drill x20 (about 8 minutes)
-	$(PY) bench/watcher.py
+	$(PY) -m bench.watcher
 
-bench-holder: deps venv engine  ## one VIP holder when keepalived dies on the MASTER: main-process kill and group kill, x20 each, seed vs kubeadm guide vs halb (about 30 minutes)
-	$(PY) bench/holder.py
+bench-holder: deps venv engine  ## one VIP holder under every fault: keepalived kills, partitions, stuns, link loss, switchover, the fast profile; x20 each, seed vs kubeadm guide vs halb (about 2 hours)
+	$(PY) -m bench.holder
 
 bench-vips: deps venv engine  ## several VIPs on lab-multi: per-VIP failover (haproxy killed, link cut; each node, x5) and active/active throughput (about 6 minutes)
-	$(PY) bench/vips.py
+	$(PY) -m bench.vips
 
 bench-tls: deps venv engine  ## TLS on lab-tls: handshakes and keep-alive rps via haproxy vs nginx ending TLS itself, haproxy CPU per handshake, failed requests during certificate rotations (about 4 minutes)
-	$(PY) bench/tls.py
+	$(PY) -m bench.tls
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

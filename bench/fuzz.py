@@ -3,7 +3,7 @@ random seeds: how many stack files it tried, how many `halb check` accepted (eac
 through `haproxy -c -dW` and `keepalived -t`), the slowest check, every problem found, and how many
 files exercised each of the review's classes of hostile input (halb.lab.fuzz.CLASSES).
 
-    python bench/fuzz.py [JSON=fuzz.json] [FUZZ_EXAMPLES=3000]
+    python -m bench.fuzz [JSON=fuzz.json] [FUZZ_EXAMPLES=3000]
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+
+from bench.common import standalone
+from halb.lab.fuzz import BUDGET_S, CLASSES, judge, stack_files
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-
-from common import standalone  # noqa: E402
-from halb.lab.fuzz import BUDGET_S, CLASSES, judge, stack_files  # noqa: E402
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3000"))
 

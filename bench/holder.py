@@ -1,6 +1,6 @@
 """`make bench` key `holder`: one VIP holder under the faults operators meet (issue 28).
 
-    python bench/holder.py [JSON=holder.json] [FAULT_RUNS=20] [PROFILES="seed kubeadm halb"] [DRILLS="..."]
+    python -m bench.holder [JSON=holder.json] [FAULT_RUNS=20] [PROFILES="seed kubeadm halb"] [DRILLS="..."]
 
 For each profile, deployed as `make bench` deploys it (the seed's and the kubeadm guide's files
 by hand, halb through the engine), each drill FAULT_RUNS times, injected at a random phase of
@@ -33,13 +33,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+from bench.common import percentile, standalone
+from bench.pair import fresh, restore
+from halb.lab.infra import lab
+from halb.lab.scenarios import drills, faults
 
-from bench import fresh, restore  # noqa: E402
-from common import percentile, standalone  # noqa: E402
-from halb.lab.infra import lab  # noqa: E402
-from halb.lab.scenarios import drills, faults  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 FAULT_RUNS = int(os.environ.get("FAULT_RUNS", "20"))
 

@@ -1,6 +1,6 @@
 """`make bench` key `engine`: what the IaC loop costs on the lab, through the real Pulumi engine.
 
-    python bench/engine.py [JSON=engine.json] [ROUNDS=5]
+    python -m bench.iac [JSON=engine.json] [ROUNDS=5]
 
 Each figure is the median of ROUNDS rounds (wall time of the whole call, as a user waits for it),
 with the engine's own resource counts:
@@ -26,13 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+from bench.common import on_lab, standalone, timed
+from halb.lab.automation.driver import Result, cli
+from halb.lab.automation.stack import deploy, destroy, preview
+from halb.lab.scenarios.drills import quiet
 
-from common import on_lab, standalone, timed  # noqa: E402
-from halb.lab.automation.driver import Result, cli  # noqa: E402
-from halb.lab.automation.stack import deploy, destroy, preview  # noqa: E402
-from halb.lab.scenarios.drills import quiet  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 TARGETS = {"noop_preview_s": 2.5, "change_up_s": 4.0, "cold_deploy_s": 10.0}

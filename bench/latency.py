@@ -1,7 +1,7 @@
 """Latency at a fixed, moderate rate: a new connection + GET every 1/rate s (open loop, so a slow
 answer does not slow the sender), from the client namespace. Prints p50/p99 in ms as JSON.
 
-    ip netns exec halb-client python bench/latency.py --host 198.18.0.10 --rate 200 --seconds 5
+    ip netns exec halb-client python -m bench.latency --host 198.18.0.10 --rate 200 --seconds 5
 """
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]  # run as a script in the client namespace
-
-from halb.lab.infra.topology import CLIENT  # noqa: E402
+from halb import PROJECT_DIR
+from halb.lab.infra.topology import CLIENT
 
 
 async def _one(host: str, timings: list[float], failed: list[int]) -> None:
@@ -55,12 +54,14 @@ async def _run(host: str, rate: float, seconds: float) -> dict[str, float]:
 
 def measure(host: str, rate: float = 200, seconds: float = 5) -> dict[str, float]:
     """Run from the client namespace; the figures as a dict."""
-    cmd = ["ip", "netns", "exec", CLIENT.netns, sys.executable, str(Path(__file__).resolve())]
+    cmd = ["ip", "netns", "exec", CLIENT.netns, sys.executable, "-m", "bench.latency"]
     p = subprocess.run(
         [*cmd, "--host", host, "--rate", str(rate), "--seconds", str(seconds)],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
+        cwd=PROJECT_DIR,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
     )
     if p.returncode != 0:
         raise RuntimeError(f"latency {host}: {p.stderr.strip()}")

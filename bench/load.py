@@ -16,10 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]  # run as a script in the client namespace
-
-from halb import PROJECT_DIR  # noqa: E402
-from halb.lab.infra.topology import CLIENT  # noqa: E402
+from halb import PROJECT_DIR
+from halb.lab.infra.topology import CLIENT
 
 
 class Load:
@@ -34,7 +32,8 @@ class Load:
                 "exec",
                 CLIENT.netns,
                 sys.executable,
-                str(Path(__file__).resolve()),
+                "-m",
+                "bench.load",
                 "--host",
                 host,
                 "--concurrency",

@@ -1,6 +1,6 @@
 """Put a part's figures (a `JSON=FILE` run of bench/holder.py and the like) into bench/results.json.
 
-    python bench/merge.py PART.json [PART.json...]
+    python -m bench.merge PART.json [PART.json...]
 
 A part's rows replace the same rows in results.json and leave the others (a halb-only run keeps the
 seed's and kubeadm's); its provenance replaces the provenance of the rows it covers.

@@ -1,7 +1,7 @@
 """The README's benchmark tables, generated from bench/results.json by `make docs`, so that a figure
 in the text cannot drift from the data (tests/test_report.py fails when they differ).
 
-    python bench/report.py     # rewrite each generated table in README.md
+    python -m bench.report     # rewrite each generated table in README.md
 
 Each part's table is the one its bench module prints (`table(figures)`), between markers:
 <!-- bench:KEY:start ... --> and <!-- bench:KEY:end -->.
@@ -10,7 +10,6 @@ Each part's table is the one its bench module prints (`table(figures)`), between
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,7 @@ README = ROOT / "README.md"
 
 def tables() -> dict[str, Callable[[dict[str, Any]], str]]:
     """Each generated part: its key in results.json and its bench module's table."""
-    sys.path[:0] = [str(ROOT / "bench")]
-    import holder
+    from bench import holder
 
     return {"holder": holder.table}
 

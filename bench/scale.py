@@ -1,7 +1,7 @@
 """Cost as the config grows: 10, 100 and 1000 backend servers across 1, 10 and 50 services.
 
-    python bench/scale.py            # check and render times (no lab needed)
-    SCALE_LAB=1 python bench/scale.py  # also resource counts, haproxy's reload time, memory and failed requests on the lab
+    python -m bench.scale            # check and render times (no lab needed)
+    SCALE_LAB=1 python -m bench.scale  # also resource counts, haproxy's reload time, memory and failed requests on the lab
 
 For each size: `halb check` and `halb render` time (the config model and the templates, as the
 CLI runs them), and on the lab the number of Pulumi resources per node (as the engine reported
@@ -21,11 +21,10 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+from halb.config import load_config, strip_prefix
+from halb.render import all_files
 
-from halb.config import load_config, strip_prefix  # noqa: E402
-from halb.render import all_files  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SERVERS = (10, 100, 1000)
 SERVICES = (1, 10, 50)
@@ -83,12 +82,13 @@ def on_lab(servers: int, services: int) -> dict[str, Any]:
     """Deploy the size on the lab, then reload haproxy on the MASTER under a steady load."""
     import tempfile
 
+    from load import Load
+
     from halb.lab.automation.stack import deploy
     from halb.lab.infra import nodes
     from halb.lab.infra.topology import VIP
     from halb.lab.scenarios.drills import settle
     from halb.lab.scenarios.probes import node
-    from load import Load
 
     doc = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())
     doc["config"]["halb:haproxy"] = scaled(servers, services)["haproxy"]

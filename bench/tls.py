@@ -1,7 +1,7 @@
 """`make bench` key `tls`: TLS ended by haproxy on the lab-tls stack, against nginx ending TLS
 itself on a worker.
 
-    python bench/tls.py [JSON=tls.json] [ROUNDS=3] [ROTATIONS=3]
+    python -m bench.tls [JSON=tls.json] [ROUNDS=3] [ROTATIONS=3]
 
   handshakes   wrk with a new connection (so a full TLS handshake) per request, 32 connections:
                https through the VIP (haproxy ends TLS, then plain HTTP to w1/w2) against https
@@ -24,13 +24,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+from bench import wrk
+from bench.common import deployed, haproxy_cpu_seconds, standalone
+from halb.lab.infra.topology import VIP, WORKERS
+from halb.lab.scenarios.tls import STACK, rotate
 
-import wrk  # noqa: E402
-from common import deployed, haproxy_cpu_seconds, standalone  # noqa: E402
-from halb.lab.infra.topology import VIP, WORKERS  # noqa: E402
-from halb.lab.scenarios.tls import STACK, rotate  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 ROTATIONS = int(os.environ.get("ROTATIONS", "3"))

@@ -1,6 +1,6 @@
 """`make bench` key `vips`: several VIPs, active/active and dual stack on the lab-multi stack.
 
-    python bench/vips.py [JSON=vips.json] [ROUNDS=5] [THROUGHPUT_ROUNDS=3]
+    python -m bench.vips [JSON=vips.json] [ROUNDS=5] [THROUGHPUT_ROUNDS=3]
 
   failover    each drill ROUNDS times, every VIP watched under its own client load at once
               (halb.lab.scenarios.vips): haproxy killed on lb1 and on lb2, each node's link cut.
@@ -24,13 +24,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+from bench import wrk
+from bench.common import deployed, percentile, standalone
+from halb.lab.infra.topology import WORKERS
+from halb.lab.scenarios.vips import INTERNAL, PREFERRED, PUBLIC, PUBLIC6, STACK, haproxy_killed, link_cut, url
 
-import wrk  # noqa: E402
-from common import deployed, percentile, standalone  # noqa: E402
-from halb.lab.infra.topology import WORKERS  # noqa: E402
-from halb.lab.scenarios.vips import INTERNAL, PREFERRED, PUBLIC, PUBLIC6, STACK, haproxy_killed, link_cut, url  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 THROUGHPUT_ROUNDS = int(os.environ.get("THROUGHPUT_ROUNDS", "3"))

@@ -1,7 +1,7 @@
 """`make bench` key `vsphere`: the vSphere path through the real engine and the real pulumi-vsphere
 provider, against the lab's simulated vCenter (stack lab-vsphere).
 
-    python bench/vsphere.py [JSON=vsphere.json] [ROUNDS=3]
+    python -m bench.vsphere [JSON=vsphere.json] [ROUNDS=3]
 
   cold_deploy_s   `pulumi up` of an empty lab-vsphere stack: two VMs cloned and customized, the
                   anti-affinity rule, both nodes provisioned (median of ROUNDS, each after a destroy)
@@ -25,14 +25,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+from bench.common import deployed, standalone, timed
+from halb.lab.automation.driver import Result
+from halb.lab.automation.stack import deploy, destroy, preview
+from halb.lab.scenarios import drills
+from halb.lab.scenarios.drills import quiet
 
-from common import deployed, standalone, timed  # noqa: E402
-from halb.lab.automation.driver import Result  # noqa: E402
-from halb.lab.automation.stack import deploy, destroy, preview  # noqa: E402
-from halb.lab.scenarios import drills  # noqa: E402
-from halb.lab.scenarios.drills import quiet  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 STACK = drills.VSPHERE_STACK

@@ -1,6 +1,6 @@
 """`make bench` key `watcher`: what halb's health watcher costs the request path, and what it buys.
 
-    python bench/watcher.py [JSON=watcher.json] [ROUNDS=5] [HANG_RUNS=20]   (`make bench-watcher`)
+    python -m bench.watcher [JSON=watcher.json] [ROUNDS=5] [HANG_RUNS=20]   (`make bench-watcher`)
 
 On the lab with halb's stack deployed, ROUNDS rounds. Each round measures both states of
 `halb-haproxy-watch` (running on both nodes, or stopped on both), the state that goes first
@@ -23,17 +23,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+from bench import wrk
+from bench.common import on_lab, percentile, standalone
+from halb.commands import WATCH
+from halb.lab.automation.stack import deploy
+from halb.lab.infra import nodes
+from halb.lab.infra.topology import NODES, VIP, WORKERS
+from halb.lab.scenarios import drills, faults
+from halb.lab.scenarios.probes import node
 
-import wrk  # noqa: E402
-from common import on_lab, percentile, standalone  # noqa: E402
-from halb.commands import WATCH  # noqa: E402
-from halb.lab.automation.stack import deploy  # noqa: E402
-from halb.lab.infra import nodes  # noqa: E402
-from halb.lab.infra.topology import NODES, VIP, WORKERS  # noqa: E402
-from halb.lab.scenarios import drills, faults  # noqa: E402
-from halb.lab.scenarios.probes import node  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 HANG_RUNS = int(os.environ.get("HANG_RUNS", "20"))

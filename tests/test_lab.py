@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-import wrk
+from bench import wrk
 from conftest import ROOT
 from halb.components.node import STEPS
 from halb.config.secrets import STATS_PASSWORD

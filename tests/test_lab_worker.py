@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import wrk
+from bench import wrk
 from conftest import require, tool
 from halb.lab.infra import worker
 

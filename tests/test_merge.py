@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from merge import merge
+from bench.merge import merge
 
 
 def test_a_part_replaces_its_rows_and_their_provenance_and_keeps_the_others() -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
-import report
-
+from bench import report
 from conftest import ROOT
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,17 +68,19 @@ VERDICT_EXAMPLES = {
     "DRIFT": [node("lb1", True), NodeState("lb2", True, "BACKUP", False, "active", "active", drift=["/etc/x"])],
     "MAINTENANCE": [node("lb1", True), NodeState("lb2", True, "BACKUP", False, "active", "active", maintenance=True)],
 }
-DOCUMENTED_EXIT = {
-    "OK": 0,
-    "MAINTENANCE": 0,
-    "SPLIT BRAIN": 1,
-    "OUTAGE": 1,
-    "VRRP PARTITION": 1,
-    "VRID COLLISION": 1,
-    "DEGRADED": 3,
-    "UNREACHABLE": 4,
-    "DRIFT": 5,
-}  # the README's list
+
+
+def documented_exit_codes() -> dict[str, int]:
+    """The README's list of `halb status` exit codes, each verdict with its code."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    text = readme.split("Exit codes: ", 1)[1].split(" It also shows", 1)[0]
+    out: dict[str, int] = {}
+    for code, first, second in re.findall(r"(\d) `([A-Z ]+)`(?: \([^)]*\))?(?: or `([A-Z ]+)`)?", text):
+        out.update({word: int(code) for word in (first, second) if word})
+    return out
+
+
+DOCUMENTED_EXIT = documented_exit_codes()
 
 
 @pytest.mark.parametrize("word", list(DOCUMENTED_EXIT))

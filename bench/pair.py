@@ -60,23 +60,20 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from bench import latency, wrk
+from bench.common import haproxy_cpu_seconds, percentile
+from bench.common import machine as common_machine
+from bench.load import Load
+from halb.config import load_stack_file
+from halb.lab.automation.stack import deploy
+from halb.lab.infra import image, lab, net, nodes
+from halb.lab.infra.topology import VIP, WORKERS
+from halb.lab.scenarios import drills, faults
+from halb.lab.scenarios.probes import LabError, client_get, holders, node, vip_served_by, wait_until
+from halb.lab.scenarios.watch import Watch
+from halb.render import PLACEHOLDERS, all_files
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
-
-
-import latency  # noqa: E402
-import wrk  # noqa: E402
-from common import haproxy_cpu_seconds, percentile  # noqa: E402
-from common import machine as common_machine  # noqa: E402
-from halb.config import load_stack_file  # noqa: E402
-from halb.lab.automation.stack import deploy  # noqa: E402
-from halb.lab.infra import image, lab, net, nodes  # noqa: E402
-from halb.lab.infra.topology import VIP, WORKERS  # noqa: E402
-from halb.lab.scenarios import drills, faults  # noqa: E402
-from halb.lab.scenarios.probes import LabError, client_get, holders, node, vip_served_by, wait_until  # noqa: E402
-from halb.lab.scenarios.watch import Watch  # noqa: E402
-from halb.render import PLACEHOLDERS, all_files  # noqa: E402
-from load import Load  # noqa: E402
 
 REPS = int(os.environ.get("REPS", "5"))
 KEYS = [
@@ -655,18 +652,17 @@ def main() -> int:
     print(throughput_table(speed))
     print(lifecycle_table(life))
     print(fault_table(fault))
-    if loop:
-        print(iac_table(loop))
-    if watch_cost:
-        print(watcher_table(watch_cost))
-    if several:
-        print(vips_table(several))
-    if ended:
-        print(tls_table(ended))
-    if vcenter:
-        print(vsphere_table(vcenter))
-    if fuzzed:
-        print(fuzz_table(fuzzed))
+    parts: list[tuple[dict[str, Any], Callable[[dict[str, Any]], str]]] = [
+        (loop, iac_table),
+        (watch_cost, watcher_table),
+        (several, vips_table),
+        (ended, tls_table),
+        (vcenter, vsphere_table),
+        (fuzzed, fuzz_table),
+    ]
+    for figures, part_table in parts:
+        if figures:
+            print(part_table(figures))
     charts(speed)
     if os.environ.get("JSON"):
         doc: dict[str, Any] = {

@@ -1,0 +1,84 @@
+"""`python -m bench`: the benchmark's parts, chosen by name, with their provenance.
+
+    python -m bench --list
+    python -m bench --only engine --write     # run one part, merge it into results.json, regenerate the README's tables
+    python -m bench --skip fuzz vsphere       # every registered part but these
+
+Each part is a module of this package with `run()` and `table(figures)`; `--write` merges its
+figures and provenance into bench/results.json (bench.merge) and rewrites the README's generated
+tables (bench.report). The seed/kubeadm/halb comparison (`pair`, `make bench`) keeps its own
+settings in the environment (see its docstring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from bench.common import provenance
+from bench.merge import RESULTS, merge
+from bench.report import README, update_readme
+
+PARTS = {  # the name on the command line -> (module, key in results.json)
+    "engine": ("iac", "engine"),
+    "watcher": ("watcher", "watcher"),
+    "vsphere": ("vsphere", "vsphere"),
+    "fuzz": ("fuzz", "fuzz"),
+    "vips": ("vips", "vips"),
+    "tls": ("tls", "tls"),
+    "holder": ("holder", "holder"),
+}
+
+
+def selected(only: list[str], skip: list[str]) -> list[str]:
+    """The parts to run, in registry order; an unknown name is an error naming the known ones."""
+    unknown = sorted(set(only + skip) - set(PARTS))
+    if unknown:
+        raise SystemExit(f"bench: no part named {', '.join(unknown)}; the parts: {', '.join(PARTS)}")
+    return [p for p in PARTS if (not only or p in only) and p not in skip]
+
+
+def run_part(name: str) -> dict[str, Any]:
+    """One part's figures and provenance, as `JSON=FILE python -m bench.<module>` writes them."""
+    module_name, key = PARTS[name]
+    module = importlib.import_module(f"bench.{module_name}")
+    started = time.gmtime()
+    figures = module.run()
+    print(module.table(figures), flush=True)
+    return {key: figures, "provenance": {key: provenance(started, {"part": name}, list(figures))}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", default=[], metavar="PART", help="run only these parts")
+    parser.add_argument("--skip", nargs="+", default=[], metavar="PART", help="run every part but these")
+    parser.add_argument("--list", action="store_true", help="list the parts and exit")
+    parser.add_argument(
+        "--write", action="store_true", help="merge into bench/results.json and rewrite the README's tables"
+    )
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, (module, key) in PARTS.items():
+            print(f"{name:8} bench/{module}.py, key `{key}`")
+        return 0
+    names = selected(args.only, args.skip)
+    if os.geteuid() != 0:
+        print("bench: must run as root (it drives the local lab)", file=sys.stderr)
+        return 2
+    results = json.loads(RESULTS.read_text())
+    for name in names:
+        results = merge(results, run_part(name))
+        if args.write:
+            RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+            README.write_text(update_readme(README.read_text(), results))
+            print(f"bench: {name} written to {RESULTS.name} and the README", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
