@@ -7,7 +7,7 @@ STACK ?= lab
 
 up: deps venv engine  ## the main job: on the lab, bring it up and `pulumi up` the lab stack (STACK=lab-vsphere: as VMs of the simulated vCenter); STACK=dev: check, then pulumi up
 	@case "$(STACK)" in \
-	  lab|lab-vsphere|lab-multi|lab-tls) $(PY) -m halb.lab up && $(PY) -m halb.lab deploy --stack $(STACK) ;; \
+	  lab|lab-vsphere|lab-multi|lab-tls) $(PY) -m halb_lab up && $(PY) -m halb_lab deploy --stack $(STACK) ;; \
 	  *) $(PY) -m halb check --stack $(STACK) && \
 	     export PATH="$(CURDIR)/.engine/bin:$$PATH" PULUMI_PYTHON_CMD="$(CURDIR)/$(PY)" && \
 	     pulumi up --stack $(STACK) && pulumi stack output --stack $(STACK) ;; \
@@ -17,19 +17,19 @@ engine:  ## the Pulumi CLI, language host and pulumi-command provider: installed
 	@./scripts/build-engine
 
 deploy: venv engine  ## `pulumi up` of the lab stack again (SET="path=value ..." for one deploy)
-	$(PY) -m halb.lab deploy $(foreach s,$(SET),--set $(s))
+	$(PY) -m halb_lab deploy $(foreach s,$(SET),--set $(s))
 
 preview: venv engine  ## `pulumi preview --diff` of the lab stack (SET="path=value ..." as for deploy)
-	$(PY) -m halb.lab preview $(foreach s,$(SET),--set $(s))
+	$(PY) -m halb_lab preview $(foreach s,$(SET),--set $(s))
 
 destroy: venv engine  ## `pulumi destroy` of the lab stack: every declared delete, in reverse dependency order
-	$(PY) -m halb.lab destroy
+	$(PY) -m halb_lab destroy
 
 lab-up: deps venv engine
-	$(PY) -m halb.lab up
+	$(PY) -m halb_lab up
 
 lab-down: venv
-	$(PY) -m halb.lab down
+	$(PY) -m halb_lab down
 
 test: deps venv engine lint  ## everything CI runs: lint, types, unit tests, then the lab through the real engine (root)
 	$(PY) -m pytest
@@ -41,8 +41,8 @@ lab-test: deps venv engine
 	$(PY) -m pytest -m lab
 
 lint: venv
-	$(VENV)/bin/ruff check halb tests bench __main__.py
-	$(VENV)/bin/ruff format --check halb tests bench __main__.py
+	$(VENV)/bin/ruff check halb halb_lab tests bench __main__.py
+	$(VENV)/bin/ruff format --check halb halb_lab tests bench __main__.py
 	$(VENV)/bin/mypy
 
 deps:

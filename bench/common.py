@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from halb.lab.infra import lab
+from halb_lab.infra import lab
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ T = TypeVar("T")
 def deployed(stack: str) -> Iterator[None]:
     """On the lab (`on_lab`), `stack` deployed alone on its nodes (the other lab stacks' pairs,
     which stand on the same nodes, destroyed first), and destroyed after, also on a failure."""
-    from halb.lab.automation.stack import deploy, destroy, engine
+    from halb_lab.automation.stack import deploy, destroy, engine
 
     with on_lab():
         for other in ("lab", "lab-multi", "lab-tls", "lab-vsphere"):
@@ -123,8 +123,8 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 def haproxy_cpu_seconds(name: str) -> float:
     """User + system CPU of every haproxy process on a node, from /proc."""
-    from halb.lab.infra import nodes
-    from halb.lab.scenarios.probes import node
+    from halb_lab.infra import nodes
+    from halb_lab.scenarios.probes import node
 
     script = (
         "hz=$(getconf CLK_TCK); t=0; for p in $(pidof haproxy); do "

@@ -1,7 +1,7 @@
-"""`make bench` key `fuzz`: the config fuzzer (halb.lab.fuzz) for longer than CI runs it, with
+"""`make bench` key `fuzz`: the config fuzzer (halb_lab.fuzz) for longer than CI runs it, with
 random seeds: how many stack files it tried, how many `halb check` accepted (each rendered and put
 through `haproxy -c -dW` and `keepalived -t`), the slowest check, every problem found, and how many
-files exercised each of the review's classes of hostile input (halb.lab.fuzz.CLASSES).
+files exercised each of the review's classes of hostile input (halb_lab.fuzz.CLASSES).
 
     python -m bench.fuzz [JSON=fuzz.json] [FUZZ_EXAMPLES=3000]
 """
@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 
 from bench.common import standalone
-from halb.lab.fuzz import BUDGET_S, CLASSES, judge, stack_files
+from halb_lab.fuzz import BUDGET_S, CLASSES, judge, stack_files
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@
 
 For each profile, deployed as `make bench` deploys it (the seed's and the kubeadm guide's files
 by hand, halb through the engine), each drill FAULT_RUNS times, injected at a random phase of
-the advert cycle (halb.lab.scenarios.faults), under the drills' client load plus 8 long-lived
+the advert cycle (halb_lab.scenarios.faults), under the drills' client load plus 8 long-lived
 HTTP/1.1 connections:
 
   keepalived-crash       keepalived's main process SIGKILLed on the MASTER
@@ -35,8 +35,8 @@ from typing import Any
 
 from bench.common import percentile, standalone
 from bench.pair import fresh, restore
-from halb.lab.infra import lab
-from halb.lab.scenarios import drills, faults
+from halb_lab.infra import lab
+from halb_lab.scenarios import drills, faults
 
 ROOT = Path(__file__).resolve().parent.parent
 

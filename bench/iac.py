@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import on_lab, standalone, timed
-from halb.lab.automation.driver import Result, cli
-from halb.lab.automation.stack import deploy, destroy, preview
-from halb.lab.scenarios.drills import quiet
+from halb_lab.automation.driver import Result, cli
+from halb_lab.automation.stack import deploy, destroy, preview
+from halb_lab.scenarios.drills import quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 

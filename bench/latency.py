@@ -15,7 +15,7 @@ import sys
 import time
 
 from halb import PROJECT_DIR
-from halb.lab.infra.topology import CLIENT
+from halb_lab.infra.topology import CLIENT
 
 
 async def _one(host: str, timings: list[float], failed: list[int]) -> None:

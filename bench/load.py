@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from halb import PROJECT_DIR
-from halb.lab.infra.topology import CLIENT
+from halb_lab.infra.topology import CLIENT
 
 
 class Load:

@@ -17,12 +17,12 @@ Each figure is the median of REPS repetitions:
   failed_requests_reload    requests failed out of a steady load during `systemctl reload haproxy`
   rps_via_vip / rps_direct  requests per second (8 clients) through the VIP / straight to one worker
 
-Then, under `lifecycle`, the day-two drills of halb.lab.drills (halb), or the hand-made switchover
+Then, under `lifecycle`, the day-two drills of halb_lab.drills (halb), or the hand-made switchover
 the others offer (stop keepalived on the MASTER, start it again), each watched with a new connection
 + GET to the VIP every 10 ms (0.25 s budget) and the VIP's holders read every 50 ms: failed requests,
 outages and samples with not exactly one holder. LIFECYCLE=0 skips them.
 
-Under `faults`, every drill of halb.lab.faults for every profile, watched the same way (keepalived
+Under `faults`, every drill of halb_lab.faults for every profile, watched the same way (keepalived
 crash, haproxy crash, crash loop (halb only: the others have no crash-loop policy to test), hang,
 link flap, power cycle, cold start, backend worker killed and hung), then link flap and hang
 FAULT_RUNS times each (default 20, injected at a random phase of the advert cycle: p50/p99), and
@@ -65,13 +65,13 @@ from bench.common import haproxy_cpu_seconds, percentile
 from bench.common import machine as common_machine
 from bench.load import Load
 from halb.config import load_stack_file
-from halb.lab.automation.stack import deploy
-from halb.lab.infra import image, lab, net, nodes
-from halb.lab.infra.topology import VIP, WORKERS
-from halb.lab.scenarios import drills, faults
-from halb.lab.scenarios.probes import LabError, client_get, holders, node, vip_served_by, wait_until
-from halb.lab.scenarios.watch import Watch
 from halb.render import PLACEHOLDERS, all_files
+from halb_lab.automation.stack import deploy
+from halb_lab.infra import image, lab, net, nodes
+from halb_lab.infra.topology import VIP, WORKERS
+from halb_lab.scenarios import drills, faults
+from halb_lab.scenarios.probes import LabError, client_get, holders, node, vip_served_by, wait_until
+from halb_lab.scenarios.watch import Watch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,7 +159,7 @@ def deploy_by_hand(files: Callable[[str], dict[str, str]], script: str) -> None:
 
 
 def deploy_halb() -> None:
-    """halb's own deployer (`python -m halb.lab deploy`) onto the freshly booted nodes."""
+    """halb's own deployer (`python -m halb_lab deploy`) onto the freshly booted nodes."""
     deploy(progress=lambda _: None)
 
 
@@ -402,7 +402,7 @@ def switchover_by_hand() -> dict[str, Any]:
 
 
 def lifecycle(profile: str) -> dict[str, dict[str, Any]]:
-    """Day-two operations under load (halb.lab.drills); by hand for the other profiles."""
+    """Day-two operations under load (halb_lab.drills); by hand for the other profiles."""
     if profile != "halb":
         figures = switchover_by_hand()
         print(f"bench: {profile}: switchover by hand: {figures}", flush=True)
@@ -420,7 +420,7 @@ FAULT_RUNS = int(os.environ.get("FAULT_RUNS", "20"))  # link flap and hang: p50/
 
 
 def fault_rows(profile: str) -> dict[str, dict[str, Any]]:
-    """Every fault drill once (halb.lab.faults), then link flap and hang FAULT_RUNS times each."""
+    """Every fault drill once (halb_lab.faults), then link flap and hang FAULT_RUNS times each."""
     halb = profile == "halb"
     runs: dict[str, Callable[[], drills.Drill]] = {
         "keepalived-crash": lambda: faults.keepalived_crash(halb=halb),

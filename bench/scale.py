@@ -84,11 +84,11 @@ def on_lab(servers: int, services: int) -> dict[str, Any]:
 
     from load import Load
 
-    from halb.lab.automation.stack import deploy
-    from halb.lab.infra import nodes
-    from halb.lab.infra.topology import VIP
-    from halb.lab.scenarios.drills import settle
-    from halb.lab.scenarios.probes import node
+    from halb_lab.automation.stack import deploy
+    from halb_lab.infra import nodes
+    from halb_lab.infra.topology import VIP
+    from halb_lab.scenarios.drills import settle
+    from halb_lab.scenarios.probes import node
 
     doc = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())
     doc["config"]["halb:haproxy"] = scaled(servers, services)["haproxy"]
@@ -135,7 +135,7 @@ def run(lab: bool) -> dict[str, Any]:
             out[key] = row
             print(f"scale: {key}: {row}", flush=True)
     if lab:
-        from halb.lab.automation.stack import deploy
+        from halb_lab.automation.stack import deploy
 
         deploy(progress=lambda _: None)  # the lab's own stack again
     return out

@@ -26,8 +26,8 @@ from typing import Any
 
 from bench import wrk
 from bench.common import deployed, haproxy_cpu_seconds, standalone
-from halb.lab.infra.topology import VIP, WORKERS
-from halb.lab.scenarios.tls import STACK, rotate
+from halb_lab.infra.topology import VIP, WORKERS
+from halb_lab.scenarios.tls import STACK, rotate
 
 ROOT = Path(__file__).resolve().parent.parent
 

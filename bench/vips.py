@@ -3,7 +3,7 @@
     python -m bench.vips [JSON=vips.json] [ROUNDS=5] [THROUGHPUT_ROUNDS=3]
 
   failover    each drill ROUNDS times, every VIP watched under its own client load at once
-              (halb.lab.scenarios.vips): haproxy killed on lb1 and on lb2, each node's link cut.
+              (halb_lab.scenarios.vips): haproxy killed on lb1 and on lb2, each node's link cut.
               Per VIP: the outage p50 / p99 of the VIPs that moved, the failed requests of the
               ones that stayed, samples where the sync group's v4 and v6 VIPs were apart.
   throughput  wrk keep-alive (64 connections) and a new connection per request (32) through one
@@ -26,8 +26,8 @@ from typing import Any
 
 from bench import wrk
 from bench.common import deployed, percentile, standalone
-from halb.lab.infra.topology import WORKERS
-from halb.lab.scenarios.vips import INTERNAL, PREFERRED, PUBLIC, PUBLIC6, STACK, haproxy_killed, link_cut, url
+from halb_lab.infra.topology import WORKERS
+from halb_lab.scenarios.vips import INTERNAL, PREFERRED, PUBLIC, PUBLIC6, STACK, haproxy_killed, link_cut, url
 
 ROOT = Path(__file__).resolve().parent.parent
 

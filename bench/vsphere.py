@@ -8,7 +8,7 @@ provider, against the lab's simulated vCenter (stack lab-vsphere).
   noop_preview_s  `pulumi preview` with nothing changed
   resize_up_s     `pulumi up` of cpus 2 -> 4 and memoryMb 2048 -> 4096 (in place), then back
   destroy_s       `pulumi destroy`
-  replacement     the rolling replacement drill under the client load (halb.lab.scenarios.drills
+  replacement     the rolling replacement drill under the client load (halb_lab.scenarios.drills
                   .vm_replacement): `--replace` of lb2's VM, then of lb1's after maintenance; each
                   with its outages, failed requests and holder samples.
 
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import deployed, standalone, timed
-from halb.lab.automation.driver import Result
-from halb.lab.automation.stack import deploy, destroy, preview
-from halb.lab.scenarios import drills
-from halb.lab.scenarios.drills import quiet
+from halb_lab.automation.driver import Result
+from halb_lab.automation.stack import deploy, destroy, preview
+from halb_lab.scenarios import drills
+from halb_lab.scenarios.drills import quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ alternating from round to round (running first in round 1). In each state, in th
   64 connections   wrk -c64 (keep-alive) for SECONDS through the VIP: requests per second
 Each figure is the median over the rounds, with every round's value kept (the spread).
 Then the watcher's own CPU on lb1 over 10 s (utime + stime of its process and its children, from
-/proc), and the hang drill (haproxy SIGSTOPped on the MASTER, halb.lab.scenarios.faults) HANG_RUNS
+/proc), and the hang drill (haproxy SIGSTOPped on the MASTER, halb_lab.scenarios.faults) HANG_RUNS
 times: p50 and p99 of the outage.
 """
 
@@ -26,11 +26,11 @@ from typing import Any
 from bench import wrk
 from bench.common import on_lab, percentile, standalone
 from halb.commands import WATCH
-from halb.lab.automation.stack import deploy
-from halb.lab.infra import nodes
-from halb.lab.infra.topology import NODES, VIP, WORKERS
-from halb.lab.scenarios import drills, faults
-from halb.lab.scenarios.probes import node
+from halb_lab.automation.stack import deploy
+from halb_lab.infra import nodes
+from halb_lab.infra.topology import NODES, VIP, WORKERS
+from halb_lab.scenarios import drills, faults
+from halb_lab.scenarios.probes import node
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from halb.lab.infra.topology import CLIENT
+from halb_lab.infra.topology import CLIENT
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 

@@ -44,7 +44,7 @@ def require_root_tools(*tools: str) -> None:
 def lab_up() -> Iterator[None]:
     """A fresh lab for a module of lab tests (its nodes, its simulated vCenter, no stack), taken
     down after it, also when a test fails."""
-    from halb.lab.infra import lab
+    from halb_lab.infra import lab
 
     require_root_tools(*lab.TOOLS)
     lab.down()  # whatever an earlier run left; `down` removes the lab stacks' state too
@@ -60,8 +60,8 @@ def stack_deployed(stack: str) -> Any:
 
     @pytest.fixture(scope="module")
     def deployed(lab_up: None) -> Iterator[Any]:
-        from halb.lab.automation.stack import deploy, destroy
-        from halb.lab.scenarios.drills import quiet
+        from halb_lab.automation.stack import deploy, destroy
+        from halb_lab.scenarios.drills import quiet
 
         result = deploy(stack=stack, progress=quiet)
         yield result

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the stack config (halb.lab.fuzz) with a fixed budget: every generated
+"""Property-based fuzzing of the stack config (halb_lab.fuzz) with a fixed budget: every generated
 stack file is refused cleanly within 2 s, or accepted and rendered into files both daemons take,
 with no directive that came from a value. Root (keepalived -t runs in private namespaces)."""
 
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 from conftest import require_root_tools
 from halb.config.words import UnsafeValue
-from halb.lab.fuzz import CLASSES, MARKER, judge, stack_files
+from halb_lab.fuzz import CLASSES, MARKER, judge, stack_files
 
 EXAMPLES = int(os.environ.get("HALB_FUZZ_EXAMPLES", "200"))
 SEEN = {"accepted": 0, "refused": 0}
@@ -47,7 +47,7 @@ def test_the_fuzzer_reaches_both_outcomes_and_can_fail(tmp_path: Path) -> None:
     assert not judge(bad, tmp_path, validate=False).problems, "the dev stack itself passes"
     broken = tmp_path / "x.cfg"
     broken.write_text(f"global\n{MARKER}-directive on\n")
-    from halb.lab.fuzz import _injected
+    from halb_lab.fuzz import _injected
 
     assert _injected(broken, tmp_path), "a line that begins with a value's text is reported"
 
@@ -58,7 +58,7 @@ def test_the_judge_finds_an_injection_planted_through_the_renderer(tmp_path: Pat
     import halb.render as render
     from conftest import boundary_off, stack_raw
     from halb.config import load_config
-    from halb.lab.fuzz import _injected
+    from halb_lab.fuzz import _injected
 
     cfg = load_config(stack_raw("dev"))
     services = [cfg.haproxy.services[0].model_copy(update={"name": f"x\n{MARKER}-directive on"})]

@@ -17,7 +17,7 @@ from test_hostile_input import check
 from test_tls import CA, CHAIN, DIR, GOOD, KEYF, SVC, _file, files, service
 
 from conftest import ROOT, require, tool
-from halb.lab.certificates import BAD_SAN, Maker
+from halb_lab.certificates import BAD_SAN, Maker
 
 KEY = "haproxy.services[2].tls"
 SERVER0 = "halb:haproxy.services[0].servers[0]"

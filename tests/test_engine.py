@@ -1,4 +1,4 @@
-"""halb.lab.automation's pure parts: reading the engine's messages (no engine needed)."""
+"""halb_lab.automation's pure parts: reading the engine's messages (no engine needed)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import subprocess
 from pathlib import Path
 
 from conftest import ROOT
-from halb.lab.automation.driver import _last_lines, stale_lock_pids
+from halb_lab.automation.driver import _last_lines, stale_lock_pids
 
 
 def locked(host: str, pid: int) -> str:
     return (
         "code: 1\nstderr: error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) "
-        "to end or delete the lock file with `pulumi cancel`.\nfile:///x/.pulumi/locks/organization/halb/lab/a.json: "
+        "to end or delete the lock file with `pulumi cancel`.\nfile:///x/.pulumi/locks/organization/halb_lab/a.json: "
         f"created by root@{host} (pid {pid}) at 2026-11-28T04:24:14Z"
     )
 

@@ -27,7 +27,7 @@ from bench import wrk
 from conftest import ROOT
 from halb.components.node import STEPS
 from halb.config.secrets import STATS_PASSWORD
-from halb.lab.automation.stack import (
+from halb_lab.automation.stack import (
     ENGINE,
     VAULT,
     DeployFailed,
@@ -38,12 +38,12 @@ from halb.lab.automation.stack import (
     preview,
     refresh,
 )
-from halb.lab.infra import net, nodes
-from halb.lab.infra.topology import CLIENT, VIP
-from halb.lab.scenarios import drills, faults, foreign
-from halb.lab.scenarios.drills import quiet
-from halb.lab.scenarios.probes import client_get, holders, node, service, transitions, wait_until
-from halb.lab.scenarios.watch import Watch
+from halb_lab.infra import net, nodes
+from halb_lab.infra.topology import CLIENT, VIP
+from halb_lab.scenarios import drills, faults, foreign
+from halb_lab.scenarios.drills import quiet
+from halb_lab.scenarios.probes import client_get, holders, node, service, transitions, wait_until
+from halb_lab.scenarios.watch import Watch
 
 pytestmark = pytest.mark.lab
 WORKERS = {"w1", "w2", "w3", "w4"}
@@ -264,7 +264,7 @@ def test_an_interrupted_up_is_followed_by_one_that_converges_with_one_holder_thr
     lock, refresh clearing pending creates) and converges. lb1 holds the VIP throughout."""
     drills.settle()
     change = "nodes[1].generation=1"
-    cmd = [sys.executable, "-m", "halb.lab", "deploy", "--set", change]
+    cmd = [sys.executable, "-m", "halb_lab", "deploy", "--set", change]
     repairs: list[str] = []
     try:
         with Watch() as w:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from halb.lab.infra.image import mirror_from_apt
+from halb_lab.infra.image import mirror_from_apt
 
 
 def test_mirror_from_deb822_sources(tmp_path: Path) -> None:

@@ -12,12 +12,12 @@ import pytest
 import yaml
 
 from conftest import stack_deployed
-from halb.lab.automation.stack import Result, deploy, stack_file_of
-from halb.lab.infra import nodes
-from halb.lab.infra.topology import NODES
-from halb.lab.scenarios.drills import quiet, status
-from halb.lab.scenarios.probes import client_get, holders, node, wait_until
-from halb.lab.scenarios.vips import (
+from halb_lab.automation.stack import Result, deploy, stack_file_of
+from halb_lab.infra import nodes
+from halb_lab.infra.topology import NODES
+from halb_lab.scenarios.drills import quiet, status
+from halb_lab.scenarios.probes import client_get, holders, node, wait_until
+from halb_lab.scenarios.vips import (
     INTERNAL,
     PREFERRED,
     PUBLIC,
@@ -30,7 +30,7 @@ from halb.lab.scenarios.vips import (
     vrrp_partition,
     where,
 )
-from halb.lab.scenarios.watch import Report, Watch
+from halb_lab.scenarios.watch import Report, Watch
 
 pytestmark = pytest.mark.lab
 

@@ -11,13 +11,13 @@ import pytest
 import yaml
 
 from conftest import stack_deployed
-from halb.lab.automation.stack import Result, deploy, engine, preview, stack_file_of
-from halb.lab.infra import ca
-from halb.lab.infra.topology import CLIENT, NODES, VIP
-from halb.lab.scenarios.drills import quiet, status
-from halb.lab.scenarios.probes import holders, wait_until
-from halb.lab.scenarios.tls import STACK, curl, failover_keeps_the_certificate, rotate, served
-from halb.lab.scenarios.watch import Watch
+from halb_lab.automation.stack import Result, deploy, engine, preview, stack_file_of
+from halb_lab.infra import ca
+from halb_lab.infra.topology import CLIENT, NODES, VIP
+from halb_lab.scenarios.drills import quiet, status
+from halb_lab.scenarios.probes import holders, wait_until
+from halb_lab.scenarios.tls import STACK, curl, failover_keeps_the_certificate, rotate, served
+from halb_lab.scenarios.watch import Watch
 
 pytestmark = pytest.mark.lab
 

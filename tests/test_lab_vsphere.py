@@ -1,6 +1,6 @@
 """The vSphere path under the real engine and the real pulumi-vsphere provider, against the
 lab's simulated vCenter (stack lab-vsphere). Every result is read back from the vCenter with
-pyvmomi (halb.lab.infra.vcenter), not from halb's outputs; the Pulumi state is read only to
+pyvmomi (halb_lab.infra.vcenter), not from halb's outputs; the Pulumi state is read only to
 learn which VM ids the provider recorded.
 
 Root only: the lab's nodes stand in for the VMs' guests. Runs after test_lab.py's module (it
@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from halb.lab.automation.stack import DeployFailed, Result, deploy, destroy, engine, preview, stack_file_of
-from halb.lab.infra import lab, vcenter
-from halb.lab.infra.topology import SPARE_NODES, VIP
-from halb.lab.scenarios import drills
-from halb.lab.scenarios.drills import quiet
-from halb.lab.scenarios.probes import client_get, holders, wait_until
+from halb_lab.automation.stack import DeployFailed, Result, deploy, destroy, engine, preview, stack_file_of
+from halb_lab.infra import lab, vcenter
+from halb_lab.infra.topology import SPARE_NODES, VIP
+from halb_lab.scenarios import drills
+from halb_lab.scenarios.drills import quiet
+from halb_lab.scenarios.probes import client_get, holders, wait_until
 
 pytestmark = pytest.mark.lab
 STACK = drills.VSPHERE_STACK

@@ -9,7 +9,7 @@ import pytest
 
 from bench import wrk
 from conftest import require, tool
-from halb.lab.infra import worker
+from halb_lab.infra import worker
 
 WRK_REPORT = """Running 1s test @ http://127.0.0.1/
   1 threads and 2 connections

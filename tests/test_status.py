@@ -1,4 +1,4 @@
-"""The VIP-holder assessment behind `halb.lab status` and the split-brain drill."""
+"""The VIP-holder assessment behind `halb_lab status` and the split-brain drill."""
 
 from __future__ import annotations
 

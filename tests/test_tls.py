@@ -21,9 +21,9 @@ from halb.config import ConfigError, load_config
 from halb.config.haproxy import tls_findings
 from halb.config.paths import set_in
 from halb.config.tls import expiry_warnings
-from halb.lab.infra.ca import Authority, Issued
 from halb.render import Secrets, all_files, certificate_texts, write_tree
 from halb.validate import haproxy_check
+from halb_lab.infra.ca import Authority, Issued
 
 CA = Authority.create()
 GOOD = CA.issue(["lab.internal", "api.lab.internal"])

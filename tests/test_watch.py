@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from halb.lab.scenarios.watch import analyse
+from halb_lab.scenarios.watch import analyse
 
 
 def test_a_run_of_failures_is_one_outage_ending_at_the_next_good_request() -> None:

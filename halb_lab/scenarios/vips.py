@@ -11,9 +11,9 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from halb.lab.infra import net, nodes
-from halb.lab.scenarios.probes import LabError, holders, node, wait_until
-from halb.lab.scenarios.watch import Report, Watch
+from halb_lab.infra import net, nodes
+from halb_lab.scenarios.probes import LabError, holders, node, wait_until
+from halb_lab.scenarios.watch import Report, Watch
 
 STACK = "lab-multi"
 PUBLIC, INTERNAL, PUBLIC6 = "198.18.0.10", "198.18.0.9", "2001:2::10"

@@ -9,8 +9,10 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from halb.lab.infra import ca, image, net, nodes, vcenter, worker
-from halb.lab.infra.topology import (
+from halb.status.remote import Questions, probe_script
+from halb.status.verdict import Verdict, assess, parse_probe
+from halb_lab.infra import ca, image, net, nodes, vcenter, worker
+from halb_lab.infra.topology import (
     CLIENT,
     HOST_ADDRESS,
     HOSTS,
@@ -26,8 +28,6 @@ from halb.lab.infra.topology import (
     WORKERS,
     Host,
 )
-from halb.status.remote import Questions, probe_script
-from halb.status.verdict import Verdict, assess, parse_probe
 
 TOOLS = [
     "ip",
@@ -191,8 +191,8 @@ def describe(stack: str = "lab") -> str:
         f"halb lab: lb1 {NODES[0].address}, lb2 {NODES[1].address}, VIP {VIP}, "
         f"workers {WORKERS[0].address}-{WORKERS[-1].address.rsplit('.', 1)[1]}, client {CLIENT.address}\n"
         f"  from this machine: curl http://{VIP}/   |   ssh -i {SSH_KEY} root@{NODES[0].address}\n"
-        f"  stats: http://{NODES[0].address}:8080/stats, user admin, password: python -m halb.lab password\n"
-        f"  simulated vCenter: https://{VCENTER}/sdk, user {VCENTER_USER}, password: python -m halb.lab password --vcenter\n"
-        f"  state: python -m halb.lab status   |   undeploy: python -m halb.lab{flag} destroy   |   "
-        "remove: python -m halb.lab down"
+        f"  stats: http://{NODES[0].address}:8080/stats, user admin, password: python -m halb_lab password\n"
+        f"  simulated vCenter: https://{VCENTER}/sdk, user {VCENTER_USER}, password: python -m halb_lab password --vcenter\n"
+        f"  state: python -m halb_lab status   |   undeploy: python -m halb_lab{flag} destroy   |   "
+        "remove: python -m halb_lab down"
     )

@@ -10,12 +10,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from halb.lab.automation.stack import deploy
-from halb.lab.infra import ca, nodes
-from halb.lab.infra.topology import CLIENT, VIP
-from halb.lab.scenarios.drills import haproxy_worker, quiet
-from halb.lab.scenarios.probes import holders, node, wait_until
-from halb.lab.scenarios.watch import Report, Watch
+from halb_lab.automation.stack import deploy
+from halb_lab.infra import ca, nodes
+from halb_lab.infra.topology import CLIENT, VIP
+from halb_lab.scenarios.drills import haproxy_worker, quiet
+from halb_lab.scenarios.probes import holders, node, wait_until
+from halb_lab.scenarios.watch import Report, Watch
 
 STACK = "lab-tls"
 NAME = ca.TLS_NAME
@@ -88,7 +88,7 @@ class Rotation:
 def rotate() -> Rotation:
     """A new certificate from the lab's CA in the stack's certificate files, then `pulumi up`,
     under a steady load of new TLS sessions to the VIP."""
-    from halb.lab.infra.topology import NODES
+    from halb_lab.infra.topology import NODES
 
     authority = ca.ensure()
     old = served(NODES[0].address)[0]

@@ -1,5 +1,5 @@
 """Certificate files of every shape the config-trust review tried, made with the lab's CA: for the
-round-three tests (tests/test_config_trust.py) and the fuzzer (halb.lab.fuzz). Nothing here is
+round-three tests (tests/test_config_trust.py) and the fuzzer (halb_lab.fuzz). Nothing here is
 trusted outside the lab; every file lives in a private temporary directory."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from halb.lab.infra.ca import Authority
+from halb_lab.infra.ca import Authority
 
 BAD_SAN = b"\x30\x03\x82\x05x"  # a subjectAltName whose DER ends too early
 

@@ -1,7 +1,7 @@
 """The lab's secrets on this machine: encrypted under the lab's passphrase, never in plain text.
 
 Holds the passwords the lab generates once (VRRP, stats), and keyed digests that tell the lab
-stack whether a secret changed since the engine last encrypted it (halb.lab.automation.stack).
+stack whether a secret changed since the engine last encrypted it (halb_lab.automation.stack).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
         ...the operation...
     report = w.report   # outages, failed requests, holder samples
 
-A separate process (`python -m halb.lab.scenarios.watch`) does two things until it is told to stop:
+A separate process (`python -m halb_lab.scenarios.watch`) does two things until it is told to stop:
 - from the client's namespace, a new TCP connection and an HTTP GET to the VIP every 10 ms,
   each with a 0.25 s budget (connect, send, full answer); with `tls`, a new TLS session to
   lab.internal verified against the lab's CA, inside the same budget;
@@ -35,8 +35,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from halb.lab.infra.ca import ROOT_PEM, TLS_NAME
-from halb.lab.infra.topology import CLIENT, NODES, VIP
+from halb_lab.infra.ca import ROOT_PEM, TLS_NAME
+from halb_lab.infra.topology import CLIENT, NODES, VIP
 
 PERIOD = 0.01  # a new request every 10 ms
 TIMEOUT = 0.25  # each request's budget
@@ -325,7 +325,7 @@ class Watch:
         cmd = [
             sys.executable,
             "-m",
-            "halb.lab.scenarios.watch",
+            "halb_lab.scenarios.watch",
             "--out",
             str(self._out),
             "--port",

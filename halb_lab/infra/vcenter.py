@@ -1,4 +1,4 @@
-"""The lab's simulated vCenter (halb/lab/vcsim, built by `make engine`): started and stopped with
+"""The lab's simulated vCenter (halb_lab/vcsim, built by `make engine`): started and stopped with
 the lab, serving on the lab's own address (198.18.0.1:443), in memory only.
 
 Its one user's password is the lab's, kept encrypted in the lab's vault; it reaches the simulator
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from halb import PROJECT_DIR
-from halb.lab.automation.vault import Vault
-from halb.lab.infra import nodes
-from halb.lab.infra.topology import STATE, VAULT, VCENTER, VCENTER_USER
+from halb_lab.automation.vault import Vault
+from halb_lab.infra import nodes
+from halb_lab.infra.topology import STATE, VAULT, VCENTER, VCENTER_USER
 
 BINARY = PROJECT_DIR / ".engine" / "bin" / "halb-vcsim"
 HOME = STATE / "vcenter"

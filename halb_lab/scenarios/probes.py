@@ -6,8 +6,8 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from halb.lab.infra import nodes
-from halb.lab.infra.topology import CLIENT, NODES, VIP, Host
+from halb_lab.infra import nodes
+from halb_lab.infra.topology import CLIENT, NODES, VIP, Host
 
 
 class LabError(Exception):

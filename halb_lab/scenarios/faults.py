@@ -1,4 +1,4 @@
-"""Unplanned faults on the lab, each watched by a client and an auditor (halb.lab.watch).
+"""Unplanned faults on the lab, each watched by a client and an auditor (halb_lab.watch).
 
 Every drill injects one fault on the MASTER (lb1) of a settled pair, under the same client load
 as the day-two drills, waits until the pair has healed, and returns what it saw. The test suite
@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from halb.lab.automation.stack import deploy
-from halb.lab.infra import image, net, nodes
-from halb.lab.infra.topology import NODES, VIP, WORKERS
-from halb.lab.scenarios.drills import Drill, hand_back, peer_state, quiet, settle, status
-from halb.lab.scenarios.probes import LabError, client_get, holders, node, service, wait_until
-from halb.lab.scenarios.watch import Watch
+from halb_lab.automation.stack import deploy
+from halb_lab.infra import image, net, nodes
+from halb_lab.infra.topology import NODES, VIP, WORKERS
+from halb_lab.scenarios.drills import Drill, hand_back, peer_state, quiet, settle, status
+from halb_lab.scenarios.probes import LabError, client_get, holders, node, service, wait_until
+from halb_lab.scenarios.watch import Watch
 
 
 def _drill(name: str, w: Watch, **facts: Any) -> Drill:
@@ -286,7 +286,7 @@ def cold_start() -> Drill:
 
 
 def _worker_pid(name: str) -> int:
-    from halb.lab.infra.lab import worker_pidfile
+    from halb_lab.infra.lab import worker_pidfile
 
     return int(worker_pidfile(next(w for w in WORKERS if w.name == name)).read_text())
 
@@ -294,7 +294,7 @@ def _worker_pid(name: str) -> int:
 def worker_killed(name: str = "w1", seconds: float = 4) -> Drill:
     """A backend worker SIGKILLed under load (connections refused): haproxy retries the refused
     connection on another server (redispatch) and marks the server down at once (observe layer4)."""
-    from halb.lab.infra import lab
+    from halb_lab.infra import lab
 
     settle()
     with Watch() as w:

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from halb.lab.infra.topology import STATE
+from halb_lab.infra.topology import STATE
 
 TLS_DIR = STATE / "tls-ca"  # the lab CA and the stack's certificates (mode 0600 keys)
 NAMES = ["lab.internal", "www.lab.internal", "api.lab.internal"]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from halb.lab.infra.topology import (
+from halb_lab.infra.topology import (
     BRIDGE,
     BRIDGE_NS,
     CLIENT,

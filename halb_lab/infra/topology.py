@@ -14,7 +14,7 @@ VIP = "198.18.0.10"
 SUBNET6 = "2001:2::/64"
 PREFIX6 = 64
 HOST_ADDRESS6 = "2001:2::1"
-VCENTER = f"{HOST_ADDRESS}:443"  # the lab's simulated vCenter (halb.lab.infra.vcenter)
+VCENTER = f"{HOST_ADDRESS}:443"  # the lab's simulated vCenter (halb_lab.infra.vcenter)
 VCENTER_USER = "administrator@vsphere.local"
 BRIDGE_NS = "halb-br"
 BRIDGE = "br0"
@@ -23,8 +23,8 @@ HOST_LINK = "halb0"
 STATE = Path("/var/lib/halb-lab")  # node overlays, pids, the lab's SSH key
 CACHE = Path("/var/cache/halb-lab")  # the base image, built once
 SSH_KEY = STATE / "id_ed25519"
-VAULT = STATE / "lab-secrets.json"  # the lab's generated passwords, encrypted (halb.lab.automation.vault)
-STACK_HOME = STATE / "engine"  # the lab stack's project, config file and file backend (halb.lab.automation)
+VAULT = STATE / "lab-secrets.json"  # the lab's generated passwords, encrypted (halb_lab.automation.vault)
+STACK_HOME = STATE / "engine"  # the lab stack's project, config file and file backend (halb_lab.automation)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`python -m halb.lab up | down | status | deploy | preview | refresh | destroy | password`:
+"""`python -m halb_lab up | down | status | deploy | preview | refresh | destroy | password`:
 the local lab (root, Linux), deployed through the real Pulumi engine.
 
 up      the lab: two systemd nodes, four workers, a client, and a simulated vCenter
@@ -22,11 +22,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from halb.lab.infra import lab
+from halb_lab.infra import lab
 
 
 def _say(msg: str) -> None:
-    print(f"halb.lab: {msg}", flush=True)
+    print(f"halb_lab: {msg}", flush=True)
 
 
 def _show_outputs(exports: dict[str, Any]) -> None:
@@ -36,8 +36,8 @@ def _show_outputs(exports: dict[str, Any]) -> None:
 
 
 def _engine(args: argparse.Namespace) -> int:
-    from halb.lab.automation import stack as lab_stack
-    from halb.lab.automation.driver import EngineFailed, EngineMissing
+    from halb_lab.automation import stack as lab_stack
+    from halb_lab.automation.driver import EngineFailed, EngineMissing
 
     try:
         if args.command == "deploy":
@@ -54,7 +54,7 @@ def _engine(args: argparse.Namespace) -> int:
         else:
             result = lab_stack.destroy(progress=_say, stack=args.stack)
     except (EngineFailed, EngineMissing, ValueError) as e:
-        print(f"halb.lab: {args.command} failed: {e}", file=sys.stderr)
+        print(f"halb_lab: {args.command} failed: {e}", file=sys.stderr)
         return 1
     changes = ", ".join(f"{n} {op}" for op, n in sorted(result.changes.items())) or "nothing"
     _say(f"{args.command}: {changes} ({result.seconds:.1f} s, the Pulumi engine)")
@@ -66,7 +66,7 @@ def _engine(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m halb.lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m halb_lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "command", choices=["up", "down", "status", "deploy", "preview", "refresh", "destroy", "password"]
@@ -81,18 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
-        print("halb.lab: must run as root (network namespaces, mounts, systemd-nspawn)", file=sys.stderr)
+        print("halb_lab: must run as root (network namespaces, mounts, systemd-nspawn)", file=sys.stderr)
         return 2
     missing = [t for t in lab.TOOLS if shutil.which(t) is None]
     if missing and args.command == "up":
-        print(f"halb.lab: missing tools: {' '.join(missing)} (run ./scripts/install-deps)", file=sys.stderr)
+        print(f"halb_lab: missing tools: {' '.join(missing)} (run ./scripts/install-deps)", file=sys.stderr)
         return 2
     if args.command in ("deploy", "preview", "refresh", "destroy"):
         return _engine(args)
     if args.command == "password":
-        from halb.lab.automation.vault import Vault
-        from halb.lab.infra import vcenter
-        from halb.lab.infra.topology import VAULT
+        from halb_lab.automation.vault import Vault
+        from halb_lab.infra import vcenter
+        from halb_lab.infra.topology import VAULT
 
         print(
             vcenter.password() if args.vcenter else Vault(VAULT).get("haproxy.stats.password") or "(not deployed yet)"

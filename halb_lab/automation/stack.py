@@ -1,4 +1,4 @@
-"""The lab's stacks through the real Pulumi engine: `python -m halb.lab [--stack NAME] deploy | preview | refresh | destroy`.
+"""The lab's stacks through the real Pulumi engine: `python -m halb_lab [--stack NAME] deploy | preview | refresh | destroy`.
 
 A lab stack's config is the repository's Pulumi.<stack>.yaml (`lab`: the pair on the lab's
 hosts; `lab-vsphere`: the same pair as VMs of the lab's simulated vCenter), plus this deploy's
@@ -22,11 +22,11 @@ from halb import PROJECT_DIR
 from halb.config.keepalived import PROFILES
 from halb.config.paths import get_path, parse_path, parse_value, set_path
 from halb.config.secrets import CHARSETS
-from halb.lab.automation.driver import Engine, EngineFailed, Progress, Result
-from halb.lab.automation.vault import DEFAULT_PASSPHRASE, Vault
-from halb.lab.infra import vcenter
-from halb.lab.infra.nodes import host_key
-from halb.lab.infra.topology import NODES, SPARE_NODES, STACK_HOME, VAULT
+from halb_lab.automation.driver import Engine, EngineFailed, Progress, Result
+from halb_lab.automation.vault import DEFAULT_PASSPHRASE, Vault
+from halb_lab.infra import vcenter
+from halb_lab.infra.nodes import host_key
+from halb_lab.infra.topology import NODES, SPARE_NODES, STACK_HOME, VAULT
 
 __all__ = ["STACK_FILE", "VAULT", "DeployFailed", "Result", "deploy", "destroy", "engine", "preview", "refresh"]
 

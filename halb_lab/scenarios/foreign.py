@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from halb.lab.infra.topology import CLIENT
+from halb_lab.infra.topology import CLIENT
 
 ADDRESS = "198.18.0.99"  # what the foreign router announces (no lab host or stack uses it)
 KEEPALIVED = "/usr/sbin/keepalived"
@@ -81,7 +81,7 @@ def check_probe(stack: str = "lab") -> tuple[int, str, float]:
     """`python -m halb check --stack STACK --probe`, as an operator runs it in the stack's project:
     exit code, what it printed, and how long it took."""
     from halb import PROJECT_DIR
-    from halb.lab.automation.stack import engine
+    from halb_lab.automation.stack import engine
 
     start = time.monotonic()
     p = subprocess.run(

@@ -39,9 +39,9 @@ from halb.config.haproxy import MAX_ALLOW_FROM, MAX_GROUPS, MAX_ROUTES, MAX_SERV
 from halb.config.paths import get_path, set_path
 from halb.config.tls import MAX_SNI
 from halb.config.vips import MAX_VIPS
-from halb.lab.certificates import SHAPES, shape_files
 from halb.render import write_tree
 from halb.validate import check_secrets, haproxy_check, keepalived_check
+from halb_lab.certificates import SHAPES, shape_files
 
 MARKER = "ZQXJ"
 BUDGET_S = 2.0

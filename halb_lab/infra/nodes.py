@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from halb.lab.infra.image import DEPLOY_USER
-from halb.lab.infra.topology import SSH_KEY, STATE, Host
+from halb_lab.infra.image import DEPLOY_USER
+from halb_lab.infra.topology import SSH_KEY, STATE, Host
 
 
 def node_dir(host: Host) -> Path:

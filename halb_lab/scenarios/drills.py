@@ -1,4 +1,4 @@
-"""Day-two drills on the lab, each watched by a client and an auditor (halb.lab.watch).
+"""Day-two drills on the lab, each watched by a client and an auditor (halb_lab.watch).
 
 Every drill runs through the lab's deployer, as an operator's `pulumi up` would, under a steady
 client load, and returns what it saw: the watch's report and the facts the drill checks. The
@@ -17,12 +17,12 @@ from typing import Any
 
 from halb import PROJECT_DIR
 from halb.commands import teardown_paths
-from halb.lab.automation.stack import Result, deploy, destroy, engine
-from halb.lab.infra import image, net, nodes
-from halb.lab.infra.topology import NODES, VIP
-from halb.lab.scenarios.probes import LabError, client_get, holders, node, wait_until
-from halb.lab.scenarios.watch import Report, Watch
 from halb.render import PATHS
+from halb_lab.automation.stack import Result, deploy, destroy, engine
+from halb_lab.infra import image, net, nodes
+from halb_lab.infra.topology import NODES, VIP
+from halb_lab.scenarios.probes import LabError, client_get, holders, node, wait_until
+from halb_lab.scenarios.watch import Report, Watch
 
 LEFT_BY_HALB = " ".join(p for group in teardown_paths().values() for p in group)
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from halb.lab.infra.topology import CACHE
+from halb_lab.infra.topology import CACHE
 
 SUITE = "bookworm"
 PACKAGES = [

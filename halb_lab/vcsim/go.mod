@@ -1,4 +1,4 @@
-module halb.lab/vcsim
+module halb_lab/vcsim
 
 go 1.26
 
