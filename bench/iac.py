@@ -88,15 +88,25 @@ def run() -> dict[str, Any]:
     return figures
 
 
+OPERATIONS = {  # results.json key -> the README's words
+    "cold_deploy_s": "cold deploy (an empty stack, nodes that have the packages)",
+    "noop_preview_s": "no-op preview",
+    "noop_up_s": "no-op up",
+    "change_preview_s": "one server drained: preview",
+    "change_up_s": "one server drained: up",
+    "reprovision_s": "lb2 re-provisioned (`generation` bumped)",
+    "destroy_s": "destroy",
+}
+
+
 def table(figures: dict[str, Any]) -> str:
-    lines = [f"{'engine (median of ' + str(ROUNDS) + ')':<22}{'seconds':>9}{'target':>9}  engine's counts"]
-    for key, row in figures.items():
-        if key == "where_the_time_goes":
-            continue
-        target = f"{row['target_s']:.1f}" if "target_s" in row else ""
-        lines.append(f"{key:<22}{row['median_s']:>9.2f}{target:>9}  {row['engine_changes']}")
-    where = figures["where_the_time_goes"]
-    lines.append(f"CLI start {where['cli_start_s']} s, program imports {where['program_imports_s']} s")
+    """The README's table: each operation's median, its target and the engine's own counts."""
+    lines = ["| operation | median | target | the engine's counts |", "| --- | --- | --- | --- |"]
+    for key, words in OPERATIONS.items():
+        row = figures[key]
+        target = f"≤ {row['target_s']:g} s" if "target_s" in row else ""
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(row["engine_changes"].items()))
+        lines.append(f"| {words} | {row['median_s']:.2f} s | {target} | {counts} |")
     return "\n".join(lines)
 
 

@@ -21,9 +21,9 @@ README = ROOT / "README.md"
 
 def tables() -> dict[str, Callable[[dict[str, Any]], str]]:
     """Each generated part: its key in results.json and its bench module's table."""
-    from bench import holder
+    from bench import holder, iac
 
-    return {"holder": holder.table}
+    return {"holder": holder.table, "engine": iac.table}
 
 
 def markers(key: str) -> tuple[str, str]:
