@@ -91,7 +91,7 @@ class Keepalived(Model):
         le=30,
         description="Before a node first runs a VRID (and in `halb check --probe`), listen this long on its "
         "interface for VRRP adverts (v2 and v3) from other routers that use it; refuse the deploy when one "
-        "does (0: do not listen). 3 s hears a router with 1 s adverts at least twice.",
+        "does, 1 s after its first advert (0: do not listen). 3 s hears a router with 1 s adverts at least twice.",
     )
 
     @model_validator(mode="before")
