@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 from typing import TYPE_CHECKING
 
-from halb.config.addresses import AddressPlan, plan_addresses
+from halb.config.addresses import Allocation, allocate_addresses
 from halb.config.haproxy import Service
 from halb.config.nodes import Node
-from halb.config.vips import VipPlan, plan_vips
+from halb.config.vips import ResolvedVip, resolve_vips
 from halb.config.words import firewall_address
 
 if TYPE_CHECKING:
@@ -38,8 +38,8 @@ BACKENDS_PENALTY_MARGIN = 100
 
 @dataclass(frozen=True)
 class Plan:
-    addresses: AddressPlan
-    vips: tuple[VipPlan, ...]
+    addresses: Allocation
+    vips: tuple[ResolvedVip, ...]
     instances: Mapping[str, tuple[dict[str, object], ...]]  # node name -> its VRRP instances
     firewall: Mapping[str, tuple[str, ...]]  # node name -> the rules its firewall lets in
     backends_penalty: int
@@ -54,9 +54,9 @@ class Plan:
 
 def make_plan(cfg: HalbConfig) -> Plan:
     """The plan of a validated config (read it as `cfg.plan`, which computes it once)."""
-    addresses = plan_addresses(cfg)
+    addresses = allocate_addresses(cfg)
     vrid = cfg.keepalived.vrid if cfg.keepalived.vrid is not None else int(addresses.vip) & 0xFF
-    vips = tuple(plan_vips(cfg.vips, addresses.vip, vrid, cfg.network, cfg.nodes))
+    vips = tuple(resolve_vips(cfg.vips, addresses.vip, vrid, cfg.network, cfg.nodes))
     return Plan(
         addresses=addresses,
         vips=vips,
@@ -66,7 +66,7 @@ def make_plan(cfg: HalbConfig) -> Plan:
     )
 
 
-def priority(cfg: HalbConfig, node: Node, vip: VipPlan) -> tuple[int, int]:
+def priority(cfg: HalbConfig, node: Node, vip: ResolvedVip) -> tuple[int, int]:
     """(the priority `node` runs `vip`'s instance with, the configured one). The VIP's preferred
     node (`vips[i].preferred`, else the master) has `keepalived.masterPriority`, the other
     `keepalived.backupPriority`; a node in maintenance has MAINTENANCE_PRIORITY in every instance.
@@ -83,7 +83,7 @@ def backends_penalty(cfg: HalbConfig) -> int:
 
 
 def vrrp_instances(
-    cfg: HalbConfig, addresses: AddressPlan, vips: tuple[VipPlan, ...], node_name: str
+    cfg: HalbConfig, addresses: Allocation, vips: tuple[ResolvedVip, ...], node_name: str
 ) -> list[dict[str, object]]:
     """One VRRP instance per VIP, as `node_name` runs it: the VIP's preferred node starts MASTER
     (BACKUP with nopreempt), the other BACKUP. A stack without `vips` has one, named `halb` and
@@ -112,7 +112,7 @@ def vrrp_instances(
     return out
 
 
-def service_vips(cfg: HalbConfig, service: Service, vips: tuple[VipPlan, ...] | None = None) -> list[VipPlan]:
+def service_vips(cfg: HalbConfig, service: Service, vips: tuple[ResolvedVip, ...] | None = None) -> list[ResolvedVip]:
     """The VIPs a service is served on: those it lists, else all."""
     every = cfg.plan.vips if vips is None else vips
     return [v for v in every if service.vips is None or v.name in service.vips]
@@ -126,7 +126,7 @@ def stats_allow(cfg: HalbConfig) -> list[IPv4Network | IPv6Network]:
     return [n for n in (cfg.network.subnet, cfg.network.subnet6) if n is not None]
 
 
-def firewall_rules(cfg: HalbConfig, vips: tuple[VipPlan, ...], addresses: AddressPlan, node_name: str) -> list[str]:
+def firewall_rules(cfg: HalbConfig, vips: tuple[ResolvedVip, ...], addresses: Allocation, node_name: str) -> list[str]:
     """Exactly what the node's firewall must let in: VRRP (IP protocol 112) from the peer only,
     the service ports from anywhere, the stats port from `haproxy.stats.allowFrom`. With an IPv6
     VIP, also VRRP from the peer's IPv6 address and the ports of the services bound on IPv6."""

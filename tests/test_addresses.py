@@ -9,7 +9,7 @@ from ipaddress import IPv4Address as A
 
 from conftest import ROOT, stack_raw
 from halb.config import load_config
-from halb.config.addresses import plan_addresses
+from halb.config.addresses import allocate_addresses
 from halb.config.paths import set_in
 
 DEV = stack_raw("dev")
@@ -24,14 +24,14 @@ def pooled(first: str, last: str, **over: object) -> dict:
 
 
 def test_given_addresses_are_kept() -> None:
-    plan = plan_addresses(load_config(DEV))
+    plan = allocate_addresses(load_config(DEV))
     assert plan.vip == A("192.168.4.60")
     assert plan.nodes == {"lb1": A("192.168.4.61"), "lb2": A("192.168.4.62")}
     assert plan.prefixlen == 24
 
 
 def test_pool_allocates_vip_then_nodes_in_order() -> None:
-    plan = plan_addresses(load_config(pooled("192.168.4.60", "192.168.4.65")))
+    plan = allocate_addresses(load_config(pooled("192.168.4.60", "192.168.4.65")))
     assert (plan.vip, plan.nodes["lb1"], plan.nodes["lb2"]) == (A("192.168.4.60"), A("192.168.4.61"), A("192.168.4.62"))
 
 
@@ -39,7 +39,7 @@ def test_pool_skips_gateway_dns_backends_and_given_addresses() -> None:
     raw = pooled("192.168.4.1", "192.168.4.80", **{"network.dnsServers": ["192.168.4.2"]})
     raw["nodes"][1]["address"] = "192.168.4.3"
     raw = set_in(raw, "haproxy.services[0].servers[0].address", "192.168.4.4")
-    plan = plan_addresses(load_config(raw))
+    plan = allocate_addresses(load_config(raw))
     # .1 gateway, .2 DNS, .3 given to lb2, .4 a backend server
     assert plan.vip == A("192.168.4.5")
     assert plan.nodes == {"lb1": A("192.168.4.6"), "lb2": A("192.168.4.3")}
@@ -47,7 +47,7 @@ def test_pool_skips_gateway_dns_backends_and_given_addresses() -> None:
 
 def test_given_vip_with_pooled_nodes() -> None:
     raw = pooled("192.168.4.100", "192.168.4.110", **{"addresses.vip": "192.168.4.100"})
-    plan = plan_addresses(load_config(raw))
+    plan = allocate_addresses(load_config(raw))
     assert (plan.vip, plan.nodes["lb1"], plan.nodes["lb2"]) == (
         A("192.168.4.100"),
         A("192.168.4.101"),
@@ -59,8 +59,8 @@ def test_plan_is_the_same_in_every_process() -> None:
     """Two operators' `pulumi preview` must plan the same addresses: no set or hash order leaks in."""
     code = (
         "import json; from conftest import stack_raw; from test_addresses import pooled; "
-        "from halb.config.addresses import plan_addresses; from halb.config import load_config; "
-        "p = plan_addresses(load_config(pooled('192.168.4.200', '192.168.4.254', "
+        "from halb.config.addresses import allocate_addresses; from halb.config import load_config; "
+        "p = allocate_addresses(load_config(pooled('192.168.4.200', '192.168.4.254', "
         "**{'network.dnsServers': ['192.168.4.201', '192.168.4.203']}))); "
         "print(json.dumps([str(p.vip), {n: str(a) for n, a in p.nodes.items()}]))"
     )

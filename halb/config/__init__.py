@@ -7,7 +7,7 @@ example). Keys are camelCase in the stack file (`halb:keepalived: {advertInt: 1}
 Pulumi convention; Python code uses the snake_case attribute names.
 """
 
-from halb.config.addresses import AddressError, Addresses, AddressPlan, AddressPool, plan_addresses
+from halb.config.addresses import AddressError, Addresses, AddressPool, Allocation, allocate_addresses
 from halb.config.base import Secret
 from halb.config.errors import PROJECT, ConfigError, Problem
 from halb.config.haproxy import BALANCE, Haproxy, Metrics, Server, Service, Stats, Timeouts
@@ -23,9 +23,9 @@ __all__ = [
     "BALANCE",
     "PROJECT",
     "AddressError",
-    "AddressPlan",
     "AddressPool",
     "Addresses",
+    "Allocation",
     "AntiAffinity",
     "ConfigError",
     "HalbConfig",
@@ -44,8 +44,8 @@ __all__ = [
     "Stats",
     "Timeouts",
     "VSphere",
+    "allocate_addresses",
     "load_config",
     "load_stack_file",
-    "plan_addresses",
     "strip_prefix",
 ]

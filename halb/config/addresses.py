@@ -1,10 +1,10 @@
-"""Address planning: pure functions from the config's sections to the three addresses, and the
-checks that the planned addresses fit the subnet.
+"""Address allocation: pure functions from the config's sections to the VIP and node addresses,
+and the checks that the allocated addresses fit the subnet.
 
 Given addresses are kept; missing ones are taken in order (VIP first, then the nodes in the
 order they are listed) from `addresses.pool`, skipping the network, broadcast and gateway
 addresses, DNS servers, backend servers and every address already given. The same config
-always yields the same plan.
+always yields the same allocation (halb.plan holds it as `plan.addresses`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Addresses(Model):
 
 
 @dataclass(frozen=True)
-class AddressPlan:
+class Allocation:
     vip: IPv4Address
     nodes: dict[str, IPv4Address]  # node name -> address
     prefixlen: int
@@ -75,22 +75,22 @@ class HasAddresses(Protocol):
     def vips(self) -> Sequence[HasAddress]: ...
 
 
-def plan_addresses(cfg: HasAddresses) -> AddressPlan:
+def allocate_addresses(cfg: HasAddresses) -> Allocation:
     backends = [s.address for svc in cfg.haproxy.services for s in svc.servers]
-    return plan(cfg.network, with_primary_vip(cfg.addresses, cfg.vips), cfg.nodes, backends)
+    return allocate(cfg.network, with_primary_vip(cfg.addresses, cfg.vips), cfg.nodes, backends)
 
 
 def with_primary_vip(addresses: Addresses, vips: Sequence[HasAddress]) -> Addresses:
-    """With `vips` and no `addresses.vip`, the first IPv4 VIP is the primary one (the plan's `vip`)."""
+    """With `vips` and no `addresses.vip`, the first IPv4 VIP is the primary one (the allocation's `vip`)."""
     first_v4 = next((v.address for v in vips if isinstance(v.address, IPv4Address)), None)
     if addresses.vip is None and first_v4 is not None:
         return addresses.model_copy(update={"vip": first_v4})
     return addresses
 
 
-def plan(
+def allocate(
     network: Network, addresses: Addresses, nodes: list[Node], backends: Iterable[IPv4Address | IPv6Address]
-) -> AddressPlan:
+) -> Allocation:
     """The VIP and node addresses; raises AddressError when the pool cannot supply the missing ones."""
     net = network.subnet
     wanted = (["vip"] if addresses.vip is None else []) + [n.name for n in nodes if n.address is None]
@@ -100,7 +100,7 @@ def plan(
         taken.add(network.gateway)
     allocated = _allocate(network, addresses.pool, wanted, taken) if wanted else {}
     vip = addresses.vip or allocated["vip"]
-    return AddressPlan(vip=vip, nodes={n.name: n.address or allocated[n.name] for n in nodes}, prefixlen=net.prefixlen)
+    return Allocation(vip=vip, nodes={n.name: n.address or allocated[n.name] for n in nodes}, prefixlen=net.prefixlen)
 
 
 def _allocate(
@@ -141,8 +141,8 @@ def _allocate(
     return dict(zip(wanted, free, strict=False))
 
 
-def plan_problems(network: Network, nodes: list[Node], p: AddressPlan) -> tuple[Problems, dict[IPv4Address, str]]:
-    """Problems of the planned addresses, and which key owns each of halb's own addresses."""
+def allocation_problems(network: Network, nodes: list[Node], p: Allocation) -> tuple[Problems, dict[IPv4Address, str]]:
+    """Problems of the allocated addresses, and which key owns each of halb's own addresses."""
     out = Problems()
     net = network.subnet
     special = {net.network_address: "the network address", net.broadcast_address: "the broadcast address"}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from halb.config.addresses import AddressError, Addresses, plan, plan_problems, with_primary_vip
+from halb.config.addresses import AddressError, Addresses, allocate, allocation_problems, with_primary_vip
 from halb.config.base import Model, Secret, is_secret, leaves, secret_paths
 from halb.config.errors import PROJECT, ConfigError, Problem, Problems, printable, show
 from halb.config.haproxy import Haproxy, haproxy_problems, tls_findings
@@ -30,7 +30,7 @@ from halb.config.vips import (
     Vip,
     ipv6_problems,
     owners6,
-    plan_vips,
+    resolve_vips,
     sync_group_problems,
     vips_problems,
 )
@@ -253,7 +253,7 @@ def cross_field_problems(s: Sections) -> Problems:
     if s.keepalived is not None:
         out += keepalived_problems(s.keepalived, None if s.vips else vip)
         if s.keepalived.sync_groups and s.network is not None and s.nodes is not None and s.vips is not None:
-            plans = plan_vips(s.vips, IPv4Address(0), 0, s.network, s.nodes) if s.vips else []
+            plans = resolve_vips(s.vips, IPv4Address(0), 0, s.network, s.nodes) if s.vips else []
             out += sync_group_problems(s.keepalived.sync_groups, plans)
     if s.haproxy is not None:
         mine: dict[IPv4Address | IPv6Address, str] = dict(owners.items())
@@ -280,11 +280,11 @@ def _address_problems(s: Sections, out: Problems) -> tuple[IPv4Address | None, d
         return None, {}  # a broken section has its own errors; the plan would only add noise
     backends = [srv.address for svc in s.haproxy.services for srv in svc.servers] if s.haproxy else []
     try:
-        p = plan(s.network, with_primary_vip(s.addresses, s.vips or []), s.nodes, backends)
+        p = allocate(s.network, with_primary_vip(s.addresses, s.vips or []), s.nodes, backends)
     except AddressError as e:
         out += e.problems
         return None, {}
-    problems, owners = plan_problems(s.network, s.nodes, p)
+    problems, owners = allocation_problems(s.network, s.nodes, p)
     out += problems + dns_problems(s.network, owners)
     return p.vip, owners
 

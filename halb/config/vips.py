@@ -42,7 +42,7 @@ class Vip(Model):
 
 
 @dataclass(frozen=True)
-class VipPlan:
+class ResolvedVip:
     """One VIP as the nodes run it."""
 
     name: str
@@ -56,15 +56,15 @@ class VipPlan:
         return self.address.version
 
 
-def plan_vips(
+def resolve_vips(
     vips: list[Vip], default: IPv4Address, default_vrid: int, network: Network, nodes: list[Node]
-) -> list[VipPlan]:
+) -> list[ResolvedVip]:
     """The VIPs with every default filled in: the one of `addresses.vip` when `vips` is empty;
     otherwise, a VIP's vrid when unset is the first id from its last octet (or byte) upwards that
     no other VIP takes."""
     master = next((n.name for n in nodes if n.role == "master"), nodes[0].name if nodes else "")
     if not vips:
-        return [VipPlan("vip", default, network.subnet.prefixlen, master, default_vrid)]
+        return [ResolvedVip("vip", default, network.subnet.prefixlen, master, default_vrid)]
     taken = {v.vrid for v in vips if v.vrid is not None}
     out = []
     for v in vips:
@@ -74,7 +74,7 @@ def plan_vips(
             taken.add(vrid)
         subnet = network.subnet6 if v.address.version == 6 else network.subnet
         prefixlen = subnet.prefixlen if subnet is not None else v.address.max_prefixlen
-        out.append(VipPlan(v.name, v.address, prefixlen, v.preferred or master, vrid))
+        out.append(ResolvedVip(v.name, v.address, prefixlen, v.preferred or master, vrid))
     return out
 
 
@@ -201,7 +201,7 @@ def owners6(nodes: list[Node], network: Network) -> dict[str, str]:
     return out
 
 
-def sync_group_problems(groups: list[SyncGroup], plans: list[VipPlan]) -> Problems:
+def sync_group_problems(groups: list[SyncGroup], plans: list[ResolvedVip]) -> Problems:
     """Each group names two or more known VIPs, no VIP is in two groups, and a group's VIPs share
     their preferred node (or they would pull the group two ways)."""
     out = Problems()
