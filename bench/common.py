@@ -84,7 +84,9 @@ def provenance(started: time.struct_time, settings: dict[str, object], covers: l
 
     return {
         "commit": git("rev-parse", "--short=7", "HEAD"),
-        "uncommitted_changes": bool(git("status", "--porcelain", "--", "halb", "templates", "bench")),
+        "uncommitted_changes": bool(
+            git("status", "--porcelain", "--", "halb", "templates", "bench", ":!bench/results.json")
+        ),
         "utc": f"{time.strftime('%Y-%m-%d %H:%M', started)}-{time.strftime('%H:%M', time.gmtime())}",
         "machine": machine(),
         "settings": settings,
