@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from bench.common import provenance
+from bench.common import covered, provenance
 from bench.merge import RESULTS, merge
 from bench.report import README, update_readme
 
@@ -50,7 +50,7 @@ def run_part(name: str) -> dict[str, Any]:
     started = time.gmtime()
     figures = module.run()
     print(module.table(figures), flush=True)
-    return {key: figures, "provenance": {key: provenance(started, {"part": name}, list(figures))}}
+    return {key: figures, "provenance": {key: provenance(started, {"part": name}, covered(figures))}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,9 +69,19 @@ def standalone(
     figures = run()
     print(table(figures))
     if os.environ.get("JSON"):
-        part = {key: figures, "provenance": {key: provenance(started, settings or {}, list(figures))}}
+        part = {key: figures, "provenance": {key: provenance(started, settings or {}, covered(figures))}}
         Path(os.environ["JSON"]).write_text(json.dumps(part, indent=2) + "\n")
     return 0
+
+
+def covered(figures: dict[str, Any]) -> list[str]:
+    """The rows a part's figures hold: `profile/drill` when each value is a table of rows (the
+    holder's), else the top-level keys."""
+    if figures and all(
+        isinstance(v, dict) and v and all(isinstance(r, dict) for r in v.values()) for v in figures.values()
+    ):
+        return [f"{top}/{row}" for top, rows in figures.items() for row in rows]
+    return list(figures)
 
 
 def provenance(started: time.struct_time, settings: dict[str, object], covers: list[str]) -> dict[str, Any]:

@@ -16,22 +16,26 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
+def _deep_update(old: Any, new: Any) -> Any:
+    """`new` over `old`: dicts key by key (a holder run of two drills keeps the other drills),
+    anything else replaced."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {**old, **{k: _deep_update(old.get(k), v) for k, v in new.items()}}
+    return new
+
+
 def merge(results: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     """`results` with `part` merged in (pure)."""
     out = json.loads(json.dumps(results))
     for key, figures in part.items():
         if key == "provenance":
             continue
-        if isinstance(figures, dict) and isinstance(out.get(key), dict):
-            out[key].update(figures)
-        else:
-            out[key] = figures
+        out[key] = _deep_update(out.get(key), figures)
         new = part.get("provenance", {}).get(key)
-        if new is not None:
-            kept = [
-                p for p in out.setdefault("provenance", {}).get(key, []) if not set(p["covers"]) & set(new["covers"])
-            ]
-            out["provenance"][key] = [*kept, new]
+        if new is not None:  # an older run keeps the rows the new one did not measure again
+            older = out.setdefault("provenance", {}).get(key, [])
+            kept = [{**p, "covers": [c for c in p["covers"] if c not in new["covers"]]} for p in older]
+            out["provenance"][key] = [*(p for p in kept if p["covers"]), new]
     return out
 
 
