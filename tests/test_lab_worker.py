@@ -42,26 +42,7 @@ def test_a_report_without_latency_is_refused() -> None:
 def test_the_worker_nginx_conf_passes_nginx_t(tmp_path: Path) -> None:
     require(tool("nginx") is not None and tool("openssl") is not None, "the `nginx` and `openssl` binaries")
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=w1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    worker.self_signed(cert, key, "w1", days=1)
     cmd = worker.command("w1", tmp_path / "w1", cert, key)
     p = subprocess.run([*cmd, "-t"], capture_output=True, text=True, timeout=20)
     assert p.returncode == 0, p.stderr

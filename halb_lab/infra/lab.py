@@ -57,26 +57,7 @@ def _keys() -> None:
         )
     cert, key = STATE / "tls.crt", STATE / "tls.key"
     if not cert.exists():
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=halb-lab-worker",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        worker.self_signed(cert, key, "halb-lab-worker", days=30)
 
 
 def start_worker(host: Host) -> None:

@@ -4,6 +4,7 @@ SIGSTOP of its pid kills or hangs the whole worker, as a crashed or hung backend
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 NGINX = "/usr/sbin/nginx"
@@ -60,3 +61,27 @@ def command(name: str, prefix: Path, cert: Path, key: Path) -> list[str]:
     conf = prefix / "nginx.conf"
     conf.write_text(nginx_conf(name, prefix, cert, key))
     return [NGINX, "-p", str(prefix), "-c", str(conf)]
+
+
+def self_signed(cert: Path, key: Path, name: str, days: int) -> None:
+    """A self-signed RSA certificate and its key for a worker's nginx (the lab's TLS backends)."""
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            str(days),
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
