@@ -76,6 +76,30 @@ def test_services_active_on_both_nodes(deployed: Any) -> None:
         assert service(name, "keepalived") == "active", f"{name}: keepalived"
 
 
+def test_each_node_runs_its_units_in_cgroups_of_its_own(deployed: Any) -> None:
+    """Started from one process, the nodes once shared /payload/system.slice/<unit>: one node's
+    systemd saw another's processes, and a cold start left a node booting for minutes."""
+    seen: dict[str, str] = {}
+    for name in ("lb1", "lb2"):
+        pid = nodes.ssh(node(name), "systemctl show -p MainPID --value keepalived", timeout=10).stdout.strip()
+        # the host's view of that process: the container's PID 1 is in its own PID namespace
+        host_pids = [p for p in nodes.processes(node(name)) if _ns_pid(p) == pid]
+        assert host_pids, f"{name}: keepalived's main process {pid} not found among the node's processes"
+        groups = Path(f"/proc/{host_pids[0]}/cgroup").read_text().splitlines()
+        unit = next(g.split(":", 2)[2] for g in groups if g.startswith("0::"))
+        assert unit.startswith(f"/halb-lab-{name}/") and unit.endswith("/keepalived.service"), f"{name}: {unit}"
+        seen[name] = unit
+    assert seen["lb1"] != seen["lb2"], f"the nodes share a cgroup: {seen}"
+
+
+def _ns_pid(pid: int) -> str:
+    """The pid a host process has inside its own PID namespace (the last NSpid field)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("NSpid:"):
+            return line.split()[-1]
+    return ""
+
+
 def test_exactly_one_node_holds_the_vip_for_10_seconds(deployed: Any) -> None:
     samples = []
     end = time.monotonic() + 10

@@ -110,13 +110,56 @@ def _uid(root: Path, user: str) -> int:
     raise RuntimeError(f"no user {user} in the lab image")
 
 
+def cgroup_hierarchies(mounts: str | None = None) -> list[Path]:
+    """The cgroup hierarchies a container's systemd tracks its units in: the unified one (cgroup2)
+    and the legacy `name=systemd` one, where the host mounts them (from /proc/self/mounts)."""
+    text = Path("/proc/self/mounts").read_text() if mounts is None else mounts
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and (
+            fields[2] == "cgroup2" or (fields[2] == "cgroup" and "name=systemd" in fields[3].split(","))
+        ):
+            found.append(Path(fields[1]))
+    return found
+
+
+def cgroups(host: Host) -> list[Path]:
+    """The node's own cgroup in each hierarchy systemd uses. systemd-nspawn with --keep-unit puts
+    the container's units under the cgroup it was started in: started from one shell, every node
+    shared /payload/system.slice/<unit>, so one node's systemd saw (and waited on) another node's
+    processes, and a boot could hang with /run/nologin in place."""
+    return [h / f"halb-lab-{host.name}" for h in cgroup_hierarchies()]
+
+
+def _remove_cgroup(group: Path) -> None:
+    """Remove a node's cgroup tree, deepest first (a cgroup goes only once it has no process)."""
+    if not group.is_dir():
+        return
+    for d in sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+    with contextlib.suppress(OSError):
+        group.rmdir()
+
+
 def boot(host: Host, base: Path) -> None:
     root = mount(host, base)
     prepare(host, root)
     Path("/run/systemd").mkdir(parents=True, exist_ok=True)
+    groups = cgroups(host)
+    for group in groups:
+        _remove_cgroup(group)  # what an earlier run of this node left
+        group.mkdir(exist_ok=True)
+    # The shell joins the node's cgroups, then becomes nspawn (no preexec_fn: the drills run threads).
+    join = "".join(f'echo $$ > "{g}/cgroup.procs" && ' for g in groups)
     log = (node_dir(host) / "console.log").open("ab")
     proc = subprocess.Popen(
         [
+            "sh",
+            "-c",
+            f'{join}exec "$@"',
+            "sh",
             "systemd-nspawn",
             "--register=no",
             "--keep-unit",
@@ -149,8 +192,24 @@ def wait_ssh(host: Host, timeout: float = 120) -> None:
             pass
         time.sleep(0.5)
     raise TimeoutError(
-        f"{host.name}: no SSH on {host.address} after {timeout:.0f} s (see {node_dir(host)}/console.log)"
+        f"{host.name}: no SSH on {host.address} after {timeout:.0f} s (see {node_dir(host)}/console.log)\n"
+        + boot_diagnosis(host)
     )
+
+
+def boot_diagnosis(host: Host) -> str:
+    """What a node that did not finish booting is waiting for: systemd's state and pending jobs
+    (root may log in while /run/nologin keeps others out), and the console's last lines."""
+    try:
+        jobs = ssh(host, "systemctl is-system-running; systemctl list-jobs --no-pager", timeout=10)
+        inside = (jobs.stdout + jobs.stderr).strip()
+    except subprocess.TimeoutExpired:
+        inside = "(no answer as root either)"
+    try:
+        console = (node_dir(host) / "console.log").read_text(errors="replace").splitlines()[-25:]
+    except OSError:
+        console = ["(no console.log)"]
+    return f"systemd on {host.name}:\n{inside}\nconsole.log, last lines:\n" + "\n".join(console)
 
 
 def _children(pid: int) -> list[int]:
@@ -180,6 +239,8 @@ def poweroff(host: Host, timeout: float = 15) -> None:
         if pid_of(host) is not None:
             os.kill(pid, signal.SIGKILL)
     (node_dir(host) / "pid").unlink(missing_ok=True)
+    for group in cgroups(host):
+        _remove_cgroup(group)
 
 
 FREEZER = Path("/sys/fs/cgroup/freezer")  # the cgroup v1 freezer, as this lab's machines mount it
@@ -242,6 +303,8 @@ def rebuild(host: Host, base: Path) -> None:
 
 def remove(host: Host) -> None:
     poweroff(host)
+    for group in cgroups(host):
+        _remove_cgroup(group)
     root = node_dir(host) / "root"
     if os.path.ismount(root):
         subprocess.run(["umount", "-l", str(root)], check=False)
