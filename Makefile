@@ -9,11 +9,11 @@ up: deps venv engine  ## the main job: on the lab, bring it up and `pulumi up` t
 	@case "$(STACK)" in \
 	  lab|lab-vsphere|lab-multi|lab-tls) $(PY) -m halb_lab up && $(PY) -m halb_lab deploy --stack $(STACK) ;; \
 	  *) $(PY) -m halb check --stack $(STACK) && \
-	     export PATH="$(CURDIR)/.engine/bin:$$PATH" PULUMI_PYTHON_CMD="$(CURDIR)/$(PY)" && \
+	     export PATH="$(CURDIR)/.engine/bin:$$PATH" && \
 	     pulumi up --stack $(STACK) && pulumi stack output --stack $(STACK) ;; \
 	esac
 
-engine:  ## the Pulumi CLI, language host and pulumi-command provider: installed ones, else built (Go modules, ../shared/vendor)
+engine:  ## the Pulumi CLI, language host and the command, vsphere and random providers: installed ones, else built (Go modules, ../shared/vendor)
 	@./scripts/build-engine
 
 deploy: venv engine  ## `pulumi up` of the lab stack again (SET="path=value ..." for one deploy)

@@ -38,6 +38,7 @@ def _show_outputs(exports: dict[str, Any]) -> None:
 def _engine(args: argparse.Namespace) -> int:
     from halb_lab.automation import stack as lab_stack
     from halb_lab.automation.driver import EngineFailed, EngineMissing
+    from halb_lab.automation.vault import VaultLocked
 
     try:
         if args.command == "deploy":
@@ -53,7 +54,7 @@ def _engine(args: argparse.Namespace) -> int:
             result = lab_stack.refresh(progress=_say, stack=args.stack)
         else:
             result = lab_stack.destroy(progress=_say, stack=args.stack)
-    except (EngineFailed, EngineMissing, ValueError) as e:
+    except (EngineFailed, EngineMissing, ValueError, VaultLocked) as e:
         print(f"halb_lab: {args.command} failed: {e}", file=sys.stderr)
         return 1
     changes = ", ".join(f"{n} {op}" for op, n in sorted(result.changes.items())) or "nothing"
@@ -90,13 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("deploy", "preview", "refresh", "destroy"):
         return _engine(args)
     if args.command == "password":
-        from halb_lab.automation.vault import Vault
+        from halb_lab.automation.vault import Vault, VaultLocked
         from halb_lab.infra import vcenter
         from halb_lab.infra.topology import VAULT
 
-        print(
-            vcenter.password() if args.vcenter else Vault(VAULT).get("haproxy.stats.password") or "(not deployed yet)"
-        )
+        try:
+            password = vcenter.password() if args.vcenter else Vault(VAULT).get("haproxy.stats.password")
+        except VaultLocked as e:
+            print(f"halb_lab: {e}", file=sys.stderr)
+            return 2
+        print(password or "(not deployed yet)")
         return 0
     if args.command == "up":
         lab.up(progress=_say)

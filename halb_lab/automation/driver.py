@@ -120,7 +120,6 @@ class Engine:
             "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",  # nothing to download from here
-            "PULUMI_PYTHON_CMD": str(self.venv / "bin" / "python"),  # for the built language host
         }
 
     def project(self) -> dict[str, Any]:

@@ -11,7 +11,6 @@ tracked file ever changes. Every lab stack shares one file backend.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from halb.config.keepalived import PROFILES
 from halb.config.paths import get_path, parse_path, parse_value, set_path
 from halb.config.secrets import CHARSETS
 from halb_lab.automation.driver import Engine, EngineFailed, Progress, Result
-from halb_lab.automation.vault import DEFAULT_PASSPHRASE, Vault
+from halb_lab.automation.vault import Vault, lab_passphrase
 from halb_lab.infra import vcenter
 from halb_lab.infra.nodes import host_key
 from halb_lab.infra.topology import NODES, SPARE_NODES, STACK_HOME, VAULT
@@ -39,8 +38,7 @@ DeployFailed = EngineFailed
 def engine(stack: str = "lab") -> Engine:
     """The lab stack `stack` in the lab's file backend (one Engine per stack and process)."""
     if stack not in _ENGINES:
-        passphrase = os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEFAULT_PASSPHRASE)
-        _ENGINES[stack] = Engine(STACK_HOME, stack, passphrase)
+        _ENGINES[stack] = Engine(STACK_HOME, stack, lab_passphrase())
     return _ENGINES[stack]
 
 

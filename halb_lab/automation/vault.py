@@ -15,17 +15,25 @@ import secrets
 import string
 from pathlib import Path
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 
-DEFAULT_PASSPHRASE = "halb-lab"  # the lab's, like PULUMI_CONFIG_PASSPHRASE in the Makefile; not for real stacks
+DEFAULT_PASSPHRASE = "halb-lab"  # the lab's own; not for real stacks
+PASSPHRASE_VARIABLE = "HALB_LAB_PASSPHRASE"  # not PULUMI_CONFIG_PASSPHRASE: that one is the user's, for their stacks
+
+
+def lab_passphrase() -> str:
+    """The passphrase of the lab's vault and of its stacks' secrets provider."""
+    return os.environ.get(PASSPHRASE_VARIABLE, DEFAULT_PASSPHRASE)
+
+
+class VaultLocked(RuntimeError):
+    """The vault was written under another passphrase."""
 
 
 class Vault:
     def __init__(self, path: Path, passphrase: str | None = None) -> None:
         self.path = path
-        phrase = (
-            passphrase if passphrase is not None else os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEFAULT_PASSPHRASE)
-        )
+        phrase = passphrase if passphrase is not None else lab_passphrase()
         data = json.loads(path.read_text()) if path.exists() else {}
         self.salt = bytes.fromhex(data.get("salt") or secrets.token_hex(16))
         key = hashlib.pbkdf2_hmac("sha256", phrase.encode(), self.salt, 200_000)
@@ -35,7 +43,17 @@ class Vault:
 
     def get(self, name: str) -> str | None:
         token = self.values.get(name)
-        return self.fernet.decrypt(token.encode()).decode() if token else None
+        if not token:
+            return None
+        try:
+            return self.fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise VaultLocked(
+                f"the lab's vault {self.path} was written under another passphrase than {PASSPHRASE_VARIABLE} "
+                f"gives now ({'set' if PASSPHRASE_VARIABLE in os.environ else 'unset: ' + DEFAULT_PASSPHRASE!r}). "
+                f"Set {PASSPHRASE_VARIABLE} to the one it was written with, or start the lab afresh: "
+                "python -m halb_lab down, then remove that file. PULUMI_CONFIG_PASSPHRASE is not read by the lab."
+            ) from None
 
     def put(self, name: str, value: str) -> None:
         self.values[name] = self.fernet.encrypt(value.encode()).decode()
