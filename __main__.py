@@ -15,6 +15,7 @@ pulumi.export("nodes", lb.node_info)
 pulumi.export("stats_urls", lb.stats_urls)
 pulumi.export("metrics_urls", lb.metrics_urls)
 pulumi.export("frontends", lb.frontends)
+pulumi.export("host_keys", lb.host_keys)  # each node's SSH host key: configured, else recorded on first use
 pulumi.export("stats_user", lb.stats_user)
 pulumi.export("stats_password", lb.stats_password)
 pulumi.export("vrrp_password", lb.vrrp_password)

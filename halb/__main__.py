@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from halb.config import ConfigError, HalbConfig, StackFileError, load_stack_file
 from halb.render import Secrets, write_tree
@@ -119,27 +120,35 @@ def status(args: argparse.Namespace, cfg: HalbConfig) -> int:
     from halb.status.remote import collect
     from halb.status.report import as_json, report
 
-    secrets = stack_secrets(args.stack)
-    states, verdict = collect(cfg, strict_host_keys=not args.no_host_key_check, secrets=secrets)
+    outputs = stack_outputs(args.stack)
+    secrets = stack_secrets(outputs)
+    states, verdict = collect(
+        cfg, strict_host_keys=not args.no_host_key_check, secrets=secrets, recorded=outputs.get("host_keys") or {}
+    )
     print(json.dumps(as_json(cfg, states, verdict)) if args.json else report(cfg, states, verdict, secrets is not None))
     return verdict.exit_code
 
 
-def stack_secrets(stack: str) -> Secrets | None:
-    """The passwords a stack deployed (`pulumi stack output`), to compare the secret files too; None
-    when out of reach."""
+def stack_outputs(stack: str) -> dict[str, Any]:
+    """The stack's outputs (`pulumi stack output --show-secrets`), kept in memory only; {} when out
+    of reach (no CLI, no such stack, not deployed yet)."""
     pulumi = shutil.which("pulumi")
     if pulumi is None:
-        return None
+        return {}
     cmd = [pulumi, "stack", "output", "--stack", stack, "--show-secrets", "--json"]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         out = json.loads(p.stdout) if p.returncode == 0 else {}
     except (OSError, ValueError, subprocess.TimeoutExpired):
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def stack_secrets(outputs: dict[str, Any]) -> Secrets | None:
+    """The passwords a stack deployed, to compare the secret files too; None when unknown."""
+    if "stats_password" not in outputs:
         return None
-    if "stats_password" not in out:
-        return None
-    return Secrets(vrrp_password=out.get("vrrp_password") or "", stats_password=out["stats_password"])
+    return Secrets(vrrp_password=outputs.get("vrrp_password") or "", stats_password=outputs["stats_password"])
 
 
 if __name__ == "__main__":

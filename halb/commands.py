@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import shlex
 from collections.abc import Mapping
 
 from halb.config import HalbConfig
+from halb.config.nodes import HOST_KEY_RE
 from halb.config.words import Directive
 from halb.render import PATHS, SCRIPT_USER, NodeFile, backends, haproxy_structure, step_script
 
@@ -89,8 +91,23 @@ def install_file(f: NodeFile) -> str:
 
 
 def wait_script() -> str:
-    """Wait until the node has finished booting (a VM reboots during guest customization)."""
+    """Wait until the node has finished booting (a VM reboots during guest customization), then
+    print its SSH host key for `recorded_host_key`."""
     return step_script("steps/wait.sh.j2")
+
+
+HOST_KEY_LINE = "halb: host key "
+
+
+def recorded_host_key(node: str, stdout: str) -> str:
+    """The host key (`type base64`) the `wait` step printed: what the first connection met."""
+    for line in stdout.splitlines():
+        if line.startswith(HOST_KEY_LINE) and re.match(HOST_KEY_RE, key := line[len(HOST_KEY_LINE) :].strip()):
+            return key
+    raise ValueError(
+        f"{node}: the wait step printed no SSH host key (no readable /etc/ssh/ssh_host_*_key.pub); "
+        f"set halb:nodes[].hostKey for {node} (e.g. 'ssh-ed25519 AAAAC3...') to pin it yourself"
+    )
 
 
 def packages_script(cfg: HalbConfig) -> str:

@@ -40,7 +40,22 @@ INVOKES: dict[str, dict[str, Any]] = {
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value
-EXPORTS = ("vip", "nodes", "stats_urls", "metrics_urls", "frontends", "stats_user", "stats_password", "vrrp_password")
+EXPORTS = (
+    "vip",
+    "nodes",
+    "stats_urls",
+    "metrics_urls",
+    "frontends",
+    "host_keys",
+    "stats_user",
+    "stats_password",
+    "vrrp_password",
+)
+
+
+def mock_host_key(step: str) -> str:
+    """The host key the mocked `wait` step of resource `step` reports: one per node."""
+    return f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{step.replace('-', '')}{'A' * 20}"
 
 
 @dataclass
@@ -73,6 +88,8 @@ class Recorder(pulumi.runtime.Mocks):
             outputs["result"] = f"GENERATED-{args.name}"[:length].ljust(length, "x")
         if args.typ.startswith("command:"):
             outputs.update(stdout="", stderr="")
+        if args.typ == "command:remote:Command" and args.name.endswith("-wait"):  # what wait.sh prints
+            outputs["stdout"] = f"halb: boot finished (running)\nhalb: host key {mock_host_key(args.name)}\n"
         rid = f"{args.name}-id"
         if args.typ == "vsphere:index/virtualMachine:VirtualMachine":
             rid = f"4221{abs(hash(args.name)) % 10**8:08d}-vm"

@@ -274,3 +274,37 @@ def test_vrid_step_listens_with_the_rendered_program_and_changes_only_with_the_v
     off = script(set_in(dev, "keepalived.vridProbeSeconds", 0))
     assert "python3" not in off and "vridProbeSeconds is 0" in off, off
     assert script(set_in(dev, "keepalived.vridProbeSeconds", 0.5)).startswith("python3 - 0.5 <<"), "the window"
+
+
+def test_the_host_key_the_wait_step_printed_is_recorded() -> None:
+    out = "halb: boot finished (running)\nhalb: host key ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtmD9ymXsQk9c1bJ8kYyFq7Zx3Fw0s5S0a1b2c3d4e5\n"
+    assert (
+        commands.recorded_host_key("lb1", out)
+        == "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtmD9ymXsQk9c1bJ8kYyFq7Zx3Fw0s5S0a1b2c3d4e5"
+    )
+
+
+def test_a_wait_step_that_printed_no_host_key_is_an_error_naming_the_node_and_the_key() -> None:
+    with pytest.raises(ValueError, match=r"lb2: the wait step printed no SSH host key.*halb:nodes\[\]\.hostKey"):
+        commands.recorded_host_key("lb2", "halb: boot finished (running)\n")
+
+
+ED, ECDSA = "AAAAC3NzaC1lZDI1NTE5AAAAI" + "e" * 43, "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAI" + "c" * 40
+
+
+def test_a_printed_line_that_is_not_a_host_key_is_not_taken_for_one() -> None:
+    with pytest.raises(ValueError, match="lb1: the wait step printed no SSH host key"):
+        commands.recorded_host_key("lb1", "halb: host key ssh-ed25519 short\n")
+
+
+def test_the_wait_step_prints_the_key_sshd_offers_first(tmp_path: Path) -> None:
+    """The script's key lookup, run against a fake /etc/ssh: ed25519 is preferred over ecdsa."""
+    script = commands.wait_script()
+    loop = script[script.index("for type in") :]
+    (tmp_path / "ssh_host_ecdsa_key.pub").write_text(f"ecdsa-sha2-nistp256 {ECDSA} root@x\n")
+    (tmp_path / "ssh_host_ed25519_key.pub").write_text(f"ssh-ed25519 {ED} root@x\n")
+    out = subprocess.run(["sh", "-c", loop.replace("/etc/ssh/", f"{tmp_path}/")], capture_output=True, text=True)
+    assert commands.recorded_host_key("lb1", out.stdout) == f"ssh-ed25519 {ED}", out
+    (tmp_path / "ssh_host_ed25519_key.pub").unlink()
+    out = subprocess.run(["sh", "-c", loop.replace("/etc/ssh/", f"{tmp_path}/")], capture_output=True, text=True)
+    assert commands.recorded_host_key("lb1", out.stdout) == f"ecdsa-sha2-nistp256 {ECDSA}", out

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, stack_raw
 from halb.components.node import STEPS
 from halb.config.paths import delete_in, set_in
-from pulumi_harness import SECRET_SIG, Recorder, Run, run_main, stack_config
+from pulumi_harness import SECRET_SIG, Recorder, Run, mock_host_key, run_main, stack_config
 
 VM = "vsphere:index/virtualMachine:VirtualMachine"
 RULE = "vsphere:index/computeClusterVmAntiAffinityRule:ComputeClusterVmAntiAffinityRule"
@@ -257,6 +257,25 @@ def test_a_pinned_host_key_reaches_every_step_but_the_teardown() -> None:
             assert conn.get("hostKey") == HOST_KEY, f"{name}: host key not pinned"
     spec = unwrap(run.resources["halb-verify"].inputs["create"])
     assert HOST_KEY in spec, "halb-verify: the pinned key is not in its spec"
+
+
+def test_an_unpinned_node_is_pinned_on_first_use_to_the_key_its_wait_step_met(dev_run: Run) -> None:
+    """No `nodes[].hostKey`: `wait` connects unchecked and prints the node's key; every later step,
+    the VRRP rollout and the verify step check that key; it is an output for `halb status`."""
+    for node in ("lb1", "lb2"):
+        recorded = mock_host_key(f"halb-{node}-wait")
+        for name, res in dev_run.resources.items():
+            if res.type != "command:remote:Command" or not (
+                name.startswith(f"halb-{node}-") or name.startswith(f"halb-vrrp-{node}-")
+            ):
+                continue
+            conn = unwrap(res.inputs["connection"])
+            if name in (f"halb-{node}-wait", f"halb-{node}-teardown"):
+                assert "hostKey" not in conn, f"{name}: checks a key before one was recorded"
+            else:
+                assert conn.get("hostKey") == recorded, f"{name}: not pinned to the recorded key"
+        assert recorded in unwrap(dev_run.resources["halb-verify"].inputs["create"]), "halb-verify: key not in spec"
+        assert dev_run.exports["host_keys"][node] == recorded, f"host_keys output: {node}"
 
 
 def test_config_steps_validate_before_replacing_and_reload(dev_run: Run) -> None:

@@ -203,3 +203,59 @@ def test_a_foreign_router_on_the_stacks_vrid_is_a_collision_not_ok() -> None:
     assert not v.ok and v.exit_code == 1 and v.word == "VRID COLLISION", v
     assert "198.18.0.30" in v.summary and "VRID 10" in v.summary, v.summary
     assert assess([node("lb1", True), parse_probe("lb2", probe.replace(f"foreign {found}\n", ""))]).ok, "none heard: ok"
+
+
+# --------------------------------------------------------------------------- host keys
+
+
+def _probing(monkeypatch: pytest.MonkeyPatch, error: str = "") -> list[object]:
+    """Replace the SSH probe: record each node's Reach, answer with `error` (ssh's last line)."""
+    from halb.status import remote
+
+    seen: list[object] = []
+
+    def probe(reach: remote.Reach, questions: remote.Questions) -> tuple[str | None, str]:
+        seen.append(reach)
+        return None, error
+
+    monkeypatch.setattr(remote, "probe", probe)
+    return seen
+
+
+def test_status_checks_the_key_recorded_on_first_use_and_a_configured_one_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import stack_raw
+    from halb.config import load_config
+    from halb.config.paths import set_in
+    from halb.status.remote import collect
+
+    configured = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtmD9ymXsQk9c1bJ8kYyFq7Zx3Fw0s5S0a1b2c3d4e5"
+    cfg = load_config(set_in(stack_raw("dev"), "nodes[1].hostKey", configured))
+    seen = _probing(monkeypatch)
+    collect(cfg, recorded={"lb1": "ssh-ed25519 AAAArecorded1", "lb2": "ssh-ed25519 AAAArecorded2"})
+    keys = {r.address: r.host_key for r in seen}  # type: ignore[attr-defined]
+    assert keys == {"192.168.4.61": "ssh-ed25519 AAAArecorded1", "192.168.4.62": configured}, keys
+
+
+def test_a_changed_host_key_says_how_to_accept_a_rebuilt_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import stack_raw
+    from halb.config import load_config
+    from halb.status.remote import collect
+
+    _probing(monkeypatch, error="Host key verification failed.")
+    states, verdict = collect(
+        load_config(stack_raw("dev")), recorded={"lb1": "ssh-ed25519 AAAA1", "lb2": "ssh-ed25519 AAAA2"}
+    )
+    lb2 = next(s for s in states if s.name == "lb2")
+    assert "halb:nodes[1].generation" in lb2.error and "halb:nodes[1].hostKey" in lb2.error, lb2.error
+    assert "recorded at its first deploy" in lb2.error, lb2.error
+    assert verdict.summary.startswith("UNREACHABLE") and "rebuilt" in verdict.summary, verdict.summary
+
+
+def test_without_a_pinned_key_an_ssh_failure_keeps_ssh_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import stack_raw
+    from halb.config import load_config
+    from halb.status.remote import collect
+
+    _probing(monkeypatch, error="Host key verification failed.")
+    states, _ = collect(load_config(stack_raw("dev")))  # known_hosts decides: no key of halb's to blame
+    assert all(s.error == "Host key verification failed." for s in states), [s.error for s in states]

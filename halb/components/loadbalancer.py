@@ -12,7 +12,7 @@ from halb.components.node import NodeProvisioning, NodeProvisioningArgs
 from halb.components.reservations import AddressReservations, AddressReservationsArgs, Reservation
 from halb.components.rollout import VrrpRollout, VrrpRolloutArgs
 from halb.components.verify import VerifyArgs, verify_command
-from halb.config import HalbConfig, Node, Secret
+from halb.config import HalbConfig, Secret
 from halb.config.secrets import STATS_PASSWORD, VRRP_PASSWORD
 from halb.plan import Plan
 from halb.render import hostport, service_vips
@@ -49,8 +49,8 @@ class HaLoadBalancer(pulumi.ComponentResource):
             if cfg.keepalived.version == 2
             else pulumi.Output.secret("")  # VRRPv3 has no authentication
         )
-        self.connections = {n.name: _connection(cfg, plan, n, key, pinned=True) for n in cfg.nodes}
         self.vms, self.nodes = self._machines_and_nodes(name, cfg, args, plan, key)
+        self.host_keys = {n: p.host_key for n, p in self.nodes.items()}
         self.rollout = self._rollout(name, cfg)
         self.verify = self._verify(name, cfg, key) if cfg.verify else None
         self._outputs(cfg, plan)
@@ -61,6 +61,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
                 "statsUrls": self.stats_urls,
                 "metricsUrls": self.metrics_urls,
                 "frontends": self.frontends,
+                "hostKeys": self.host_keys,
                 **({"vips": self.vips} if self.vips else {}),
                 "statsUser": self.stats_user,
                 "statsPassword": self.stats_password,
@@ -119,8 +120,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
                     config=cfg,
                     node=node,
                     host_id=pulumi.Output.concat(host_id, f"#{generation}") if generation else host_id,
-                    connection=self.connections[node],
-                    teardown_connection=_connection(cfg, plan, cfg.node(node), key, pinned=False),
+                    connect=lambda host_key: _connection(cfg, plan, node, key, host_key),
                     vrrp_password=self.vrrp_password,
                     stats_password=self.stats_password,
                     reserved=list(self.addresses.records.values()),
@@ -157,7 +157,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
             f"{name}-vrrp",
             VrrpRolloutArgs(
                 user=cfg.ssh.user,
-                connections=self.connections,
+                connections={n: p.connection for n, p in self.nodes.items()},
                 host_ids={n: p.host_id for n, p in self.nodes.items()},
                 keepalived_scripts={n: p.script_hashes["keepalived"] for n, p in self.nodes.items()},
                 keepalived_secrets=[
@@ -174,6 +174,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
         args = VerifyArgs(
             config=cfg,
             key=key,
+            host_keys=self.host_keys,
             host_ids=[p.host_id for p in self.nodes.values()],
             follows=follows,
             secrets_digest=self.rollout.secret_digest,
@@ -205,18 +206,18 @@ class HaLoadBalancer(pulumi.ComponentResource):
 
 
 def _connection(
-    cfg: HalbConfig, plan: Plan, node: Node, key: pulumi.Output[str] | None, pinned: bool
+    cfg: HalbConfig, plan: Plan, node: str, key: pulumi.Output[str] | None, host_key: pulumi.Input[str] | None
 ) -> remote.ConnectionArgs:
-    """SSH to a node; `pinned`: only with its configured host key (`nodes[].hostKey`)."""
+    """SSH to a node, accepting only `host_key` when given."""
     ssh = cfg.ssh
     return remote.ConnectionArgs(
-        host=str(plan.address(node.name)),
+        host=str(plan.address(node)),
         port=ssh.port,
         user=ssh.user,
         private_key=key,
         dial_error_limit=ssh.dial_error_limit,
         per_dial_timeout=10,
-        host_key=node.host_key if pinned else None,
+        host_key=host_key,
     )
 
 

@@ -19,6 +19,7 @@ stdout/stderr secret.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pulumi
@@ -42,10 +43,11 @@ class NodeProvisioningArgs:
     config: HalbConfig
     node: str
     host_id: pulumi.Input[str]  # VM id, or the address record of an existing host
-    connection: remote.ConnectionArgs
-    # The teardown sends no secret and no config: it connects without the pinned host key, so a
-    # rebuilt host (new keys) can still be torn down and provisioned again.
-    teardown_connection: remote.ConnectionArgs
+    # SSH to the node, checking the given host key (None: no check). The steps check the node's
+    # `hostKey` when set, else the key the `wait` step recorded on first use. The teardown sends
+    # no secret and no config: it checks none, so a rebuilt host (new keys) can still be torn
+    # down and provisioned again.
+    connect: Callable[[pulumi.Input[str] | None], remote.ConnectionArgs]
     vrrp_password: pulumi.Output[str]  # secret
     stats_password: pulumi.Output[str]  # secret
     reserved: list[pulumi.Resource] = field(default_factory=list)  # address records: checked before any step
@@ -98,6 +100,9 @@ def _secret_stdin(
 
 
 class NodeProvisioning(pulumi.ComponentResource):
+    host_key: pulumi.Output[str]  # configured (`nodes[].hostKey`), else recorded by `wait` on first use
+    connection: remote.ConnectionArgs  # checking `host_key`: every step after `wait` but the teardown
+
     def __init__(self, name: str, args: NodeProvisioningArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("halb:node:NodeProvisioning", name, None, opts)
         cfg, node = args.config, args.node
@@ -107,6 +112,14 @@ class NodeProvisioning(pulumi.ComponentResource):
         scripts = _scripts(cfg, node, owner, steps)
         stdin = _secret_stdin(cfg, node, args, steps)
 
+        configured = cfg.node(node).host_key
+
+        def connection(step: str) -> remote.ConnectionArgs:
+            """`wait` checks the configured key (none on first use), `teardown` none, the rest `host_key`."""
+            if step in ("wait", "teardown"):
+                return args.connect(configured if step == "wait" else None)
+            return self.connection
+
         self.steps: dict[str, remote.Command] = {}
         previous: list[pulumi.Resource] = list(args.reserved)
         for step in steps:
@@ -115,7 +128,7 @@ class NodeProvisioning(pulumi.ComponentResource):
             depends = previous + (args.after if step == "system" else [])
             self.steps[step] = remote.Command(
                 f"{name}-{step}",
-                connection=args.teardown_connection if step == "teardown" else args.connection,
+                connection=connection(step),
                 create=script,  # a changed script runs again as an update (`~` in the preview)
                 delete=commands.as_root(commands.teardown_script(node, owner), user)
                 if step == "teardown"
@@ -135,6 +148,13 @@ class NodeProvisioning(pulumi.ComponentResource):
                 ),
             )
             previous = [self.steps[step]]
+            if step == "wait":  # the key every later step checks
+                self.host_key = (
+                    pulumi.Output.from_input(configured)
+                    if configured
+                    else self.steps["wait"].stdout.apply(lambda out: commands.recorded_host_key(node, out))
+                )
+                self.connection = args.connect(self.host_key)
 
         self.host_id = args.host_id
         self.done = self.steps["services"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 from pulumi_command import local
@@ -29,7 +29,7 @@ def verify_spec(cfg: HalbConfig) -> Spec:
         port=cfg.ssh.port,
         key_path=cfg.ssh.private_key_path,
         maintenance=[n.name for n in cfg.nodes if n.maintenance],
-        host_keys={n.name: n.host_key for n in cfg.nodes if n.host_key},
+        host_keys={n.name: n.host_key for n in cfg.nodes if n.host_key},  # with the recorded ones: verify_command
         others=[str(v.address) for v in cfg.plan.vips if v.address != plan.vip],
     )
 
@@ -38,6 +38,7 @@ def verify_spec(cfg: HalbConfig) -> Spec:
 class VerifyArgs:
     config: HalbConfig
     key: pulumi.Output[str] | None  # the inline SSH key (secret), sent on stdin
+    host_keys: dict[str, pulumi.Output[str]]  # each node's host key, configured or recorded on first use
     host_ids: list[pulumi.Input[str]]  # a new host replaces the check
     follows: dict[str, str]  # resource name -> script hash of every step it follows
     secrets_digest: pulumi.Output[str]  # secret: a changed password runs it again
@@ -52,13 +53,17 @@ def verify_command(name: str, args: VerifyArgs, opts: pulumi.ResourceOptions) ->
     (a replacement in every deployed stack's preview) and nothing to group."""
     cfg, key, follows = args.config, args.key, args.follows
     inline_key = cfg.ssh.private_key is not None and key is not None
-    spec = verify_spec(cfg)
-    lines = [f"# follows {step}: {digest[:16]}" for step, digest in sorted(follows.items())]
-    command = f"{virtualenv()}/bin/python -m halb verify --spec {shlex.quote(spec.to_json())}"
-    lines.append(command + (" --key-stdin" if inline_key else ""))
+
+    def script(host_keys: dict[str, str]) -> str:
+        spec = replace(verify_spec(cfg), host_keys=host_keys)
+        lines = [f"# follows {step}: {digest[:16]}" for step, digest in sorted(follows.items())]
+        command = f"{virtualenv()}/bin/python -m halb verify --spec {shlex.quote(spec.to_json())}"
+        lines.append(command + (" --key-stdin" if inline_key else ""))
+        return "\n".join(lines) + "\n"
+
     return local.Command(
         f"{name}-verify",
-        create="\n".join(lines) + "\n",
+        create=pulumi.Output.all(**args.host_keys).apply(script),
         stdin=key if inline_key else None,
         environment={"HALB_SECRETS_DIGEST": args.secrets_digest},
         triggers=args.host_ids,

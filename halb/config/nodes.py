@@ -11,6 +11,9 @@ from halb.config.base import INTERFACE_HINT, INTERFACE_RE, NAME_HINT, NAME_RE, M
 from halb.config.errors import Problems, show
 from halb.config.words import HaproxyWord, IPv6Addr, KeepalivedWord
 
+# A line of /etc/ssh/ssh_host_*_key.pub: type, base64, optional comment.
+HOST_KEY_RE = r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]{40,}={0,3}( [!-~]{1,64})?$"
+
 
 class Node(Model):
     name: Annotated[KeepalivedWord, HaproxyWord] = patterned(
@@ -33,13 +36,13 @@ class Node(Model):
         description="Hand the VIP to the peer and stay out of the way (a last-resort backup) until set back.",
     )
     host_key: str | None = patterned(
-        r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]{40,}={0,3}( [!-~]{1,64})?$",
+        HOST_KEY_RE,
         "the node's SSH host public key: a line of /etc/ssh/ssh_host_*_key.pub (type, base64, optional comment)",
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtmD9ymXsQk9c1bJ8kYyFq7Zx3Fw0s5S0a1b2c3d4e5",
         default=None,
-        description="Pin the node's SSH host key: every step and `halb status` refuse any other key. "
-        "Unset, the host key is not checked (pulumi-command's default), so whatever answers at the "
-        "address receives the steps and their secrets.",
+        description="Pin the node's SSH host key ahead of time: every step and `halb status` refuse any "
+        "other key. Unset, the first deploy records the key the node offers (trust on first use, the "
+        "stack output `host_keys`), and every later step and `halb status` refuse any other.",
     )
     generation: int = Field(
         0,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,9 +140,29 @@ def expected_hashes(cfg: HalbConfig, node: str, secrets: Secrets | None) -> dict
     return {f.path: f.sha256 for f in files if f.step != "tls"}
 
 
+HOST_KEY_CHANGED = ("Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED")
+
+
+def host_key_changed(cfg: HalbConfig, node: str, configured: bool) -> str:
+    """Why a node whose key halb pinned refused the connection, and how to accept a rebuilt node."""
+    i = next(i for i, n in enumerate(cfg.nodes) if n.name == node)
+    source = f"halb:nodes[{i}].hostKey" if configured else "the key recorded at its first deploy (output host_keys)"
+    return (
+        f"its SSH host key is not the one pinned ({source}): a rebuilt node, or another machine at its address. "
+        f"If {node} was rebuilt on purpose, accept its new key: raise halb:nodes[{i}].generation and pulumi up "
+        f"(its steps run again and record the new key), or set halb:nodes[{i}].hostKey to it"
+    )
+
+
 def collect(
-    cfg: HalbConfig, strict_host_keys: bool = True, secrets: Secrets | None = None
+    cfg: HalbConfig,
+    strict_host_keys: bool = True,
+    secrets: Secrets | None = None,
+    recorded: Mapping[str, str] | None = None,
 ) -> tuple[list[NodeState], Verdict]:
+    """Each node's state over SSH. A node's host key is checked: `nodes[].hostKey`, else the key
+    the deploy `recorded` on first use (the stack output host_keys), else known_hosts (or none with
+    `strict_host_keys` off)."""
     from dataclasses import replace
 
     plan = cfg.plan
@@ -154,10 +174,13 @@ def collect(
         expected = expected_hashes(cfg, node.name, secrets)
         address = str(plan.address(node.name))
         others = [str(v.address) for v in cfg.plan.vips if v.address != plan.vip]
+        host_key = node.host_key or (recorded or {}).get(node.name)
         output, error = probe(
-            Reach(target, address, node.host_key, strict_host_keys),
+            Reach(target, address, host_key, strict_host_keys),
             Questions(str(plan.vip), others, sorted(expected), certs),
         )
+        if host_key and any(marker in error for marker in HOST_KEY_CHANGED):
+            error = host_key_changed(cfg, node.name, configured=node.host_key is not None)
         state = parse_probe(node.name, output, error)
         states.append(
             replace(
