@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= lab
 
-.PHONY: up engine deploy preview destroy bench-engine bench-fuzz bench-holder bench-vsphere bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs bench clean
+.PHONY: up engine deploy preview destroy bench-engine bench-fuzz bench-holder bench-vsphere bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs docs-serve bench clean
 
 up: deps venv engine  ## the main job: on the lab, bring it up and `pulumi up` the lab stack (STACK=lab-vsphere: as VMs of the simulated vCenter); STACK=dev: check, then pulumi up
 	@case "$(STACK)" in \
@@ -63,9 +63,15 @@ render: venv
 golden: venv  ## accept the current rendering as the golden files
 	UPDATE_GOLDEN=1 $(PY) -m pytest tests/test_render.py -k golden
 
-docs: venv  ## regenerate the README's config reference from the model and its benchmark tables from bench/results.json
-	$(PY) -c "from pathlib import Path; from halb.docs import update_readme; p = Path('README.md'); p.write_text(update_readme(p.read_text()))"
+docs: venv  ## regenerate the docs' generated parts (config and CLI references, benchmark tables, the pair's diagram), then build the site with mkdocs --strict into site/
+	$(PY) -m halb.docs
+	$(PY) -m halb_lab.reference
 	$(PY) -m bench.report
+	dot -Tsvg docs/pair.dot -o docs/pair.svg
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+docs-serve: docs  ## serve the docs site on http://127.0.0.1:8000 for reading
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:8000
 
 bench: deps venv  ## failover, faults, lifecycle, throughput, scale: seed vs kubeadm guide vs halb (about 95 minutes); JSON=FILE to save
 	$(PY) -m bench.pair

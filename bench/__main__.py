@@ -1,11 +1,11 @@
 """`python -m bench`: the benchmark's parts, chosen by name, with their provenance.
 
     python -m bench --list
-    python -m bench --only engine --write     # run one part, merge it into results.json, regenerate the README's tables
+    python -m bench --only engine --write     # run one part, merge it into results.json, regenerate the docs' tables
     python -m bench --skip fuzz vsphere       # every registered part but these
 
 Each part is a module of this package with `run()` and `table(figures)`; `--write` merges its
-figures and provenance into bench/results.json (bench.merge) and rewrites the README's generated
+figures and provenance into bench/results.json (bench.merge) and rewrites the docs' generated
 tables (bench.report). The seed/kubeadm/halb comparison (`pair`, `make bench`) keeps its own
 settings in the environment (see its docstring).
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.common import covered, provenance
 from bench.merge import RESULTS, merge
-from bench.report import README, update_readme
+from bench.report import write_all
 
 PARTS = {  # the name on the command line -> (module, key in results.json)
     "engine": ("iac", "engine"),
@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", nargs="+", default=[], metavar="PART", help="run every part but these")
     parser.add_argument("--list", action="store_true", help="list the parts and exit")
     parser.add_argument(
-        "--write", action="store_true", help="merge into bench/results.json and rewrite the README's tables"
+        "--write",
+        action="store_true",
+        help="merge into bench/results.json and rewrite the generated tables (docs/benchmarks/, the README's figures)",
     )
     args = parser.parse_args(argv)
     if args.list:
@@ -75,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         results = merge(results, run_part(name))
         if args.write:
             RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-            README.write_text(update_readme(README.read_text(), results))
-            print(f"bench: {name} written to {RESULTS.name} and the README", flush=True)
+            write_all(results)
+            print(f"bench: {name} written to {RESULTS.name} and the docs' tables", flush=True)
     return 0
 
 

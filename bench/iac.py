@@ -88,7 +88,7 @@ def run() -> dict[str, Any]:
     return figures
 
 
-OPERATIONS = {  # results.json key -> the README's words
+OPERATIONS = {  # results.json key -> the words of docs/benchmarks/engine.md
     "cold_deploy_s": "cold deploy (an empty stack, nodes that have the packages)",
     "noop_preview_s": "no-op preview",
     "noop_up_s": "no-op up",
@@ -100,7 +100,7 @@ OPERATIONS = {  # results.json key -> the README's words
 
 
 def table(figures: dict[str, Any]) -> str:
-    """The README's table: each operation's median, its target and the engine's own counts."""
+    """The table of docs/benchmarks/engine.md: each operation's median, its target and the engine's own counts."""
     lines = ["| operation | median | target | the engine's counts |", "| --- | --- | --- | --- |"]
     for key, words in OPERATIONS.items():
         row = figures[key]

@@ -449,7 +449,7 @@ def fault_rows(profile: str) -> dict[str, dict[str, Any]]:
         print(f"bench: {profile}: {name}: {d.report.summary()}", flush=True)
         out[name] = d.figures()
         TIMELINES.setdefault(profile, {})[name] = d.report.timeline
-    if FAULT_RUNS == 0:  # the single runs only (their timelines draw bench/failover.svg)
+    if FAULT_RUNS == 0:  # the single runs only (their timelines draw docs/benchmarks/failover.svg)
         return out
     # Repeated runs cut or stop for 8 s (12 s once above): longer than any failover measured.
     # (FAULT_ONLY may have left out the single runs: the repeated ones stand alone then.)
@@ -574,13 +574,13 @@ def machine() -> str:
 
 
 def charts(speed: dict[str, dict[str, Any]]) -> None:
-    """bench/failover.svg and bench/throughput.svg, committed and shown in the README."""
+    """docs/benchmarks/failover.svg and docs/benchmarks/throughput.svg, committed and shown on the benchmark pages."""
     from charts import throughput_svg, timeline_svg
 
     if TIMELINES:
-        timeline_svg(TIMELINES, ROOT / "bench/failover.svg", f"Faults under load, {machine()}")
+        timeline_svg(TIMELINES, ROOT / "docs/benchmarks/failover.svg", f"Faults under load, {machine()}")
     if speed:
-        throughput_svg(speed, ROOT / "bench/throughput.svg", f"Throughput with wrk, {machine()}")
+        throughput_svg(speed, ROOT / "docs/benchmarks/throughput.svg", f"Throughput with wrk, {machine()}")
 
 
 def main() -> int:

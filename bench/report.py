@@ -1,10 +1,11 @@
-"""The README's benchmark tables, generated from bench/results.json by `make docs`, so that a figure
-in the text cannot drift from the data (tests/test_report.py fails when they differ).
+"""The benchmark figures the docs show, generated from bench/results.json by `make docs`, so that a
+figure in the text cannot drift from the data (tests/test_report.py fails when they differ).
 
-    python -m bench.report     # rewrite each generated table in README.md
+    python -m bench.report     # rewrite every generated table
 
-Each part's table is the one its bench module prints (`table(figures)`), between markers:
-<!-- bench:KEY:start ... --> and <!-- bench:KEY:end -->.
+Each part's table is the one its bench module prints (`table(figures)`), on its page in
+docs/benchmarks/, between <!-- bench:KEY:start ... --> and <!-- bench:KEY:end -->. The README's
+four headline figures are the block `headline`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from halb.docs import replace_block
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 README = ROOT / "README.md"
+PAGES = ROOT / "docs" / "benchmarks"
 
 
 def tables() -> dict[str, Callable[[dict[str, Any]], str]]:
-    """Each generated part: its key in results.json and its bench module's table."""
+    """Each generated part: its key in results.json (and its page's name) and its bench module's table."""
     from bench import holder, iac
 
     return {"holder": holder.table, "engine": iac.table}
@@ -30,19 +34,16 @@ def markers(key: str) -> tuple[str, str]:
     return f"<!-- bench:{key}:start (generated from bench/results.json by `make docs`) -->", f"<!-- bench:{key}:end -->"
 
 
-def update_readme(text: str, results: dict[str, Any] | None = None) -> str:
-    """`text` (the README) with every generated table rewritten from `results` (results.json)."""
+def page(key: str) -> Path:
+    return PAGES / f"{key}.md"
+
+
+def update_page(key: str, text: str, results: dict[str, Any] | None = None) -> str:
+    """`text` (the part's page) with its table rewritten from `results` (results.json)."""
     results = results if results is not None else json.loads(RESULTS.read_text())
-    for key, table in tables().items():
-        start, end = markers(key)
-        if start not in text or end not in text:
-            raise ValueError(f"README.md lacks the generated block for `{key}`: {start} ... {end}")
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        text = (
-            f"{head}{start}\n{table(results[key])}\n{measured(results.get('provenance', {}).get(key, []))}{end}{tail}"
-        )
-    return text
+    start, end = markers(key)
+    content = tables()[key](results[key]) + "\n" + measured(results.get("provenance", {}).get(key, []))
+    return replace_block(text, start, end, content.rstrip("\n"), page(key).name)
 
 
 def measured(provenance: list[dict[str, Any]]) -> str:
@@ -55,5 +56,61 @@ def measured(provenance: list[dict[str, Any]]) -> str:
     return "".join(f"\n{line}" for line in lines) + ("\n" if lines else "")
 
 
+def _cell(row: dict[str, Any] | None, key: str, unit: str = " s") -> str:
+    """A figure with the number of runs behind it."""
+    if not row or row.get(key) is None:
+        return "not measured"
+    return f"{row[key]:g}{unit} ({row['runs']} runs)"
+
+
+def headline(results: dict[str, Any]) -> str:
+    """The README's four figures: halb beside the blog post's pair (the seed), from the holder and
+    engine parts, with the commits they were measured at."""
+    holder, engine = results["holder"], results["engine"]
+    halb, seed = holder["halb"], holder["seed"]
+    commits = sorted({p["commit"] for k in ("holder", "engine") for p in results.get("provenance", {}).get(k, [])})
+    change = engine["change_up_s"]
+    rows = [
+        (
+            "keepalived crashes on the holder: outage, p99",
+            _cell(halb.get("keepalived-crash"), "outage_p99_s"),
+            _cell(seed.get("keepalived-crash"), "outage_p99_s"),
+        ),
+        (
+            "VRRP blocked between the nodes: 50 ms samples with two holders, all runs",
+            _cell(halb.get("vrrp-partition-both"), "samples_two_holders", ""),
+            _cell(seed.get("vrrp-partition-both"), "samples_two_holders", ""),
+        ),
+        (
+            "the holder's link cut: outage, p99 (halb's fast profile below)",
+            _cell(halb.get("link-loss"), "outage_p99_s") + "<br>" + _cell(halb.get("link-loss-fast"), "outage_p99_s"),
+            _cell(seed.get("link-loss"), "outage_p99_s"),
+        ),
+        (
+            "one backend server changed: `pulumi up`, median",
+            f"{change['median_s']:g} s ({len(change['runs_s'])} runs)",
+            "by hand on both nodes",
+        ),
+    ]
+    lines = ["| | halb | the blog post's pair |", "| --- | --- | --- |"]
+    lines += [f"| {what} | {ours} | {theirs} |" for what, ours, theirs in rows]
+    pages = "[one holder](docs/benchmarks/holder.md), [the IaC loop](docs/benchmarks/engine.md)"
+    return "\n".join(lines) + f"\n\nhalb's rows measured at {', '.join(commits)}: {pages}."
+
+
+def update_readme(text: str, results: dict[str, Any] | None = None) -> str:
+    results = results if results is not None else json.loads(RESULTS.read_text())
+    start, end = "<!-- headline:start (generated by `make docs`) -->", "<!-- headline:end -->"
+    return replace_block(text, start, end, headline(results), README.name)
+
+
+def write_all(results: dict[str, Any] | None = None) -> None:
+    """Every generated block, from `results` (default: results.json)."""
+    results = results if results is not None else json.loads(RESULTS.read_text())
+    for key in tables():
+        page(key).write_text(update_page(key, page(key).read_text(), results))
+    README.write_text(update_readme(README.read_text(), results))
+
+
 if __name__ == "__main__":
-    README.write_text(update_readme(README.read_text()))
+    write_all()

@@ -34,7 +34,8 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("--out", required=True, type=Path)
     status = sub.add_parser(
         "status",
-        help="ask both nodes over SSH who holds the VIP; exit 1 split brain or outage, 3 degraded, 4 unreachable",
+        help="ask both nodes over SSH who holds the VIP; exit 0 OK or maintenance, 1 split brain, outage, "
+        "VRRP partition or VRID collision, 3 degraded, 4 unreachable, 5 drift",
     )
     status.add_argument("--stack", required=True)
     status.add_argument("--no-host-key-check", action="store_true", help="for lab nodes whose host keys change")

@@ -65,7 +65,7 @@ def _engine(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m halb_lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--replace", action="append", default=[], metavar="NAME", help="re-run a step even if unchanged (repairs drift)"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if os.geteuid() != 0:
         print("halb_lab: must run as root (network namespaces, mounts, systemd-nspawn)", file=sys.stderr)
         return 2

@@ -280,11 +280,11 @@ def test_the_wildcard_route_renders_a_suffix_match() -> None:
     assert "use_backend web_api if { req.hdr(host),field(1,:) -m end -i .lab.internal }\n" in text, text
 
 
-def test_the_tables_cover_every_class_and_the_readme_counts_them() -> None:
+def test_the_tables_cover_every_class_and_the_docs_count_them() -> None:
     counts = Counter(r[0] for r in ROWS) + Counter(r[0] for r in ACCEPTED)
     assert sorted(counts) == list(range(1, 9)), counts
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs/concepts/security.md").read_text()
     for cls, n in counts.items():
-        assert f"| {cls}. " in readme and f"| {n} |" in readme.split(f"| {cls}. ", 1)[1].split("\n", 1)[0], (
-            f"README's round-three table: class {cls} has {n} cases"
+        assert f"| {cls}. " in page and f"| {n} |" in page.split(f"| {cls}. ", 1)[1].split("\n", 1)[0], (
+            f"docs/concepts/security.md's round-three table: class {cls} has {n} cases"
         )

@@ -71,9 +71,9 @@ VERDICT_EXAMPLES = {
 
 
 def documented_exit_codes() -> dict[str, int]:
-    """The README's list of `halb status` exit codes, each verdict with its code."""
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    text = readme.split("Exit codes: ", 1)[1].split(" It also shows", 1)[0]
+    """docs/reference/cli.md's list of `halb status` exit codes, each verdict with its code."""
+    page = " ".join((ROOT / "docs/reference/cli.md").read_text().split())
+    text = page.split("Exit codes: ", 1)[1].split(" It also shows", 1)[0]
     out: dict[str, int] = {}
     for code, first, second in re.findall(r"(\d) `([A-Z ]+)`(?: \([^)]*\))?(?: or `([A-Z ]+)`)?", text):
         out.update({word: int(code) for word in (first, second) if word})

@@ -157,11 +157,11 @@ def test_the_readmes_dual_stack_stack_to_copy_is_valid() -> None:
     from conftest import ROOT
     from halb.config import strip_prefix
 
-    readme = (ROOT / "README.md").read_text()
-    block = readme[readme.index("A dual-stack stack to copy") :].split("```yaml\n", 1)[1].split("```", 1)[0]
+    page = (ROOT / "docs/guides/several-vips-and-ipv6.md").read_text()
+    block = page[page.index("A dual-stack stack to copy") :].split("```yaml\n", 1)[1].split("```", 1)[0]
     cfg = load_config(strip_prefix(yaml.safe_load(block)["config"]))
     assert {v.name: (v.family, v.preferred) for v in cfg.plan.vips} == {
         "public": (4, "lb1"),
         "public6": (6, "lb1"),
         "internal": (4, "lb2"),
-    }, "README dual-stack example"
+    }, "docs/guides/several-vips-and-ipv6.md: the dual-stack example"

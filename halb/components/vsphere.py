@@ -272,7 +272,7 @@ class VmPair(pulumi.ComponentResource):
                 # steps (and the anti-affinity rule) go first, the node's teardown included.
                 delete_before_replace=True,
                 # A rebuilt template (new UUID) or changed clone settings never replace running
-                # VMs by surprise; replace them one at a time with `pulumi up --replace` (README).
+                # VMs by surprise; replace them one at a time with `pulumi up --replace` (docs/guides/replace-a-node.md).
                 ignore_changes=TEMPLATE_DERIVED,
             ),
         )

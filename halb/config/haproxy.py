@@ -120,7 +120,9 @@ class Service(Model):
     send_proxy: SendProxy | None = Field(
         None, description="Pass the client's address to `servers` with the PROXY protocol, `v1` or `v2`."
     )
-    tls: Tls | None = Field(None, description='End TLS here with these certificates (see "TLS termination").')
+    tls: Tls | None = Field(
+        None, description="End TLS here with these certificates (see docs/guides/tls-and-routing.md)."
+    )
     redirect_http: bool = Field(
         False, description="`mode: http`: answer every request with a redirect to https (no servers)."
     )
@@ -194,8 +196,8 @@ class Haproxy(Model):
     log: Literal["errors", "all"] = Field(
         "errors",
         description="`errors`: log only connections that fail or end abnormally (`option dontlog-normal`); "
-        "`all`: one syslog line per connection, which costs haproxy CPU on every request (see README, "
-        "Benchmark).",
+        "`all`: one syslog line per connection, which costs haproxy CPU on every request (see "
+        "docs/benchmarks/throughput.md).",
     )
 
 

@@ -152,7 +152,7 @@ def _unknown_key(loc: tuple[int | str, ...]) -> Problem:
     key = _camel_path(loc)
     if len(loc) == 1 and isinstance(loc[0], str) and ("." in loc[0] or "[" in loc[0]):
         return _flat_key(loc[0], key)
-    return Problem(key, "a value", "no such key (check the spelling; see README 'Config reference')")
+    return Problem(key, "a value", "no such key (check the spelling; see docs/reference/config.md)")
 
 
 def _flat_key(raw: str, key: str) -> Problem:
