@@ -3,9 +3,11 @@ every repository path they name exists, and the generated references match the c
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,14 +59,15 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "reference" / "config" / "index.html").is_file()
 
 
-def test_an_orphan_page_fails_the_build(tmp_path: Path) -> None:
-    """Negative control: the same build with a page that no nav entry names."""
+def build_a_changed_copy(tmp_path: Path, change: Callable[[Path], object]) -> subprocess.CompletedProcess[str]:
+    """`mkdocs build --strict` of a copy of docs/ that `change` edited (a negative control)."""
     site = tmp_path / "src"
     subprocess.run(["cp", "-r", str(ROOT / "docs"), str(site)], check=True)
-    (site / "orphan.md").write_text("# Orphan\n")
+    change(site)
     config = (ROOT / "mkdocs.yml").read_text().replace("docs_dir: docs", f"docs_dir: {site}")
     (tmp_path / "mkdocs.yml").write_text(config)
-    run = subprocess.run(
+    (tmp_path / "bench").symlink_to(ROOT / "bench")  # the macros module, beside the config as in the checkout
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -80,6 +83,11 @@ def test_an_orphan_page_fails_the_build(tmp_path: Path) -> None:
         text=True,
         env={"PATH": "/usr/bin:/bin", "NO_MKDOCS_2_WARNING": "1"},
     )
+
+
+def test_an_orphan_page_fails_the_build(tmp_path: Path) -> None:
+    """Negative control: the same build with a page that no nav entry names."""
+    run = build_a_changed_copy(tmp_path, lambda site: (site / "orphan.md").write_text("# Orphan\n"))
     assert run.returncode != 0 and "orphan.md" in run.stdout + run.stderr, run.stdout + run.stderr
 
 
@@ -110,3 +118,37 @@ def test_the_readme_is_short_and_its_first_screen_points_a_vsphere_user_on(needl
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 200, f"README.md: {len(lines)} lines"
     assert needle in "\n".join(lines[:30]), f"README.md's first screen does not link {needle}"
+
+
+def test_a_figure_is_read_from_results_json_and_a_missing_one_is_named() -> None:
+    from bench.figures import RESULTS, lookup, show
+
+    results = json.loads(RESULTS.read_text())
+    value = results["holder"]["halb"]["keepalived-crash"]["outage_p99_s"]
+    assert show(lookup(results, "holder/halb/keepalived-crash/outage_p99_s")) == f"{value:.3g} s"
+    assert show(lookup(results, "holder/halb/keepalived-crash/runs"), "") == str(
+        results["holder"]["halb"]["keepalived-crash"]["runs"]
+    )
+    with pytest.raises(KeyError, match="holder/halb/nope/outage_p99_s"):
+        lookup(results, "holder/halb/nope/outage_p99_s")
+
+
+def test_every_row_of_what_each_fault_costs_quotes_its_figures_from_results_json() -> None:
+    page = (ROOT / "docs/concepts/faults.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| ") and not line.startswith(("| fault", "| ---"))]
+    assert len(rows) >= 13, len(rows)
+    bare = [
+        r.split(" | ")[0] for r in rows if "fig(" not in r.rsplit(" | ", 1)[-1] and "none" not in r.rsplit(" | ", 1)[-1]
+    ]
+    assert not bare, f"rows whose figures are typed by hand: {bare}"
+
+
+def test_a_page_that_quotes_a_figure_results_json_lacks_fails_the_build(tmp_path: Path) -> None:
+    """Negative control: the build stops on a figure that is not in results.json."""
+
+    def quote_a_missing_figure(site: Path) -> None:
+        page = site / "concepts" / "faults.md"
+        page.write_text(page.read_text() + '\n{{ fig("holder/halb/keepalived-crash/no_such_figure") }}\n')
+
+    run = build_a_changed_copy(tmp_path, quote_a_missing_figure)
+    assert run.returncode != 0 and "no_such_figure" in run.stdout + run.stderr, run.stdout[-2000:] + run.stderr[-2000:]
