@@ -152,8 +152,10 @@ def _env(home: Path) -> dict[str, str]:
     }
 
 
-def _cli(page: Page, command: str) -> str:
-    return f'export PATH="$PWD/.engine/bin:$PATH" PULUMI_CONFIG_PASSPHRASE="{PASSPHRASE}"; {command}'
+def _cli(command: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """`command` in the page's shell after it: the engine on PATH, the stack's passphrase set."""
+    line = f'export PATH="$PWD/.engine/bin:$PATH" PULUMI_CONFIG_PASSPHRASE="{PASSPHRASE}"; {command}'
+    return subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("name", list(PAGES))
@@ -182,25 +184,11 @@ def test_a_getting_started_page_runs_as_written_and_ends_with_status_ok(
         )
         # The second node rebuilt with new host keys: status refuses it, names it, says how to accept it.
         nodes.ssh(page.nodes[1], REKEY, timeout=30, check=True)
-        status = subprocess.run(
-            ["bash", "-c", _cli(page, f".venv/bin/python -m halb status --stack {page.stack}")],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        status = _cli(f".venv/bin/python -m halb status --stack {page.stack}", env, 120)
         assert status.returncode == 4, f"halb status after lb2's new key: exit {status.returncode}\n{status.stdout}"
         assert "lb2: its SSH host key is not the one pinned" in status.stdout, status.stdout
         assert "halb:nodes[1].generation" in status.stdout, status.stdout
         assert "lb1:" not in status.stdout.split("UNREACHABLE", 1)[1], f"lb1 was refused too: {status.stdout}"
     finally:
-        subprocess.run(
-            ["bash", "-c", _cli(page, f"pulumi destroy --yes --stack {page.stack}")],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        _cli(f"pulumi destroy --yes --stack {page.stack}", env, 600)
         (ROOT / f"Pulumi.{page.stack}.yaml").unlink(missing_ok=True)
