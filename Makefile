@@ -67,7 +67,7 @@ docs: venv  ## regenerate the docs' generated parts (config and CLI references, 
 	$(PY) -m halb.docs
 	$(PY) -m halb_lab.reference
 	$(PY) -m bench.report
-	dot -Tsvg docs/pair.dot -o docs/pair.svg
+	if command -v dot >/dev/null; then dot -Tsvg docs/pair.dot -o docs/pair.svg; else echo "no graphviz (dot): docs/pair.svg left as it is"; fi
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 docs-serve: docs  ## serve the docs site on http://127.0.0.1:8000 for reading
