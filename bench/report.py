@@ -25,9 +25,9 @@ PAGES = ROOT / "docs" / "benchmarks"
 
 def tables() -> dict[str, Callable[[dict[str, Any]], str]]:
     """Each generated part: its key in results.json (and its page's name) and its bench module's table."""
-    from bench import holder, iac
+    from bench import holder, iac, scale
 
-    return {"holder": holder.table, "engine": iac.table}
+    return {"holder": holder.table, "engine": iac.table, "scale": scale.table}
 
 
 def markers(key: str) -> tuple[str, str]:

@@ -141,6 +141,30 @@ def run(lab: bool) -> dict[str, Any]:
     return out
 
 
+def table(figures: dict[str, Any]) -> str:
+    """docs/benchmarks/scale.md's table: each size's figures, as results.json holds them."""
+    lines = [
+        "| size | check ms | render ms | haproxy.cfg bytes | resources per node | reload ms | failed during reload"
+        " | requests during the 3 s window | haproxy RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for size, f in figures.items():
+        per_node = sorted(set(f["resources_per_node"].values()))
+        cells = [
+            size,
+            f"{f['check_ms']:g}",
+            f"{f['render_ms']:g}",
+            str(f["haproxy_cfg_bytes"]),
+            "/".join(map(str, per_node)),
+            str(f["reload_ms"]),
+            str(f["failed_during_reload"]),
+            str(f["requests_during_reload"]),
+            f"{f['haproxy_rss_kib'] / 1024:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     out = run(os.environ.get("SCALE_LAB") == "1")
     if os.environ.get("JSON"):
