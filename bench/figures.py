@@ -26,10 +26,14 @@ def lookup(results: dict[str, Any], path: str) -> Any:
 
 
 def show(value: Any, unit: str = " s") -> str:
-    """A number to three significant digits with its unit; anything else as it is."""
+    """A number with its unit: three significant digits below 10, two decimals above (13.16 s, not
+    13.2 s); anything else as it is."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
-    return f"{value:.3g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+    if isinstance(value, int):
+        return f"{value}{unit}"
+    shown = f"{value:.3g}" if abs(value) < 10 else f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{shown}{unit}"
 
 
 def define_env(env: Any) -> None:
