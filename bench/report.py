@@ -25,9 +25,16 @@ PAGES = ROOT / "docs" / "benchmarks"
 
 def tables() -> dict[str, Callable[[dict[str, Any]], str]]:
     """Each generated part: its key in results.json (and its page's name) and its bench module's table."""
-    from bench import holder, iac, scale
+    from bench import holder, iac, scale, tls, vips, watcher
 
-    return {"holder": holder.table, "engine": iac.table, "scale": scale.table}
+    return {
+        "holder": holder.table,
+        "engine": iac.table,
+        "scale": scale.table,
+        "watcher": watcher.table,
+        "vips": vips.table,
+        "tls": tls.table,
+    }
 
 
 def markers(key: str) -> tuple[str, str]:
