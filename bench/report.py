@@ -25,7 +25,7 @@ PAGES = ROOT / "docs" / "benchmarks"
 
 def tables() -> dict[str, Callable[[dict[str, Any]], str]]:
     """Each generated part: its key in results.json (and its page's name) and its bench module's table."""
-    from bench import holder, iac, scale, tls, vips, watcher
+    from bench import holder, iac, pair, scale, tls, vips, watcher
 
     return {
         "holder": holder.table,
@@ -34,6 +34,7 @@ def tables() -> dict[str, Callable[[dict[str, Any]], str]]:
         "watcher": watcher.table,
         "vips": vips.table,
         "tls": tls.table,
+        "throughput": pair.throughput_table,
     }
 
 
