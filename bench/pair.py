@@ -575,7 +575,7 @@ def machine() -> str:
 
 def charts(speed: dict[str, dict[str, Any]]) -> None:
     """docs/benchmarks/failover.svg and docs/benchmarks/throughput.svg, committed and shown on the benchmark pages."""
-    from charts import throughput_svg, timeline_svg
+    from bench.charts import throughput_svg, timeline_svg
 
     if TIMELINES:
         timeline_svg(TIMELINES, ROOT / "docs/benchmarks/failover.svg", f"Faults under load, {machine()}")
@@ -612,37 +612,37 @@ def main() -> int:
             if os.environ.get("LIFECYCLE", "1") != "0":
                 life[profile] = lifecycle(profile)
         if os.environ.get("SCALE", "1") != "0" and "halb" in results:
-            from scale import run as scale_run
+            from bench.scale import run as scale_run
 
             growth = scale_run(lab=True)  # on the halb profile's lab, as deployed last
         if os.environ.get("ENGINE", "1") != "0":
-            from iac import run as iac_run
-            from iac import table as iac_table
+            from bench.iac import run as iac_run
+            from bench.iac import table as iac_table
 
             loop = iac_run()  # the IaC loop through the real engine, on the lab as it is
         if os.environ.get("WATCHER", "1") != "0":
-            from watcher import run as watcher_run
-            from watcher import table as watcher_table
+            from bench.watcher import run as watcher_run
+            from bench.watcher import table as watcher_table
 
             watch_cost = watcher_run()  # the health watcher's cost on the request path, and the hang drill
         if os.environ.get("FUZZ", "1") != "0":
-            from fuzz import run as fuzz_run
-            from fuzz import table as fuzz_table
+            from bench.fuzz import run as fuzz_run
+            from bench.fuzz import table as fuzz_table
 
             fuzzed = fuzz_run()  # the config fuzzer, longer than CI runs it
         if os.environ.get("VIPS", "1") != "0":
-            from vips import run as vips_run
-            from vips import table as vips_table
+            from bench.vips import run as vips_run
+            from bench.vips import table as vips_table
 
             several = vips_run()  # several VIPs, active/active, IPv6 (stack lab-multi)
         if os.environ.get("TLS", "1") != "0":
-            from tls import run as tls_run
-            from tls import table as tls_table
+            from bench.tls import run as tls_run
+            from bench.tls import table as tls_table
 
             ended = tls_run()  # TLS termination, rotation (stack lab-tls)
         if os.environ.get("VSPHERE", "1") != "0":
-            from vsphere import run as vsphere_run
-            from vsphere import table as vsphere_table
+            from bench.vsphere import run as vsphere_run
+            from bench.vsphere import table as vsphere_table
 
             vcenter = vsphere_run()  # the vSphere path against the lab's simulated vCenter
     finally:

@@ -82,8 +82,7 @@ def on_lab(servers: int, services: int) -> dict[str, Any]:
     """Deploy the size on the lab, then reload haproxy on the MASTER under a steady load."""
     import tempfile
 
-    from load import Load
-
+    from bench.load import Load
     from halb_lab.automation.stack import deploy
     from halb_lab.infra import nodes
     from halb_lab.infra.topology import VIP
