@@ -1,6 +1,7 @@
 # Common commands. `make up` and `make test` are the whole set-up on a fresh machine.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+BENCH_ARGS = $(if $(JSON),--json $(JSON)) $(ARGS)  # make bench-X JSON=FILE ARGS="--rounds 3": the part's options (--help)
 STACK ?= lab
 
 .PHONY: up engine deploy preview destroy bench-engine bench-fuzz bench-holder bench-vsphere bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs docs-serve bench clean
@@ -73,29 +74,29 @@ docs: venv  ## regenerate the docs' generated parts (config and CLI references, 
 docs-serve: docs  ## serve the docs site on http://127.0.0.1:8000 for reading
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:8000
 
-bench: deps venv  ## failover, faults, lifecycle, throughput, scale: seed vs kubeadm guide vs halb (about 95 minutes); JSON=FILE to save
-	$(PY) -m bench.pair
+bench: deps venv  ## failover, faults, lifecycle, throughput, scale: seed vs kubeadm guide vs halb (about 95 minutes); JSON=FILE to save, ARGS="--skip throughput ..." for its options (python -m bench.pair --help)
+	$(PY) -m bench.pair $(BENCH_ARGS)
 
 bench-engine: deps venv engine  ## the IaC loop through the real engine only: cold deploy, no-op preview and up, a one-server change, re-provision, destroy (median of 5; about 6 minutes)
-	$(PY) -m bench.iac
+	$(PY) -m bench.iac $(BENCH_ARGS)
 
 bench-vsphere: deps venv engine  ## the vSphere path against the simulated vCenter: cold deploy, no-op preview, resize, destroy (median of 3), the rolling VM replacement drill (about 3 minutes)
-	$(PY) -m bench.vsphere
+	$(PY) -m bench.vsphere $(BENCH_ARGS)
 
-bench-fuzz: deps venv  ## the config fuzzer, longer than CI runs it (FUZZ_EXAMPLES, default 3000; about 4 minutes)
-	$(PY) -m bench.fuzz
+bench-fuzz: deps venv  ## the config fuzzer, longer than CI runs it (ARGS="--examples N", default 3000; about 4 minutes)
+	$(PY) -m bench.fuzz $(BENCH_ARGS)
 
 bench-watcher: deps venv engine  ## the health watcher's cost: added latency and rps with it running and stopped (5 alternating rounds), its CPU, the hang drill x20 (about 8 minutes)
-	$(PY) -m bench.watcher
+	$(PY) -m bench.watcher $(BENCH_ARGS)
 
 bench-holder: deps venv engine  ## one VIP holder under every fault: keepalived kills, partitions, stuns, link loss, switchover, the fast profile; x20 each, seed vs kubeadm guide vs halb (about 2 hours)
-	$(PY) -m bench.holder
+	$(PY) -m bench.holder $(BENCH_ARGS)
 
 bench-vips: deps venv engine  ## several VIPs on lab-multi: per-VIP failover (haproxy killed, link cut; each node, x5) and active/active throughput (about 6 minutes)
-	$(PY) -m bench.vips
+	$(PY) -m bench.vips $(BENCH_ARGS)
 
 bench-tls: deps venv engine  ## TLS on lab-tls: handshakes and keep-alive rps via haproxy vs nginx ending TLS itself, haproxy CPU per handshake, failed requests during certificate rotations (about 4 minutes)
-	$(PY) -m bench.tls
+	$(PY) -m bench.tls $(BENCH_ARGS)
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -6,8 +6,8 @@
 
 Each part is a module of this package with `run()` and `table(figures)`; `--write` merges its
 figures and provenance into bench/results.json (bench.merge) and rewrites the docs' generated
-tables (bench.report). The seed/kubeadm/halb comparison (`pair`, `make bench`) keeps its own
-settings in the environment (see its docstring).
+tables (bench.report). The seed/kubeadm/halb comparison (`python -m bench.pair`, `make bench`) has
+its own options (`--help`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def selected(only: list[str], skip: list[str]) -> list[str]:
 
 
 def run_part(name: str) -> dict[str, Any]:
-    """One part's figures and provenance, as `JSON=FILE python -m bench.<module>` writes them."""
+    """One part's figures and provenance, as `python -m bench.<module> --json FILE` writes them."""
     module_name, key = PARTS[name]
     module = importlib.import_module(f"bench.{module_name}")
     started = time.gmtime()

@@ -3,6 +3,7 @@ the nearest-rank percentile."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,23 +56,80 @@ def on_lab() -> Iterator[None]:
             lab.down()
 
 
+@dataclass(frozen=True)
+class Knob:
+    """One setting of a part, as a command-line option: the module global it sets, and its help.
+    Its default is the global's value; `many` takes several words (a list)."""
+
+    name: str
+    help: str
+    many: bool = False
+    choices: Sequence[str] | None = None
+
+
+def options(
+    prog: str, doc: str | None, knobs: dict[str, Knob], argv: Sequence[str] | None = None, module: Any = None
+) -> tuple[dict[str, object], Path | None]:
+    """Parse a part's options (`--rounds 3`, `--json FILE`), set the module globals they name, and
+    return the settings (for the provenance) and the JSON file, if any."""
+    module = module if module is not None else sys.modules["__main__"]
+    parser = argparse.ArgumentParser(
+        prog=prog, description=(doc or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures and their provenance to FILE")
+    for flag, knob in knobs.items():
+        default = getattr(module, knob.name)
+        if isinstance(default, bool):
+            parser.add_argument(
+                f"--{flag}",
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=f"{knob.help} (default: %(default)s)",
+            )
+        elif knob.many:
+            parser.add_argument(
+                f"--{flag}",
+                nargs="+",
+                default=list(default),
+                choices=knob.choices,
+                help=f"{knob.help} (default: %(default)s)",
+            )
+        else:
+            parser.add_argument(
+                f"--{flag}", type=type(default), default=default, help=f"{knob.help} (default: %(default)s)"
+            )
+    args = parser.parse_args(argv)
+    settings: dict[str, object] = {}
+    for flag, knob in knobs.items():
+        value = getattr(args, flag.replace("-", "_"))
+        setattr(module, knob.name, value)
+        settings[flag] = " ".join(value) if knob.many else value
+    return settings, args.json
+
+
 def standalone(
     key: str,
     run: Callable[[], dict[str, Any]],
     table: Callable[[dict[str, Any]], str],
-    settings: dict[str, object] | None = None,
+    knobs: dict[str, Knob] | None = None,
+    argv: Sequence[str] | None = None,
 ) -> int:
-    """A part of `make bench` run on its own: root, the figures as a table, and, with JSON=FILE,
-    the figures under `key` with their provenance (bench/merge.py puts them into results.json)."""
+    """A part of the benchmark run on its own (`python -m bench.<part> [options]`): root, the
+    figures as a table, and, with --json FILE, the figures under `key` with their provenance
+    (bench/merge.py puts them into results.json)."""
+    main = sys.modules["__main__"]
+    settings, json_file = options(
+        f"python -m {main.__spec__.name if main.__spec__ else key}", main.__doc__, knobs or {}, argv
+    )
     if os.geteuid() != 0:
         print("bench: must run as root (it drives the local lab)", file=sys.stderr)
         return 2
     started = time.gmtime()
     figures = run()
     print(table(figures))
-    if os.environ.get("JSON"):
-        part = {key: figures, "provenance": {key: provenance(started, settings or {}, covered(figures))}}
-        Path(os.environ["JSON"]).write_text(json.dumps(part, indent=2) + "\n")
+    if json_file is not None:
+        part = {key: figures, "provenance": {key: provenance(started, settings, covered(figures))}}
+        json_file.write_text(json.dumps(part, indent=2) + "\n")
     return 0
 
 

@@ -3,12 +3,11 @@ random seeds: how many stack files it tried, how many `halb check` accepted (eac
 through `haproxy -c -dW` and `keepalived -t`), the slowest check, every problem found, and how many
 files exercised each of the review's classes of hostile input (halb_lab.fuzz.CLASSES).
 
-    python -m bench.fuzz [JSON=fuzz.json] [FUZZ_EXAMPLES=3000]
+    python -m bench.fuzz [--json fuzz.json] [--examples 3000]
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -17,12 +16,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
-from bench.common import standalone
+from bench.common import Knob, standalone
 from halb_lab.fuzz import BUDGET_S, CLASSES, judge, stack_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3000"))
+EXAMPLES = 3000  # --examples
 
 
 def run() -> dict[str, Any]:
@@ -70,4 +69,4 @@ def table(figures: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(standalone("fuzz", run, table))
+    sys.exit(standalone("fuzz", run, table, {"examples": Knob("EXAMPLES", "stack files to generate")}))

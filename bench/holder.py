@@ -1,6 +1,6 @@
 """`make bench` key `holder`: one VIP holder under the faults operators meet (issue 28).
 
-    python -m bench.holder [JSON=holder.json] [FAULT_RUNS=20] [PROFILES="seed kubeadm halb"] [DRILLS="..."]
+    python -m bench.holder [--json holder.json] [--fault-runs 20] [--profiles seed kubeadm halb] [--drills ...]
 
 For each profile, deployed as `make bench` deploys it (the seed's and the kubeadm guide's files
 by hand, halb through the engine), each drill FAULT_RUNS times, injected at a random phase of
@@ -16,7 +16,7 @@ HTTP/1.1 connections:
   link-loss              the MASTER's link cut for 6 s
   switchover             (halb) `maintenance` on lb1 and off again through the engine
   *-fast                 (halb) link-loss and the stuns with `keepalived.profile: fast`
-(DRILLS="..." picks some.)
+(--drills picks some.)
 
 Reported per drill: p50 / p99 of the first outage, outages per run, failed requests, samples with
 no holder and with two (and, for the stuns, two-holder samples after the resume), long-lived
@@ -26,21 +26,21 @@ second fault (haproxy killed on the new holder) 5 s after the first.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentile, standalone
+from bench.common import Knob, percentile, standalone
 from bench.pair import fresh, restore
 from halb_lab.infra import lab
 from halb_lab.scenarios import drills, faults
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FAULT_RUNS = int(os.environ.get("FAULT_RUNS", "20"))
+FAULT_RUNS = 20  # --fault-runs
+PROFILES = ["seed", "kubeadm", "halb"]  # --profiles
 
 
 def _partition(direction: str, halb: bool) -> drills.Drill:
@@ -77,7 +77,7 @@ HALB_ONLY = {
     "stun-1s-fast",
     "stun-3s-fast",
 }  # the others have no maintenance or profile
-DRILLS = {n: ALL_DRILLS[n] for n in os.environ.get("DRILLS", " ".join(ALL_DRILLS)).split()}
+DRILLS = list(ALL_DRILLS)  # --drills: the ones to run
 
 
 def rows(profile: str) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def rows(profile: str) -> dict[str, Any]:
         for _ in range(FAULT_RUNS):
             restore()
             try:
-                runs.append(DRILLS[name](halb))
+                runs.append(ALL_DRILLS[name](halb))
             except Exception as e:  # the pair did not heal: counted, not hidden
                 print(f"bench: {profile}: {name}: did not heal: {type(e).__name__}: {e}", flush=True)
         out[name] = summary(runs)
@@ -142,7 +142,7 @@ def summary(runs: list[drills.Drill]) -> dict[str, Any]:
 def run() -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
-        for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
+        for profile in PROFILES:
             fresh(profile)
             out[profile] = rows(profile)
     finally:
@@ -156,7 +156,7 @@ def table(figures: dict[str, Any]) -> str:
         "(after resume) | long-lived broken p50 / p99 | keepalived back p99 s | redundant at 5 s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name in DRILLS:
+    for name in ALL_DRILLS:
         for profile, drills_ in figures.items():
             r = drills_.get(name)
             if r is None:
@@ -174,9 +174,9 @@ def table(figures: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    settings = {
-        "FAULT_RUNS": FAULT_RUNS,
-        "PROFILES": os.environ.get("PROFILES", "seed kubeadm halb"),
-        "DRILLS": " ".join(DRILLS),
+    knobs = {
+        "fault-runs": Knob("FAULT_RUNS", "runs of each drill"),
+        "profiles": Knob("PROFILES", "the setups to compare", many=True, choices=["seed", "kubeadm", "halb"]),
+        "drills": Knob("DRILLS", "the drills to run", many=True, choices=list(ALL_DRILLS)),
     }
-    sys.exit(standalone("holder", run, table, settings))
+    sys.exit(standalone("holder", run, table, knobs))

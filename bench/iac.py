@@ -1,6 +1,6 @@
 """`make bench` key `engine`: what the IaC loop costs on the lab, through the real Pulumi engine.
 
-    python -m bench.iac [JSON=engine.json] [ROUNDS=5]
+    python -m bench.iac [--json engine.json] [--rounds 5]
 
 Each figure is the median of ROUNDS rounds (wall time of the whole call, as a user waits for it),
 with the engine's own resource counts:
@@ -18,7 +18,6 @@ until the first resource is registered and the time the steps themselves take.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -26,14 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import on_lab, standalone, timed
+from bench.common import Knob, on_lab, standalone, timed
 from halb_lab.automation.driver import Result, cli
 from halb_lab.automation.stack import deploy, destroy, preview
 from halb_lab.scenarios.drills import quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ROUNDS = int(os.environ.get("ROUNDS", "5"))
+ROUNDS = 5  # --rounds
 TARGETS = {"noop_preview_s": 2.5, "change_up_s": 4.0, "cold_deploy_s": 10.0}
 DRAIN = ["haproxy.services[0].servers[1].state=drain"]
 
@@ -111,4 +110,4 @@ def table(figures: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(standalone("engine", run, table))
+    sys.exit(standalone("engine", run, table, {"rounds": Knob("ROUNDS", "rounds; each figure is their median")}))

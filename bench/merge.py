@@ -1,4 +1,4 @@
-"""Put a part's figures (a `JSON=FILE` run of bench/holder.py and the like) into bench/results.json.
+"""Put a part's figures (a `--json FILE` run of bench/holder.py and the like) into bench/results.json.
 
     python -m bench.merge PART.json [PART.json...]
 

@@ -1,6 +1,6 @@
 """Failover and throughput of three keepalived/haproxy setups, side by side on the local lab.
 
-    make bench [JSON=results.json] [REPS=5]
+    python -m bench.pair [--json results.json] [--reps 5] [--skip PART...] [--profiles ...]   (make bench ARGS="...")
 
 Profiles, each deployed on a freshly booted lab:
   seed    the blog post's settings as published (weighted check: interval 2, fall 2, weight 5;
@@ -10,7 +10,7 @@ Profiles, each deployed on a freshly booted lab:
           weight -2, fall 10, rise 2; priorities 101/100; multicast) over a TCP haproxy.cfg
   halb    halb's defaults, deployed by the Pulumi program (every command executed for real)
 
-Each figure is the median of REPS repetitions:
+Each figure is the median of --reps repetitions:
   haproxy_death_s           haproxy SIGKILLed on the MASTER (and kept down) -> the VIP answers from the BACKUP
   link_cut_s                the MASTER unplugged from the switch -> the VIP answers from the BACKUP
   failed_requests_failover  requests failed out of a steady load (4 clients) during a haproxy-death failover
@@ -20,30 +20,30 @@ Each figure is the median of REPS repetitions:
 Then, under `lifecycle`, the day-two drills of halb_lab.drills (halb), or the hand-made switchover
 the others offer (stop keepalived on the MASTER, start it again), each watched with a new connection
 + GET to the VIP every 10 ms (0.25 s budget) and the VIP's holders read every 50 ms: failed requests,
-outages and samples with not exactly one holder. LIFECYCLE=0 skips them.
+outages and samples with not exactly one holder. `--skip lifecycle` leaves them out.
 
 Under `faults`, every drill of halb_lab.faults for every profile, watched the same way (keepalived
 crash, haproxy crash, crash loop (halb only: the others have no crash-loop policy to test), hang,
 link flap, power cycle, cold start, backend worker killed and hung), then link flap and hang
-FAULT_RUNS times each (default 20, injected at a random phase of the advert cycle: p50/p99), and
-link flap again FAULT_RUNS times on VRRPv3 with 0.5 s adverts. FAULTS=0 skips them.
+--fault-runs times each (default 20, injected at a random phase of the advert cycle: p50/p99), and
+link flap again --fault-runs times on VRRPv3 with 0.5 s adverts. `--skip faults` leaves them out.
 
 Under `engine`, the IaC loop through the real Pulumi engine (bench/iac.py, `make bench-engine`
 alone): cold deploy, no-op preview and up, a one-server change (preview, then up), a node
-re-provisioned and a destroy, each the median of 5, with the engine's resource counts. ENGINE=0
-skips it. Under `watcher`, the health watcher's cost on the request path (added latency at one
+re-provisioned and a destroy, each the median of 5, with the engine's resource counts. `--skip engine`
+leaves it out. Under `watcher`, the health watcher's cost on the request path (added latency at one
 connection and keep-alive rate, with it running and stopped, alternating rounds), its own CPU, and
-the hang drill 20 times (bench/watcher.py, `make bench-watcher` alone). WATCHER=0 skips it.
+the hang drill 20 times (bench/watcher.py, `make bench-watcher` alone). `--skip watcher` leaves it out.
 Under `vsphere`, the vSphere path against the lab's simulated vCenter (bench/vsphere.py, `make
 bench-vsphere` alone): cold deploy, no-op preview, resize, destroy, and the rolling VM replacement
-drill. VSPHERE=0 skips it. Under `fuzz`, the config fuzzer with random seeds (bench/fuzz.py,
-`make bench-fuzz` alone): how many stack files it tried and accepted, and what it found. FUZZ=0
-skips it. Under `vips`, several VIPs on the lab-multi stack (bench/vips.py, `make bench-vips`
+drill. `--skip vsphere` leaves it out. Under `fuzz`, the config fuzzer with random seeds (bench/fuzz.py,
+`make bench-fuzz` alone): how many stack files it tried and accepted, and what it found. `--skip fuzz`
+leaves it out. Under `vips`, several VIPs on the lab-multi stack (bench/vips.py, `make bench-vips`
 alone): per-VIP failover for haproxy killed and a link cut on each node, and active/active
-throughput against one VIP. VIPS=0 skips it. Under `tls`, TLS termination on the lab-tls stack
+throughput against one VIP. `--skip vips` leaves it out. Under `tls`, TLS termination on the lab-tls stack
 (bench/tls.py, `make bench-tls` alone): handshakes and keep-alive requests per second via haproxy
 against nginx ending TLS itself, haproxy's CPU per handshake, and certificate rotations under load.
-TLS=0 skips it.
+`--skip tls` leaves it out.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from string import Template
 from typing import Any
 
 from bench import latency, wrk
-from bench.common import haproxy_cpu_seconds, percentile
+from bench.common import Knob, haproxy_cpu_seconds, options, percentile
 from bench.common import machine as common_machine
 from bench.load import Load
 from halb.config import load_stack_file
@@ -75,7 +75,7 @@ from halb_lab.scenarios.watch import Watch
 
 ROOT = Path(__file__).resolve().parent.parent
 
-REPS = int(os.environ.get("REPS", "5"))
+REPS = 5  # --reps
 KEYS = [
     "haproxy_death_s",
     "link_cut_s",
@@ -167,7 +167,7 @@ BY_HAND: dict[str, tuple[Callable[[str], dict[str, str]], str]] = {
     "seed": (seed_files, "/usr/local/bin/haproxy-service-check.sh"),
     "kubeadm": (kubeadm_files, "/etc/keepalived/check_apiserver.sh"),
 }
-PROFILES: dict[str, Callable[[], None]] = {
+DEPLOYERS: dict[str, Callable[[], None]] = {
     "seed": lambda: deploy_by_hand(*BY_HAND["seed"]),
     "kubeadm": lambda: deploy_by_hand(*BY_HAND["kubeadm"]),
     "halb": deploy_halb,
@@ -282,13 +282,13 @@ def fresh(profile: str) -> None:
     lab.down()
     lab.up()
     PACKAGED.clear()
-    PROFILES[profile]()
+    DEPLOYERS[profile]()
     settle()
 
 
 def measure(profile: str) -> dict[str, float]:
     fresh(profile)
-    if os.environ.get("MEASURE", "1") == "0":  # the failover medians skipped
+    if "measure" in SKIP:  # the failover medians skipped
         return {}
     deaths = [haproxy_death() for _ in range(REPS)]
     print(
@@ -311,11 +311,11 @@ def measure(profile: str) -> dict[str, float]:
     }
 
 
-THROUGHPUT_SECONDS = float(os.environ.get("THROUGHPUT_SECONDS", "5"))
+THROUGHPUT_SECONDS = 5.0  # --throughput-seconds
 RATE = 200  # requests/s, a new connection each: the fixed moderate rate for latency
 
 
-THROUGHPUT_ROUNDS = int(os.environ.get("THROUGHPUT_ROUNDS", "3"))
+THROUGHPUT_ROUNDS = 3  # --throughput-rounds
 
 
 def throughput(profile: str) -> dict[str, Any]:
@@ -416,7 +416,8 @@ def lifecycle(profile: str) -> dict[str, dict[str, Any]]:
 
 
 TIMELINES: dict[str, dict[str, list[tuple[float, int, int]]]] = {}  # profile -> fault -> per-100-ms counts
-FAULT_RUNS = int(os.environ.get("FAULT_RUNS", "20"))  # link flap and hang: p50/p99 over this many runs
+FAULT_RUNS = 20  # --fault-runs: link flap and hang, p50/p99 over this many runs
+FAULT_ONLY: list[str] = []  # --fault-only: these single drills only (e.g. those the timeline picture shows)
 
 
 def fault_rows(profile: str) -> dict[str, dict[str, Any]]:
@@ -435,7 +436,7 @@ def fault_rows(profile: str) -> dict[str, dict[str, Any]]:
     runs["worker-killed"] = faults.worker_killed
     runs["worker-hung"] = faults.worker_hung
     out: dict[str, dict[str, Any]] = {}
-    only = os.environ.get("FAULT_ONLY", "").split()  # e.g. the faults the timeline picture shows
+    only = FAULT_ONLY
     for name, run in runs.items():
         if only and name not in only:
             continue
@@ -452,7 +453,7 @@ def fault_rows(profile: str) -> dict[str, dict[str, Any]]:
     if FAULT_RUNS == 0:  # the single runs only (their timelines draw docs/benchmarks/failover.svg)
         return out
     # Repeated runs cut or stop for 8 s (12 s once above): longer than any failover measured.
-    # (FAULT_ONLY may have left out the single runs: the repeated ones stand alone then.)
+    # (--fault-only may have left out the single runs: the repeated ones stand alone then.)
     out.setdefault("link-flap", {}).update(repeated(profile, "link-flap", lambda: faults.link_flap(8)))
     out.setdefault("haproxy-hang", {}).update(repeated(profile, "haproxy-hang", lambda: faults.haproxy_hang(8)))
     restore()
@@ -583,7 +584,22 @@ def charts(speed: dict[str, dict[str, Any]]) -> None:
         throughput_svg(speed, ROOT / "docs/benchmarks/throughput.svg", f"Throughput with wrk, {machine()}")
 
 
-def main() -> int:
+PROFILES = ["seed", "kubeadm", "halb"]  # --profiles
+PARTS = ["measure", "throughput", "faults", "lifecycle", "scale", "engine", "watcher", "fuzz", "vips", "tls", "vsphere"]
+SKIP: list[str] = []  # --skip: parts left out
+KNOBS = {
+    "profiles": Knob("PROFILES", "the setups to compare", many=True, choices=list(DEPLOYERS)),
+    "skip": Knob("SKIP", "parts to leave out", many=True, choices=PARTS),
+    "reps": Knob("REPS", "repetitions of each failover median"),
+    "fault-runs": Knob("FAULT_RUNS", "runs of the repeated faults (0: the single runs only)"),
+    "fault-only": Knob("FAULT_ONLY", "these single fault drills only", many=True),
+    "throughput-seconds": Knob("THROUGHPUT_SECONDS", "seconds per wrk run"),
+    "throughput-rounds": Knob("THROUGHPUT_ROUNDS", "rounds of wrk; each figure is their median"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    _, json_file = options("python -m bench.pair", __doc__, KNOBS, argv, sys.modules[__name__])
     if os.geteuid() != 0:
         print("bench: must run as root (it drives the local lab)", file=sys.stderr)
         return 2
@@ -599,48 +615,48 @@ def main() -> int:
     several: dict[str, Any] = {}
     ended: dict[str, Any] = {}
     try:
-        for profile in os.environ.get("PROFILES", "seed kubeadm halb").split():
+        for profile in PROFILES:
             results[profile] = measure(profile)
-            if os.environ.get("THROUGHPUT", "1") != "0":
+            if "throughput" not in SKIP:
                 speed[profile] = throughput(profile)
                 if profile == "halb":  # what halb's default `haproxy.log: errors` saves
                     deploy(sets=["haproxy.log=all"], progress=lambda _: None)
                     speed["halb, log: all"] = throughput("halb, log: all")
                     deploy(progress=lambda _: None)
-            if os.environ.get("FAULTS", "1") != "0":
+            if "faults" not in SKIP:
                 fault[profile] = fault_rows(profile)
-            if os.environ.get("LIFECYCLE", "1") != "0":
+            if "lifecycle" not in SKIP:
                 life[profile] = lifecycle(profile)
-        if os.environ.get("SCALE", "1") != "0" and "halb" in results:
+        if "scale" not in SKIP and "halb" in results:
             from bench.scale import run as scale_run
 
             growth = scale_run(lab=True)  # on the halb profile's lab, as deployed last
-        if os.environ.get("ENGINE", "1") != "0":
+        if "engine" not in SKIP:
             from bench.iac import run as iac_run
             from bench.iac import table as iac_table
 
             loop = iac_run()  # the IaC loop through the real engine, on the lab as it is
-        if os.environ.get("WATCHER", "1") != "0":
+        if "watcher" not in SKIP:
             from bench.watcher import run as watcher_run
             from bench.watcher import table as watcher_table
 
             watch_cost = watcher_run()  # the health watcher's cost on the request path, and the hang drill
-        if os.environ.get("FUZZ", "1") != "0":
+        if "fuzz" not in SKIP:
             from bench.fuzz import run as fuzz_run
             from bench.fuzz import table as fuzz_table
 
             fuzzed = fuzz_run()  # the config fuzzer, longer than CI runs it
-        if os.environ.get("VIPS", "1") != "0":
+        if "vips" not in SKIP:
             from bench.vips import run as vips_run
             from bench.vips import table as vips_table
 
             several = vips_run()  # several VIPs, active/active, IPv6 (stack lab-multi)
-        if os.environ.get("TLS", "1") != "0":
+        if "tls" not in SKIP:
             from bench.tls import run as tls_run
             from bench.tls import table as tls_table
 
             ended = tls_run()  # TLS termination, rotation (stack lab-tls)
-        if os.environ.get("VSPHERE", "1") != "0":
+        if "vsphere" not in SKIP:
             from bench.vsphere import run as vsphere_run
             from bench.vsphere import table as vsphere_table
 
@@ -664,7 +680,7 @@ def main() -> int:
         if figures:
             print(part_table(figures))
     charts(speed)
-    if os.environ.get("JSON"):
+    if json_file is not None:
         doc: dict[str, Any] = {
             **results,
             "throughput": speed,
@@ -680,8 +696,8 @@ def main() -> int:
             "timelines": TIMELINES,
             "machine": machine(),
         }
-        Path(os.environ["JSON"]).write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"bench: wrote {os.environ['JSON']}")
+        json_file.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"bench: wrote {json_file}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Cost as the config grows: 10, 100 and 1000 backend servers across 1, 10 and 50 services.
 
-    python -m bench.scale            # check and render times (no lab needed)
-    SCALE_LAB=1 python -m bench.scale  # also resource counts, haproxy's reload time, memory and failed requests on the lab
+    python -m bench.scale [--json FILE]        # check and render times (no lab needed)
+    python -m bench.scale --lab [--json FILE]  # also resource counts, haproxy's reload time, memory and failed requests on the lab
 
 For each size: `halb check` and `halb render` time (the config model and the templates, as the
 CLI runs them), and on the lab the number of Pulumi resources per node (as the engine reported
@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from bench.common import Knob, options
 from halb.config import load_config, strip_prefix
 from halb.render import all_files
 
@@ -164,10 +165,17 @@ def table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    out = run(os.environ.get("SCALE_LAB") == "1")
-    if os.environ.get("JSON"):
-        Path(os.environ["JSON"]).write_text(json.dumps(out, indent=2) + "\n")
+LAB = False  # --lab
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Offline unless --lab; no provenance of its own (the lab run is part of `make bench`)."""
+    _, json_file = options(
+        "python -m bench.scale", __doc__, {"lab": Knob("LAB", "also on the lab (root)")}, argv, sys.modules[__name__]
+    )
+    out = run(LAB)
+    if json_file is not None:
+        json_file.write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
 

@@ -1,7 +1,7 @@
 """`make bench` key `tls`: TLS ended by haproxy on the lab-tls stack, against nginx ending TLS
 itself on a worker.
 
-    python -m bench.tls [JSON=tls.json] [ROUNDS=3] [ROTATIONS=3]
+    python -m bench.tls [--json tls.json] [--rounds 3] [--rotations 3]
 
   handshakes   wrk with a new connection (so a full TLS handshake) per request, 32 connections:
                https through the VIP (haproxy ends TLS, then plain HTTP to w1/w2) against https
@@ -18,21 +18,20 @@ guide pass TCP through and end no TLS: the table says so.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.common import deployed, haproxy_cpu_seconds, standalone
+from bench.common import Knob, deployed, haproxy_cpu_seconds, standalone
 from halb_lab.infra.topology import VIP, WORKERS
 from halb_lab.scenarios.tls import STACK, rotate
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ROUNDS = int(os.environ.get("ROUNDS", "3"))
-ROTATIONS = int(os.environ.get("ROTATIONS", "3"))
+ROUNDS = 3  # --rounds
+ROTATIONS = 3  # --rotations
 SECONDS = 5
 UNABLE = "TCP pass-through only: no TLS termination, no routing, no PROXY protocol"
 
@@ -103,4 +102,8 @@ def table(figures: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(standalone("tls", run, table))
+    knobs = {
+        "rounds": Knob("ROUNDS", "rounds of 5 s; each figure is their median"),
+        "rotations": Knob("ROTATIONS", "certificate rotations under load"),
+    }
+    sys.exit(standalone("tls", run, table, knobs))

@@ -1,6 +1,6 @@
 """`make bench` key `vips`: several VIPs, active/active and dual stack on the lab-multi stack.
 
-    python -m bench.vips [JSON=vips.json] [ROUNDS=5] [THROUGHPUT_ROUNDS=3]
+    python -m bench.vips [--json vips.json] [--rounds 5] [--throughput-rounds 3]
 
   failover    each drill ROUNDS times, every VIP watched under its own client load at once
               (halb_lab.scenarios.vips): haproxy killed on lb1 and on lb2, each node's link cut.
@@ -18,21 +18,20 @@ active/active, no IPv6. The table says so rather than leaving them out.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.common import deployed, percentile, standalone
+from bench.common import Knob, deployed, percentile, standalone
 from halb_lab.infra.topology import WORKERS
 from halb_lab.scenarios.vips import INTERNAL, PREFERRED, PUBLIC, PUBLIC6, STACK, haproxy_killed, link_cut, url
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ROUNDS = int(os.environ.get("ROUNDS", "5"))
-THROUGHPUT_ROUNDS = int(os.environ.get("THROUGHPUT_ROUNDS", "3"))
+ROUNDS = 5  # --rounds
+THROUGHPUT_ROUNDS = 3  # --throughput-rounds
 SECONDS = 5
 UNABLE = "one VIP and one VRRP instance: no second VIP, no active/active, no IPv6"
 DRILLS = {
@@ -126,4 +125,8 @@ def table(figures: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(standalone("vips", run, table))
+    knobs = {
+        "rounds": Knob("ROUNDS", "runs of each drill"),
+        "throughput-rounds": Knob("THROUGHPUT_ROUNDS", "rounds of 5 s of wrk"),
+    }
+    sys.exit(standalone("vips", run, table, knobs))

@@ -1,7 +1,7 @@
 """`make bench` key `vsphere`: the vSphere path through the real engine and the real pulumi-vsphere
 provider, against the lab's simulated vCenter (stack lab-vsphere).
 
-    python -m bench.vsphere [JSON=vsphere.json] [ROUNDS=3]
+    python -m bench.vsphere [--json vsphere.json] [--rounds 3]
 
   cold_deploy_s   `pulumi up` of an empty lab-vsphere stack: two VMs cloned and customized, the
                   anti-affinity rule, both nodes provisioned (median of ROUNDS, each after a destroy)
@@ -19,13 +19,12 @@ steps' times, not a real vCenter's clone and boot times.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-from bench.common import deployed, standalone, timed
+from bench.common import Knob, deployed, standalone, timed
 from halb_lab.automation.driver import Result
 from halb_lab.automation.stack import deploy, destroy, preview
 from halb_lab.scenarios import drills
@@ -33,7 +32,7 @@ from halb_lab.scenarios.drills import quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ROUNDS = int(os.environ.get("ROUNDS", "3"))
+ROUNDS = 3  # --rounds
 STACK = drills.VSPHERE_STACK
 GROW = ["vsphere.cpus=4", "vsphere.memoryMb=4096"]
 
@@ -79,4 +78,4 @@ def table(figures: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(standalone("vsphere", run, table))
+    sys.exit(standalone("vsphere", run, table, {"rounds": Knob("ROUNDS", "rounds; each figure is their median")}))

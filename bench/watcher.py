@@ -1,6 +1,6 @@
 """`make bench` key `watcher`: what halb's health watcher costs the request path, and what it buys.
 
-    python -m bench.watcher [JSON=watcher.json] [ROUNDS=5] [HANG_RUNS=20]   (`make bench-watcher`)
+    python -m bench.watcher [--json watcher.json] [--rounds 5] [--hang-runs 20]   (`make bench-watcher`)
 
 On the lab with halb's stack deployed, ROUNDS rounds. Each round measures both states of
 `halb-haproxy-watch` (running on both nodes, or stopped on both), the state that goes first
@@ -16,7 +16,6 @@ times: p50 and p99 of the outage.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.common import on_lab, percentile, standalone
+from bench.common import Knob, on_lab, percentile, standalone
 from halb.commands import WATCH
 from halb_lab.automation.stack import deploy
 from halb_lab.infra import nodes
@@ -34,8 +33,8 @@ from halb_lab.scenarios.probes import node
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ROUNDS = int(os.environ.get("ROUNDS", "5"))
-HANG_RUNS = int(os.environ.get("HANG_RUNS", "20"))
+ROUNDS = 5  # --rounds
+HANG_RUNS = 20  # --hang-runs
 SECONDS = 5
 CLK_TCK = 100
 
@@ -124,4 +123,8 @@ def table(f: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(standalone("watcher", run, table))
+    knobs = {
+        "rounds": Knob("ROUNDS", "rounds, the watcher running and stopped"),
+        "hang-runs": Knob("HANG_RUNS", "runs of the hang drill"),
+    }
+    sys.exit(standalone("watcher", run, table, knobs))

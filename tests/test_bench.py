@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
 from bench.__main__ import PARTS, main, selected
+from conftest import ROOT
 
 
 def test_every_registered_part_has_run_and_table() -> None:
@@ -26,3 +29,38 @@ def test_list_names_every_part(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in PARTS), out
+
+
+# --------------------------------------------------------------------------- options
+
+
+def test_a_parts_options_set_its_settings_and_record_them() -> None:
+    import types
+
+    from bench.common import Knob, options
+
+    module = types.SimpleNamespace(ROUNDS=5, PROFILES=["seed", "halb"], LAB=False)
+    knobs = {
+        "rounds": Knob("ROUNDS", "rounds"),
+        "profiles": Knob("PROFILES", "setups", many=True, choices=["seed", "kubeadm", "halb"]),
+        "lab": Knob("LAB", "on the lab"),
+    }
+    settings, json_file = options(
+        "t", "doc", knobs, ["--rounds", "2", "--profiles", "halb", "--lab", "--json", "x.json"], module
+    )
+    assert (module.ROUNDS, module.PROFILES, module.LAB) == (2, ["halb"], True), vars(module)
+    assert settings == {"rounds": 2, "profiles": "halb", "lab": True} and str(json_file) == "x.json", settings
+    defaults, none = options("t", "doc", knobs, [], types.SimpleNamespace(ROUNDS=5, PROFILES=["seed"], LAB=False))
+    assert defaults == {"rounds": 5, "profiles": "seed", "lab": False} and none is None, defaults
+    with pytest.raises(SystemExit):  # a profile that does not exist: argparse names the choices
+        options(
+            "t", "doc", knobs, ["--profiles", "nope"], types.SimpleNamespace(ROUNDS=5, PROFILES=["seed"], LAB=False)
+        )
+
+
+@pytest.mark.parametrize("part", ["pair", "holder", "iac", "vsphere", "watcher", "fuzz", "vips", "tls", "scale"])
+def test_every_part_answers_help_without_root(part: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", f"bench.{part}", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0 and "--json FILE" in run.stdout, f"bench.{part} --help: {run.stderr[-500:]}"
