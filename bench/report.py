@@ -76,7 +76,7 @@ def headline(results: dict[str, Any]) -> str:
     engine parts, with the commits they were measured at."""
     holder, engine = results["holder"], results["engine"]
     halb, seed = holder["halb"], holder["seed"]
-    commits = sorted({p["commit"] for k in ("holder", "engine") for p in results.get("provenance", {}).get(k, [])})
+    commits = sorted({p["commit"] for k in ("holder", "engine") for p in results.get("provenance", {}).get(k, [])})  # the runs on record
     change = engine["change_up_s"]
     rows = [
         (
@@ -103,7 +103,7 @@ def headline(results: dict[str, Any]) -> str:
     lines = ["| | halb | the blog post's pair |", "| --- | --- | --- |"]
     lines += [f"| {what} | {ours} | {theirs} |" for what, ours, theirs in rows]
     pages = "[one holder](docs/benchmarks/holder.md), [the IaC loop](docs/benchmarks/engine.md)"
-    return "\n".join(lines) + f"\n\nhalb's rows measured at {', '.join(commits)}: {pages}."
+    return "\n".join(lines) + f"\n\nMeasured at {', '.join(commits)}: {pages}."
 
 
 def update_readme(text: str, results: dict[str, Any] | None = None) -> str:
