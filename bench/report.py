@@ -76,7 +76,9 @@ def headline(results: dict[str, Any]) -> str:
     engine parts, with the commits they were measured at."""
     holder, engine = results["holder"], results["engine"]
     halb, seed = holder["halb"], holder["seed"]
-    commits = sorted({p["commit"] for k in ("holder", "engine") for p in results.get("provenance", {}).get(k, [])})  # the runs on record
+    commits = sorted(
+        {p["commit"] for k in ("holder", "engine") for p in results.get("provenance", {}).get(k, [])}
+    )  # the runs on record
     change = engine["change_up_s"]
     rows = [
         (
