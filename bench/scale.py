@@ -1,4 +1,5 @@
-"""Cost as the config grows: 10, 100 and 1000 backend servers across 1, 10 and 50 services.
+"""Cost as the config grows: 10, 100, 500 and 1000 backend servers across 1, 10 and 50 services
+(at most 500 a service: the config model's MAX_SERVERS).
 
     python -m bench.scale [--json FILE]        # check and render times (no lab needed)
     python -m bench.scale --lab [--json FILE]  # also resource counts, haproxy's reload time, memory and failed requests on the lab
@@ -23,11 +24,12 @@ import yaml
 
 from bench.common import Knob, options
 from halb.config import load_config, strip_prefix
+from halb.config.haproxy import MAX_SERVERS
 from halb.render import all_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SERVERS = (10, 100, 1000)
+SERVERS = (10, 100, 500, 1000)
 SERVICES = (1, 10, 50)
 WORKER_ADDRESSES = ["198.18.0.21", "198.18.0.22", "198.18.0.23", "198.18.0.24"]
 
@@ -121,19 +123,27 @@ def on_lab(servers: int, services: int) -> dict[str, Any]:
     }
 
 
+def sizes() -> list[tuple[int, int]]:
+    """(servers, services) of every size the config allows: a service needs a server, and has at
+    most MAX_SERVERS (so 10 servers never span 50 services, and 1000 never sit in one)."""
+    return [
+        (servers, services)
+        for services in SERVICES
+        for servers in SERVERS
+        if services <= servers <= services * MAX_SERVERS
+    ]
+
+
 def run(lab: bool) -> dict[str, Any]:
-    """Every size (a service needs a server, so 10 servers never span 50 services)."""
+    """Every size."""
     out: dict[str, Any] = {}
-    for services in SERVICES:
-        for servers in SERVERS:
-            if servers < services:
-                continue
-            key = f"{servers} servers / {services} services"
-            row = offline(servers, services)
-            if lab:
-                row.update(on_lab(servers, services))
-            out[key] = row
-            print(f"scale: {key}: {row}", flush=True)
+    for servers, services in sizes():
+        key = f"{servers} servers / {services} services"
+        row = offline(servers, services)
+        if lab:
+            row.update(on_lab(servers, services))
+        out[key] = row
+        print(f"scale: {key}: {row}", flush=True)
     if lab:
         from halb_lab.automation.stack import deploy
 

@@ -64,3 +64,14 @@ def test_every_part_answers_help_without_root(part: str) -> None:
         [sys.executable, "-m", f"bench.{part}", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 0 and "--json FILE" in run.stdout, f"bench.{part} --help: {run.stderr[-500:]}"
+
+
+def test_every_size_the_scale_bench_runs_is_a_config_the_model_accepts() -> None:
+    """Negative control built in: 1000 servers in one service is over the model's cap and is not a size."""
+    from bench.scale import scaled, sizes
+    from halb.config import load_config
+
+    assert (1000, 1) not in sizes() and (500, 1) in sizes() and (1000, 10) in sizes(), sizes()
+    for servers, services in sizes():
+        cfg = load_config(scaled(servers, services))
+        assert sum(len(s.servers) for s in cfg.haproxy.services) == servers, (servers, services)
