@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pulumi
 from pulumi_command import local
@@ -14,7 +14,8 @@ from halb.plan import service_vips
 from halb.verify import Spec
 
 
-def verify_spec(cfg: HalbConfig) -> Spec:
+def verify_spec(cfg: HalbConfig, host_keys: dict[str, str]) -> Spec:
+    """What `halb verify` checks; `host_keys`: each node's key, configured or recorded on first use."""
     plan = cfg.plan
     return Spec(
         vip=str(plan.vip),
@@ -29,7 +30,7 @@ def verify_spec(cfg: HalbConfig) -> Spec:
         port=cfg.ssh.port,
         key_path=cfg.ssh.private_key_path,
         maintenance=[n.name for n in cfg.nodes if n.maintenance],
-        host_keys={n.name: n.host_key for n in cfg.nodes if n.host_key},  # with the recorded ones: verify_command
+        host_keys=host_keys,
         others=[str(v.address) for v in cfg.plan.vips if v.address != plan.vip],
     )
 
@@ -55,7 +56,7 @@ def verify_command(name: str, args: VerifyArgs, opts: pulumi.ResourceOptions) ->
     inline_key = cfg.ssh.private_key is not None and key is not None
 
     def script(host_keys: dict[str, str]) -> str:
-        spec = replace(verify_spec(cfg), host_keys=host_keys)
+        spec = verify_spec(cfg, host_keys)
         lines = [f"# follows {step}: {digest[:16]}" for step, digest in sorted(follows.items())]
         command = f"{virtualenv()}/bin/python -m halb verify --spec {shlex.quote(spec.to_json())}"
         lines.append(command + (" --key-stdin" if inline_key else ""))
