@@ -271,6 +271,10 @@ def context(cfg: HalbConfig, node_name: str) -> dict[str, object]:
         "advert_cs": round(k.advert_int * 100),
         "instance": INSTANCE,
         "instances": plan.instances[node_name],
+        # the guard's witnesses that this node is cut off from the LAN: none without a gateway
+        "isolation": (
+            {"source": plan.address(node.name), "gateway": cfg.network.gateway} if cfg.network.gateway else None
+        ),
         "vips": bool(cfg.vips),  # instance i's VRID is the config key vips[i].vrid, else keepalived.vrid
         "stack_addresses": [a for n in cfg.nodes for a in (plan.address(n.name), n.address6) if a is not None],
         "sync_groups": sync_groups(cfg),

@@ -514,6 +514,43 @@ def test_vrrp_adverts_refuses_one_advert_cycle_after_the_first_collision(capsys:
     assert "192.168.4.62" not in err, "the peer's advert is no collision"
 
 
+def test_vrrp_guard_takes_a_node_for_cut_off_only_when_nothing_arrives_while_it_asks() -> None:
+    guard = _guard("dev", "lb1")
+    assert guard["WITNESSES"] == ("192.168.4.61", "192.168.4.1"), "vrrp-guard on lb1: its address, network.gateway"
+    asked: list[float] = []
+    isolation = guard["Isolation"](2.0, lambda: asked.append(1))
+    ticks = [round(t * guard["TICK"], 1) for t in range(60)]
+    verdicts = [isolation.update(t, 500) for t in ticks]  # nothing arrives, ever
+    first = ticks[verdicts.index(True)]
+    assert 2.0 + guard["ISOLATED_AFTER"] <= first <= 2.0 + guard["ISOLATED_AFTER"] + 0.15, (
+        f"vrrp-guard on lb1: cut off after 2 quiet s and {guard['ISOLATED_AFTER']} s of asking, not at {first} s"
+    )
+    assert len(asked) > 3 and all(verdicts[verdicts.index(True) :]), "vrrp-guard on lb1: asks every tick, stays cut off"
+    assert isolation.update(6.1, 501) is False, "vrrp-guard on lb1: one frame ends it at once"
+    assert isolation.update(6.2, 501) is False and isolation.update(8.0, 501) is False, "quiet again: not yet"
+    count = iter(range(1000))  # a frame every tick (a client, an answer): never cut off, never asking
+    busy = guard["Isolation"](0.5, lambda: pytest.fail("vrrp-guard on lb1 asked the LAN while frames arrive"))
+    assert not any(busy.update(t, next(count)) for t in ticks), "vrrp-guard on lb1: frames arrive"
+
+    class Probes:
+        def who_has(self, i: object) -> str:
+            return "02:aa:00:00:00:02"
+
+    i = guard["Instance"](next(line for line in guard["INSTANCES"].split("\n") if line.strip()))
+    held, why = guard["judge"](i, Probes(), i.last_advert + 0.1, True)
+    assert held and "cut off from the LAN" in why and i.peer in why, f"vrrp-guard on lb1: {why}"
+    assert guard["judge"](i, Probes(), i.last_advert + 0.1, False) == (False, ""), "adverts arrive, not cut off"
+
+
+def test_vrrp_guard_checks_no_isolation_without_a_gateway_to_ask() -> None:
+    raw = set_in(variants()["dev"], "platform", "hosts")
+    raw["network"] = {k: v for k, v in raw["network"].items() if k != "gateway"}
+    raw.pop("vsphere")
+    cfg = load_config(raw)
+    files = {f.path: f.content for f in all_files(cfg, "lb1")}
+    assert "\nWITNESSES = None" in files[PATHS["vrrp_guard"]], "vrrp-guard without network.gateway: no isolation check"
+
+
 def test_vrrp_guard_raises_a_taking_over_nodes_priority_above_the_peers_last_advert_for_a_while() -> None:
     guard = _guard("nopreempt", "lb2")
     assert guard["HOLD"] == 1, "nopreempt: the guard keeps hold files"

@@ -211,8 +211,9 @@ def haproxy_hang(seconds: float = 12) -> Drill:
 
 
 def link_flap(seconds: float = 12) -> Drill:
-    """The MASTER's link cut for a while, then plugged back. While cut, lb1 cannot hear lb2 and
-    keeps the VIP on an interface nobody reaches: both hold it, and only lb2 is reachable."""
+    """The MASTER's switch port cut for a while, then plugged back. While cut, lb1 hears nothing: left
+    alone it keeps the VIP on an interface nobody reaches (both hold it; only lb2 is reachable), and
+    at the plug both hold it until an advert crosses. halb-vrrp-guard lets it go instead."""
     settle()
     lb1 = node("lb1")
     with Watch(keepalives=True) as w:
