@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from halb import PROJECT_DIR
-from halb_lab.infra.topology import CLIENT
+from halb_lab.scenarios.probes import in_client
 
 
 class Load:
@@ -26,11 +26,7 @@ class Load:
     def __init__(self, host: str, concurrency: int, duration: float = 600, timeout: float = 0.5):
         self.stop_file = Path(tempfile.mkdtemp(prefix="halb-bench-")) / "stop"
         self.proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                CLIENT.netns,
+            in_client(
                 sys.executable,
                 "-m",
                 "bench.load",
@@ -44,7 +40,7 @@ class Load:
                 str(timeout),
                 "--stop-file",
                 str(self.stop_file),
-            ],
+            ),
             cwd=PROJECT_DIR,
             env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
             stdout=subprocess.PIPE,

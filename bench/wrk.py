@@ -11,7 +11,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from halb_lab.infra.topology import CLIENT
+from halb_lab.scenarios.probes import in_client
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -52,7 +52,7 @@ def command(url: str, connections: int, seconds: float, close: bool = False) -> 
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "2s"]
     if close:
         cmd += ["-H", "Connection: close"]
-    return ["ip", "netns", "exec", CLIENT.netns, *cmd, url]
+    return in_client(*cmd, url)
 
 
 def run(url: str, connections: int, seconds: float = 5, close: bool = False) -> WrkResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,34 @@ def test_every_size_the_scale_bench_runs_is_a_config_the_model_accepts() -> None
     for servers, services in sizes():
         cfg = load_config(scaled(servers, services))
         assert sum(len(s.servers) for s in cfg.haproxy.services) == servers, (servers, services)
+
+
+@pytest.mark.parametrize("resumption", ["off", "as_shipped", "on"])
+def test_the_like_for_like_tls_servers_are_configs_their_daemons_accept(resumption: str, tmp_path: Path) -> None:
+    """bench.tls's haproxy and nginx, as each resumption setting renders them, pass `haproxy -c`
+    and `nginx -t` with a real certificate (the lab CA's)."""
+    from bench import tls
+    from conftest import require, tool
+    from halb_lab.infra import ca
+
+    for name in ("haproxy", "nginx"):
+        require(tool(name) is not None, f"the `{name}` binary")
+    cert, key = ca.write(ca.Authority.create().issue(kind="ec"), tmp_path / "leaf")
+    (tmp_path / "crt.pem").write_text(cert.read_text() + key.read_text())
+    for server in tls.SERVERS:
+        config, cmd = tls.server_config(server, resumption, tmp_path, cert, key)
+        tickets, cache = tls.RESUMPTION[resumption][server]
+        assert cache in config and (tickets in config), f"{server} ({resumption}): {tickets} {cache}"
+        (tmp_path / f"{server}.conf").write_text(config)
+        check = [cmd[0], "-c", "-f", cmd[-1]] if server == "haproxy" else [*cmd, "-t"]
+        p = subprocess.run([tool(cmd[0]), *check[1:]], capture_output=True, text=True)
+        assert p.returncode == 0, f"{server} ({resumption}) refused its config: {p.stdout}{p.stderr}"
+
+
+def test_the_like_for_like_tls_servers_logs_count_resumed_handshakes() -> None:
+    from bench.tls import handshakes
+
+    log = "[WARNING]  (1) : config : a warning 0\n0\n1\n1\n0\n0\n"
+    assert handshakes(log, "haproxy") == (3, 2), "haproxy logs ssl_fc_is_resumed: 1 resumed; a warning is no request"
+    assert handshakes("r\n.\n.\nr\nr\n", "nginx") == (2, 3), "nginx logs $ssl_session_reused: r resumed"
+    assert handshakes("", "nginx") == (0, 0)

@@ -21,7 +21,10 @@ class Network(Model):
         examples=["192.168.4.0/24"],
     )
     gateway: IPv4Address | None = Field(
-        None, description="Default gateway given to cloned VMs.", examples=["192.168.4.1"]
+        None,
+        description="Default gateway given to cloned VMs. halb-vrrp-guard also asks it (ARP) whether a node is cut "
+        "off from the LAN; without a gateway that check is off.",
+        examples=["192.168.4.1"],
     )
     subnet6: IPv6Net | None = Field(
         None,

@@ -119,10 +119,9 @@ def switchover() -> Drill:
         lb1_haproxy = nodes.ssh(node("lb1"), "systemctl is-active haproxy", timeout=10).stdout.strip()
         back = deploy(progress=quiet)
         returned = wait_until(lambda: holders() == ["lb1"], 15, 0.05)
-    assert w.report is not None
     return Drill(
         "switchover",
-        w.report,
+        w.seen,
         {
             "vip_on_lb2_after_deploy_s": moved,
             "vip_back_on_lb1_s": returned,
@@ -154,10 +153,9 @@ def drain() -> Drill:
             return len(after) >= 4
 
         w1_back_s = wait_until(all_served, 10, 0.01)
-    assert w.report is not None
     return Drill(
         "drain",
-        w.report,
+        w.seen,
         {
             "served_while_drained": sorted(bodies),
             "w1_weight_while_drained": weight,
@@ -193,10 +191,9 @@ def rotation(what: str, ssh_delay: float = 6.0) -> Drill:
 
             with net.ssh_blocked_for(node("lb1"), ssh_delay):
                 results.append(deploy(sets=s, secret_sets=ss, progress=note))
-    assert w.report is not None
     return Drill(
         f"rotation-{what}",
-        w.report,
+        w.seen,
         {
             "master_first_step_done_s": started,
             "backup_left_vrrp": invocation("lb2", "keepalived") != backup_run,
@@ -224,10 +221,9 @@ def teardown() -> Drill:
         after_destroy = holders()
         again = deploy(progress=quiet)
         settle()
-    assert w.report is not None
     return Drill(
         "teardown",
-        w.report,
+        w.seen,
         {
             "holders_after_destroy": after_destroy,
             "vip_answers_after_destroy": vip_answers,
@@ -251,10 +247,9 @@ def rebuild(name: str = "lb2") -> Drill:
         settle()
     services = nodes.ssh(node(name), "systemctl is-active haproxy keepalived", timeout=10).stdout.split()
     st = status()
-    assert w.report is not None
     return Drill(
         f"rebuild-{name}",
-        w.report,
+        w.seen,
         {"was_blank": blank.stdout.strip() == "no", "services": services, "status": st["verdict"]},
         result.ran(),
     )
@@ -270,10 +265,9 @@ def rename() -> Drill:
         owner = nodes.ssh(node("lb2"), f"cat {PATHS['owner_dir']}/owner", timeout=10).stdout.strip()
         back = deploy(progress=quiet)
         settle()
-    assert w.report is not None
     return Drill(
         "rename",
-        w.report,
+        w.seen,
         {"services_after_rename": services, "owner_after_rename": owner},
         there.ran() + back.ran(),
     )
@@ -287,10 +281,9 @@ def drift() -> Drill:
         found = status()
         repaired = deploy(replace=["halb-lb1-haproxy"], progress=quiet)
         clean = status()
-    assert w.report is not None
     return Drill(
         "drift",
-        w.report,
+        w.seen,
         {
             "verdict": found["verdict"],
             "exit_code": found["exit_code"],
@@ -359,11 +352,10 @@ def vm_replacement(stack: str = VSPHERE_STACK) -> tuple[Drill, Drill]:
         nodes.rebuild(node("lb2"), image.image_dir())
         second = deploy(replace=["halb-vm-lb2"], progress=quiet, stack=stack)
         settle()
-    assert w.report is not None
     middle = vm_ids(stack)
     lb2 = Drill(
         "vm-replace-lb2",
-        w.report,
+        w.seen,
         {"vm_id_before": before["halb-vm-lb2"], "vm_id_after": middle["halb-vm-lb2"], "deploy_s": second.seconds},
         second.ran(),
     )
@@ -374,10 +366,9 @@ def vm_replacement(stack: str = VSPHERE_STACK) -> tuple[Drill, Drill]:
         first = deploy(sets=["nodes[0].maintenance=true"], replace=["halb-vm-lb1"], progress=quiet, stack=stack)
         back = deploy(progress=quiet, stack=stack)
         settle()
-    assert w.report is not None
     lb1 = Drill(
         "vm-replace-lb1",
-        w.report,
+        w.seen,
         {
             "vm_id_before": middle["halb-vm-lb1"],
             "vm_id_after": vm_ids(stack)["halb-vm-lb1"],

@@ -24,8 +24,7 @@ from halb_lab.scenarios.watch import Watch
 
 
 def _drill(name: str, w: Watch, **facts: Any) -> Drill:
-    assert w.report is not None
-    return Drill(name, w.report, facts)
+    return Drill(name, w.seen, facts)
 
 
 REDUNDANT_WITHIN_S = 5.0  # after keepalived died on the MASTER, the pair must survive a second fault by then
@@ -84,8 +83,7 @@ def _second_fault_on_lb2() -> tuple[float | None, float]:
         nodes.ssh(node("lb2"), "systemctl kill --signal=SIGKILL haproxy", timeout=10)
         moved = wait_until(lambda: holders() == ["lb1"], 5, 0.02)
         time.sleep(0.5)
-    assert w.report is not None
-    return moved, round(w.report.longest_outage, 3)
+    return moved, round(w.seen.longest_outage, 3)
 
 
 PARTITIONS = {"both": ("lb1", "lb2"), "to-lb2": ("lb2",), "to-lb1": ("lb1",)}  # who drops arriving VRRP

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from halb_lab.infra.topology import CLIENT
+from halb_lab.scenarios.probes import in_client
 
 ADDRESS = "198.18.0.99"  # what the foreign router announces (no lab host or stack uses it)
 KEEPALIVED = "/usr/sbin/keepalived"
@@ -38,11 +39,7 @@ def foreign_router(vrid: int, version: int = 2) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="halb-foreign-") as tmp:
         conf = Path(tmp, "keepalived.conf")
         conf.write_text(foreign_config(vrid, version))
-        cmd = [
-            "ip",
-            "netns",
-            "exec",
-            CLIENT.netns,
+        cmd = in_client(
             KEEPALIVED,
             "--dont-fork",
             "--log-console",
@@ -53,7 +50,7 @@ def foreign_router(vrid: int, version: int = 2) -> Iterator[str]:
             f"{tmp}/keepalived.pid",
             "--vrrp_pid",
             f"{tmp}/vrrp.pid",
-        ]
+        )
         log = open(Path(tmp, "log"), "w")  # noqa: SIM115 (closed below, after the process)
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:

@@ -29,22 +29,20 @@ def holders(vip: str = VIP) -> list[str]:
     return out
 
 
+def in_netns(host: Host, *argv: str) -> list[str]:
+    """`argv` run in a lab host's network namespace (a worker's or the client's: they run the
+    machine's own programs; the nodes are containers, reached over SSH)."""
+    return ["ip", "netns", "exec", host.netns, *argv]
+
+
+def in_client(*argv: str) -> list[str]:
+    """`argv` run in the client's namespace."""
+    return in_netns(CLIENT, *argv)
+
+
 def client_get(url: str, user: str | None = None, password: str | None = None, timeout: float = 2) -> tuple[int, str]:
     """(HTTP status or 0 on failure, body) of a request made from the client's namespace."""
-    cmd = [
-        "ip",
-        "netns",
-        "exec",
-        CLIENT.netns,
-        "curl",
-        "-sk",
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        "--max-time",
-        str(timeout),
-    ]
+    cmd = in_client("curl", "-sk", "-o", "-", "-w", "\n%{http_code}", "--max-time", str(timeout))
     if user is not None:
         cmd += ["-u", f"{user}:{password}"]
     p = subprocess.run([*cmd, url], capture_output=True, text=True)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from halb_lab.automation.stack import deploy
 from halb_lab.infra import ca, nodes
-from halb_lab.infra.topology import CLIENT, VIP
+from halb_lab.infra.topology import VIP
 from halb_lab.scenarios.drills import haproxy_worker, quiet
-from halb_lab.scenarios.probes import holders, node, wait_until
+from halb_lab.scenarios.probes import holders, in_client, node, wait_until
 from halb_lab.scenarios.watch import Report, Watch
 
 STACK = "lab-tls"
@@ -25,11 +25,7 @@ def curl(path: str = "/", host: str = NAME, scheme: str = "https", *extra: str) 
     """(status, body, HTTP version) of a request from the client's namespace to the VIP, for
     `host`, verified against the lab's CA."""
     port = 443 if scheme == "https" else 80
-    cmd = [
-        "ip",
-        "netns",
-        "exec",
-        CLIENT.netns,
+    cmd = in_client(
         "curl",
         "-s",
         "--max-time",
@@ -44,7 +40,7 @@ def curl(path: str = "/", host: str = NAME, scheme: str = "https", *extra: str) 
         "\n%{http_code} %{http_version}",
         *extra,
         f"{scheme}://{host}{path}",
-    ]
+    )
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
     body, _, tail = p.stdout.rpartition("\n")
     code, _, version = tail.partition(" ")
@@ -99,9 +95,8 @@ def rotate() -> Rotation:
         start = time.monotonic()
         result = deploy(stack=STACK, progress=quiet)
         seconds = time.monotonic() - start
-    assert w.report is not None
     return Rotation(
-        w.report,
+        w.seen,
         old,
         issued.fingerprint,
         {n.name: served(n.address)[0] for n in NODES},
@@ -121,5 +116,4 @@ def failover_keeps_the_certificate() -> tuple[Report, str, str]:
         wait_until(lambda: holders() == ["lb2"], 5, 0.01)
         after = served(VIP)[0]
         wait_until(lambda: holders() == ["lb1"], 30, 0.1)
-    assert w.report is not None
-    return w.report, before, after
+    return w.seen, before, after

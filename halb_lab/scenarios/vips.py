@@ -96,7 +96,7 @@ def _drill(name: str, at: str, fault: object, undo: object, failback_s: float = 
         moved_s = None if moved is None else waiting - start + moved
         if wait_until(settled, failback_s, 0.1) is None:
             raise LabError(f"{name}: no failback by preference: {where()}")
-    reports = {vip: w.report for vip, w in watches.items()}
+    reports = {vip: w.seen for vip, w in watches.items()}
     if any(r is None for r in reports.values()):
         raise RuntimeError(f"{name}: a watcher left no report")
     kept = {
@@ -151,5 +151,5 @@ def vrrp_partition(seconds: float = 8) -> dict[str, Report]:
         time.sleep(2)
     if wait_until(settled, 15, 0.1) is None:
         raise LabError(f"lab-multi did not settle after the partition: {where()}")
-    reports = {vip: w.report for vip, w in watches.items()}
+    reports = {vip: w.seen for vip, w in watches.items()}
     return {v: r for v, r in reports.items() if r is not None}

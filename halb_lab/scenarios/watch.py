@@ -2,7 +2,7 @@
 
     with Watch() as w:
         ...the operation...
-    report = w.report   # outages, failed requests, holder samples
+    report = w.seen     # outages, failed requests, holder samples
 
 A separate process (`python -m halb_lab.scenarios.watch`) does two things until it is told to stop:
 - from the client's namespace, a new TCP connection and an HTTP GET to the VIP every 10 ms,
@@ -52,6 +52,10 @@ IFA_ADDRESS, IFA_LOCAL = 1, 2
 
 
 # --------------------------------------------------------------------------- analysis (pure)
+
+
+class WatchError(Exception):
+    """A watch that cannot say what it saw."""
 
 
 @dataclass(frozen=True)
@@ -320,6 +324,13 @@ class Watch:
         self._tmp = tempfile.TemporaryDirectory(prefix="halb-watch-")
         self._out = Path(self._tmp.name) / "watch.json"
         self._proc: subprocess.Popen[str] | None = None
+
+    @property
+    def seen(self) -> Report:
+        """What the watch saw, once it has ended."""
+        if self.report is None:
+            raise WatchError("the watch has not ended, or its client wrote no data: no report")
+        return self.report
 
     def __enter__(self) -> Watch:
         cmd = [
