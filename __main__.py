@@ -14,6 +14,7 @@ if lb.vips:  # several VIPs (`halb:vips`): each by name
 pulumi.export("nodes", lb.node_info)
 pulumi.export("stats_urls", lb.stats_urls)
 pulumi.export("metrics_urls", lb.metrics_urls)
+pulumi.export("prometheus_targets", lb.prometheus_targets)  # for Prometheus's file_sd_configs
 pulumi.export("frontends", lb.frontends)
 pulumi.export("host_keys", lb.host_keys)  # each node's SSH host key: configured, else recorded on first use
 pulumi.export("stats_user", lb.stats_user)

@@ -17,17 +17,15 @@ from collections.abc import Mapping
 from halb.config import HalbConfig
 from halb.config.nodes import HOST_KEY_RE
 from halb.config.words import Directive
+from halb.plan import SHARED_VRRP_DIRECTIVES
 from halb.render import PATHS, SCRIPT_USER, NodeFile, backends, haproxy_structure, step_script
 
 PACKAGES = ("keepalived", "haproxy", "curl", "socat", "python3")  # python3: vrrp-resign (raw VRRP socket)
-ADMIN_SOCKET = "/run/haproxy/admin.sock"
+ADMIN_SOCKET = PATHS["admin_socket"]
 STRUCTURE = PATHS["structure"]
 OWNER_DIR = PATHS["owner_dir"]
 HELD = PATHS["vrrp_held"]
 PENDING = PATHS["vrrp_pending"]
-# keepalived.conf directives both nodes must agree on (with the password in halb-auth.conf): a
-# change of any of them goes through the commit and rejoin phases (rollout.py).
-SHARED_VRRP_DIRECTIVES = ("vrrp_version", "virtual_router_id", "advert_int", "auth_type")
 # Every file halb installs (the teardown removes them all).
 MANAGED = (
     "keepalived_conf",
@@ -38,10 +36,23 @@ MANAGED = (
     "keepalived_dropin",
     "haproxy_watch_unit",
     "vrrp_guard_unit",
+    "metrics_unit",
+    "node_exporter_unit",
     "tmpfiles",
 )
 WATCH = "halb-haproxy-watch"  # the service that judges haproxy's health for keepalived
 GUARD = "halb-vrrp-guard"  # the service that keeps a node out of a VRRP partition
+METRICS = "halb-metrics"  # keeps halb's metrics current for the node exporter
+NODE_EXPORTER = "halb-node-exporter"  # the distribution's node exporter, as halb runs it
+# The distribution's own units for the node exporter: halb runs it as NODE_EXPORTER instead.
+PACKAGE_EXPORTERS = ("prometheus-node-exporter", "node_exporter")
+# The node exporter's package in each family (EPEL's on RHEL).
+EXPORTER_PACKAGES = {"debian": "prometheus-node-exporter", "rhel": "golang-github-prometheus-node-exporter"}
+
+
+def halb_units(cfg: HalbConfig) -> list[str]:
+    """halb's own services on a node, besides haproxy and keepalived."""
+    return [WATCH, GUARD, *([METRICS, NODE_EXPORTER] if cfg.monitoring.node_exporter else [])]
 
 
 def sha256(text: str) -> str:
@@ -114,8 +125,13 @@ def packages_script(cfg: HalbConfig) -> str:
     """Install what is missing of halb's packages (openssl too when a service ends TLS: the TLS
     step checks keys with it), with apt or dnf/yum by `osFamily`."""
     tls = any(svc.tls is not None for svc in cfg.haproxy.services)
+    packages = [*PACKAGES, *(["openssl"] if tls else [])]
+    exporter = cfg.monitoring.node_exporter
     return step_script(
-        "steps/packages.sh.j2", os_family=cfg.os_family, packages=[*PACKAGES, *(["openssl"] if tls else [])]
+        "steps/packages.sh.j2",
+        os_family=cfg.os_family,
+        debian=[*packages, *([EXPORTER_PACKAGES["debian"]] if exporter else [])],
+        rhel=[*packages, *([EXPORTER_PACKAGES["rhel"]] if exporter else [])],
     )
 
 
@@ -154,8 +170,7 @@ def system_script(cfg: HalbConfig, node: str, files: list[NodeFile]) -> str:
         script_user=SCRIPT_USER,
         installs=Directive("".join(install_file(f) for f in files if f.step == "system")),
         firewall=Directive(firewall(list(cfg.plan.firewall[node]))),
-        watch=WATCH,
-        guard=GUARD,
+        units=halb_units(cfg),
         node=node,
     )
 
@@ -277,9 +292,15 @@ def keepalived_script(files: list[NodeFile], vip: str) -> str:
     return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "keepalived -t", prepare)
 
 
-def services_script() -> str:
-    """Enable and start what is not running; keepalived only when the node is not held out of VRRP."""
-    return step_script("steps/services.sh.j2", watch=WATCH, guard=GUARD)
+def services_script(cfg: HalbConfig) -> str:
+    """Enable and start what is not running; keepalived only when the node is not held out of VRRP.
+    The distribution's own node exporter unit is stopped for halb's (the same port)."""
+    units = halb_units(cfg)
+    return step_script(
+        "steps/services.sh.j2",
+        units=units,
+        package_exporters=list(PACKAGE_EXPORTERS) if NODE_EXPORTER in units else [],
+    )
 
 
 def commit_script() -> str:
@@ -316,8 +337,7 @@ def teardown_script(node: str, owner: str) -> str:
         "steps/teardown.sh.j2",
         owner=owner,
         node_text=Directive(node),  # a validated node name, inside the message's double quotes
-        watch=WATCH,
-        guard=GUARD,
+        units=[WATCH, GUARD, METRICS, NODE_EXPORTER],
         firewall=Directive(firewall([])),
         script_user=SCRIPT_USER,
         **teardown_paths(),

@@ -34,6 +34,9 @@ MAINTENANCE_PRIORITY = 1  # below any configured priority: the peer preempts at 
 # priorities plus one, and a margin, so that it also stays below a peer whose priority the
 # nopreempt hold raised at run time (by at most the gap plus one) and above MAINTENANCE_PRIORITY.
 BACKENDS_PENALTY_MARGIN = 100
+# keepalived.conf directives both nodes must agree on (with the password in halb-auth.conf): a
+# change of any of them goes through the commit and rejoin phases (halb.components.rollout).
+SHARED_VRRP_DIRECTIVES = ("vrrp_version", "virtual_router_id", "advert_int", "auth_type")
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,9 @@ def stats_allow(cfg: HalbConfig) -> list[IPv4Network | IPv6Network]:
 
 def firewall_rules(cfg: HalbConfig, vips: tuple[ResolvedVip, ...], addresses: Allocation, node_name: str) -> list[str]:
     """Exactly what the node's firewall must let in: VRRP (IP protocol 112) from the peer only,
-    the service ports from anywhere, the stats port from `haproxy.stats.allowFrom`. With an IPv6
-    VIP, also VRRP from the peer's IPv6 address and the ports of the services bound on IPv6."""
+    the service ports from anywhere, the stats port (and the node exporter's) from
+    `haproxy.stats.allowFrom`. With an IPv6 VIP, also VRRP from the peer's IPv6 address and the
+    ports of the services bound on IPv6."""
     peer = cfg.peer(node_name)
     rules = [f"vrrp {firewall_address(ip_network(addresses.nodes[peer.name]))}"]
     if peer.address6 is not None and any(v.family == 6 for v in vips):
@@ -139,4 +143,7 @@ def firewall_rules(cfg: HalbConfig, vips: tuple[ResolvedVip, ...], addresses: Al
         six = [s for s in cfg.haproxy.services if 6 in {v.family for v in service_vips(cfg, s, vips)}]
         rules += [f"tcp {int(s.port)} ::/0" for s in six]
     rules += [f"tcp {int(cfg.haproxy.stats.port)} {firewall_address(net)}" for net in stats_allow(cfg)]
+    if cfg.monitoring.node_exporter:  # it listens on the node's IPv4 address only
+        exporter = int(cfg.monitoring.node_exporter_port)
+        rules += [f"tcp {exporter} {firewall_address(net)}" for net in stats_allow(cfg) if net.version == 4]
     return rules

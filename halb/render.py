@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
-from typing import Literal
+from pprint import pformat
+from typing import Literal, cast
 
 import jinja2
 
@@ -22,7 +23,8 @@ from halb.config import HalbConfig
 from halb.config.haproxy import Server, Service, backend_names, certificate_names
 from halb.config.tls import Certificate, key_block, read_pem
 from halb.config.words import Directive, UnsafeValue, address, finalizer, haproxy_word, keepalived_word, shell_word
-from halb.plan import INSTANCE, service_vips, stats_allow
+from halb.metrics import METRICS
+from halb.plan import INSTANCE, MAINTENANCE_PRIORITY, SHARED_VRRP_DIRECTIVES, service_vips, stats_allow
 
 TEMPLATES = PROJECT_DIR / "templates"
 
@@ -55,8 +57,15 @@ PATHS = {
     "structure": "/etc/haproxy/halb-structure",  # hash of haproxy.cfg without server weights and states
     "owner_dir": "/var/lib/halb",  # `owner`: which teardown resource provisioned this host; the firewall record
     "certs_dir": "/etc/haproxy/halb-certs",  # each TLS service's certificates with their keys (0600)
+    "admin_socket": "/run/haproxy/admin.sock",  # haproxy's runtime API (level admin)
+    "metrics_writer": "/usr/local/libexec/halb/metrics",  # keeps `metrics` current (halb/metrics.py)
+    "metrics_unit": "/etc/systemd/system/halb-metrics.service",
+    "node_exporter_unit": "/etc/systemd/system/halb-node-exporter.service",
+    "metrics_dir": "/var/lib/halb/metrics",  # the node exporter's textfile directory
+    "metrics": "/var/lib/halb/metrics/halb.prom",  # halb's metrics, also read by `halb status`
 }
 SCRIPT_USER = "keepalived_script"
+METRICS_EVERY = 1  # seconds between two samples of halb-metrics
 HAPROXY_BIN = "/usr/sbin/haproxy"
 
 # Which provisioning step installs a file; each step has its validator and reload.
@@ -131,6 +140,9 @@ TARGETS = {
     "vrrp-guard.j2": keepalived_word,
     "vrrp-adverts.j2": keepalived_word,
     "halb-vrrp-guard.service.j2": haproxy_word,
+    "halb-metrics.j2": keepalived_word,
+    "halb-metrics.service.j2": haproxy_word,
+    "halb-node-exporter.service.j2": haproxy_word,
     # systemd units and tmpfiles.d: halb's own paths and names only, held to haproxy's rules
     "halb-haproxy-watch.service.j2": haproxy_word,
     "haproxy.service.d/halb.conf.j2": haproxy_word,
@@ -333,8 +345,32 @@ def node_files(cfg: HalbConfig, node_name: str) -> list[NodeFile]:
         NodeFile(PATHS["vrrp_guard"], _render("vrrp-guard.j2", **ctx), "0755", "system"),
         NodeFile(PATHS["vrrp_guard_unit"], _render("halb-vrrp-guard.service.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_dropin"], _render("haproxy.service.d/halb.conf.j2", **ctx), "0644", "system"),
+        *(metrics_files(cfg, ctx) if cfg.monitoring.node_exporter else []),
         NodeFile(PATHS["haproxy_cfg"], _render("haproxy.cfg.j2", **ctx), "0644", "haproxy"),
         NodeFile(PATHS["keepalived_conf"], _render("keepalived.conf.j2", **ctx), "0644", "keepalived"),
+    ]
+
+
+def metrics_files(cfg: HalbConfig, ctx: dict[str, object]) -> list[NodeFile]:
+    """halb-metrics (the writer and its unit) and the node exporter's unit."""
+    node = cast("dict[str, str]", ctx["node"])["name"]
+    listen = hostport(cfg.plan.address(node), cfg.monitoring.node_exporter_port)
+    writer = {
+        "metrics_every": METRICS_EVERY,
+        "maintenance_priority": MAINTENANCE_PRIORITY,
+        "shared_directives": Directive(repr(SHARED_VRRP_DIRECTIVES)),
+        "metric_help": Directive(pformat({m.name: (m.kind, m.help) for m in METRICS}, width=110)),
+        "admin_socket": PATHS["admin_socket"],
+    }
+    return [
+        NodeFile(PATHS["metrics_writer"], _render("halb-metrics.j2", **ctx, **writer), "0755", "system"),
+        NodeFile(PATHS["metrics_unit"], _render("halb-metrics.service.j2", **ctx), "0644", "system"),
+        NodeFile(
+            PATHS["node_exporter_unit"],
+            _render("halb-node-exporter.service.j2", node_exporter_listen=listen, **ctx),
+            "0644",
+            "system",
+        ),
     ]
 
 

@@ -45,6 +45,7 @@ EXPORTS = (
     "nodes",
     "stats_urls",
     "metrics_urls",
+    "prometheus_targets",
     "frontends",
     "host_keys",
     "stats_user",

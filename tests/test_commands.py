@@ -69,7 +69,7 @@ def test_generated_scripts_pass_shellcheck(tmp_path: Path) -> None:
         "system": commands.system_script(cfg, "lb1", files),
         "haproxy": commands.haproxy_script(files, cfg, "lb1"),
         "keepalived": commands.keepalived_script(files, "192.168.4.60"),
-        "services": commands.services_script(),
+        "services": commands.services_script(cfg),
         "commit": commands.commit_script(),
         "rejoin": commands.rejoin_script(),
         "teardown": commands.teardown_script("lb1", "halb-lb1#0"),
@@ -187,6 +187,8 @@ def test_firewall_opens_exactly_halbs_rules_and_closes_stale_ones(tmp_path: Path
         "tcp 443 0.0.0.0/0",
         "tcp 8080 192.168.4.0/24",
         "tcp 8080 10.9.9.9/32",
+        "tcp 9100 192.168.4.0/24",  # the node exporter, from where the stats port may be reached
+        "tcp 9100 10.9.9.9/32",
     ]
     calls = _firewall_run(tmp_path, rules)
     assert "ufw allow from 0.0.0.0/0 to any port 80 proto tcp" in calls, calls
@@ -213,7 +215,7 @@ def test_firewall_opens_exactly_halbs_rules_and_closes_stale_ones(tmp_path: Path
 
     # Teardown: everything halb opened closes, the VRRP block leaves before.rules.
     calls = _firewall_run(tmp_path, [])
-    assert len([c for c in calls if "delete" in c or "--remove" in c]) == 1 + 2 * 2, calls  # VRRP: firewalld only
+    assert len([c for c in calls if "delete" in c or "--remove" in c]) == 1 + 4 * 2, calls  # VRRP: firewalld only
     assert (tmp_path / "before.rules").read_text() == BEFORE_RULES
     assert not (tmp_path / "state/firewall").exists()
 
@@ -245,6 +247,7 @@ def test_firewall_with_an_ipv6_vip_lets_in_vrrp_from_the_peers_ipv6_address_and_
         "tcp 443 ::/0",
         "tcp 8080 192.168.4.0/24",
         "tcp 8080 2001:db8:4::/64",
+        "tcp 9100 192.168.4.0/24",  # the node exporter listens on the node's IPv4 address only
     ], "api (on the IPv4 VIP `internal` only) gets no IPv6 rule"
     calls = _firewall_run(tmp_path, rules)
     assert "ufw allow from ::/0 to any port 80 proto tcp" in calls, calls

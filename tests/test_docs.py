@@ -97,6 +97,14 @@ def test_the_config_reference_is_in_step_with_the_model() -> None:
     assert len(docs.rows()) > 60
 
 
+def test_the_metrics_reference_is_in_step_with_halb_metrics() -> None:
+    from halb.metrics import METRICS
+
+    page = docs.METRICS_PAGE.read_text()
+    assert docs.update_metrics_page(page) == page, "docs/reference/metrics.md is stale: run `make docs`"
+    assert all(f"`{m.name}`" in page for m in METRICS), "docs/reference/metrics.md: a metric is missing"
+
+
 def test_the_cli_reference_is_in_step_with_the_parsers() -> None:
     from halb_lab.reference import update_cli_page
 

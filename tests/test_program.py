@@ -359,6 +359,13 @@ def test_outputs(dev_run: Run) -> None:
     }
     assert out["stats_urls"] == {"lb1": "http://192.168.4.61:8080/stats", "lb2": "http://192.168.4.62:8080/stats"}
     assert out["metrics_urls"]["lb2"] == "http://192.168.4.62:8080/metrics"
+    assert out["prometheus_targets"] == [
+        {"targets": ["192.168.4.61:9100", "192.168.4.62:9100"], "labels": {"job": "halb-node"}},
+        {
+            "targets": ["192.168.4.61:8080", "192.168.4.62:8080"],
+            "labels": {"job": "halb-haproxy", "__metrics_path__": "/metrics"},
+        },
+    ], "file_sd groups: the node exporters, and haproxy's exporter on the stats port"
     assert out["frontends"] == {"http": "192.168.4.60:80", "https": "192.168.4.60:443"}
     assert out["stats_password"] == STATS_PASSWORD and out["vrrp_password"] == VRRP_PASSWORD
 

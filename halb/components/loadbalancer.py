@@ -14,6 +14,7 @@ from halb.components.rollout import VrrpRollout, VrrpRolloutArgs
 from halb.components.verify import VerifyArgs, verify_command
 from halb.config import HalbConfig, Secret
 from halb.config.secrets import STATS_PASSWORD, VRRP_PASSWORD
+from halb.metrics import scrape_targets
 from halb.plan import Plan
 from halb.render import hostport, service_vips
 from halb.stack import VsphereCredentials, ssh_private_key
@@ -60,6 +61,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
                 "nodes": self.node_info,
                 "statsUrls": self.stats_urls,
                 "metricsUrls": self.metrics_urls,
+                "prometheusTargets": self.prometheus_targets,
                 "frontends": self.frontends,
                 "hostKeys": self.host_keys,
                 **({"vips": self.vips} if self.vips else {}),
@@ -202,6 +204,7 @@ class HaLoadBalancer(pulumi.ComponentResource):
         # With `halb:vips`: every VIP by name. A one-VIP stack has `vip` only: a stack's outputs
         # gain no key for a feature it does not use.
         self.vips = {v.name: str(v.address) for v in cfg.plan.vips} if cfg.vips else {}
+        self.prometheus_targets = scrape_targets(cfg)
         self.stats_user = h.stats.user
 
 

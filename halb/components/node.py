@@ -76,7 +76,7 @@ def _scripts(cfg: HalbConfig, node: str, owner: str, steps: tuple[str, ...]) -> 
         "system": commands.system_script(cfg, node, files),
         "haproxy": commands.haproxy_script(files + placeholders, cfg, node),
         "keepalived": commands.keepalived_script(files + placeholders, str(cfg.plan.vip)),
-        "services": commands.services_script(),
+        "services": commands.services_script(cfg),
     }
     if "tls" in steps:
         scripts["tls"] = commands.tls_script(placeholders)

@@ -237,14 +237,14 @@ def certificate_names(s: Service) -> list[str]:
 
 
 def haproxy_problems(
-    h: Haproxy, owners: Mapping[IPv4Address | IPv6Address, str], ssh_port: int | None = None
+    h: Haproxy, owners: Mapping[IPv4Address | IPv6Address, str], taken: Mapping[int, str] | None = None
 ) -> Problems:
-    """Cross-field checks; `owners` maps halb's own addresses (VIPs, nodes) to their keys; `ssh_port`
-    is the nodes' SSH port, which no haproxy port may take."""
+    """Cross-field checks; `owners` maps halb's own addresses (VIPs, nodes) to their keys; `taken`
+    the nodes' other ports (SSH, the node exporter) to their keys: no haproxy port may take one."""
     out = Problems()
     if not h.services:
         out.add("haproxy.services", "[]", "at least one service, e.g. `[{name: http, port: 80, servers: [...]}]`")
-    ports: dict[int, str] = {ssh_port: "ssh.port"} if ssh_port is not None else {}
+    ports: dict[int, str] = dict(taken or {})
     if h.stats.port in ports:
         out.add("haproxy.stats.port", show(h.stats.port), f"a port not already used by `{ports[h.stats.port]}`")
     ports.setdefault(h.stats.port, "haproxy.stats.port")

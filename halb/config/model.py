@@ -19,6 +19,7 @@ from halb.config.base import Model, Secret, is_secret, leaves, secret_paths
 from halb.config.errors import PROJECT, ConfigError, Problem, Problems, printable, show
 from halb.config.haproxy import Haproxy, haproxy_problems, tls_findings
 from halb.config.keepalived import Keepalived, keepalived_problems
+from halb.config.monitoring import Monitoring
 from halb.config.network import Network, dns_problems, network_problems, segment_addresses
 from halb.config.nodes import Node, default_nodes, nodes_problems
 from halb.config.paths import parse_path
@@ -51,6 +52,7 @@ class HalbConfig(Model):
     ssh: Ssh = Field(default_factory=Ssh, description="How halb reaches the nodes.")
     keepalived: Keepalived = Field(default_factory=Keepalived, description="VRRP settings.")
     haproxy: Haproxy = Field(description="Load balancer settings.")
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="Prometheus metrics of the pair.")
     vips: list[Vip] = Field(
         default_factory=list,
         max_length=MAX_VIPS,
@@ -258,7 +260,10 @@ def cross_field_problems(s: Sections) -> Problems:
     if s.haproxy is not None:
         mine: dict[IPv4Address | IPv6Address, str] = dict(owners.items())
         mine |= _more_owners(s)
-        out += haproxy_problems(s.haproxy, mine, s.ssh.port if s.ssh is not None else None)
+        ports: dict[int, str] = {s.ssh.port: "ssh.port"} if s.ssh is not None else {}
+        if s.monitoring is not None and s.monitoring.node_exporter:
+            ports.setdefault(s.monitoring.node_exporter_port, "monitoring.nodeExporterPort")
+        out += haproxy_problems(s.haproxy, mine, ports)
         out += tls_findings(s.haproxy)[0]
     return out
 

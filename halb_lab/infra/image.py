@@ -25,6 +25,7 @@ PACKAGES = [
     "socat",
     "python3",
     "openssl",  # as on a standard VM template (halb's TLS step checks keys with it)
+    "prometheus-node-exporter",  # what halb's packages step installs (monitoring.nodeExporter)
     "util-linux",
     "sudo",
 ]

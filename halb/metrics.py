@@ -1,0 +1,98 @@
+"""halb's metrics on each node: what `halb-metrics` writes to the node exporter's textfile collector
+(`halb.prom`), declared once. The writer (templates/halb-metrics.j2), the alert rules
+(monitoring/halb.rules.yml) and the reference page (docs/reference/metrics.md) take their names,
+types and labels from here.
+
+Prometheus's conventions: base units (seconds, Unix time), `_total` for counters, `_info` for a
+constant 1 whose labels carry the value, and labels of low cardinality (a VRRP instance, a VIP, a
+backend, a certificate). `vrrp_instance`, not `instance`: Prometheus gives every scraped series an
+`instance` label of its own (the target).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from halb.config import HalbConfig
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: Literal["gauge", "counter"]
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+VRRP_STATES = ("master", "backup", "fault")
+
+METRICS = (
+    Metric(
+        "halb_vrrp_state",
+        "gauge",
+        "1 for the VRRP instance's state on this node (master, backup or fault), 0 for the other two.",
+        ("vrrp_instance", "vip", "state"),
+    ),
+    Metric("halb_vip_held", "gauge", "1 while the VIP is on this node's interface.", ("vip",)),
+    Metric(
+        "halb_vrrp_transitions_total",
+        "counter",
+        "VRRP state changes of the instance on this node since it booted (keepalived's notify hook).",
+        ("vrrp_instance",),
+    ),
+    Metric(
+        "halb_vrrp_partition",
+        "gauge",
+        "1 while halb-vrrp-guard holds the instance in FAULT: the peer's adverts are lost while another "
+        "machine answers for the VIP, or this node is cut off from the LAN.",
+        ("vrrp_instance",),
+    ),
+    Metric("halb_keepalived_up", "gauge", "1 while a keepalived process runs on this node."),
+    Metric(
+        "halb_haproxy_healthy",
+        "gauge",
+        "1 while halb-haproxy-watch finds haproxy healthy (it answers /healthz), as keepalived sees it.",
+    ),
+    Metric(
+        "halb_backends_usable",
+        "gauge",
+        "Servers haproxy can send the backend's requests to now (UP: active ones, else backup ones).",
+        ("backend",),
+    ),
+    Metric(
+        "halb_certificate_not_after_seconds",
+        "gauge",
+        "When the certificate the service serves expires, as Unix time.",
+        ("service", "fingerprint"),
+    ),
+    Metric(
+        "halb_config_info",
+        "gauge",
+        "Always 1. `digest` identifies what both nodes must share (haproxy.cfg and keepalived's shared VRRP "
+        "settings) as it is on this node now: two nodes with different digests run different configs.",
+        ("digest",),
+    ),
+    Metric("halb_maintenance", "gauge", "1 while the node is in maintenance (`nodes[i].maintenance`)."),
+)
+NAMES = {m.name: m for m in METRICS}
+
+
+def scrape_targets(cfg: HalbConfig) -> list[dict[str, object]]:
+    """The stack output `prometheus_targets`: Prometheus `file_sd_configs` groups for both nodes'
+    node exporters (halb's metrics with the node's own) and haproxy's exporter on the stats port
+    (when it needs no password: file_sd cannot carry one)."""
+    plan, h, m = cfg.plan, cfg.haproxy, cfg.monitoring
+    nodes = [str(plan.address(n.name)) for n in cfg.nodes]
+    groups: list[dict[str, object]] = []
+    if m.node_exporter:
+        groups.append({"targets": [f"{a}:{m.node_exporter_port}" for a in nodes], "labels": {"job": "halb-node"}})
+    if h.metrics.enabled and not h.metrics.auth:
+        groups.append(
+            {
+                "targets": [f"{a}:{h.stats.port}" for a in nodes],
+                "labels": {"job": "halb-haproxy", "__metrics_path__": h.metrics.path},
+            }
+        )
+    return groups

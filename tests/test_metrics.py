@@ -1,0 +1,174 @@
+"""halb's metrics (halb/metrics.py) as the node's writer (templates/halb-metrics.j2) exposes them:
+Prometheus's text format as promtool reads it, every declared metric, values from the node's state."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import require, stack_raw, tool, variants
+from halb.config import load_config
+from halb.config.paths import set_in
+from halb.metrics import METRICS, NAMES
+from halb.render import PATHS, all_files
+from halb_lab.infra import ca
+
+SHOW_STAT = (
+    "# pxname,svname,qcur,status,weight,act,bck\n"
+    "http,w1,0,UP,1,1,0\nhttp,w2,0,DOWN,1,0,0\nhttp,BACKEND,0,UP,2,1,0\n"
+    "api,BACKEND,0,DOWN,0,0,0\n"
+    "halb_stats,BACKEND,0,UP,0,0,0\n"
+)
+
+
+def writer(variant: str = "dev", node: str = "lb1", raw: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The rendered halb-metrics, loaded as a module (not run)."""
+    cfg = load_config(raw if raw is not None else variants()[variant])
+    text = {f.path: f.content for f in all_files(cfg, node)}[PATHS["metrics_writer"]]
+    assert text.startswith("#!/usr/bin/python3\n"), "halb-metrics: a python3 script"
+    namespace: dict[str, Any] = {"__name__": "halb_metrics"}
+    exec(compile(text, PATHS["metrics_writer"], "exec"), namespace)
+    return namespace
+
+
+def admin_socket(path: Path) -> threading.Thread:
+    """A stand-in for haproxy's admin socket that answers one `show stat`."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            assert conn.recv(100).startswith(b"show stat"), "halb-metrics asks `show stat`"
+            conn.sendall(SHOW_STAT.encode())
+        server.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.fixture
+def node_state(tmp_path: Path) -> dict[str, Any]:
+    """halb-metrics of the dev stack's lb1, pointed at a node's state made up in tmp_path: MASTER
+    after 3 changes, haproxy healthy, in maintenance, one certificate, an admin socket."""
+    m = writer()
+    state, certs = tmp_path / "run", tmp_path / "certs"
+    state.mkdir()
+    certs.mkdir()
+    (state / "vrrp-state-halb").write_text("MASTER\n")
+    (state / "vrrp-transitions-halb").write_text("3\n")
+    (state / "vrrp-partition-66").write_text("0\n")
+    (tmp_path / "health").write_text("0\n")
+    (tmp_path / "haproxy.cfg").write_text("global\n")
+    (tmp_path / "keepalived.conf").write_text("vrrp_instance halb {\n    virtual_router_id 66\n    priority 1\n}\n")
+    issued = ca.Authority.create().issue(days=10)
+    chain, key = ca.write(issued, tmp_path / "leaf")
+    (certs / "https.pem").write_text(chain.read_text() + key.read_text())
+    m.update(
+        STATE_DIR=str(state),
+        HEALTH=str(tmp_path / "health"),
+        CERTS_DIR=str(certs),
+        HAPROXY_CFG=str(tmp_path / "haproxy.cfg"),
+        KEEPALIVED_CONF=str(tmp_path / "keepalived.conf"),
+        ADMIN_SOCKET=str(tmp_path / "admin.sock"),
+        OUT=str(tmp_path / "metrics" / "halb.prom"),
+    )
+    return {"m": m, "tmp": tmp_path, "fingerprint": issued.fingerprint}
+
+
+def series(text: str) -> dict[str, float]:
+    """`name{labels}` -> value of every sample line."""
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] != "#"}
+
+
+def test_halb_metrics_exposes_every_declared_metric_in_the_format_promtool_accepts(node_state: dict[str, Any]) -> None:
+    require(tool("promtool") is not None, "the `promtool` binary (Debian's prometheus)")
+    m = node_state["m"]
+    admin_socket(node_state["tmp"] / "admin.sock")
+    text = m["exposition"](m["sample"](m["Certificates"]()))
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert p.returncode == 0, f"halb-metrics: promtool check metrics: {p.stdout}{p.stderr}\n{text}"
+    names = set(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    assert names == {(x.name, x.kind) for x in METRICS}, f"halb-metrics exposes {sorted(names)}"
+    got = series(text)
+    assert got['halb_vrrp_state{vrrp_instance="halb",vip="192.168.4.60",state="master"}'] == 1, text
+    assert got['halb_vrrp_state{vrrp_instance="halb",vip="192.168.4.60",state="backup"}'] == 0, text
+    assert got['halb_vrrp_transitions_total{vrrp_instance="halb"}'] == 3, text
+    assert got['halb_vrrp_partition{vrrp_instance="halb"}'] == 0, text
+    assert got['halb_vip_held{vip="192.168.4.60"}'] == 0, "halb-metrics: this machine has no such VIP"
+    assert got["halb_haproxy_healthy"] == 1 and got["halb_maintenance"] == 1, text
+    assert got['halb_backends_usable{backend="http"}'] == 1 and got['halb_backends_usable{backend="api"}'] == 0, text
+    assert not any("halb_stats" in k for k in got), "halb-metrics: halb's own stats backend is no service"
+    expiry = got[f'halb_certificate_not_after_seconds{{service="https",fingerprint="{node_state["fingerprint"]}"}}']
+    import time
+
+    assert 9.9 * 86400 < expiry - time.time() < 10.1 * 86400, (
+        f"halb-metrics: the certificate expires in 10 days: {text}"
+    )
+
+
+def test_halb_metrics_labels_are_declared_and_values_follow_the_node(node_state: dict[str, Any]) -> None:
+    m, tmp = node_state["m"], node_state["tmp"]
+    (tmp / "health").write_text("1\n")  # halb-haproxy-watch: haproxy down
+    (tmp / "run" / "vrrp-partition-66").write_text("1\n")
+    (tmp / "keepalived.conf").write_text("vrrp_instance halb {\n    virtual_router_id 66\n    priority 250\n}\n")
+    samples = m["sample"](m["Certificates"]())  # no admin socket: no backend figures, no error
+    for name, labels, _ in samples:
+        assert tuple(k for k, _ in labels) == NAMES[name].labels, f"halb-metrics: {name} labels {labels}"
+    got = series(m["exposition"](samples))
+    assert got["halb_haproxy_healthy"] == 0 and got["halb_maintenance"] == 0, got
+    assert got['halb_vrrp_partition{vrrp_instance="halb"}'] == 1, got
+    assert not any(k.startswith("halb_backends_usable") for k in got), got
+    digest = next(k for k in got if k.startswith("halb_config_info"))
+    (tmp / "keepalived.conf").write_text("vrrp_instance halb {\n    virtual_router_id 67\n    priority 250\n}\n")
+    assert next(k for k in series(m["exposition"](m["sample"](m["Certificates"]()))) if "config_info" in k) != digest, (
+        "halb-metrics: a changed shared VRRP setting changes the digest"
+    )
+    (tmp / "keepalived.conf").write_text("vrrp_instance halb {\n    virtual_router_id 67\n    priority 240\n}\n")
+    changed = next(k for k in series(m["exposition"](m["sample"](m["Certificates"]()))) if "config_info" in k)
+    (tmp / "keepalived.conf").write_text("vrrp_instance halb {\n    virtual_router_id 67\n    priority 250\n}\n")
+    again = next(k for k in series(m["exposition"](m["sample"](m["Certificates"]()))) if "config_info" in k)
+    assert changed == again, "halb-metrics: a node's own priority is not part of what both nodes share"
+
+
+def test_halb_metrics_writes_the_file_whole(node_state: dict[str, Any]) -> None:
+    m, tmp = node_state["m"], node_state["tmp"]
+    (tmp / "metrics").mkdir()
+    m["write"]("halb_maintenance 0\n")
+    out = tmp / "metrics" / "halb.prom"
+    assert out.read_text() == "halb_maintenance 0\n" and oct(out.stat().st_mode)[-3:] == "644"
+    assert [p.name for p in (tmp / "metrics").iterdir()] == ["halb.prom"], "no temporary file left"
+
+
+def test_without_the_node_exporter_no_metrics_files_and_no_port() -> None:
+    raw = set_in(stack_raw("dev"), "monitoring", {"nodeExporter": False})
+    cfg = load_config(raw)
+    paths = {f.path for f in all_files(cfg, "lb1")}
+    assert not paths & {PATHS["metrics_writer"], PATHS["metrics_unit"], PATHS["node_exporter_unit"]}, paths
+    assert not any(r.startswith("tcp 9100") for r in cfg.plan.firewall["lb1"]), cfg.plan.firewall["lb1"]
+
+
+def test_the_node_exporter_listens_on_the_nodes_address_with_halbs_textfile_directory() -> None:
+    cfg = load_config(stack_raw("dev"))
+    for node in cfg.nodes:
+        unit = {f.path: f.content for f in all_files(cfg, node.name)}[PATHS["node_exporter_unit"]]
+        assert f"--web.listen-address={cfg.plan.address(node.name)}:9100 " in unit, f"halb-node-exporter on {node.name}"
+        assert f"--collector.textfile.directory={PATHS['metrics_dir']}'" in unit, unit
+        assert PATHS["metrics"].startswith(PATHS["metrics_dir"] + "/"), "halb.prom in the textfile directory"
+
+
+def test_a_port_the_node_exporter_takes_is_refused_to_a_service() -> None:
+    from halb.config import ConfigError
+
+    raw = set_in(stack_raw("dev"), "monitoring", {"nodeExporterPort": 80})
+    with pytest.raises(ConfigError) as e:
+        load_config(raw)
+    assert "haproxy.services[0].port" in str(e.value) and "monitoring.nodeExporterPort" in str(e.value), str(e.value)

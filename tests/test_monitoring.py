@@ -1,0 +1,43 @@
+"""monitoring/: the alert rules, as Prometheus's promtool checks and tests them, and their ties to
+halb's metrics (halb/metrics.py) and to the docs' runbooks."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import yaml
+
+from conftest import ROOT, require, tool
+from halb.metrics import NAMES
+
+RULES = ROOT / "monitoring" / "halb.rules.yml"
+TESTS = ROOT / "monitoring" / "halb.rules.test.yml"
+
+
+def rules() -> list[dict[str, object]]:
+    return [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+
+
+def test_promtool_checks_the_rules_and_passes_their_tests() -> None:
+    require(tool("promtool") is not None, "the `promtool` binary (Debian's prometheus)")
+    check = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True)
+    assert check.returncode == 0, f"monitoring/halb.rules.yml: {check.stdout}{check.stderr}"
+    test = subprocess.run(["promtool", "test", "rules", str(TESTS)], capture_output=True, text=True, cwd=TESTS.parent)
+    assert test.returncode == 0, f"monitoring/halb.rules.test.yml: {test.stdout}{test.stderr}"
+
+
+def test_every_rule_is_tested_uses_declared_metrics_and_links_its_runbook() -> None:
+    tested = set(re.findall(r"alertname: (\w+)", TESTS.read_text()))
+    guide = (ROOT / "docs" / "guides" / "alerts.md").read_text()
+    for r in rules():
+        name, expr = str(r["alert"]), str(r["expr"])
+        assert name in tested, f"{name}: no test in monitoring/halb.rules.test.yml"
+        assert "for" in r, f"{name}: no `for:` (a planned switchover must not fire it)"
+        used = set(re.findall(r"\bhalb_\w+", expr))
+        assert used <= set(NAMES), f"{name}: {sorted(used - set(NAMES))} are not metrics halb writes"
+        annotations = r["annotations"]
+        assert isinstance(annotations, dict) and annotations.get("summary"), f"{name}: no summary"
+        anchor = str(annotations["runbook_url"]).split("#", 1)[1]
+        sections = {h.lower(): h for h in re.findall(r"^## (\w+)$", guide, re.M)}
+        assert anchor in sections, f"{name}: its runbook #{anchor} is no section of docs/guides/alerts.md"
