@@ -15,6 +15,7 @@ from halb_lab.infra import ca, image, net, nodes, vcenter, worker
 from halb_lab.infra.topology import (
     CLIENT,
     HOST_ADDRESS,
+    MONITOR,
     HOSTS,
     NODES,
     SPARE_NODES,
@@ -158,7 +159,7 @@ def status() -> tuple[bool, str]:
             f"  {node.name:<7}{node.address:<14}{'running' if running else 'stopped':<9}VRRP {state.vrrp_state:<8}"
             f"VIP {'yes' if state.holds_vip else 'no ':<4}haproxy {state.haproxy:<9}keepalived {state.keepalived}"
         )
-    for host in [*WORKERS, CLIENT]:
+    for host in [*WORKERS, CLIENT, MONITOR]:
         lines.append(f"  {host.name:<7}{host.address:<14}{'present' if net.netns_exists(host.netns) else 'absent'}")
     lines.append(f"  vCenter {VCENTER:<15}{'running' if vcenter.pid() else 'stopped'} (simulated; stack lab-vsphere)")
     verdict: Verdict = assess(states)

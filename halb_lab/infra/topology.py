@@ -31,7 +31,7 @@ STACK_HOME = STATE / "engine"  # the lab stack's project, config file and file b
 class Host:
     name: str
     address: str
-    kind: str  # "node" (systemd machine), "worker" or "client" (plain namespaces)
+    kind: str  # "node" (systemd machine), "worker", "client" or "monitor" (plain namespaces)
 
     @property
     def address6(self) -> str:
@@ -51,4 +51,5 @@ NODES = [Host("lb1", "198.18.0.11", "node"), Host("lb2", "198.18.0.12", "node")]
 SPARE_NODES = [Host("lb3", "198.18.0.13", "node"), Host("lb4", "198.18.0.14", "node")]
 WORKERS = [Host(f"w{i}", f"198.18.0.{20 + i}", "worker") for i in range(1, 5)]
 CLIENT = Host("client", "198.18.0.30", "client")
-HOSTS = [*NODES, *SPARE_NODES, *WORKERS, CLIENT]
+MONITOR = Host("monitor", "198.18.0.50", "monitor")  # Prometheus and Alertmanager (halb_lab.scenarios.monitor)
+HOSTS = [*NODES, *SPARE_NODES, *WORKERS, CLIENT, MONITOR]
