@@ -51,7 +51,9 @@ def test_prometheus_reads_halbs_metrics_from_both_nodes(monitor: Monitor) -> Non
         "198.18.0.11:9100": 0,
         "198.18.0.12:9100": 0,
     }, "the node exporter reads halb.prom"
-    assert values(monitor, 'up{job="halb-haproxy"}') == {"198.18.0.11:8080": 1, "198.18.0.12:8080": 1}, "haproxy's exporter"
+    assert values(monitor, 'up{job="halb-haproxy"}') == {"198.18.0.11:8080": 1, "198.18.0.12:8080": 1}, (
+        "haproxy's exporter"
+    )
 
 
 def test_a_planned_switchover_fires_nothing(monitor: Monitor) -> None:

@@ -15,8 +15,8 @@ from halb_lab.infra import ca, image, net, nodes, vcenter, worker
 from halb_lab.infra.topology import (
     CLIENT,
     HOST_ADDRESS,
-    MONITOR,
     HOSTS,
+    MONITOR,
     NODES,
     SPARE_NODES,
     SSH_KEY,

@@ -44,7 +44,9 @@ def prometheus_config(targets: Path) -> dict[str, Any]:
         "global": {"scrape_interval": EVERY, "evaluation_interval": EVERY, "scrape_timeout": "900ms"},
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ALERTMANAGER_PORT}"]}]}]},
         "rule_files": [str(RULES)],
-        "scrape_configs": [{"job_name": "halb", "file_sd_configs": [{"files": [str(targets)], "refresh_interval": "5s"}]}],
+        "scrape_configs": [
+            {"job_name": "halb", "file_sd_configs": [{"files": [str(targets)], "refresh_interval": "5s"}]}
+        ],
     }
 
 
@@ -81,10 +83,14 @@ class Monitor:
     def delivered(self, name: str, status: str = "firing", since: float | None = None) -> list[dict[str, Any]]:
         since = self.started if since is None else since
         return [
-            a for a in self.alerts() if a["labels"]["alertname"] == name and a["status"] == status and a["received"] >= since
+            a
+            for a in self.alerts()
+            if a["labels"]["alertname"] == name and a["status"] == status and a["received"] >= since
         ]
 
-    def wait_for(self, name: str, status: str = "firing", timeout: float = 90, since: float | None = None) -> float | None:
+    def wait_for(
+        self, name: str, status: str = "firing", timeout: float = 90, since: float | None = None
+    ) -> float | None:
         """Seconds from `since` (now) until `name` was delivered with `status`, or None."""
         since = time.time() if since is None else since
         if wait_until(lambda: bool(self.delivered(name, status, since)), timeout, 0.5) is None:
@@ -176,7 +182,7 @@ def receive(out: Path, listen: str) -> None:
     """The webhook receiver: each delivery appended to `out` as one JSON line."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with open(out, "a") as f:
                 f.write(json.dumps({"received": time.time(), "payload": json.loads(body or b"{}")}) + "\n")
@@ -191,7 +197,9 @@ def receive(out: Path, listen: str) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m halb_lab.scenarios.monitor", description="the lab's webhook receiver")
+    parser = argparse.ArgumentParser(
+        prog="python -m halb_lab.scenarios.monitor", description="the lab's webhook receiver"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--listen", required=True)
     args = parser.parse_args()
