@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import yaml
 
@@ -41,3 +42,36 @@ def test_every_rule_is_tested_uses_declared_metrics_and_links_its_runbook() -> N
         anchor = str(annotations["runbook_url"]).split("#", 1)[1]
         sections = {h.lower(): h for h in re.findall(r"^## (\w+)$", guide, re.M)}
         assert anchor in sections, f"{name}: its runbook #{anchor} is no section of docs/guides/alerts.md"
+
+
+DASHBOARD = ROOT / "monitoring" / "halb.dashboard.json"
+
+
+def dashboard_queries() -> dict[str, str]:
+    """Each panel's title -> its PromQL (monitoring/halb.dashboard.json, Grafana's JSON model)."""
+    import json
+
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return {p["title"]: t["expr"] for p in panels for t in p["targets"]}
+
+
+def test_every_dashboard_query_is_promql_promtool_accepts_on_declared_metrics(tmp_path: Path) -> None:
+    require(tool("promtool") is not None, "the `promtool` binary (Debian's prometheus)")
+    queries = dashboard_queries()
+    assert len(queries) >= 8, f"monitoring/halb.dashboard.json: {sorted(queries)}"
+    for title, expr in queries.items():
+        used = set(re.findall(r"\bhalb_\w+", expr))
+        assert used <= set(NAMES), f"dashboard panel {title!r}: {sorted(used - set(NAMES))} are not halb's metrics"
+    recording = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [{"record": f"panel:{i}", "expr": e} for i, e in enumerate(queries.values())],
+            }
+        ]
+    }
+    (tmp_path / "dashboard.rules.yml").write_text(yaml.safe_dump(recording))
+    p = subprocess.run(
+        ["promtool", "check", "rules", str(tmp_path / "dashboard.rules.yml")], capture_output=True, text=True
+    )
+    assert p.returncode == 0, f"monitoring/halb.dashboard.json: a query promtool refuses: {p.stdout}{p.stderr}"
