@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -33,6 +34,10 @@ def monitor(deployed: Result) -> Iterator[Monitor]:
 def values(m: Monitor, expr: str) -> dict[str, float]:
     """An instant query's samples, by their `instance` (or the whole label set when it has none)."""
     return {str(r["metric"].get("instance", r["metric"])): float(r["value"][1]) for r in m.query(expr)}
+
+
+def has_data(m: Monitor, expr: str) -> bool:
+    return bool(m.query(expr))
 
 
 def test_prometheus_reads_halbs_metrics_from_both_nodes(monitor: Monitor) -> None:
@@ -64,7 +69,8 @@ def test_every_dashboard_query_returns_data(monitor: Monitor) -> None:
     for title, expr in dashboard_queries().items():
         if "halb_certificate_not_after_seconds" in expr:
             continue
-        assert wait_until(lambda e=expr: bool(monitor.query(e)), 30, 1) is not None, f"dashboard panel {title!r}: no data"
+        answered = wait_until(partial(has_data, monitor, expr), 30, 1)
+        assert answered is not None, f"dashboard panel {title!r}: no data"
 
 
 def test_a_planned_switchover_fires_nothing(monitor: Monitor) -> None:
