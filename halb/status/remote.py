@@ -96,8 +96,14 @@ def probe_script(q: Questions) -> str:
     vip, files, others, certs = q.vip, q.files, q.others, q.certs
     hashes = " ".join(files)
     x509 = "openssl x509 -noout -enddate -fingerprint -sha256 -in"
+    metrics = PATHS["metrics"]
     return (
-        f'echo "state $(cat {PATHS["vrrp_state"]} 2>/dev/null || echo UNKNOWN)"; '
+        f'echo "primary {vip}"; '
+        # halb-metrics' file, as Prometheus reads it: when it is fresh, the verdict reads the VIPs
+        # and VRRP states from it, so `halb status` and the alerts never disagree
+        + f'[ -r {metrics} ] && echo "metrics_age $(( $(date +%s) - $(stat -c %Y {metrics}) ))" && '
+        + f"grep -v '^#' {metrics} | sed 's/^/metric /'; "
+        + f'echo "state $(cat {PATHS["vrrp_state"]} 2>/dev/null || echo UNKNOWN)"; '
         f"ip -o -4 addr show | grep -qF ' {vip}/' && echo 'vip yes' || echo 'vip no'; "
         + "".join(f"ip -o addr show | grep -qF ' {o}/' && echo 'vip.{o} yes' || echo 'vip.{o} no'; " for o in others)
         + "".join(

@@ -30,6 +30,7 @@ class NodeState:
     certificates: dict[str, tuple[str, str]] = field(default_factory=dict)  # file -> (expiry day, sha256)
     partition: list[str] = field(default_factory=list)  # halb-vrrp-guard's findings (held in FAULT, why)
     collisions: list[str] = field(default_factory=list)  # other routers that send adverts for the stack's VRIDs
+    metrics_age: int | None = None  # seconds since halb-metrics wrote what the VIPs and state were read from
 
 
 # Exit codes of `halb status`, one per verdict.
@@ -142,10 +143,40 @@ def _certificate(text: str) -> tuple[str, str]:
     return day, digest.group(1).replace(":", "").lower() if digest else ""
 
 
+METRICS_FRESH_S = 5  # halb-metrics writes every second; older than this, the node is asked directly
+
+
+def _metric(line: str) -> tuple[str, dict[str, str], float] | None:
+    """(name, labels, value) of one sample line of Prometheus's text format as halb-metrics writes it."""
+    m = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line.strip())
+    if m is None:
+        return None
+    labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+    return m.group(1), labels, float(m.group(3))
+
+
+def from_metrics(values: dict[str, str], samples: list[tuple[str, dict[str, str], float]]) -> dict[str, str]:
+    """`values` with the VIPs held and the primary VIP's VRRP state taken from halb-metrics' samples,
+    when they are fresh (what Prometheus reads too); as asked directly otherwise."""
+    age = values.get("metrics_age", "")
+    if not samples or not age.lstrip("-").isdigit() or int(age) > METRICS_FRESH_S:
+        return values
+    out = dict(values)
+    primary = values.get("primary", "")
+    for name, labels, value in samples:
+        if name == "halb_vip_held" and "vip" in labels:
+            key = "vip" if labels["vip"] == primary else f"vip.{labels['vip']}"
+            out[key] = "yes" if value == 1 else "no"
+        elif name == "halb_vrrp_state" and labels.get("vip") == primary and value == 1:
+            out["state"] = labels.get("state", "unknown").upper()
+    return out
+
+
 def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
     if output is None:
         return NodeState(name, False, "UNKNOWN", False, "unknown", "unknown", error)
     values: dict[str, str] = {}
+    samples: list[tuple[str, dict[str, str], float]] = []
     hashes: dict[str, str] = {}
     certificates: dict[str, tuple[str, str]] = {}
     partition: list[str] = []
@@ -162,8 +193,13 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
             partition.append(rest.strip())
         elif key == "foreign":
             foreign.append(rest.strip())
+        elif key == "metric":
+            if (sample := _metric(rest)) is not None:
+                samples.append(sample)
         else:
             values[key] = rest.strip()
+    direct = values
+    values = from_metrics(values, samples)
     return NodeState(
         name,
         True,
@@ -179,6 +215,7 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
         certificates=certificates,
         partition=[p for p in partition if "held in FAULT" in p],
         collisions=foreign,
+        metrics_age=int(values["metrics_age"]) if values is not direct else None,
     )
 
 
