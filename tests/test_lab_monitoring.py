@@ -7,7 +7,7 @@ fires nothing. Root only; one ordered scenario on one deployed stack."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import pytest
@@ -112,3 +112,67 @@ def test_vrrp_blocked_between_the_nodes_fires_the_partition_alert(monitor: Monit
         net.unblock_vrrp(lb1, lb2)
     back = time.time()
     assert monitor.wait_for("HalbVrrpPartition", "resolved", since=back, timeout=WITHIN) is not None, monitor.alerts()
+
+
+def fault_fires(
+    monitor: Monitor, alert: str, within: float, fault: Callable[[], None], undo: Callable[[], None]
+) -> None:
+    """`fault`, then `alert` delivered within `within` s (its `for:` + WITHIN); `undo`, then it resolves."""
+    since = time.time()
+    try:
+        fault()
+        took = monitor.wait_for(alert, since=since, timeout=within)
+        assert took is not None, f"{alert} not delivered within {within} s: {monitor.alerts()[-5:]}"
+    finally:
+        undo()
+    back = time.time()
+    resolved = monitor.wait_for(alert, "resolved", since=back, timeout=WITHIN + 15)
+    assert resolved is not None, f"{alert} did not resolve after the fault ended: {monitor.alerts()[-5:]}"
+
+
+def test_keepalived_stopped_on_the_backup_fires_keepalived_down(monitor: Monitor) -> None:
+    lb2 = node("lb2")
+    fault_fires(
+        monitor,
+        "HalbKeepalivedDown",
+        30 + WITHIN,
+        lambda: nodes.ssh(lb2, "systemctl stop keepalived", timeout=20),
+        lambda: nodes.ssh(lb2, "systemctl start keepalived", timeout=20),
+    )
+
+
+def test_haproxy_stopped_on_the_backup_fires_redundancy_lost(monitor: Monitor) -> None:
+    lb2 = node("lb2")
+    fault_fires(
+        monitor,
+        "HalbRedundancyLost",
+        30 + WITHIN,
+        lambda: nodes.ssh(lb2, "systemctl stop haproxy", timeout=20),
+        lambda: nodes.ssh(lb2, "systemctl start haproxy", timeout=20),
+    )
+
+
+def test_every_backend_server_down_fires_holder_without_backend(monitor: Monitor) -> None:
+    from halb_lab.infra import lab
+    from halb_lab.infra.topology import WORKERS
+
+    def stop() -> None:
+        for w in WORKERS:
+            lab.stop_worker(w)
+
+    def start() -> None:
+        for w in WORKERS:
+            lab.start_worker(w)
+
+    fault_fires(monitor, "HalbHolderWithoutBackend", 15 + WITHIN, stop, start)
+
+
+def test_a_node_exporter_stopped_fires_node_exporter_down(monitor: Monitor) -> None:
+    lb2 = node("lb2")
+    fault_fires(
+        monitor,
+        "HalbNodeExporterDown",
+        60 + WITHIN,
+        lambda: nodes.ssh(lb2, "systemctl stop halb-node-exporter", timeout=20),
+        lambda: nodes.ssh(lb2, "systemctl start halb-node-exporter", timeout=20),
+    )
