@@ -115,7 +115,7 @@ def test_vrrp_blocked_between_the_nodes_fires_the_partition_alert(monitor: Monit
 
 
 def fault_fires(
-    monitor: Monitor, alert: str, within: float, fault: Callable[[], None], undo: Callable[[], None]
+    monitor: Monitor, alert: str, within: float, fault: Callable[[], object], undo: Callable[[], object]
 ) -> None:
     """`fault`, then `alert` delivered within `within` s (its `for:` + WITHIN); `undo`, then it resolves."""
     since = time.time()
