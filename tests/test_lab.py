@@ -445,8 +445,14 @@ def test_fault_link_flap_with_the_fast_profile_fails_over_within_a_second(deploy
 def stunned_once(d: drills.Drill, nopreempt: bool) -> None:
     """A stun costs at most one outage and, after the MASTER resumes, at most one sample with two
     holders; with nopreempt the VIP stays where it went (lb2, when it moved), with preempt it is on
-    lb1 at the end."""
-    assert len(d.report.outages) <= 1, f"{d.name}: a second outage: {d.report.summary()}"
+    lb1 at the end. With preempt the VIP's return is a second move, which may cost the one request
+    in flight then (1 run in 20 of `make bench-holder`), never more."""
+    later = d.report.outages[1:]
+    if nopreempt or d.facts["vip_on_lb2_s"] is None:
+        assert not later, f"{d.name}: a second outage: {d.report.summary()}"
+    assert len(later) <= 1 and all(o <= 0.05 for o in later), (
+        f"{d.name}: more than the return's request: {d.report.summary()}"
+    )
     assert d.facts["two_holder_samples_after_resume"] <= 1, f"{d.name}: {d.facts} {d.report.summary()}"
     moved = d.facts["vip_on_lb2_s"] is not None
     assert d.facts["holder_at_end"] == (["lb2"] if nopreempt and moved else ["lb1"]), f"{d.name}: {d.facts}"
