@@ -172,3 +172,15 @@ def test_a_port_the_node_exporter_takes_is_refused_to_a_service() -> None:
     with pytest.raises(ConfigError) as e:
         load_config(raw)
     assert "haproxy.services[0].port" in str(e.value) and "monitoring.nodeExporterPort" in str(e.value), str(e.value)
+
+
+def test_halb_metrics_once_prints_the_metrics_now_and_writes_nothing(
+    node_state: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`halb status` runs the writer with --once: the same exposition, on stdout, no file."""
+    m = node_state["m"]
+    monkeypatch.setattr(m["sys"], "argv", ["metrics", "--once"])
+    assert m["main"]() == 0
+    out = capsys.readouterr().out
+    assert 'halb_vrrp_state{vrrp_instance="halb",vip="192.168.4.60",state="master"} 1' in out, out
+    assert not (node_state["tmp"] / "metrics").exists(), "halb-metrics --once wrote a file"

@@ -47,8 +47,8 @@ def test_probe_output_is_parsed() -> None:
 
 
 def test_status_reads_the_vips_and_state_from_halb_metrics_when_fresh_as_prometheus_does(tmp_path: Path) -> None:
-    """The probe's direct answers say lb1 is BACKUP without the VIP; halb.prom says MASTER with it.
-    Fresh, the file wins (the CLI and the alerts never disagree); stale or absent, the direct answers."""
+    """The probe's direct answers say lb1 is BACKUP without the VIP; halb-metrics --once says MASTER with it.
+    Fresh, the metrics win (the CLI and the alerts never disagree); stale or absent, the direct answers."""
     direct = "primary 198.18.0.10\nstate BACKUP\nvip no\nvip.198.18.0.20 no\nactive.haproxy active\n"
     metrics = (
         'metric halb_vrrp_state{vrrp_instance="halb",vip="198.18.0.10",state="master"} 1\n'

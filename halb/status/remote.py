@@ -96,13 +96,13 @@ def probe_script(q: Questions) -> str:
     vip, files, others, certs = q.vip, q.files, q.others, q.certs
     hashes = " ".join(files)
     x509 = "openssl x509 -noout -enddate -fingerprint -sha256 -in"
-    metrics = PATHS["metrics"]
+    writer = PATHS["metrics_writer"]
     return (
         f'echo "primary {vip}"; '
-        # halb-metrics' file, as Prometheus reads it: when it is fresh, the verdict reads the VIPs
-        # and VRRP states from it, so `halb status` and the alerts never disagree
-        + f'[ -r {metrics} ] && echo "metrics_age $(( $(date +%s) - $(stat -c %Y {metrics}) ))" && '
-        + f"grep -v '^#' {metrics} | sed 's/^/metric /'; "
+        # halb-metrics computes what Prometheus reads; run once here (--once: printed, not written),
+        # it gives the same facts, computed the same way, at this moment, and the verdict reads the
+        # VIPs and VRRP states from them, so `halb status` and the alerts never disagree
+        + f"[ -x {writer} ] && echo 'metrics_age 0' && {writer} --once 2>/dev/null | grep -v '^#' | sed 's/^/metric /'; "
         + f'echo "state $(cat {PATHS["vrrp_state"]} 2>/dev/null || echo UNKNOWN)"; '
         f"ip -o -4 addr show | grep -qF ' {vip}/' && echo 'vip yes' || echo 'vip no'; "
         + "".join(f"ip -o addr show | grep -qF ' {o}/' && echo 'vip.{o} yes' || echo 'vip.{o} no'; " for o in others)

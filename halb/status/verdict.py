@@ -30,7 +30,7 @@ class NodeState:
     certificates: dict[str, tuple[str, str]] = field(default_factory=dict)  # file -> (expiry day, sha256)
     partition: list[str] = field(default_factory=list)  # halb-vrrp-guard's findings (held in FAULT, why)
     collisions: list[str] = field(default_factory=list)  # other routers that send adverts for the stack's VRIDs
-    metrics_age: int | None = None  # seconds since halb-metrics wrote what the VIPs and state were read from
+    metrics_age: int | None = None  # seconds since halb-metrics computed what the VIPs and state were read from
 
 
 # Exit codes of `halb status`, one per verdict.
@@ -143,7 +143,7 @@ def _certificate(text: str) -> tuple[str, str]:
     return day, digest.group(1).replace(":", "").lower() if digest else ""
 
 
-METRICS_FRESH_S = 5  # halb-metrics writes every second; older than this, the node is asked directly
+METRICS_FRESH_S = 5  # metrics older than this are not used: the node's direct answers are
 
 
 def _metric(line: str) -> tuple[str, dict[str, str], float] | None:
