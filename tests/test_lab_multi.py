@@ -85,12 +85,15 @@ def test_a_cut_link_moves_that_nodes_vips_to_its_peer_and_the_peers_own_never_bl
     assert d.moved_s is not None and d.moved_s <= 4.0, f"{cut}'s VIPs reached {peer} after {d.moved_s} s"
     for vip, owner in PREFERRED.items():
         r = d.reports[vip]
-        if owner == peer:  # (the cut node, hearing no one, takes them too, where no client reaches it)
+        if owner == peer:  # the cut node, held in FAULT as cut off, takes none of them
             assert r.failed == 0 and d.kept[vip], f"{vip} left {peer}: {r.summary()}"
             continue
-        # While cut, the node keeps its VIPs on a link nobody reaches (both hold them): the client
-        # sees one outage until the peer takes over, and none at the failback.
-        assert f"{cut}+{peer}" in r.holders_seen or f"{peer}+{cut}" in r.holders_seen, f"{vip}: {r.summary()}"
+        # While cut, halb-vrrp-guard holds the node in FAULT (nothing arrives, neither the peer nor
+        # the gateway answers), so it lets its VIPs go before the peer takes them: one outage
+        # until the peer takes over, none at the failback, two holders in one sample at most (the
+        # preemption overlap at the return).
+        two = [t for t, h in r.bad_samples if len(h) > 1]
+        assert peer in r.holders_seen and len(two) <= 1, f"{vip}: {r.summary()}"
         assert r.outages and r.outages[0] <= 4.0 and all(o <= 0.3 for o in r.outages[1:]), f"{vip}: {r.summary()}"
         assert r.holders_seen[-1] == cut, f"{vip}: not back on {cut}: {r.summary()}"
     assert not d.apart, f"the sync group's VIPs on different nodes: {d.apart}"

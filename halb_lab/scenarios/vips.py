@@ -121,8 +121,8 @@ def haproxy_killed(at: str) -> VipDrill:
 
 def link_cut(at: str, seconds: float = 6) -> VipDrill:
     """`at` unplugged from the switch: the peer hears no advert for the master-down interval and
-    takes `at`'s VIPs (which `at` keeps too, where no client reaches it); `seconds` after that, `at`
-    is plugged back and they return by preference."""
+    takes `at`'s VIPs (which `at`, held in FAULT as cut off by halb-vrrp-guard, has let go by then);
+    `seconds` after that, `at` is plugged back and they return by preference."""
 
     def cut() -> None:
         net.cut(node(at))
