@@ -42,6 +42,7 @@ from typing import Any
 from bench import wrk
 from bench.common import Knob, deployed, haproxy_cpu_seconds, standalone
 from halb.commands import ADMIN_SOCKET
+from halb.render import HAPROXY_BIN
 from halb_lab.infra import ca, nodes, worker
 from halb_lab.infra.topology import VIP, WORKERS
 from halb_lab.scenarios.probes import client_get, in_netns, node, wait_until
@@ -116,8 +117,8 @@ def resumed_by_halb(name: str = "lb1") -> tuple[int, int]:
 
 
 def server_config(server: str, resumption: str, prefix: Path, cert: Path, key: Path) -> tuple[str, list[str]]:
-    """(config, command) of one side of the like-for-like comparison (pure but for nothing: the
-    caller writes the config to `prefix`)."""
+    """(config, command) of one side of the like-for-like comparison, from its profile in
+    bench/profiles/tls/ (the caller writes the config to `prefix`)."""
     tickets, cache = RESUMPTION[resumption][server]
     text = Template((PROFILES / ("haproxy.cfg" if server == "haproxy" else "nginx.conf")).read_text())
     conf = prefix / f"{server}.conf"
@@ -125,7 +126,7 @@ def server_config(server: str, resumption: str, prefix: Path, cert: Path, key: P
         config = text.substitute(
             workers=SERVER_WORKERS, tickets=tickets, cache=cache, port=PORT, pem=prefix / "crt.pem"
         )
-        return config, ["/usr/sbin/haproxy", "-db", "-f", str(conf)]
+        return config, [HAPROXY_BIN, "-db", "-f", str(conf)]
     config = text.substitute(
         workers=SERVER_WORKERS, prefix=prefix, port=PORT, cert=cert, key=key, tickets=tickets, cache=cache
     )

@@ -11,8 +11,11 @@ backend, a certificate). `vrrp_instance`, not `instance`: Prometheus gives every
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+
+from halb import PROJECT_DIR
 
 if TYPE_CHECKING:
     from halb.config import HalbConfig
@@ -96,3 +99,12 @@ def scrape_targets(cfg: HalbConfig) -> list[dict[str, object]]:
             }
         )
     return groups
+
+
+DASHBOARD = PROJECT_DIR / "monitoring" / "halb.dashboard.json"
+
+
+def dashboard_queries() -> dict[str, str]:
+    """Each panel's title -> its PromQL, from the Grafana dashboard halb ships."""
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return {p["title"]: t["expr"] for p in panels for t in p["targets"]}

@@ -23,7 +23,7 @@ from halb.config import HalbConfig
 from halb.config.haproxy import Server, Service, backend_names, certificate_names
 from halb.config.tls import Certificate, key_block, read_pem
 from halb.config.words import Directive, UnsafeValue, address, finalizer, haproxy_word, keepalived_word, shell_word
-from halb.metrics import METRICS
+from halb.metrics import METRICS, VRRP_STATES
 from halb.plan import INSTANCE, MAINTENANCE_PRIORITY, SHARED_VRRP_DIRECTIVES, service_vips, stats_allow
 
 TEMPLATES = PROJECT_DIR / "templates"
@@ -62,7 +62,7 @@ PATHS = {
     "metrics_unit": "/etc/systemd/system/halb-metrics.service",
     "node_exporter_unit": "/etc/systemd/system/halb-node-exporter.service",
     "metrics_dir": "/var/lib/halb/metrics",  # the node exporter's textfile directory
-    "metrics": "/var/lib/halb/metrics/halb.prom",  # halb's metrics, also read by `halb status`
+    "metrics": "/var/lib/halb/metrics/halb.prom",  # halb's metrics (`halb status` runs the writer --once)
 }
 SCRIPT_USER = "keepalived_script"
 METRICS_EVERY = 1  # seconds between two samples of halb-metrics
@@ -359,6 +359,7 @@ def metrics_files(cfg: HalbConfig, ctx: dict[str, object]) -> list[NodeFile]:
         "metrics_every": METRICS_EVERY,
         "maintenance_priority": MAINTENANCE_PRIORITY,
         "shared_directives": Directive(repr(SHARED_VRRP_DIRECTIVES)),
+        "vrrp_states": Directive(repr(VRRP_STATES)),
         "metric_help": Directive(pformat({m.name: (m.kind, m.help) for m in METRICS}, width=110)),
         "admin_socket": PATHS["admin_socket"],
     }

@@ -13,6 +13,7 @@ from functools import partial
 import pytest
 
 from conftest import stack_deployed
+from halb.metrics import dashboard_queries
 from halb_lab.automation.stack import Result
 from halb_lab.infra import net, nodes
 from halb_lab.scenarios import drills
@@ -64,8 +65,6 @@ def test_prometheus_reads_halbs_metrics_from_both_nodes(monitor: Monitor) -> Non
 def test_every_dashboard_query_returns_data(monitor: Monitor) -> None:
     """Each panel of monitoring/halb.dashboard.json, as Grafana would ask it. The lab stack ends no
     TLS, so the certificate panel has nothing to show here (its series are proven by tests/test_metrics.py)."""
-    from test_monitoring import dashboard_queries
-
     for title, expr in dashboard_queries().items():
         if "halb_certificate_not_after_seconds" in expr:
             continue

@@ -165,6 +165,14 @@ def test_the_node_exporter_listens_on_the_nodes_address_with_halbs_textfile_dire
         assert PATHS["metrics"].startswith(PATHS["metrics_dir"] + "/"), "halb.prom in the textfile directory"
 
 
+def test_a_node_exporter_port_that_ssh_uses_is_refused() -> None:
+    from halb.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        load_config(set_in(stack_raw("dev"), "monitoring", {"nodeExporterPort": 22}))
+    assert "monitoring.nodeExporterPort" in str(e.value) and "ssh.port" in str(e.value), str(e.value)
+
+
 def test_a_port_the_node_exporter_takes_is_refused_to_a_service() -> None:
     from halb.config import ConfigError
 

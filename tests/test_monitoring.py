@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from conftest import ROOT, require, tool
-from halb.metrics import NAMES
+from halb.metrics import NAMES, dashboard_queries
 
 RULES = ROOT / "monitoring" / "halb.rules.yml"
 TESTS = ROOT / "monitoring" / "halb.rules.test.yml"
@@ -42,17 +42,6 @@ def test_every_rule_is_tested_uses_declared_metrics_and_links_its_runbook() -> N
         anchor = str(annotations["runbook_url"]).split("#", 1)[1]
         sections = {h.lower(): h for h in re.findall(r"^## (\w+)$", guide, re.M)}
         assert anchor in sections, f"{name}: its runbook #{anchor} is no section of docs/guides/alerts.md"
-
-
-DASHBOARD = ROOT / "monitoring" / "halb.dashboard.json"
-
-
-def dashboard_queries() -> dict[str, str]:
-    """Each panel's title -> its PromQL (monitoring/halb.dashboard.json, Grafana's JSON model)."""
-    import json
-
-    panels = json.loads(DASHBOARD.read_text())["panels"]
-    return {p["title"]: t["expr"] for p in panels for t in p["targets"]}
 
 
 def test_every_dashboard_query_is_promql_promtool_accepts_on_declared_metrics(tmp_path: Path) -> None:

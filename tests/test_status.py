@@ -46,9 +46,10 @@ def test_probe_output_is_parsed() -> None:
     assert not parse_probe("lb2", None).reachable
 
 
-def test_status_reads_the_vips_and_state_from_halb_metrics_when_fresh_as_prometheus_does(tmp_path: Path) -> None:
-    """The probe's direct answers say lb1 is BACKUP without the VIP; halb-metrics --once says MASTER with it.
-    Fresh, the metrics win (the CLI and the alerts never disagree); stale or absent, the direct answers."""
+def test_status_reads_the_vips_and_state_from_halb_metrics_as_prometheus_does() -> None:
+    """The probe's direct answers say lb1 is BACKUP without the VIP; halb-metrics --once says MASTER
+    with it. With the writer's samples, those win (the CLI and the alerts never disagree); without
+    them (monitoring.nodeExporter off), the direct answers."""
     direct = "primary 198.18.0.10\nstate BACKUP\nvip no\nvip.198.18.0.20 no\nactive.haproxy active\n"
     metrics = (
         'metric halb_vrrp_state{vrrp_instance="halb",vip="198.18.0.10",state="master"} 1\n'
@@ -56,16 +57,15 @@ def test_status_reads_the_vips_and_state_from_halb_metrics_when_fresh_as_prometh
         'metric halb_vip_held{vip="198.18.0.10"} 1\n'
         'metric halb_vip_held{vip="198.18.0.20"} 1\n'
     )
-    fresh = parse_probe("lb1", direct + "metrics_age 1\n" + metrics)
-    assert (fresh.vrrp_state, fresh.holds_vip, fresh.others, fresh.metrics_age) == (
+    measured = parse_probe("lb1", direct + metrics)
+    assert (measured.vrrp_state, measured.holds_vip, measured.others, measured.from_metrics) == (
         "MASTER",
         True,
         {"198.18.0.20": True},
-        1,
-    ), f"halb status from a fresh halb.prom: {fresh}"
-    for stale in (direct + "metrics_age 30\n" + metrics, direct):
-        s = parse_probe("lb1", stale)
-        assert (s.vrrp_state, s.holds_vip, s.metrics_age) == ("BACKUP", False, None), f"halb status, stale: {s}"
+        True,
+    ), f"halb status with halb-metrics: {measured}"
+    s = parse_probe("lb1", direct)
+    assert (s.vrrp_state, s.holds_vip, s.from_metrics) == ("BACKUP", False, False), f"halb status without it: {s}"
 
 
 def test_an_unreachable_node_is_its_own_verdict_with_sshs_reason() -> None:

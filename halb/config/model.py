@@ -260,12 +260,21 @@ def cross_field_problems(s: Sections) -> Problems:
     if s.haproxy is not None:
         mine: dict[IPv4Address | IPv6Address, str] = dict(owners.items())
         mine |= _more_owners(s)
-        ports: dict[int, str] = {s.ssh.port: "ssh.port"} if s.ssh is not None else {}
-        if s.monitoring is not None and s.monitoring.node_exporter:
-            ports.setdefault(s.monitoring.node_exporter_port, "monitoring.nodeExporterPort")
-        out += haproxy_problems(s.haproxy, mine, ports)
+        out += haproxy_problems(s.haproxy, mine, _node_ports(s, out))
         out += tls_findings(s.haproxy)[0]
     return out
+
+
+def _node_ports(s: Sections, out: Problems) -> dict[int, str]:
+    """The nodes' ports that are not haproxy's (SSH, the node exporter) -> their keys; the node
+    exporter on the SSH port is a problem of its own."""
+    ports: dict[int, str] = {s.ssh.port: "ssh.port"} if s.ssh is not None else {}
+    if s.monitoring is not None and s.monitoring.node_exporter:
+        port = s.monitoring.node_exporter_port
+        if port in ports:
+            out.add("monitoring.nodeExporterPort", show(port), f"a port not already used by `{ports[port]}`, e.g. 9100")
+        ports.setdefault(port, "monitoring.nodeExporterPort")
+    return ports
 
 
 def _more_owners(s: Sections) -> dict[IPv4Address | IPv6Address, str]:

@@ -102,7 +102,7 @@ def probe_script(q: Questions) -> str:
         # halb-metrics computes what Prometheus reads; run once here (--once: printed, not written),
         # it gives the same facts, computed the same way, at this moment, and the verdict reads the
         # VIPs and VRRP states from them, so `halb status` and the alerts never disagree
-        + f"[ -x {writer} ] && echo 'metrics_age 0' && {writer} --once 2>/dev/null | grep -v '^#' | sed 's/^/metric /'; "
+        + f"[ -x {writer} ] && {writer} --once 2>/dev/null | grep -v '^#' | sed 's/^/metric /'; "
         + f'echo "state $(cat {PATHS["vrrp_state"]} 2>/dev/null || echo UNKNOWN)"; '
         f"ip -o -4 addr show | grep -qF ' {vip}/' && echo 'vip yes' || echo 'vip no'; "
         + "".join(f"ip -o addr show | grep -qF ' {o}/' && echo 'vip.{o} yes' || echo 'vip.{o} no'; " for o in others)

@@ -30,7 +30,7 @@ class NodeState:
     certificates: dict[str, tuple[str, str]] = field(default_factory=dict)  # file -> (expiry day, sha256)
     partition: list[str] = field(default_factory=list)  # halb-vrrp-guard's findings (held in FAULT, why)
     collisions: list[str] = field(default_factory=list)  # other routers that send adverts for the stack's VRIDs
-    metrics_age: int | None = None  # seconds since halb-metrics computed what the VIPs and state were read from
+    from_metrics: bool = False  # the VIPs held and the VRRP state are halb-metrics' (as Prometheus reads them)
 
 
 # Exit codes of `halb status`, one per verdict.
@@ -143,9 +143,6 @@ def _certificate(text: str) -> tuple[str, str]:
     return day, digest.group(1).replace(":", "").lower() if digest else ""
 
 
-METRICS_FRESH_S = 5  # metrics older than this are not used: the node's direct answers are
-
-
 def _metric(line: str) -> tuple[str, dict[str, str], float] | None:
     """(name, labels, value) of one sample line of Prometheus's text format as halb-metrics writes it."""
     m = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line.strip())
@@ -156,11 +153,8 @@ def _metric(line: str) -> tuple[str, dict[str, str], float] | None:
 
 
 def from_metrics(values: dict[str, str], samples: list[tuple[str, dict[str, str], float]]) -> dict[str, str]:
-    """`values` with the VIPs held and the primary VIP's VRRP state taken from halb-metrics' samples,
-    when they are fresh (what Prometheus reads too); as asked directly otherwise."""
-    age = values.get("metrics_age", "")
-    if not samples or not age.lstrip("-").isdigit() or int(age) > METRICS_FRESH_S:
-        return values
+    """`values` with the VIPs held and the primary VIP's VRRP state taken from halb-metrics' samples
+    (what Prometheus reads too), when the node has halb-metrics; as asked directly otherwise."""
     out = dict(values)
     primary = values.get("primary", "")
     for name, labels, value in samples:
@@ -198,7 +192,6 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
                 samples.append(sample)
         else:
             values[key] = rest.strip()
-    direct = values
     values = from_metrics(values, samples)
     return NodeState(
         name,
@@ -215,7 +208,7 @@ def parse_probe(name: str, output: str | None, error: str = "") -> NodeState:
         certificates=certificates,
         partition=[p for p in partition if "held in FAULT" in p],
         collisions=foreign,
-        metrics_age=int(values["metrics_age"]) if values is not direct else None,
+        from_metrics=bool(samples),
     )
 
 
