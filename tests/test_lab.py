@@ -93,8 +93,13 @@ def test_each_node_runs_its_units_in_cgroups_of_its_own(deployed: Any) -> None:
 
 
 def _ns_pid(pid: int) -> str:
-    """The pid a host process has inside its own PID namespace (the last NSpid field)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """The pid a host process has inside its own PID namespace (the last NSpid field); "" for
+    a process that ended since it was listed (a short-lived helper the node ran meanwhile)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+    for line in status.splitlines():
         if line.startswith("NSpid:"):
             return line.split()[-1]
     return ""
