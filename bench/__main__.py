@@ -32,6 +32,7 @@ PARTS = {  # the name on the command line -> (module, key in results.json)
     "vips": ("vips", "vips"),
     "tls": ("tls", "tls"),
     "holder": ("holder", "holder"),
+    "alerts": ("alerts", "alerts"),
 }
 
 

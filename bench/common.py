@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from halb_lab.infra import lab
+
+if TYPE_CHECKING:
+    from halb_lab.automation.stack import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,18 +26,19 @@ T = TypeVar("T")
 
 
 @contextmanager
-def deployed(stack: str) -> Iterator[None]:
+def deployed(stack: str) -> Iterator[Result]:
     """On the lab (`on_lab`), `stack` deployed alone on its nodes (the other lab stacks' pairs,
-    which stand on the same nodes, destroyed first), and destroyed after, also on a failure."""
+    which stand on the same nodes, destroyed first), and destroyed after, also on a failure.
+    The block gets the deploy's result (its outputs: `.exports`)."""
     from halb_lab.automation.stack import deploy, destroy, engine
 
     with on_lab():
         for other in ("lab", "lab-multi", "lab-tls", "lab-vsphere"):
             if other != stack and engine(other).resources():
                 destroy(progress=_quiet, stack=other)
-        deploy(progress=_quiet, stack=stack)
+        result = deploy(progress=_quiet, stack=stack)
         try:
-            yield
+            yield result
         finally:
             destroy(progress=_quiet, stack=stack)
 
@@ -203,3 +207,22 @@ def haproxy_cpu_seconds(name: str) -> float:
     )
     ticks, hz = nodes.ssh(node(name), script, timeout=20).stdout.split()
     return int(ticks) / int(hz)
+
+
+CLK_TCK = 100  # /proc/<pid>/stat's CPU times are in these ticks
+
+
+def unit_cpu_s(name: str, unit: str, seconds: float = 10) -> float:
+    """CPU seconds a systemd unit's main process (and the children it waited for) used on node
+    `name` over `seconds`: utime + stime + cutime + cstime from /proc, before and after."""
+    from halb_lab.infra import nodes
+    from halb_lab.scenarios.probes import node
+
+    script = (
+        f"pid=$(systemctl show -p MainPID --value {unit}); "
+        'read -r -a s < "/proc/$pid/stat"; echo $((s[13] + s[14] + s[15] + s[16]))'
+    )
+    before = int(nodes.ssh(node(name), script, timeout=10).stdout.strip())
+    time.sleep(seconds)
+    after = int(nodes.ssh(node(name), script, timeout=10).stdout.strip())
+    return round((after - before) / CLK_TCK, 3)

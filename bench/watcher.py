@@ -23,20 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.common import Knob, on_lab, percentile, standalone
+from bench.common import Knob, on_lab, percentile, standalone, unit_cpu_s
 from halb.commands import WATCH
 from halb_lab.automation.stack import deploy
 from halb_lab.infra import nodes
 from halb_lab.infra.topology import NODES, VIP, WORKERS
 from halb_lab.scenarios import drills, faults
-from halb_lab.scenarios.probes import node
 
 ROOT = Path(__file__).resolve().parent.parent
 
 ROUNDS = 5  # --rounds
 HANG_RUNS = 20  # --hang-runs
 SECONDS = 5
-CLK_TCK = 100
 
 
 def set_watcher(running: bool) -> None:
@@ -58,14 +56,7 @@ def one_state() -> dict[str, float]:
 
 def watcher_cpu_s(seconds: float = 10) -> float:
     """CPU seconds the watcher (and anything it starts) used on lb1 over `seconds`."""
-    script = (
-        f"pid=$(systemctl show -p MainPID --value {WATCH}); "
-        'read -r -a s < "/proc/$pid/stat"; echo $((s[13] + s[14] + s[15] + s[16]))'
-    )
-    before = int(nodes.ssh(node("lb1"), script, timeout=10).stdout.strip())
-    time.sleep(seconds)
-    after = int(nodes.ssh(node("lb1"), script, timeout=10).stdout.strip())
-    return round((after - before) / CLK_TCK, 3)
+    return unit_cpu_s("lb1", WATCH, seconds)
 
 
 def run() -> dict[str, Any]:

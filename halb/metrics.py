@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+import yaml
+
 from halb import PROJECT_DIR
 
 if TYPE_CHECKING:
@@ -108,3 +110,17 @@ def dashboard_queries() -> dict[str, str]:
     """Each panel's title -> its PromQL, from the Grafana dashboard halb ships."""
     panels = json.loads(DASHBOARD.read_text())["panels"]
     return {p["title"]: t["expr"] for p in panels for t in p["targets"]}
+
+
+RULES = PROJECT_DIR / "monitoring" / "halb.rules.yml"
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def alert_for_seconds() -> dict[str, int]:
+    """Each alert rule's name -> its `for:` in seconds, from the rules file halb ships."""
+    out = {}
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            wait = str(rule.get("for", "0s"))
+            out[str(rule["alert"])] = int(wait[:-1]) * _UNITS[wait[-1]]
+    return out

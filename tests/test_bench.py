@@ -59,7 +59,9 @@ def test_a_parts_options_set_its_settings_and_record_them() -> None:
         )
 
 
-@pytest.mark.parametrize("part", ["pair", "holder", "iac", "vsphere", "watcher", "fuzz", "vips", "tls", "scale"])
+@pytest.mark.parametrize(
+    "part", ["pair", "holder", "iac", "vsphere", "watcher", "fuzz", "vips", "tls", "scale", "alerts"]
+)
 def test_every_part_answers_help_without_root(part: str) -> None:
     run = subprocess.run(
         [sys.executable, "-m", f"bench.{part}", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
@@ -107,3 +109,34 @@ def test_the_like_for_like_tls_servers_logs_count_resumed_handshakes() -> None:
     assert handshakes(log, "haproxy") == (3, 2), "haproxy logs ssl_fc_is_resumed: 1 resumed; a warning is no request"
     assert handshakes("r\n.\n.\nr\nr\n", "nginx") == (2, 3), "nginx logs $ssl_session_reused: r resumed"
     assert handshakes("", "nginx") == (0, 0)
+
+
+def test_the_alerts_summary_counts_undelivered_runs_and_leaves_them_out_of_the_percentiles() -> None:
+    from bench.alerts import summary
+    from halb_lab.scenarios.alerting import DRILLS, Seen
+
+    drill = DRILLS["haproxy-down-on-backup"]
+    seen = [
+        Seen(
+            drill.name,
+            {"HalbRedundancyLost": 31.5, "HalbVrrpFault": 31.0},
+            {"HalbRedundancyLost": 2.0, "HalbVrrpFault": 2.5},
+        ),
+        Seen(
+            drill.name,
+            {"HalbRedundancyLost": 33.0, "HalbVrrpFault": None},
+            {"HalbRedundancyLost": 3.0, "HalbVrrpFault": None},
+        ),
+        Seen(
+            drill.name,
+            {"HalbRedundancyLost": 32.0, "HalbVrrpFault": 30.5},
+            {"HalbRedundancyLost": 1.0, "HalbVrrpFault": 1.5},
+            ["HalbVipNoHolder"],
+        ),
+    ]
+    got = summary(drill, seen)
+    lost, fault = got["HalbRedundancyLost"], got["HalbVrrpFault"]
+    assert (lost["for_s"], lost["delivered"], lost["runs"]) == (30, 3, 3), f"HalbRedundancyLost: {lost}"
+    assert (lost["fired_p50_s"], lost["fired_p99_s"], lost["resolved_p99_s"]) == (32.0, 33.0, 3.0), lost
+    assert (fault["delivered"], fault["fired_p99_s"], fault["fired_s"]) == (2, 31.0, [31.0, None, 30.5]), fault
+    assert lost["others"] == ["HalbVipNoHolder"], f"another alert seen meanwhile: {lost['others']}"

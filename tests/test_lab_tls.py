@@ -1,10 +1,14 @@
 """Stack lab-tls through the real engine: haproxy ends TLS for the lab's names with a certificate
 from the lab's own CA, redirects plain HTTP, routes by host and path, and passes the client's
-address on (PROXY v2, X-Forwarded-For); the certificate is rotated under load. Root only."""
+address on (PROXY v2, X-Forwarded-For); the certificate is rotated under load, watched by the
+lab's Prometheus: a rotation fires nothing, a certificate near its end fires both certificate
+alerts and its renewal resolves them. Root only."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +18,9 @@ from conftest import stack_deployed
 from halb_lab.automation.stack import Result, deploy, engine, preview, stack_file_of
 from halb_lab.infra import ca
 from halb_lab.infra.topology import CLIENT, NODES, VIP
+from halb_lab.scenarios import alerting
 from halb_lab.scenarios.drills import quiet, status
+from halb_lab.scenarios.monitor import Monitor, monitoring
 from halb_lab.scenarios.probes import holders, wait_until
 from halb_lab.scenarios.tls import STACK, curl, failover_keeps_the_certificate, rotate, served
 from halb_lab.scenarios.watch import Watch
@@ -23,6 +29,12 @@ pytestmark = pytest.mark.lab
 
 
 deployed = stack_deployed(STACK)
+
+
+@pytest.fixture(scope="module")
+def monitor(deployed: Result) -> Iterator[Monitor]:
+    with monitoring(deployed.exports["prometheus_targets"]) as m:
+        yield m
 
 
 def test_a_handshake_through_the_vip_verifies_against_the_lab_ca_and_alpn_picks_h2(deployed: Result) -> None:
@@ -48,7 +60,10 @@ def test_routes_reach_their_group_and_the_workers_see_the_clients_address(deploy
     assert whoami[0] in {"w1", "w2"} and whoami[-1] == CLIENT.address, f"X-Forwarded-For: {whoami}"
 
 
-def test_rotating_the_certificate_under_load_fails_no_request_and_reloads_nothing(deployed: Result) -> None:
+def test_rotating_the_certificate_under_load_fails_no_request_reloads_nothing_and_fires_nothing(
+    monitor: Monitor,
+) -> None:
+    since = time.time()
     r = rotate()
     assert r.report.failed == 0 and not r.report.outages, f"rotation: {r.report.summary()}"
     assert r.new != r.old and r.served == {"lb1": r.new, "lb2": r.new}, f"served after rotation: {r.served}"
@@ -57,6 +72,17 @@ def test_rotating_the_certificate_under_load_fails_no_request_and_reloads_nothin
     answer = status(STACK)  # `halb status --json`: each node's certificate, by fingerprint
     prints = {n["name"]: [fp for _, fp in n["certificates"].values()] for n in answer["nodes"]}
     assert prints == {"lb1": [r.new], "lb2": [r.new]} and answer["verdict"] == "OK", answer
+    time.sleep(20)  # past the shortest `for:` (15 s)
+    fired = sorted({a["labels"]["alertname"] for a in monitor.alerts() if a["received"] >= since})
+    assert fired == [], f"a certificate rotation fired {fired}"
+
+
+def test_a_certificate_near_its_end_fires_both_alerts_and_its_renewal_resolves_them(monitor: Monitor) -> None:
+    seen = alerting.run(monitor, alerting.DRILLS["certificate"])
+    assert seen.missing() == [], (
+        f"a {alerting.SHORT}-day certificate: {seen.missing()} not delivered in time (fired {seen.fired_s}, "
+        f"resolved {seen.resolved_s}); delivered: {monitor.alerts()[-6:]}"
+    )
 
 
 def test_a_failover_keeps_serving_the_same_certificate(deployed: Result) -> None:

@@ -10,9 +10,8 @@ from pathlib import Path
 import yaml
 
 from conftest import ROOT, require, tool
-from halb.metrics import NAMES, dashboard_queries
+from halb.metrics import NAMES, RULES, alert_for_seconds, dashboard_queries
 
-RULES = ROOT / "monitoring" / "halb.rules.yml"
 TESTS = ROOT / "monitoring" / "halb.rules.test.yml"
 
 
@@ -64,3 +63,14 @@ def test_every_dashboard_query_is_promql_promtool_accepts_on_declared_metrics(tm
         ["promtool", "check", "rules", str(tmp_path / "dashboard.rules.yml")], capture_output=True, text=True
     )
     assert p.returncode == 0, f"monitoring/halb.dashboard.json: a query promtool refuses: {p.stdout}{p.stderr}"
+
+
+def test_each_rules_for_is_read_in_seconds_and_outlasts_a_planned_move() -> None:
+    """alert_for_seconds is what the lab's drills and `bench.alerts` wait by."""
+    waits = alert_for_seconds()
+    assert set(waits) == {r["alert"] for r in rules()}, f"alert_for_seconds: {sorted(waits)}"
+    for r in rules():
+        text, seconds = str(r["for"]), waits[str(r["alert"])]
+        assert re.fullmatch(r"\d+[smh]", text), f"{r['alert']}: `for: {text}` is not a plain duration"
+        assert seconds == int(text[:-1]) * {"s": 1, "m": 60, "h": 3600}[text[-1]], f"{r['alert']}: {seconds}"
+        assert seconds >= 15, f"{r['alert']}: `for: {text}` is shorter than a planned switchover's 15 s"

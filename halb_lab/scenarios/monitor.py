@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from halb import PROJECT_DIR
+from halb.metrics import RULES
 from halb_lab.infra.topology import MONITOR
 from halb_lab.scenarios.probes import LabError, in_netns, wait_until
 
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
-RULES = PROJECT_DIR / "monitoring" / "halb.rules.yml"
 PROMETHEUS_PORT, ALERTMANAGER_PORT, RECEIVER_PORT = 9090, 9093, 9099
 EVERY = "1s"  # scrape and evaluation interval
 

@@ -117,3 +117,12 @@ def failover_keeps_the_certificate() -> tuple[Report, str, str]:
         after = served(VIP)[0]
         wait_until(lambda: holders() == ["lb1"], 30, 0.1)
     return w.seen, before, after
+
+
+def install_certificate(days: float = 90) -> str:
+    """A new certificate from the lab's CA, valid for `days`, in the stack's certificate files,
+    then `pulumi up`: its fingerprint."""
+    issued = ca.ensure().issue(days=days)
+    ca.write(issued, ca.STACK_CERT)
+    deploy(stack=STACK, progress=quiet)
+    return issued.fingerprint

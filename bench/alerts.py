@@ -1,0 +1,144 @@
+"""`make bench` key `alerts`: how long each of halb's alerts takes from fault to delivery, and what
+the node exporter costs the node.
+
+    python -m bench.alerts [--json alerts.json] [--runs 5] [--rounds 5]   (`make bench-alerts`)
+
+On the lab, with Debian's Prometheus and Alertmanager scraping the nodes every second and
+delivering to a webhook receiver (halb_lab.scenarios.monitor):
+  alerts    each drill of halb_lab.scenarios.alerting, RUNS times: the seconds from the fault in
+            place to its alerts delivered, and from the undo to their resolution delivered (p50,
+            p99, every run kept), next to the rule's `for:`. The lab stack's drills first, then
+            the certificate drill on lab-tls.
+  exporter  ROUNDS rounds, each measuring both states of halb's monitoring on both nodes (the node
+            exporter and halb-metrics running and scraped every second, or both stopped), the
+            state that goes first alternating: wrk -c1 (keep-alive) through the VIP and straight
+            to w1 for SECONDS each, the added p50 and p99 (via - direct), as bench.watcher does.
+            Then each unit's CPU on lb1 over 10 s, and per scrape.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from typing import Any
+
+from bench import wrk
+from bench.common import Knob, deployed, percentile, standalone, unit_cpu_s
+from halb.metrics import alert_for_seconds
+from halb_lab.infra import nodes
+from halb_lab.infra.topology import NODES, VIP, WORKERS
+from halb_lab.scenarios import alerting, drills
+from halb_lab.scenarios.monitor import EVERY, Monitor, monitoring
+
+RUNS = 5  # --runs
+ROUNDS = 5  # --rounds
+SECONDS = 5
+EXPORTER, WRITER = "halb-node-exporter", "halb-metrics"
+
+
+def drill_runs(m: Monitor, drill: alerting.AlertDrill) -> list[alerting.Seen]:
+    seen = []
+    for i in range(RUNS):
+        drills.settle()
+        seen.append(alerting.run(m, drill))
+        print(f"bench: alerts {drill.name} {i + 1}/{RUNS}: fired {seen[-1].fired_s}, resolved {seen[-1].resolved_s}")
+        if seen[-1].missing():
+            print(f"bench: alerts {drill.name}: {seen[-1].missing()} not delivered in time", flush=True)
+    return seen
+
+
+def summary(drill: alerting.AlertDrill, seen: list[alerting.Seen]) -> dict[str, Any]:
+    """Per alert: its `for:`, and p50/p99 of fired and resolved over the runs that delivered them."""
+    waits = alert_for_seconds()
+    out: dict[str, Any] = {}
+    for a in drill.alerts:
+        fired = [t for s in seen if (t := s.fired_s[a]) is not None]
+        resolved = [t for s in seen if (t := s.resolved_s[a]) is not None]
+        out[a] = {
+            "drill": drill.name,
+            "for_s": waits[a],
+            "runs": len(seen),
+            "delivered": len(fired),
+            "fired_p50_s": percentile(fired, 50) if fired else None,
+            "fired_p99_s": percentile(fired, 99) if fired else None,
+            "resolved_p50_s": percentile(resolved, 50) if resolved else None,
+            "resolved_p99_s": percentile(resolved, 99) if resolved else None,
+            "fired_s": [s.fired_s[a] for s in seen],
+            "others": sorted({o for s in seen for o in s.others}),
+        }
+    return out
+
+
+def set_monitoring(running: bool) -> None:
+    for n in NODES:
+        nodes.ssh(n, f"systemctl {'start' if running else 'stop'} {EXPORTER} {WRITER}", timeout=20, check=True)
+    time.sleep(2)
+
+
+def one_state() -> dict[str, float]:
+    via = wrk.run(f"http://{VIP}/", 1, SECONDS)
+    direct = wrk.run(f"http://{WORKERS[0].address}/", 1, SECONDS)
+    return {"added_p50_ms": round(via.p50_ms - direct.p50_ms, 3), "added_p99_ms": round(via.p99_ms - direct.p99_ms, 3)}
+
+
+def exporter_cost() -> dict[str, Any]:
+    rounds: dict[str, list[dict[str, float]]] = {"running": [], "stopped": []}
+    for r in range(ROUNDS):
+        for state in ("running", "stopped") if r % 2 == 0 else ("stopped", "running"):
+            set_monitoring(state == "running")
+            rounds[state].append(one_state())
+            print(f"bench: alerts, monitoring {state}, round {r + 1}: {rounds[state][-1]}", flush=True)
+    set_monitoring(True)
+    scrape_every_s = float(EVERY.removesuffix("s"))
+    cpu = {unit: unit_cpu_s("lb1", unit, 10) for unit in (EXPORTER, WRITER)}
+    figures: dict[str, Any] = {"rounds": ROUNDS, "order": "alternating, running first in round 1"}
+    for state, rs in rounds.items():
+        figures[state] = {k: {"median": statistics.median(r[k] for r in rs), "runs": [r[k] for r in rs]} for k in rs[0]}
+    figures["added_p50_difference_ms"] = round(
+        figures["running"]["added_p50_ms"]["median"] - figures["stopped"]["added_p50_ms"]["median"], 3
+    )
+    figures["scrape_every_s"] = scrape_every_s
+    figures["cpu_s_per_10s"] = cpu
+    figures["exporter_cpu_ms_per_scrape"] = round(cpu[EXPORTER] * 1000 / (10 / scrape_every_s), 2)
+    return figures
+
+
+def run() -> dict[str, Any]:
+    figures: dict[str, Any] = {"runs": RUNS, "within_s": alerting.WITHIN, "alerts": {}}
+    for stack in ("lab", "lab-tls"):
+        chosen = [d for d in alerting.DRILLS.values() if d.stack == stack]
+        with deployed(stack) as result, monitoring(result.exports["prometheus_targets"]) as m:
+            for d in chosen:
+                figures["alerts"].update(summary(d, drill_runs(m, d)))
+            if stack == "lab":
+                figures["exporter"] = exporter_cost()
+    return figures
+
+
+def table(f: dict[str, Any]) -> str:
+    lines = [
+        "| alert (drill) | `for:` s | delivered | fired p50 / p99 s | resolved p50 / p99 s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, a in f["alerts"].items():
+        lines.append(
+            f"| {name} ({a['drill']}) | {a['for_s']} | {a['delivered']}/{a['runs']} | "
+            f"{a['fired_p50_s']} / {a['fired_p99_s']} | {a['resolved_p50_s']} / {a['resolved_p99_s']} |"
+        )
+    e = f["exporter"]
+    lines.append(
+        f"monitoring running vs stopped (median of {e['rounds']} rounds): added p50 "
+        f"{e['running']['added_p50_ms']['median']} vs {e['stopped']['added_p50_ms']['median']} ms "
+        f"(difference {e['added_p50_difference_ms']} ms); node exporter {e['exporter_cpu_ms_per_scrape']} ms CPU "
+        f"per scrape; CPU per 10 s {e['cpu_s_per_10s']}"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    knobs = {
+        "runs": Knob("RUNS", "runs of each alert drill"),
+        "rounds": Knob("ROUNDS", "rounds, halb's monitoring running and stopped"),
+    }
+    sys.exit(standalone("alerts", run, table, knobs))
