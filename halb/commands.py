@@ -36,12 +36,14 @@ MANAGED = (
     "keepalived_dropin",
     "haproxy_watch_unit",
     "vrrp_guard_unit",
+    "handoff_unit",
     "metrics_unit",
     "node_exporter_unit",
     "tmpfiles",
 )
 WATCH = "halb-haproxy-watch"  # the service that judges haproxy's health for keepalived
 GUARD = "halb-vrrp-guard"  # the service that keeps a node out of a VRRP partition
+HANDOFF = "halb-handoff"  # passes the packets of connections this node does not know to its peer
 METRICS = "halb-metrics"  # keeps halb's metrics current for the node exporter
 NODE_EXPORTER = "halb-node-exporter"  # the distribution's node exporter, as halb runs it
 # The distribution's own units for the node exporter: halb runs it as NODE_EXPORTER instead.
@@ -52,7 +54,12 @@ EXPORTER_PACKAGES = {"debian": "prometheus-node-exporter", "rhel": "golang-githu
 
 def halb_units(cfg: HalbConfig) -> list[str]:
     """halb's own services on a node, besides haproxy and keepalived."""
-    return [WATCH, GUARD, *([METRICS, NODE_EXPORTER] if cfg.monitoring.node_exporter else [])]
+    return [
+        WATCH,
+        GUARD,
+        *([HANDOFF] if cfg.keepalived.handoff else []),
+        *([METRICS, NODE_EXPORTER] if cfg.monitoring.node_exporter else []),
+    ]
 
 
 def sha256(text: str) -> str:
@@ -123,9 +130,9 @@ def recorded_host_key(node: str, stdout: str) -> str:
 
 def packages_script(cfg: HalbConfig) -> str:
     """Install what is missing of halb's packages (openssl too when a service ends TLS: the TLS
-    step checks keys with it), with apt or dnf/yum by `osFamily`."""
+    step checks keys with it; nftables with `keepalived.handoff`), with apt or dnf/yum by `osFamily`."""
     tls = any(svc.tls is not None for svc in cfg.haproxy.services)
-    packages = [*PACKAGES, *(["openssl"] if tls else [])]
+    packages = [*PACKAGES, *(["openssl"] if tls else []), *(["nftables"] if cfg.keepalived.handoff else [])]
     exporter = cfg.monitoring.node_exporter
     return step_script(
         "steps/packages.sh.j2",
@@ -337,7 +344,7 @@ def teardown_script(node: str, owner: str) -> str:
         "steps/teardown.sh.j2",
         owner=owner,
         node_text=Directive(node),  # a validated node name, inside the message's double quotes
-        units=[WATCH, GUARD, METRICS, NODE_EXPORTER],
+        units=[WATCH, GUARD, HANDOFF, METRICS, NODE_EXPORTER],
         firewall=Directive(firewall([])),
         script_user=SCRIPT_USER,
         **teardown_paths(),

@@ -44,6 +44,8 @@ PATHS = {
     "vrrp_resign": "/usr/local/libexec/halb/vrrp-resign",  # keepalived's ExecStopPost: hands over VIPs it left
     "vrrp_guard": "/usr/local/libexec/halb/vrrp-guard",  # holds this node in FAULT while the peer still serves
     "vrrp_guard_unit": "/etc/systemd/system/halb-vrrp-guard.service",
+    "handoff": "/usr/local/libexec/halb/handoff",  # passes connections it does not know to the peer (keepalived.handoff)
+    "handoff_unit": "/etc/systemd/system/halb-handoff.service",
     "vrrp_adverts": "/usr/local/libexec/halb/vrrp_adverts.py",  # other routers using the stack's VRIDs (the guard imports it)
     "vrrp_partition": "/run/halb/vrrp-partition",  # the guard's findings, one line per VIP held back
     "vrrp_foreign": "/run/halb/vrrp-foreign",  # the guard's findings: other routers that use this stack's VRIDs
@@ -65,6 +67,7 @@ PATHS = {
     "metrics": "/var/lib/halb/metrics/halb.prom",  # halb's metrics (`halb status` runs the writer --once)
 }
 SCRIPT_USER = "keepalived_script"
+HANDOFF_ROUTE_PROTOCOL = 186  # the routing protocol number that marks halb-handoff's routes on lo
 METRICS_EVERY = 1  # seconds between two samples of halb-metrics
 HAPROXY_BIN = "/usr/sbin/haproxy"
 
@@ -140,6 +143,8 @@ TARGETS = {
     "vrrp-guard.j2": keepalived_word,
     "vrrp-adverts.j2": keepalived_word,
     "halb-vrrp-guard.service.j2": haproxy_word,
+    "handoff.j2": shell_word,
+    "halb-handoff.service.j2": haproxy_word,
     "halb-metrics.j2": keepalived_word,
     "halb-metrics.service.j2": haproxy_word,
     "halb-node-exporter.service.j2": haproxy_word,
@@ -345,9 +350,25 @@ def node_files(cfg: HalbConfig, node_name: str) -> list[NodeFile]:
         NodeFile(PATHS["vrrp_guard"], _render("vrrp-guard.j2", **ctx), "0755", "system"),
         NodeFile(PATHS["vrrp_guard_unit"], _render("halb-vrrp-guard.service.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_dropin"], _render("haproxy.service.d/halb.conf.j2", **ctx), "0644", "system"),
+        *(handoff_files(cfg, node_name, ctx) if cfg.keepalived.handoff else []),
         *(metrics_files(cfg, ctx) if cfg.monitoring.node_exporter else []),
         NodeFile(PATHS["haproxy_cfg"], _render("haproxy.cfg.j2", **ctx), "0644", "haproxy"),
         NodeFile(PATHS["keepalived_conf"], _render("keepalived.conf.j2", **ctx), "0644", "keepalived"),
+    ]
+
+
+def handoff_files(cfg: HalbConfig, node_name: str, ctx: dict[str, object]) -> list[NodeFile]:
+    """halb-handoff (the script and its unit): each VIP this node runs, and the peer its unknown
+    connections go to (in the VIP's family)."""
+    handoff = [
+        {"vip": i["vip"], "peer": i["peer"], "six": ":" in str(i["vip"])}
+        for i in cfg.plan.instances[node_name]
+        if i["peer"] is not None
+    ]
+    script = _render("handoff.j2", handoff=handoff, route_protocol=HANDOFF_ROUTE_PROTOCOL, **ctx)
+    return [
+        NodeFile(PATHS["handoff"], script, "0755", "system"),
+        NodeFile(PATHS["handoff_unit"], _render("halb-handoff.service.j2", **ctx), "0644", "system"),
     ]
 
 

@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from halb.config import HalbConfig
 from halb.config.errors import printable
-from halb.render import PATHS, SCRIPT_USER, Secrets, certificate_files, write_tree
+from halb.render import HANDOFF_ROUTE_PROTOCOL, PATHS, SCRIPT_USER, Secrets, certificate_files, write_tree
 
 
 @dataclass
@@ -85,6 +85,34 @@ exec {shlex.quote(tool("keepalived") or "keepalived")} -t -f {PATHS["keepalived_
     return Result(p.returncode, p.stdout + p.stderr)
 
 
+def handoff_check(tree: Path, interface: str) -> Result:
+    """halb-handoff's script run for real in private namespaces (its own network, a tmpfs for its
+    record): `start` twice (idempotent), what it left (the nft tables, the routes on lo, arp_ignore),
+    then `stop`, and what `stop` left (nothing). nft and the kernel refuse a bad ruleset."""
+    script = f"""
+set -e
+mount --make-rprivate /
+mount -t tmpfs halb-test /var/lib
+ip link set lo up
+ip link add {shlex.quote(interface)} type veth peer name halbpeer0
+ip link set {shlex.quote(interface)} up
+handoff={shlex.quote(str(tree))}{PATHS["handoff"]}
+sh "$handoff" start
+sh "$handoff" start
+echo "started:"; nft list tables; ip -4 route show table local proto {HANDOFF_ROUTE_PROTOCOL}
+ip -6 route show table local proto {HANDOFF_ROUTE_PROTOCOL}
+echo "arp_ignore $(cat /proc/sys/net/ipv4/conf/{shlex.quote(interface)}/arp_ignore)"
+sh "$handoff" stop
+echo "stopped:"; nft list tables; ip -4 route show table local proto {HANDOFF_ROUTE_PROTOCOL}
+ip -6 route show table local proto {HANDOFF_ROUTE_PROTOCOL}
+echo "arp_ignore $(cat /proc/sys/net/ipv4/conf/{shlex.quote(interface)}/arp_ignore)"
+"""
+    p = subprocess.run(
+        ["unshare", *_as_root(), "--mount", "--net", "sh", "-c", script], capture_output=True, text=True, timeout=30
+    )
+    return Result(p.returncode, p.stdout + p.stderr)
+
+
 def shellcheck(path: Path) -> Result:
     """shellcheck for the shell the script's own #! line names (sh or bash)."""
     p = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True, timeout=30)
@@ -130,7 +158,7 @@ def check_secrets(cfg: HalbConfig) -> Secrets:
 def rendered_problems(cfg: HalbConfig) -> tuple[list[str], str | None]:
     """Both nodes' files rendered (with stand-in secrets) and run through `haproxy -c -dW` and
     `keepalived -t`: what each refused, and why the checks did not run (None when they did)."""
-    missing = [t for t in TOOLS if tool(t) is None]
+    missing = [t for t in (*TOOLS, *(["nft"] if cfg.keepalived.handoff else [])) if tool(t) is None]
     if missing:
         return (
             [],
@@ -142,10 +170,13 @@ def rendered_problems(cfg: HalbConfig) -> tuple[list[str], str | None]:
         write_tree(cfg, Path(out), check_secrets(cfg))
         for node in cfg.nodes:
             tree = Path(out) / node.name
-            for name, result in (
+            checks = [
                 ("haproxy -c -dW", haproxy_check(tree)),
                 ("keepalived -t", keepalived_check(tree, cfg.interface(node))),
-            ):
+            ]
+            if cfg.keepalived.handoff:
+                checks.append(("halb-handoff start/stop (nft)", handoff_check(tree, cfg.interface(node))))
+            for name, result in checks:
                 if "unshare failed" in result.output:
                     return [], f"{name} needs root or user namespaces here ({printable(result.output.strip())[-120:]})"
                 if result.rc != 0:

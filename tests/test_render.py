@@ -22,7 +22,7 @@ from halb import render
 from halb.config import ConfigError, HalbConfig, load_config
 from halb.config.paths import set_in
 from halb.render import PATHS, Secrets, all_files, node_files, secret_files, write_tree
-from halb.validate import haproxy_check, keepalived_check, shellcheck
+from halb.validate import handoff_check, haproxy_check, keepalived_check, shellcheck
 
 GOLDEN = ROOT / "tests" / "golden"
 VARIANTS = {name: load_config(raw) for name, raw in variants().items()}
@@ -71,10 +71,46 @@ def test_scripts_pass_shellcheck(variant: str, tmp_path: Path) -> None:
     require(tool("shellcheck") is not None, "the `shellcheck` binary")
     out = rendered(tmp_path, variant)
     scripts = [p for p in out.rglob("*") if p.is_file() and p.read_text().startswith(("#!/bin/sh", "#!/bin/bash"))]
-    assert len(scripts) == 2 * 3, f"{variant}: expected 3 shell scripts per node, found {scripts}"
+    expected = 2 * (4 if VARIANTS[variant].keepalived.handoff else 3)  # + halb-handoff
+    assert len(scripts) == expected, f"{variant}: expected {expected} shell scripts, found {scripts}"
     for script in scripts:
         result = shellcheck(script)
         assert result.rc == 0, f"{variant}/{script.relative_to(out)}: {result.output}"
+
+
+@pytest.mark.parametrize("variant,node", CASES)
+def test_handoff_starts_idempotently_and_stops_leaving_nothing(variant: str, node: str, tmp_path: Path) -> None:
+    """halb-handoff's script, run for real in private namespaces: nft loads its rules, each VIP
+    gets its route on lo, arp_ignore is 1; `stop` takes all of it away and restores arp_ignore."""
+    require_root_tools("nft", "unshare", "ip")
+    cfg = VARIANTS[variant]
+    result = handoff_check(rendered(tmp_path, variant) / node, cfg.interface(cfg.node(node)))
+    assert result.rc == 0, f"{variant}/{node} halb-handoff: rc={result.rc} {result.output}"
+    started, _, stopped = result.output.partition("stopped:")
+    families = {"ip" if v.family == 4 else "ip6" for v in cfg.plan.vips}
+    tables = set(re.findall(r"^table (ip6?) halb_handoff$", started, re.M))
+    assert tables == families, f"{variant}/{node} halb-handoff: nft tables {tables}, VIPs' families {families}"
+    routes = set(re.findall(r"^local (\S+) dev lo", started, re.M))
+    assert routes == {str(v.address) for v in cfg.plan.vips}, f"{variant}/{node} halb-handoff: routes on lo {routes}"
+    assert "arp_ignore 1" in started and "arp_ignore 0" in stopped, f"{variant}/{node} halb-handoff: {result.output}"
+    assert "halb_handoff" not in stopped and "local " not in stopped, f"{variant}/{node} halb-handoff stop left: {stopped}"
+
+
+def test_handoff_is_off_with_its_key_and_its_check_can_fail(tmp_path: Path) -> None:
+    """Negative control: a ruleset nft refuses fails the check. And `keepalived.handoff: false`
+    installs neither the script nor its unit, nor nftables."""
+    from halb.commands import HANDOFF, halb_units, packages_script
+
+    require_root_tools("nft", "unshare", "ip")
+    tree = rendered(tmp_path, "dev") / "lb1"
+    script = tree / PATHS["handoff"].lstrip("/")
+    script.write_text(script.read_text().replace(" dup to ", " dup too "))
+    assert handoff_check(tree, "ens192").rc != 0, "halb-handoff's check accepted `dup too`"
+    off = load_config(set_in(stack_raw("dev"), "keepalived.handoff", False))
+    paths = {f.path for f in node_files(off, "lb1")}
+    assert not paths & {PATHS["handoff"], PATHS["handoff_unit"]}, f"handoff off, yet installed: {paths}"
+    assert HANDOFF not in halb_units(off) and "nftables" not in packages_script(off), "handoff off"
+    assert HANDOFF in halb_units(VARIANTS["dev"]) and "nftables" in packages_script(VARIANTS["dev"]), "handoff on"
 
 
 def test_validators_catch_broken_files(tmp_path: Path) -> None:

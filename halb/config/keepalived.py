@@ -65,6 +65,12 @@ class Keepalived(Model):
     backup_priority: int = Field(240, description="Priority of the backup node (1-254), below the master's.")
     unicast: bool = Field(True, description="Send adverts by unicast to the peer instead of multicast.")
     nopreempt: bool = Field(False, description="Do not take the VIP back when the master recovers (both start BACKUP).")
+    handoff: bool = Field(
+        True,
+        description="Connections survive a move of the VIP: the new holder passes the packets of a "
+        "connection it does not know to its peer, which still serves it (halb-handoff.service). Services "
+        "bound to the wildcard address (no `vips` list) only.",
+    )
     auth_password: SecretValue | None = Field(
         None,
         description=f"VRRPv2 PASS password (secret): {VRRP_PASSWORD.describe()}. Generated and kept in "

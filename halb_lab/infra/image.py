@@ -26,6 +26,7 @@ PACKAGES = [
     "python3",
     "openssl",  # as on a standard VM template (halb's TLS step checks keys with it)
     "prometheus-node-exporter",  # what halb's packages step installs (monitoring.nodeExporter)
+    "nftables",  # likewise (keepalived.handoff)
     "util-linux",
     "sudo",
 ]
