@@ -93,7 +93,9 @@ def test_handoff_starts_idempotently_and_stops_leaving_nothing(variant: str, nod
     routes = set(re.findall(r"^local (\S+) dev lo", started, re.M))
     assert routes == {str(v.address) for v in cfg.plan.vips}, f"{variant}/{node} halb-handoff: routes on lo {routes}"
     assert "arp_ignore 1" in started and "arp_ignore 0" in stopped, f"{variant}/{node} halb-handoff: {result.output}"
-    assert "halb_handoff" not in stopped and "local " not in stopped, f"{variant}/{node} halb-handoff stop left: {stopped}"
+    assert "halb_handoff" not in stopped and "local " not in stopped, (
+        f"{variant}/{node} halb-handoff stop left: {stopped}"
+    )
 
 
 def test_handoff_is_off_with_its_key_and_its_check_can_fail(tmp_path: Path) -> None:
