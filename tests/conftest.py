@@ -167,3 +167,30 @@ def boundary_off() -> Iterator[None]:
     finally:
         for word in saved:
             render._ENVS[word] = render._environment(word)
+
+
+def load_script(cfg: Any, path: str, node: str = "lb1") -> dict[str, Any]:
+    """A rendered python3 script of a stack (vrrp-resign, vrrp-guard, halb-metrics), loaded as a
+    module (not run), with the vrrp_adverts module it imports from beside itself, as rendered."""
+    import posixpath
+    import sys
+    import types
+
+    from halb.render import PATHS, all_files
+
+    files = {f.path: f.content for f in all_files(cfg, node)}
+    text = files[path]
+    assert text.startswith("#!/usr/bin/python3\n"), f"{path}: a python3 script"
+    namespace: dict[str, Any] = {"__name__": posixpath.basename(path), "__file__": path}
+    adverts = types.ModuleType("vrrp_adverts")
+    exec(compile(files[PATHS["vrrp_adverts"]], PATHS["vrrp_adverts"], "exec"), adverts.__dict__)
+    saved = sys.modules.get("vrrp_adverts")
+    sys.modules["vrrp_adverts"] = adverts
+    try:
+        exec(compile(text, path, "exec"), namespace)
+    finally:
+        if saved is None:
+            del sys.modules["vrrp_adverts"]
+        else:
+            sys.modules["vrrp_adverts"] = saved
+    return namespace

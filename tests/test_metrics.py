@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import require, stack_raw, tool, variants
+from conftest import load_script, require, stack_raw, tool, variants
 from halb.config import load_config
 from halb.config.paths import set_in
 from halb.metrics import METRICS, NAMES
@@ -30,11 +30,7 @@ SHOW_STAT = (
 def writer(variant: str = "dev", node: str = "lb1", raw: dict[str, Any] | None = None) -> dict[str, Any]:
     """The rendered halb-metrics, loaded as a module (not run)."""
     cfg = load_config(raw if raw is not None else variants()[variant])
-    text = {f.path: f.content for f in all_files(cfg, node)}[PATHS["metrics_writer"]]
-    assert text.startswith("#!/usr/bin/python3\n"), "halb-metrics: a python3 script"
-    namespace: dict[str, Any] = {"__name__": "halb_metrics"}
-    exec(compile(text, PATHS["metrics_writer"], "exec"), namespace)
-    return namespace
+    return load_script(cfg, PATHS["metrics_writer"], node)
 
 
 def admin_socket(path: Path) -> threading.Thread:

@@ -6,7 +6,6 @@ Regenerate golden files after an intended change: `make golden`.
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 import shutil
 import socket
@@ -17,7 +16,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from conftest import IN_CI, ROOT, require, require_root_tools, stack_raw, tool, variants
+from conftest import IN_CI, ROOT, load_script, require, require_root_tools, stack_raw, tool, variants
 from halb import render
 from halb.config import ConfigError, HalbConfig, load_config
 from halb.config.paths import set_in
@@ -292,25 +291,34 @@ def test_dual_stack_instances_sync_group_and_binds() -> None:
 
 def _script(variant: str, path: str, node: str = "lb1") -> dict[str, Any]:
     """A rendered python3 script of a variant (vrrp-resign, vrrp-guard), loaded as a module (not run)."""
-    import sys
-    import types
+    return load_script(VARIANTS[variant], path, node)
 
-    files = {f.path: f.content for f in all_files(VARIANTS[variant], node)}
-    text = files[path]
-    assert text.startswith("#!/usr/bin/python3\n"), f"{path}: a python3 script"
-    namespace: dict[str, Any] = {"__name__": posixpath.basename(path), "__file__": path}
-    adverts = types.ModuleType("vrrp_adverts")  # the module the guard imports from beside itself, as rendered
-    exec(compile(files[PATHS["vrrp_adverts"]], PATHS["vrrp_adverts"], "exec"), adverts.__dict__)
-    saved = sys.modules.get("vrrp_adverts")
-    sys.modules["vrrp_adverts"] = adverts
-    try:
-        exec(compile(text, path, "exec"), namespace)
-    finally:
-        if saved is None:
-            del sys.modules["vrrp_adverts"]
-        else:
-            sys.modules["vrrp_adverts"] = saved
-    return namespace
+
+def test_the_addresses_the_guard_and_metrics_see_are_the_interfaces_not_the_routes_on_lo(tmp_path: Path) -> None:
+    """vrrp_adverts.addresses (a netlink dump) in a network namespace of its own: an address on the
+    interface counts (IPv4 and IPv6); a VIP that is local through halb-handoff's route on lo does
+    not, and neither does another interface's address."""
+    import subprocess
+
+    require_root_tools("unshare", "ip")
+    module = next(f for f in all_files(VARIANTS["dev"], "lb1") if f.path == PATHS["vrrp_adverts"])
+    (tmp_path / "vrrp_adverts.py").write_text(module.content)
+    script = f"""
+set -e
+ip link add halbt0 type veth peer name halbt0p
+ip link set halbt0 up
+ip addr add 198.18.9.1/24 dev halbt0
+ip addr add 2001:2::9:1/64 dev halbt0 nodad
+ip route add local 198.18.9.2 dev lo table local metric 1024
+ip link add halbt1 type veth peer name halbt1p
+ip addr add 198.18.9.3/24 dev halbt1
+python3 -c 'import sys; sys.path.insert(0, "{tmp_path}"); import vrrp_adverts; print(" ".join(sorted(vrrp_adverts.addresses("halbt0"))))'
+"""
+    p = subprocess.run(["unshare", "--net", "sh", "-c", script], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, f"vrrp_adverts.addresses: {p.stderr}"
+    seen = set(p.stdout.split())
+    assert {"198.18.9.1", "2001:2::9:1"} <= seen, f"vrrp_adverts.addresses(halbt0): {seen}"
+    assert not seen & {"198.18.9.2", "198.18.9.3"}, f"vrrp_adverts.addresses(halbt0) counts what is not on it: {seen}"
 
 
 def _resign(variant: str, node: str = "lb1") -> dict[str, Any]:

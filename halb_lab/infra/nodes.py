@@ -75,6 +75,20 @@ def mount(host: Host, base: Path) -> Path:
     return root
 
 
+NET_SYSCTL_UNIT = "halb-lab-net-sysctl.service"
+NET_SYSCTL = """# The lab's, not halb's: the node's /proc/sys/net writable, as on a VM.
+[Unit]
+Description=lab: /proc/sys/net writable (systemd-nspawn leaves it read-only)
+DefaultDependencies=no
+Before=sysinit.target systemd-sysctl.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net'
+"""
+
+
 def prepare(host: Host, root: Path) -> None:
     marker = root / "etc/ssh/.halb-lab-host-keys"
     if not marker.exists():  # the image's keys are shared: each node gets its own (the stack pins them)
@@ -82,6 +96,15 @@ def prepare(host: Host, root: Path) -> None:
             old.unlink()
         subprocess.run(["ssh-keygen", "-A", "-f", str(root)], check=True, capture_output=True)
         marker.touch()
+    # systemd-nspawn mounts /proc/sys read-only, and /proc/sys/net writable only for a network it
+    # made itself (not one given by --network-namespace-path): on a VM, as here, the node's own
+    # network settings are its own to change (halb-handoff sets arp_ignore).
+    units = root / "etc/systemd/system"
+    (units / NET_SYSCTL_UNIT).write_text(NET_SYSCTL)
+    (units / "sysinit.target.wants").mkdir(exist_ok=True)
+    wants = units / "sysinit.target.wants" / NET_SYSCTL_UNIT
+    if not wants.is_symlink():
+        wants.symlink_to(f"../{NET_SYSCTL_UNIT}")
     (root / "etc/hostname").write_text(host.name + "\n")
     (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n{host.address} {host.name}\n")
     key = Path(str(SSH_KEY) + ".pub").read_text()

@@ -48,6 +48,38 @@ VRRP_FILTER = [
 ]
 
 
+RTM_NEWADDR, RTM_GETADDR, NLMSG_ERROR, NLMSG_DONE = 20, 22, 2, 3
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+
+
+def addresses(interface=INTERFACE):
+    """The addresses on `interface` now, from a netlink dump (no process started). Not a test
+    bind: with keepalived.handoff every VIP is local on every node (a route on lo), held or not."""
+    index = socket.if_nametoindex(interface)
+    out = set()
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as s:  # NETLINK_ROUTE
+        # nlmsghdr (length, type, flags, seq, pid), then ifaddrmsg (family AF_UNSPEC: both)
+        s.sendto(struct.pack("=IHHIIBBBBI", 24, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0, 0, 0, 0, 0, 0), (0, 0))
+        while True:
+            data, offset = s.recv(65536), 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, offset)
+                if kind in (NLMSG_DONE, NLMSG_ERROR) or length < 16:
+                    return out
+                family, _, _, _, ifindex = struct.unpack_from("=BBBBI", data, offset + 16)
+                if kind == RTM_NEWADDR and ifindex == index:
+                    pos = offset + 24
+                    while pos + 4 <= offset + length:
+                        size, attr = struct.unpack_from("=HH", data, pos)
+                        if size < 4:
+                            break
+                        if attr in (IFA_ADDRESS, IFA_LOCAL):
+                            out.add(socket.inet_ntop(family, data[pos + 4:pos + size]))
+                        pos += (size + 3) & ~3
+                offset += (length + 3) & ~3
+
+
 def stack_vrids():
     """{(family, vrid): (config key, {vip, ...})} for every instance of the stack."""
     out = {}
