@@ -299,14 +299,25 @@ def keepalived_script(files: list[NodeFile], vip: str) -> str:
     return _config_script(main, secret, posixpath.dirname(main.path), validate, apply, "keepalived -t", prepare)
 
 
+# halb's optional services and the files each runs from (with `keepalived.handoff` and
+# `monitoring.nodeExporter`): when the config turns one off, the services step stops it and removes them.
+OPTIONAL_UNITS = {
+    HANDOFF: ("handoff_unit", "handoff"),
+    METRICS: ("metrics_unit", "metrics_writer"),
+    NODE_EXPORTER: ("node_exporter_unit",),
+}
+
+
 def services_script(cfg: HalbConfig) -> str:
     """Enable and start what is not running; keepalived only when the node is not held out of VRRP.
-    The distribution's own node exporter unit is stopped for halb's (the same port)."""
+    The distribution's own node exporter unit is stopped for halb's (the same port). An optional
+    service the config turned off is stopped (halb-handoff's stop undoes what it set) and its files go."""
     units = halb_units(cfg)
     return step_script(
         "steps/services.sh.j2",
         units=units,
         package_exporters=list(PACKAGE_EXPORTERS) if NODE_EXPORTER in units else [],
+        retired=[(u, [PATHS[k] for k in keys]) for u, keys in OPTIONAL_UNITS.items() if u not in units],
     )
 
 

@@ -109,15 +109,16 @@ def invocation(name: str, unit: str) -> str:
 # --------------------------------------------------------------------------- the drills
 
 
-def switchover() -> Drill:
-    """lb1 into maintenance (the VIP goes to lb2), then back (lb1 preempts again)."""
+def switchover(sets: tuple[str, ...] = ()) -> Drill:
+    """lb1 into maintenance (the VIP goes to lb2), then back (lb1 preempts again); `sets`: config
+    the stack runs with throughout (as deployed before the drill)."""
     settle()
     with Watch(keepalives=True) as w:
-        into = deploy(sets=["nodes[0].maintenance=true"], progress=quiet)
+        into = deploy(sets=["nodes[0].maintenance=true", *sets], progress=quiet)
         moved = wait_until(lambda: holders() == ["lb2"], 15, 0.05)
         during = status()
         lb1_haproxy = nodes.ssh(node("lb1"), "systemctl is-active haproxy", timeout=10).stdout.strip()
-        back = deploy(progress=quiet)
+        back = deploy(sets=list(sets), progress=quiet)
         returned = wait_until(lambda: holders() == ["lb1"], 15, 0.05)
     return Drill(
         "switchover",
