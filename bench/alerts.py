@@ -18,13 +18,12 @@ delivering to a webhook receiver (halb_lab.scenarios.monitor):
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from typing import Any
 
 from bench import wrk
-from bench.common import Knob, deployed, percentile, standalone, unit_cpu_s
+from bench.common import Knob, deployed, percentile, running_vs_stopped, standalone, unit_cpu_s
 from halb.metrics import alert_for_seconds
 from halb_lab.infra import nodes
 from halb_lab.infra.topology import NODES, VIP, WORKERS
@@ -83,21 +82,9 @@ def one_state() -> dict[str, float]:
 
 
 def exporter_cost() -> dict[str, Any]:
-    rounds: dict[str, list[dict[str, float]]] = {"running": [], "stopped": []}
-    for r in range(ROUNDS):
-        for state in ("running", "stopped") if r % 2 == 0 else ("stopped", "running"):
-            set_monitoring(state == "running")
-            rounds[state].append(one_state())
-            print(f"bench: alerts, monitoring {state}, round {r + 1}: {rounds[state][-1]}", flush=True)
-    set_monitoring(True)
+    figures = running_vs_stopped("halb's monitoring", ROUNDS, set_monitoring, one_state)
     scrape_every_s = float(EVERY.removesuffix("s"))
     cpu = {unit: unit_cpu_s("lb1", unit, 10) for unit in (EXPORTER, WRITER)}
-    figures: dict[str, Any] = {"rounds": ROUNDS, "order": "alternating, running first in round 1"}
-    for state, rs in rounds.items():
-        figures[state] = {k: {"median": statistics.median(r[k] for r in rs), "runs": [r[k] for r in rs]} for k in rs[0]}
-    figures["added_p50_difference_ms"] = round(
-        figures["running"]["added_p50_ms"]["median"] - figures["stopped"]["added_p50_ms"]["median"], 3
-    )
     figures["scrape_every_s"] = scrape_every_s
     figures["cpu_s_per_10s"] = cpu
     figures["exporter_cpu_ms_per_scrape"] = round(cpu[EXPORTER] * 1000 / (10 / scrape_every_s), 2)

@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -226,3 +227,26 @@ def unit_cpu_s(name: str, unit: str, seconds: float = 10) -> float:
     time.sleep(seconds)
     after = int(nodes.ssh(node(name), script, timeout=10).stdout.strip())
     return round((after - before) / CLK_TCK, 3)
+
+
+def running_vs_stopped(
+    what: str, rounds: int, switch: Callable[[bool], None], measure: Callable[[], dict[str, float]]
+) -> dict[str, Any]:
+    """An A/B of something on the nodes: `rounds` rounds, each measuring with it running and with
+    it stopped (`switch(True/False)`), the state that goes first alternating (running first in
+    round 1); each figure's median over the rounds, every round's value kept, and the difference
+    of the added p50 (`measure` gives `added_p50_ms`). Left running at the end."""
+    seen: dict[str, list[dict[str, float]]] = {"running": [], "stopped": []}
+    for r in range(rounds):
+        for state in ("running", "stopped") if r % 2 == 0 else ("stopped", "running"):
+            switch(state == "running")
+            seen[state].append(measure())
+            print(f"bench: {what} {state}, round {r + 1}: {seen[state][-1]}", flush=True)
+    switch(True)
+    figures: dict[str, Any] = {"rounds": rounds, "order": "alternating, running first in round 1"}
+    for state, rs in seen.items():
+        figures[state] = {k: {"median": statistics.median(r[k] for r in rs), "runs": [r[k] for r in rs]} for k in rs[0]}
+    figures["added_p50_difference_ms"] = round(
+        figures["running"]["added_p50_ms"]["median"] - figures["stopped"]["added_p50_ms"]["median"], 3
+    )
+    return figures

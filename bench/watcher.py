@@ -16,14 +16,13 @@ times: p50 and p99 of the outage.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.common import Knob, on_lab, percentile, standalone, unit_cpu_s
+from bench.common import Knob, on_lab, percentile, running_vs_stopped, standalone, unit_cpu_s
 from halb.commands import WATCH
 from halb_lab.automation.stack import deploy
 from halb_lab.infra import nodes
@@ -63,28 +62,13 @@ def run() -> dict[str, Any]:
     with on_lab():
         deploy(progress=lambda _: None)
         drills.settle()
-        rounds: dict[str, list[dict[str, float]]] = {"running": [], "stopped": []}
-        for r in range(ROUNDS):
-            order = ("running", "stopped") if r % 2 == 0 else ("stopped", "running")
-            for state in order:
-                set_watcher(state == "running")
-                rounds[state].append(one_state())
-                print(f"bench: watcher {state}, round {r + 1}: {rounds[state][-1]}", flush=True)
-        set_watcher(True)
+        figures = running_vs_stopped("watcher", ROUNDS, set_watcher, one_state)
         cpu = watcher_cpu_s()
         hangs = []
         for i in range(HANG_RUNS):
             d = faults.haproxy_hang()
             hangs.append(d.report.outages[0] if d.report.outages else 0.0)
             print(f"bench: hang {i + 1}/{HANG_RUNS}: {hangs[-1]:.2f} s", flush=True)
-    figures: dict[str, Any] = {"rounds": ROUNDS, "order": "alternating, running first in round 1"}
-    for state, rs in rounds.items():
-        figures[state] = {
-            key: {"median": statistics.median(r[key] for r in rs), "runs": [r[key] for r in rs]} for key in rs[0]
-        }
-    figures["added_p50_difference_ms"] = round(
-        figures["running"]["added_p50_ms"]["median"] - figures["stopped"]["added_p50_ms"]["median"], 3
-    )
     figures["watcher_cpu_s_per_10s"] = cpu
     figures["hang"] = {
         "runs": HANG_RUNS,

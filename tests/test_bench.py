@@ -140,3 +140,19 @@ def test_the_alerts_summary_counts_undelivered_runs_and_leaves_them_out_of_the_p
     assert (lost["fired_p50_s"], lost["fired_p99_s"], lost["resolved_p99_s"]) == (32.0, 33.0, 3.0), lost
     assert (fault["delivered"], fault["fired_p99_s"], fault["fired_s"]) == (2, 31.0, [31.0, None, 30.5]), fault
     assert lost["others"] == ["HalbVipNoHolder"], f"another alert seen meanwhile: {lost['others']}"
+
+
+def test_running_vs_stopped_alternates_the_order_and_takes_medians() -> None:
+    from bench.common import running_vs_stopped
+
+    states: list[bool] = []
+    values = iter([0.30, 0.10, 0.12, 0.32, 0.34, 0.14])  # running, stopped, stopped, running, running, stopped
+
+    def measure() -> dict[str, float]:
+        return {"added_p50_ms": next(values)}
+
+    got = running_vs_stopped("test", 3, states.append, measure)
+    assert states == [True, False, False, True, True, False, True], f"switched: {states} (left running)"
+    assert got["running"]["added_p50_ms"] == {"median": 0.32, "runs": [0.30, 0.32, 0.34]}, got
+    assert got["stopped"]["added_p50_ms"] == {"median": 0.12, "runs": [0.10, 0.12, 0.14]}, got
+    assert got["added_p50_difference_ms"] == 0.2 and got["rounds"] == 3, got
