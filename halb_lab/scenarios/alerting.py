@@ -73,6 +73,11 @@ def _certificate(days: float) -> Callable[[], object]:
     return install
 
 
+def stopped_on_backup(name: str, unit: str, alerts: tuple[str, ...]) -> AlertDrill:
+    """`unit` stopped on lb2 (the BACKUP), then started again."""
+    return AlertDrill(name, alerts, ssh("lb2", f"systemctl stop {unit}"), ssh("lb2", f"systemctl start {unit}"))
+
+
 _cfg = PATHS["haproxy_cfg"]
 DRILLS = {
     d.name: d
@@ -92,25 +97,10 @@ DRILLS = {
             lambda: net.unblock_vrrp(node("lb1"), node("lb2")),
         ),
         # haproxy down on the BACKUP: keepalived holds it in FAULT, and the pair cannot fail over
-        AlertDrill(
-            "haproxy-down-on-backup",
-            ("HalbRedundancyLost", "HalbVrrpFault"),
-            ssh("lb2", "systemctl stop haproxy"),
-            ssh("lb2", "systemctl start haproxy"),
-        ),
-        AlertDrill(
-            "keepalived-down",
-            ("HalbKeepalivedDown",),
-            ssh("lb2", "systemctl stop keepalived"),
-            ssh("lb2", "systemctl start keepalived"),
-        ),
+        stopped_on_backup("haproxy-down-on-backup", "haproxy", ("HalbRedundancyLost", "HalbVrrpFault")),
+        stopped_on_backup("keepalived-down", "keepalived", ("HalbKeepalivedDown",)),
         AlertDrill("no-backend", ("HalbHolderWithoutBackend",), lambda: _workers(False), lambda: _workers(True)),
-        AlertDrill(
-            "node-exporter-down",
-            ("HalbNodeExporterDown",),
-            ssh("lb2", "systemctl stop halb-node-exporter"),
-            ssh("lb2", "systemctl start halb-node-exporter"),
-        ),
+        stopped_on_backup("node-exporter-down", "halb-node-exporter", ("HalbNodeExporterDown",)),
         # a hand edit of lb2's haproxy.cfg (not loaded): the nodes' config digests differ
         AlertDrill(
             "drift",
