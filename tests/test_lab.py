@@ -492,6 +492,7 @@ def test_fault_master_power_cycle(deployed: Result) -> None:
 def test_fault_cold_start_of_both_nodes(deployed: Result) -> None:
     d = faults.cold_start()
     assert d.facts["vip_answers_after_boot_s"] is not None and d.facts["vip_answers_after_boot_s"] <= 10, d.facts
+    assert d.facts["vip_held_after_boot_s"] is not None and d.facts["vip_held_after_boot_s"] <= 10, d.facts
     never_two_holders(d)
     assert len(d.facts["holders_after"]) == 1, d.facts
     again = deploy(progress=quiet)

@@ -188,3 +188,16 @@ def test_halb_metrics_once_prints_the_metrics_now_and_writes_nothing(
     out = capsys.readouterr().out
     assert 'halb_vrrp_state{vrrp_instance="halb",vip="192.168.4.60",state="master"} 1' in out, out
     assert not (node_state["tmp"] / "metrics").exists(), "halb-metrics --once wrote a file"
+
+
+def test_halb_vip_held_follows_the_interfaces_addresses_for_every_vip() -> None:
+    """Each VIP of a several-VIP stack is held or not by the VRRP interface's addresses (a VIP that is
+    only local through halb-handoff's route on lo is not held). The second and third VIPs caught a
+    name clash once: the partition flag's variable shadowed the addresses after the first VIP."""
+    m = writer("dualstack")
+    vips = [line.split()[2] for line in m["INSTANCES"].split("\n") if line.strip()]
+    assert len(vips) >= 3, f"dualstack: {vips}"
+    m["vrrp_adverts"].addresses = lambda interface=None: {vips[1], vips[2]}
+    got = series(m["exposition"](m["sample"](m["Certificates"]())))
+    held = {v: got[f'halb_vip_held{{vip="{v}"}}'] for v in vips}
+    assert held == {vips[0]: 0, vips[1]: 1, vips[2]: 1}, f"halb-metrics halb_vip_held: {held}"
