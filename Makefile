@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BENCH_ARGS = $(if $(JSON),--json $(JSON)) $(ARGS)  # make bench-X JSON=FILE ARGS="--rounds 3": the part's options (--help)
 STACK ?= lab
 
-.PHONY: up engine deploy preview destroy bench-engine bench-fuzz bench-holder bench-alerts bench-vsphere bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs docs-serve bench clean
+.PHONY: up engine deploy preview destroy bench-pair bench-engine bench-fuzz bench-holder bench-alerts bench-vsphere bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs docs-serve bench clean
 
 up: deps venv engine  ## the main job: on the lab, bring it up and `pulumi up` the lab stack (STACK=lab-vsphere: as VMs of the simulated vCenter); STACK=dev: check, then pulumi up
 	@case "$(STACK)" in \
@@ -74,7 +74,10 @@ docs: venv  ## regenerate the docs' generated parts (config and CLI references, 
 docs-serve: docs  ## serve the docs site on http://127.0.0.1:8000 for reading
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:8000
 
-bench: deps venv  ## failover, faults, lifecycle, throughput, scale: seed vs kubeadm guide vs halb (about 95 minutes); JSON=FILE to save, ARGS="--skip throughput ..." for its options (python -m bench.pair --help)
+bench: deps venv engine  ## every part of the benchmark (python -m bench --list; about 5 hours), merged into bench/results.json with its provenance and the docs' tables rewritten; ARGS="--only pair engine" or "--skip holder" to choose
+	$(PY) -m bench --write $(ARGS)
+
+bench-pair: deps venv engine  ## failover, faults, lifecycle, throughput, scale: seed vs kubeadm guide vs halb (about 95 minutes); JSON=FILE to save, ARGS="--skip throughput ..." for its options (python -m bench.pair --help)
 	$(PY) -m bench.pair $(BENCH_ARGS)
 
 bench-engine: deps venv engine  ## the IaC loop through the real engine only: cold deploy, no-op preview and up, a one-server change, re-provision, destroy (median of 5; about 6 minutes)

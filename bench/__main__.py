@@ -6,8 +6,8 @@
 
 Each part is a module of this package with `run()` and `table(figures)`; `--write` merges its
 figures and provenance into bench/results.json (bench.merge) and rewrites the docs' generated
-tables (bench.report). The seed/kubeadm/halb comparison (`python -m bench.pair`, `make bench`) has
-its own options (`--help`).
+tables (bench.report). The part `pair`, the seed/kubeadm/halb comparison, writes several keys; alone
+(`python -m bench.pair`) it takes options (`--help`), here it runs with its defaults.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import sys
 import time
 from typing import Any
 
-from bench.common import covered, provenance
+from bench.common import with_provenance
 from bench.merge import RESULTS, merge
 from bench.report import write_all
 
-PARTS = {  # the name on the command line -> (module, key in results.json)
+PARTS: dict[str, tuple[str, str | None]] = {  # the name on the command line -> (module, key in results.json)
+    "pair": ("pair", None),  # seed vs kubeadm vs halb: several keys (bench/pair.py)
     "engine": ("iac", "engine"),
     "watcher": ("watcher", "watcher"),
     "vsphere": ("vsphere", "vsphere"),
@@ -34,6 +35,9 @@ PARTS = {  # the name on the command line -> (module, key in results.json)
     "holder": ("holder", "holder"),
     "alerts": ("alerts", "alerts"),
 }
+
+
+PAIR_KEYS = ["seed", "kubeadm", "halb", "throughput", "faults", "lifecycle", "scale", "timelines"]
 
 
 def selected(only: list[str], skip: list[str]) -> list[str]:
@@ -51,7 +55,7 @@ def run_part(name: str) -> dict[str, Any]:
     started = time.gmtime()
     figures = module.run()
     print(module.table(figures), flush=True)
-    return {key: figures, "provenance": {key: provenance(started, {"part": name}, covered(figures))}}
+    return with_provenance(key, figures, started, {"part": name})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         for name, (module, key) in PARTS.items():
-            print(f"{name:8} bench/{module}.py, key `{key}`")
+            keys = f"key `{key}`" if key else "keys " + ", ".join(f"`{k}`" for k in PAIR_KEYS)
+            print(f"{name:8} bench/{module}.py, {keys}")
         return 0
     names = selected(args.only, args.skip)
     if os.geteuid() != 0:

@@ -113,7 +113,7 @@ def options(
 
 
 def standalone(
-    key: str,
+    key: str | None,
     run: Callable[[], dict[str, Any]],
     table: Callable[[dict[str, Any]], str],
     knobs: dict[str, Knob] | None = None,
@@ -133,9 +133,17 @@ def standalone(
     figures = run()
     print(table(figures))
     if json_file is not None:
-        part = {key: figures, "provenance": {key: provenance(started, settings, covered(figures))}}
-        json_file.write_text(json.dumps(part, indent=2) + "\n")
+        json_file.write_text(json.dumps(with_provenance(key, figures, started, settings), indent=2) + "\n")
     return 0
+
+
+def with_provenance(
+    key: str | None, figures: dict[str, Any], started: time.struct_time, settings: dict[str, object]
+) -> dict[str, Any]:
+    """A part's figures as results.json holds them, each key with its provenance. `key` None: the
+    part (bench.pair) measured several keys, and `figures` maps each to its figures."""
+    parts = figures if key is None else {key: figures}
+    return {**parts, "provenance": {k: provenance(started, settings, covered(f)) for k, f in parts.items()}}
 
 
 def covered(figures: dict[str, Any]) -> list[str]:

@@ -1,6 +1,6 @@
 """Failover and throughput of three keepalived/haproxy setups, side by side on the local lab.
 
-    python -m bench.pair [--json results.json] [--reps 5] [--skip PART...] [--profiles ...]   (make bench ARGS="...")
+    python -m bench.pair [--json pair.json] [--reps 5] [--skip PART...] [--profiles ...]
 
 Profiles, each deployed on a freshly booted lab:
   seed    the blog post's settings as published (weighted check: interval 2, fall 2, weight 5;
@@ -28,27 +28,15 @@ link flap, power cycle, cold start, backend worker killed and hung), then link f
 --fault-runs times each (default 20, injected at a random phase of the advert cycle: p50/p99), and
 link flap again --fault-runs times on VRRPv3 with 0.5 s adverts. `--skip faults` leaves them out.
 
-Under `engine`, the IaC loop through the real Pulumi engine (bench/iac.py, `make bench-engine`
-alone): cold deploy, no-op preview and up, a one-server change (preview, then up), a node
-re-provisioned and a destroy, each the median of 5, with the engine's resource counts. `--skip engine`
-leaves it out. Under `watcher`, the health watcher's cost on the request path (added latency at one
-connection and keep-alive rate, with it running and stopped, alternating rounds), its own CPU, and
-the hang drill 20 times (bench/watcher.py, `make bench-watcher` alone). `--skip watcher` leaves it out.
-Under `vsphere`, the vSphere path against the lab's simulated vCenter (bench/vsphere.py, `make
-bench-vsphere` alone): cold deploy, no-op preview, resize, destroy, and the rolling VM replacement
-drill. `--skip vsphere` leaves it out. Under `fuzz`, the config fuzzer with random seeds (bench/fuzz.py,
-`make bench-fuzz` alone): how many stack files it tried and accepted, and what it found. `--skip fuzz`
-leaves it out. Under `vips`, several VIPs on the lab-multi stack (bench/vips.py, `make bench-vips`
-alone): per-VIP failover for haproxy killed and a link cut on each node, and active/active
-throughput against one VIP. `--skip vips` leaves it out. Under `tls`, TLS termination on the lab-tls stack
-(bench/tls.py, `make bench-tls` alone): handshakes and keep-alive requests per second via haproxy
-against nginx ending TLS itself, haproxy's CPU per handshake, and certificate rotations under load.
-`--skip tls` leaves it out.
+Under `scale`, bench/scale.py on the halb profile's lab as deployed last. `--skip scale` leaves it out.
+
+This is the part `pair` of `python -m bench` (`make bench`), which runs the other parts (engine,
+watcher, vsphere, fuzz, vips, tls, holder, alerts) after it; each key written here gets its own
+provenance.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import statistics
@@ -61,7 +49,7 @@ from string import Template
 from typing import Any
 
 from bench import latency, wrk
-from bench.common import Knob, haproxy_cpu_seconds, options, percentile
+from bench.common import Knob, haproxy_cpu_seconds, percentile, standalone
 from bench.common import machine as common_machine
 from bench.load import Load
 from halb.config import load_stack_file
@@ -561,7 +549,7 @@ def throughput_table(figures: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def table(results: dict[str, dict[str, float]]) -> str:
+def medians_table(results: dict[str, dict[str, float]]) -> str:
     profiles = list(results)
     lines = [f"| metric (median of {REPS}) | {' | '.join(profiles)} |", "| --- |" + " --- |" * len(profiles)]
     for key in KEYS:
@@ -584,7 +572,7 @@ def charts(speed: dict[str, dict[str, Any]]) -> None:
 
 
 PROFILES = ["seed", "kubeadm", "halb"]  # --profiles
-PARTS = ["measure", "throughput", "faults", "lifecycle", "scale", "engine", "watcher", "fuzz", "vips", "tls", "vsphere"]
+PARTS = ["throughput", "faults", "lifecycle", "scale"]  # the failover medians always run
 SKIP: list[str] = []  # --skip: parts left out
 KNOBS = {
     "profiles": Knob("PROFILES", "the setups to compare", many=True, choices=list(DEPLOYERS)),
@@ -597,25 +585,14 @@ KNOBS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    _, json_file = options("python -m bench.pair", __doc__, KNOBS, argv, sys.modules[__name__])
-    if os.geteuid() != 0:
-        print("bench: must run as root (it drives the local lab)", file=sys.stderr)
-        return 2
-    results: dict[str, dict[str, float]] = {}
-    life: dict[str, dict[str, dict[str, Any]]] = {}
-    fault: dict[str, dict[str, dict[str, Any]]] = {}
-    speed: dict[str, dict[str, Any]] = {}
-    growth: dict[str, Any] = {}
-    loop: dict[str, Any] = {}
-    watch_cost: dict[str, Any] = {}
-    vcenter: dict[str, Any] = {}
-    fuzzed: dict[str, Any] = {}
-    several: dict[str, Any] = {}
-    ended: dict[str, Any] = {}
+def run() -> dict[str, Any]:
+    """Every profile on a freshly booted lab: its failover medians (under the profile's name) and
+    the parts not skipped, each under its key in results.json."""
+    out: dict[str, Any] = {}
+    speed: dict[str, Any] = {}
     try:
         for profile in PROFILES:
-            results[profile] = measure(profile)
+            out[profile] = measure(profile)
             if "throughput" not in SKIP:
                 speed[profile] = throughput(profile)
                 if profile == "halb":  # what halb's default `haproxy.log: errors` saves
@@ -623,81 +600,40 @@ def main(argv: list[str] | None = None) -> int:
                     speed["halb, log: all"] = throughput("halb, log: all")
                     deploy(progress=lambda _: None)
             if "faults" not in SKIP:
-                fault[profile] = fault_rows(profile)
+                out.setdefault("faults", {})[profile] = fault_rows(profile)
             if "lifecycle" not in SKIP:
-                life[profile] = lifecycle(profile)
-        if "scale" not in SKIP and "halb" in results:
+                out.setdefault("lifecycle", {})[profile] = lifecycle(profile)
+        if "scale" not in SKIP and "halb" in PROFILES:
             from bench.scale import run as scale_run
 
-            growth = scale_run(lab=True)  # on the halb profile's lab, as deployed last
-        if "engine" not in SKIP:
-            from bench.iac import run as iac_run
-            from bench.iac import table as iac_table
-
-            loop = iac_run()  # the IaC loop through the real engine, on the lab as it is
-        if "watcher" not in SKIP:
-            from bench.watcher import run as watcher_run
-            from bench.watcher import table as watcher_table
-
-            watch_cost = watcher_run()  # the health watcher's cost on the request path, and the hang drill
-        if "fuzz" not in SKIP:
-            from bench.fuzz import run as fuzz_run
-            from bench.fuzz import table as fuzz_table
-
-            fuzzed = fuzz_run()  # the config fuzzer, longer than CI runs it
-        if "vips" not in SKIP:
-            from bench.vips import run as vips_run
-            from bench.vips import table as vips_table
-
-            several = vips_run()  # several VIPs, active/active, IPv6 (stack lab-multi)
-        if "tls" not in SKIP:
-            from bench.tls import run as tls_run
-            from bench.tls import table as tls_table
-
-            ended = tls_run()  # TLS termination, rotation (stack lab-tls)
-        if "vsphere" not in SKIP:
-            from bench.vsphere import run as vsphere_run
-            from bench.vsphere import table as vsphere_table
-
-            vcenter = vsphere_run()  # the vSphere path against the lab's simulated vCenter
+            out["scale"] = scale_run(lab=True)  # on the halb profile's lab, as deployed last
     finally:
         lab.down()
-    if all(results.values()):
-        print(table(results))
-    print(throughput_table(speed))
-    print(lifecycle_table(life))
-    print(fault_table(fault))
-    parts: list[tuple[dict[str, Any], Callable[[dict[str, Any]], str]]] = [
-        (loop, iac_table),
-        (watch_cost, watcher_table),
-        (several, vips_table),
-        (ended, tls_table),
-        (vcenter, vsphere_table),
-        (fuzzed, fuzz_table),
-    ]
-    for figures, part_table in parts:
-        if figures:
-            print(part_table(figures))
+    if speed:
+        out["throughput"] = speed
+    if TIMELINES:
+        out["timelines"] = TIMELINES
     charts(speed)
-    if json_file is not None:
-        doc: dict[str, Any] = {
-            **results,
-            "throughput": speed,
-            "faults": fault,
-            "lifecycle": life,
-            "scale": growth,
-            "engine": loop,
-            "watcher": watch_cost,
-            "vsphere": vcenter,
-            "fuzz": fuzzed,
-            "vips": several,
-            "tls": ended,
-            "timelines": TIMELINES,
-            "machine": machine(),
-        }
-        json_file.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"bench: wrote {json_file}")
-    return 0
+    return out
+
+
+def table(figures: dict[str, Any]) -> str:
+    """The tables of whatever `run` measured."""
+    from bench.scale import table as scale_table
+
+    medians = {p: figures[p] for p in DEPLOYERS if p in figures}
+    tables: list[tuple[Any, Callable[[Any], str]]] = [
+        (medians, medians_table),
+        (figures.get("throughput"), throughput_table),
+        (figures.get("lifecycle"), lifecycle_table),
+        (figures.get("faults"), fault_table),
+        (figures.get("scale"), scale_table),
+    ]
+    return "\n\n".join(draw(part) for part, draw in tables if part)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return standalone(None, run, table, KNOBS, argv)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ def measured(provenance: list[dict[str, Any]]) -> str:
     lines = [
         f"- {', '.join(p['covers'])}: at {p['commit']}{' (with uncommitted changes)' if p['uncommitted_changes'] else ''}, "
         f"{p['utc']} UTC, {p['machine']}; {' '.join(f'{k}={v}' for k, v in p['settings'].items())}"
+        + (f" ({p['note']})" if p.get("note") else "")
         for p in provenance
     ]
     return "".join(f"\n{line}" for line in lines) + ("\n" if lines else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import PARTS, main, selected
+from bench.merge import RESULTS
 from conftest import ROOT
 
 
@@ -22,7 +24,7 @@ def test_every_registered_part_has_run_and_table() -> None:
 def test_only_and_skip_choose_parts_and_an_unknown_name_is_an_error() -> None:
     assert selected(["engine"], []) == ["engine"]
     assert "fuzz" not in selected([], ["fuzz"]) and "holder" in selected([], ["fuzz"])
-    with pytest.raises(SystemExit, match="no part named enigne; the parts: engine"):
+    with pytest.raises(SystemExit, match="no part named enigne; the parts: pair, engine"):
         selected(["enigne"], [])
 
 
@@ -156,3 +158,16 @@ def test_running_vs_stopped_alternates_the_order_and_takes_medians() -> None:
     assert got["running"]["added_p50_ms"] == {"median": 0.32, "runs": [0.30, 0.32, 0.34]}, got
     assert got["stopped"]["added_p50_ms"] == {"median": 0.12, "runs": [0.10, 0.12, 0.14]}, got
     assert got["added_p50_difference_ms"] == 0.2 and got["rounds"] == 3, got
+
+
+def test_the_pair_parts_table_shows_each_key_it_measured() -> None:
+    """bench.pair writes several keys; its table shows the medians, faults and scale from them."""
+    from bench import pair
+    from bench.__main__ import PAIR_KEYS
+
+    results = json.loads(RESULTS.read_text())
+    figures = {k: results[k] for k in PAIR_KEYS}
+    text = pair.table(figures)
+    assert f"| haproxy_death_s | {results['seed']['haproxy_death_s']} |" in text, text[:400]
+    assert "| keepalived-crash | halb |" in text and "| lifecycle |" in text, "pair table: faults, lifecycle"
+    assert pair.table({"halb": results["halb"]}).count("\n") == len(pair.KEYS) + 1, "medians only"

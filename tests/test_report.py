@@ -38,13 +38,13 @@ def test_a_changed_figure_changes_the_generated_tables() -> None:
 
 # Each benchmark page and the parts of results.json its figures come from.
 PAGE_PARTS = {
-    "engine": ["engine", "machine_halb_engine"],
+    "engine": ["engine"],
     "faults": ["faults", "seed", "kubeadm", "halb", "timelines"],
     "holder": ["holder"],
     "index": ["seed", "kubeadm", "halb"],
     "lifecycle": ["lifecycle", "seed", "kubeadm", "halb"],
     "scale": ["scale"],
-    "throughput": ["throughput", "machine_throughput", "seed", "kubeadm", "halb"],
+    "throughput": ["throughput", "seed", "kubeadm", "halb"],
     "tls": ["tls"],
     "vips": ["vips"],
     "vsphere": ["vsphere"],
