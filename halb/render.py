@@ -11,7 +11,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from pathlib import Path
 from pprint import pformat
 from typing import Literal, cast
@@ -20,6 +20,7 @@ import jinja2
 
 from halb import PROJECT_DIR
 from halb.config import HalbConfig
+from halb.config.bgp import community_problems, multihop
 from halb.config.haproxy import Server, Service, backend_names, certificate_names
 from halb.config.tls import Certificate, key_block, read_pem
 from halb.config.words import Directive, UnsafeValue, address, finalizer, haproxy_word, keepalived_word, shell_word
@@ -34,6 +35,7 @@ PATHS = {
     "keepalived_auth": "/etc/keepalived/halb-auth.conf",
     "haproxy_cfg": "/etc/haproxy/haproxy.cfg",
     "haproxy_secrets": "/etc/haproxy/halb-secrets.cfg",
+    "frr_conf": "/etc/frr/frr.conf",  # mode: bgp
     "haproxy_dropin": "/etc/systemd/system/haproxy.service.d/halb.conf",
     "tmpfiles": "/etc/tmpfiles.d/halb.conf",
     "haproxy_watch": "/usr/local/libexec/halb/haproxy-watch",
@@ -144,6 +146,7 @@ TARGETS = {
     "vrrp-adverts.j2": keepalived_word,
     "halb-vrrp-guard.service.j2": haproxy_word,
     "handoff.j2": shell_word,
+    "frr.conf.j2": keepalived_word,  # FRR's words: no space, and no `!` or `#` (comments)
     "halb-handoff.service.j2": haproxy_word,
     "halb-metrics.j2": keepalived_word,
     "halb-metrics.service.j2": haproxy_word,
@@ -424,6 +427,63 @@ def secret_files(cfg: HalbConfig, node_name: str, secrets: Secrets) -> list[Node
     return files
 
 
+def frr_conf(cfg: HalbConfig, node_name: str) -> str:
+    """The node's frr.conf in BGP mode: BFD, a session per peer, each VIP announced (as a host
+    route) while it is on the node, nothing accepted; GRACEFUL_SHUTDOWN while the node drains.
+    A peer's password is a placeholder the deploy step fills in on the node."""
+    bgp = cfg.bgp
+    if bgp is None:
+        raise ValueError("frr.conf: only with `mode: bgp`")
+    node, plan = cfg.node(node_name), cfg.plan
+    subnets = [n for n in (cfg.network.subnet, cfg.network.subnet6) if n is not None]
+    peers = [
+        {
+            "address": p.address,
+            "asn": p.asn,
+            "version": p.address.version,
+            "multihop": multihop(p.address, subnets),
+            "password": Directive(f"@SECRET:bgp.peers[{i}].password@") if p.password is not None else None,
+        }
+        for i, p in enumerate(bgp.peers)
+    ]
+    vips = [v.address for v in plan.vips]
+    families = [
+        {
+            "version": 4,
+            "name": "ipv4",
+            "ip": Directive("ip"),
+            "suffix": "",
+            "vips": [ip_network(v) for v in vips if v.version == 4],
+        },
+        {
+            "version": 6,
+            "name": "ipv6",
+            "ip": Directive("ipv6"),
+            "suffix": "6",
+            "vips": [ip_network(v) for v in vips if v.version == 6],
+        },
+    ]
+    return _render(
+        "frr.conf.j2",
+        node=node.name,
+        asn=bgp.asn,
+        router_id=plan.address(node_name),
+        bfd=bgp.bfd,
+        peers=peers,
+        families=[f for f in families if f["vips"]],
+        communities=Directive(" ".join(community_words(bgp.communities))),
+        drain=node.maintenance,
+    )
+
+
+def community_words(communities: list[str]) -> list[str]:
+    """The communities as FRR takes them, checked again here (a model built in code skips the config's check)."""
+    for c in communities:
+        if community_problems("community", c):
+            raise UnsafeValue("FRR community", c, "`ASN:VALUE`, each 0-65535, not a well-known one")
+    return communities
+
+
 def all_files(cfg: HalbConfig, node_name: str, secrets: Secrets = PLACEHOLDERS) -> list[NodeFile]:
     return node_files(cfg, node_name) + secret_files(cfg, node_name, secrets)
 
@@ -432,10 +492,13 @@ def write_tree(cfg: HalbConfig, out: Path, secrets: Secrets = PLACEHOLDERS) -> l
     """Write every node's files under out/<node>/<absolute path>; returns the paths written."""
     written = []
     for node in cfg.nodes:
-        for f in all_files(cfg, node.name, secrets):
-            dest = out / node.name / f.path.lstrip("/")
+        files = [(f.path, f.content, f.mode) for f in all_files(cfg, node.name, secrets)]
+        if cfg.mode == "bgp":  # rendered for review; no deploy step installs it yet
+            files.append((PATHS["frr_conf"], frr_conf(cfg, node.name), "0640"))
+        for path, content, mode in files:
+            dest = out / node.name / path.lstrip("/")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(f.content, encoding="utf-8")
-            dest.chmod(int(f.mode, 8))
+            dest.write_text(content, encoding="utf-8")
+            dest.chmod(int(mode, 8))
             written.append(dest)
     return written

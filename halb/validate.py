@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from halb.config import HalbConfig
 from halb.config.errors import printable
-from halb.render import HANDOFF_ROUTE_PROTOCOL, PATHS, SCRIPT_USER, Secrets, certificate_files, write_tree
+from halb.render import HANDOFF_ROUTE_PROTOCOL, PATHS, SCRIPT_USER, Secrets, certificate_files, frr_conf, write_tree
 
 
 @dataclass
@@ -113,6 +113,22 @@ echo "arp_ignore $(cat /proc/sys/net/ipv4/conf/{shlex.quote(interface)}/arp_igno
     return Result(p.returncode, p.stdout + p.stderr)
 
 
+def frr_check(conf: str) -> Result:
+    """FRR's own checker, `vtysh --dryrun`, on a node's frr.conf (BGP mode). It reads the file
+    only: no daemon is needed, nor root."""
+    with tempfile.TemporaryDirectory(prefix="halb-frr-") as d:
+        path = Path(d) / "frr.conf"
+        path.write_text(conf)
+        proc = subprocess.run(
+            [tool("vtysh") or "vtysh", "--dryrun", "-f", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=d,
+        )
+    return Result(proc.returncode, proc.stdout + proc.stderr)
+
+
 def shellcheck(path: Path) -> Result:
     """shellcheck for the shell the script's own #! line names (sh or bash)."""
     p = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True, timeout=30)
@@ -158,7 +174,11 @@ def check_secrets(cfg: HalbConfig) -> Secrets:
 def rendered_problems(cfg: HalbConfig) -> tuple[list[str], str | None]:
     """Both nodes' files rendered (with stand-in secrets) and run through `haproxy -c -dW` and
     `keepalived -t`: what each refused, and why the checks did not run (None when they did)."""
-    missing = [t for t in (*TOOLS, *(["nft"] if cfg.keepalived.handoff else [])) if tool(t) is None]
+    missing = [
+        t
+        for t in (*TOOLS, *(["nft"] if cfg.keepalived.handoff else []), *(["vtysh"] if cfg.mode == "bgp" else []))
+        if tool(t) is None
+    ]
     if missing:
         return (
             [],
@@ -170,11 +190,12 @@ def rendered_problems(cfg: HalbConfig) -> tuple[list[str], str | None]:
         write_tree(cfg, Path(out), check_secrets(cfg))
         for node in cfg.nodes:
             tree = Path(out) / node.name
-            checks = [
-                ("haproxy -c -dW", haproxy_check(tree)),
-                ("keepalived -t", keepalived_check(tree, cfg.interface(node))),
-            ]
-            if cfg.keepalived.handoff:
+            checks = [("haproxy -c -dW", haproxy_check(tree))]
+            if cfg.mode == "bgp":  # FRR announces the VIPs; no VRRP runs
+                checks.append(("vtysh --dryrun", frr_check(frr_conf(cfg, node.name))))
+            else:
+                checks.append(("keepalived -t", keepalived_check(tree, cfg.interface(node))))
+            if cfg.keepalived.handoff and cfg.mode == "vrrp":
                 checks.append(("halb-handoff start/stop (nft)", handoff_check(tree, cfg.interface(node))))
             for name, result in checks:
                 if "unshare failed" in result.output:

@@ -449,6 +449,17 @@ def test_bad_config_fails_before_any_resource_is_created() -> None:
     assert isinstance(err.value, pulumi.RunError) or "RunError" in repr(err.value)
 
 
+def test_bgp_mode_stops_the_program_before_any_resource() -> None:
+    """BGP mode is checked and rendered, not deployed yet: `pulumi up` names the key rather than
+    deploy a VRRP pair in its place."""
+    raw = dev(mode="bgp", bgp={"asn": 64512, "peers": [{"address": "192.168.4.1", "asn": 64513}]})
+    raw = delete_in(raw, "keepalived")
+    raw["nodes"] = [{"name": n["name"], "address": n["address"]} for n in raw["nodes"]]
+    with pytest.raises(Exception) as err:
+        deploy(raw)
+    assert "halb:mode: got 'bgp'" in str(err.value) and "does not deploy it yet" in str(err.value), str(err.value)
+
+
 def test_unknown_key_is_an_error_in_the_program_too() -> None:
     with pytest.raises(Exception) as err:
         deploy(set_in(delete_in(dev(), "keepalived"), "keepalivd", {"vrid": 3}))

@@ -104,6 +104,7 @@ def test_the_secret_keys_are_the_models_secret_value_fields() -> None:
 
     assert secret_paths(Outer) == ["items[].token", "password"], secret_paths(Outer)
     assert set(secret_paths(HalbConfig)) == {
+        "bgp.peers[].password",
         "ssh.privateKey",
         "keepalived.authPassword",
         "haproxy.stats.password",

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from halb.config.addresses import AddressError, Addresses, allocate, allocation_problems, with_primary_vip
 from halb.config.base import Model, Secret, is_secret, leaves, secret_paths
+from halb.config.bgp import Bgp, bgp_problems, mode_problems
 from halb.config.errors import PROJECT, ConfigError, Problem, Problems, printable, show
 from halb.config.haproxy import Haproxy, haproxy_problems, tls_findings
 from halb.config.keepalived import Keepalived, keepalived_problems
@@ -45,6 +46,11 @@ class HalbConfig(Model):
     platform: Literal["vsphere", "hosts"] = Field(
         description="`vsphere` clones two VMs; `hosts` uses two existing machines.", examples=["vsphere"]
     )
+    mode: Literal["vrrp", "bgp"] = Field(
+        "vrrp",
+        description="`vrrp`: a pair, one node holds each VIP (keepalived). `bgp`: 2-8 nodes announce every VIP "
+        "to the site's routers through FRR, which spread flows over them by ECMP; in development: checked and rendered, not deployed yet (docs/development/bgp-mode.md).",
+    )
     network: Network = Field(description="The segment the pair lives on.")
     addresses: Addresses = Field(default_factory=Addresses, description="The VIP and the pool.")
     nodes: list[Node] = Field(default_factory=default_nodes, description="Exactly two nodes, one master, one backup.")
@@ -53,6 +59,7 @@ class HalbConfig(Model):
     keepalived: Keepalived = Field(default_factory=Keepalived, description="VRRP settings.")
     haproxy: Haproxy = Field(description="Load balancer settings.")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Prometheus metrics of the pair.")
+    bgp: Bgp | None = Field(None, description="BGP and BFD with the site's routers; required with `mode: bgp`.")
     vips: list[Vip] = Field(
         default_factory=list,
         max_length=MAX_VIPS,
@@ -218,7 +225,7 @@ def sections(raw: dict[str, Any]) -> Sections:
 def cross_field_problems(s: Sections) -> Problems:
     out = Problems()
     if s.nodes is not None:
-        out += nodes_problems(s.nodes, s.platform)
+        out += nodes_problems(s.nodes, s.platform, s.mode) + _mode_problems(s)
     if s.network is not None:
         out += network_problems(s.network)
     if s.platform is not None:
@@ -237,7 +244,9 @@ def cross_field_problems(s: Sections) -> Problems:
         out += ipv6_problems(s.network, s.nodes, s.vips or [])
     services = {f"haproxy.services[{i}]": svc.vips for i, svc in enumerate(s.haproxy.services)} if s.haproxy else {}
     if s.vips and s.network is not None and s.nodes is not None:
-        version = s.keepalived.version if s.keepalived is not None else 2
+        version = (
+            3 if s.mode == "bgp" else s.keepalived.version if s.keepalived is not None else 2
+        )  # BGP: no VRRP limit
         taken = {str(a): k for a, k in owners.items() if k != "addresses.vip"} | owners6(s.nodes, s.network)
         taken |= segment_addresses(s.network)
         for i, svc in enumerate(s.haproxy.services if s.haproxy else []):
@@ -262,6 +271,31 @@ def cross_field_problems(s: Sections) -> Problems:
         mine |= _more_owners(s)
         out += haproxy_problems(s.haproxy, mine, _node_ports(s, out))
         out += tls_findings(s.haproxy)[0]
+    return out
+
+
+def _mode_problems(s: Sections) -> Problems:
+    """What the mode needs of the nodes and sections, and the BGP section against the network."""
+    out = mode_problems(s.mode, s.given, len(s.nodes), [n.role for n in s.nodes]) if s.mode is not None else Problems()
+    if s.bgp is not None and s.network is not None:
+        out += bgp_problems(s.bgp, _subnets(s.network), _gateways(s.network), _own_addresses(s))
+    return out
+
+
+def _subnets(network: Network) -> list[IPv4Network | IPv6Network]:
+    return [n for n in (network.subnet, network.subnet6) if n is not None]
+
+
+def _gateways(network: Network) -> list[IPv4Address | IPv6Address]:
+    return [g for g in (network.gateway, network.gateway6) if g is not None]
+
+
+def _own_addresses(s: Sections) -> dict[str, str]:
+    """The stack's given addresses (nodes, VIPs) -> their keys."""
+    out = {str(n.address): f"nodes[{i}].address" for i, n in enumerate(s.nodes or []) if n.address is not None}
+    out |= {str(a): k for a, k in _more_owners(s).items()}
+    if s.addresses is not None and s.addresses.vip is not None:
+        out.setdefault(str(s.addresses.vip), "addresses.vip")
     return out
 
 

@@ -19,7 +19,9 @@ class Node(Model):
     name: Annotated[KeepalivedWord, HaproxyWord] = patterned(
         NAME_RE, NAME_HINT, "lb1", description="Node (and VM host) name."
     )
-    role: Literal["master", "backup"] = Field(description="VRRP role.", examples=["master"])
+    role: Literal["master", "backup"] | None = Field(
+        None, description="VRRP role (`mode: vrrp`, where it is required); none with `mode: bgp`.", examples=["master"]
+    )
     address: IPv4Address | None = Field(
         None, description="Static address; allocated from `addresses.pool` when unset.", examples=["192.168.4.61"]
     )
@@ -55,9 +57,9 @@ def default_nodes() -> list[Node]:
     return [Node(name="lb1", role="master"), Node(name="lb2", role="backup")]
 
 
-def nodes_problems(nodes: list[Node], platform: str | None) -> Problems:
+def nodes_problems(nodes: list[Node], platform: str | None, mode: str | None = "vrrp") -> Problems:
     out = Problems()
-    if sorted(n.role for n in nodes) != ["backup", "master"]:
+    if mode == "vrrp" and sorted(str(n.role) for n in nodes) != ["backup", "master"]:
         out.add(
             "nodes",
             show([f"{n.name}:{n.role}" for n in nodes]),

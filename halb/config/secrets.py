@@ -48,11 +48,27 @@ class Charset:
 
 VRRP_PASSWORD = Charset("%&'()*+,-./:;<=>?@[]^_`|~", 1, 8, 8)
 STATS_PASSWORD = Charset('!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~', 12, 128, 24)
+# FRR's `neighbor X password WORD` (TCP MD5, RFC 2385): one word of at most 80 characters.
+BGP_PASSWORD = Charset("%&()*+,-./:;<=>?@[]^_|~", 1, 80, 24)
 
 
 # The secrets whose daemon takes them byte for byte within a character set. Which keys are secret
 # is the model's to say (`SecretValue` fields, `base.secret_paths`); the rest of them are PEM.
-CHARSETS = {"keepalived.authPassword": VRRP_PASSWORD, "haproxy.stats.password": STATS_PASSWORD}
+CHARSETS = {
+    "keepalived.authPassword": VRRP_PASSWORD,
+    "haproxy.stats.password": STATS_PASSWORD,
+    "bgp.peers[].password": BGP_PASSWORD,
+}
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    """A model path (`[]` for any list index) as a regex for a config path (`[0]`)."""
+    return re.compile(re.escape(path).replace(r"\[\]", r"\[\d+\]") + "$")
+
+
+def charset_of(path: str) -> Charset | None:
+    """The character set of the password at this config path, if it is one."""
+    return next((c for p, c in CHARSETS.items() if _pattern(p).match(path)), None)
 
 
 class SecretPaths:
@@ -60,14 +76,14 @@ class SecretPaths:
     config path (`haproxy.services[0].tls.key`) against."""
 
     def __init__(self, paths: Sequence[str]) -> None:
-        self.patterns = tuple(re.compile(re.escape(p).replace(r"\[\]", r"\[\d+\]") + "$") for p in paths)
+        self.patterns = tuple(_pattern(p) for p in paths)
 
     def secret(self, path: str) -> bool:
         return any(p.match(path) for p in self.patterns)
 
     def pem(self, path: str) -> bool:
         """A secret that holds PEM (a key or a certificate chain): every secret but the passwords."""
-        return self.secret(path) and path not in CHARSETS
+        return self.secret(path) and charset_of(path) is None
 
 
 def fix_command(path: str) -> str:
@@ -115,10 +131,10 @@ def secret_value_problems(raw: dict[str, Any]) -> Problems:
     """Decrypted secrets that their daemon would not take byte for byte, and an SSH key that is
     not one (the certificates and their keys are checked with the TLS settings)."""
     out = Problems()
-    for path, charset in CHARSETS.items():
-        value = _get(raw, path)
-        bad = charset.problem(value) if isinstance(value, str) else None
-        if bad is not None:
+    for path, value in _strings(raw, ""):
+        charset = charset_of(path)
+        bad = charset.problem(value) if charset is not None else None
+        if charset is not None and bad is not None:
             out.add(path, bad, charset.describe())
     key = _get(raw, "ssh.privateKey")
     if isinstance(key, str) and not _looks_like_private_key(key):
