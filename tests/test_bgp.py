@@ -21,6 +21,7 @@ def bgp_stack(nodes: int = 3) -> dict[str, Any]:
     raw.pop("keepalived", None)
     raw["nodes"] = [{"name": f"lb{i}", "address": f"198.18.0.{10 + i}"} for i in range(1, nodes + 1)]
     raw["bgp"] = {"asn": 64512, "peers": [{"address": "198.18.0.1", "asn": 64513}]}
+    raw["addresses"] = {"vip": "198.18.10.10"}  # routed to the nodes: off their segment
     return raw
 
 
@@ -64,7 +65,8 @@ def test_what_bgp_mode_refuses_of_the_rest_is_reported_at_once() -> None:
         ("bgp.asn", 0, "bgp.asn", "greater than or equal to 1"),
         ("bgp.peers[0].asn", 65535, "bgp.peers[0].asn", "reserved (RFC 7300)"),
         ("bgp.peers[0].address", "198.18.0.11", "bgp.peers[0].address", "not `nodes[0].address`"),
-        ("bgp.peers[0].address", "198.18.0.10", "bgp.peers[0].address", "not `addresses.vip`"),
+        ("bgp.peers[0].address", "198.18.10.10", "bgp.peers[0].address", "not `addresses.vip`"),
+        ("addresses.vip", "198.18.0.10", "addresses.vip", "an address outside `network.subnet` 198.18.0.0/24"),
         ("bgp.communities", ["64512"], "bgp.communities[0]", "`ASN:VALUE`"),
         ("bgp.communities", ["64512:70000"], "bgp.communities[0]", "each 0-65535"),
         ("bgp.communities", ["65535:0"], "bgp.communities[0]", "halb adds it itself"),
@@ -119,7 +121,7 @@ def test_each_nodes_frr_conf_announces_every_vip_to_every_peer_with_bfd() -> Non
         " bgp router-id 198.18.0.12",
         " neighbor 198.18.0.1 remote-as 64513",
         " neighbor 198.18.0.1 bfd profile halb",
-        "  network 198.18.0.10/32",
+        "  network 198.18.10.10/32",
         "  neighbor 198.18.0.1 route-map halb-accept-nothing in",
         " set community 64512:100 additive",
         "  detect-multiplier 3",
@@ -141,7 +143,7 @@ def test_a_draining_node_sends_graceful_shutdown_and_a_far_peer_is_multihop() ->
 
 def dual_stack() -> HalbConfig:
     raw = set_in(bgp_stack(), "network.subnet6", "2001:2::/64")
-    raw["vips"] = [{"name": "web", "address": "198.18.0.10"}, {"name": "web6", "address": "2001:2::10"}]
+    raw["vips"] = [{"name": "web", "address": "198.18.10.10"}, {"name": "web6", "address": "2001:2:0:10::10"}]
     del raw["addresses"]
     for i, n in enumerate(raw["nodes"]):
         n["address6"] = f"2001:2::{11 + i}"
@@ -154,7 +156,7 @@ def test_ipv6_vips_go_to_ipv6_peers_in_their_own_address_family() -> None:
 
     conf = frr_conf(dual_stack(), "lb3")
     v6 = conf[conf.index(" address-family ipv6 unicast") :]
-    assert "  network 2001:2::10/128\n" in v6 and "  neighbor 2001:2::1 activate\n" in v6, f"lb3 frr.conf:\n{conf}"
+    assert "  network 2001:2:0:10::10/128\n" in v6 and "  neighbor 2001:2::1 activate\n" in v6, f"lb3 frr.conf:\n{conf}"
     assert "198.18.0.1 activate" not in v6 and "2001:2::1 activate" not in conf[: conf.index(v6)], conf
 
 

@@ -453,6 +453,7 @@ def test_bgp_mode_stops_the_program_before_any_resource() -> None:
     """BGP mode is checked and rendered, not deployed yet: `pulumi up` names the key rather than
     deploy a VRRP pair in its place."""
     raw = dev(mode="bgp", bgp={"asn": 64512, "peers": [{"address": "192.168.4.1", "asn": 64513}]})
+    raw = set_in(raw, "addresses.vip", "192.168.40.10")  # routed: off the segment
     raw = delete_in(raw, "keepalived")
     raw["nodes"] = [{"name": n["name"], "address": n["address"]} for n in raw["nodes"]]
     with pytest.raises(Exception) as err:

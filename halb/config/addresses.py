@@ -20,7 +20,7 @@ from pydantic import Field
 from halb.config.base import Model
 from halb.config.errors import Problem, Problems, show
 from halb.config.haproxy import Haproxy
-from halb.config.network import Network
+from halb.config.network import ROUTED_VIP, Network
 from halb.config.nodes import Node
 
 
@@ -141,8 +141,11 @@ def _allocate(
     return dict(zip(wanted, free, strict=False))
 
 
-def allocation_problems(network: Network, nodes: list[Node], p: Allocation) -> tuple[Problems, dict[IPv4Address, str]]:
-    """Problems of the allocated addresses, and which key owns each of halb's own addresses."""
+def allocation_problems(
+    network: Network, nodes: list[Node], p: Allocation, routed: bool = False
+) -> tuple[Problems, dict[IPv4Address, str]]:
+    """Problems of the allocated addresses, and which key owns each of halb's own addresses.
+    `routed` (BGP mode): the VIP is routed to the nodes, so it must be off their segment."""
     out = Problems()
     net = network.subnet
     special = {net.network_address: "the network address", net.broadcast_address: "the broadcast address"}
@@ -151,7 +154,10 @@ def allocation_problems(network: Network, nodes: list[Node], p: Allocation) -> t
     owners: dict[IPv4Address, str] = {}
     keyed = [("addresses.vip", p.vip)] + [(f"nodes[{i}].address", p.nodes[n.name]) for i, n in enumerate(nodes)]
     for key, addr in keyed:
-        if addr not in net:
+        if routed and key == "addresses.vip":
+            if addr in net:
+                out.add(key, show(str(addr)), ROUTED_VIP.format(six="", net=net))
+        elif addr not in net:
             out.add(key, show(str(addr)), f"an address inside `network.subnet` {net}")
         elif addr in special:
             out.add(key, show(str(addr)), f"a free host address, not {special[addr]}")

@@ -244,19 +244,7 @@ def cross_field_problems(s: Sections) -> Problems:
         out += ipv6_problems(s.network, s.nodes, s.vips or [])
     services = {f"haproxy.services[{i}]": svc.vips for i, svc in enumerate(s.haproxy.services)} if s.haproxy else {}
     if s.vips and s.network is not None and s.nodes is not None:
-        version = (
-            3 if s.mode == "bgp" else s.keepalived.version if s.keepalived is not None else 2
-        )  # BGP: no VRRP limit
-        taken = {str(a): k for a, k in owners.items() if k != "addresses.vip"} | owners6(s.nodes, s.network)
-        taken |= segment_addresses(s.network)
-        for i, svc in enumerate(s.haproxy.services if s.haproxy else []):
-            for j, srv in enumerate(svc.servers):
-                taken.setdefault(str(srv.address), f"haproxy.services[{i}].servers[{j}].address")
-        out += vips_problems(s.vips, s.network, s.nodes, version, taken, {k: v for k, v in services.items() if v})
-        if s.addresses is not None and s.addresses.vip is not None:
-            out.add("addresses.vip", show(str(s.addresses.vip)), "nothing when `vips` is set (list it there instead)")
-        if s.keepalived is not None and s.keepalived.vrid is not None:
-            out.add("keepalived.vrid", show(s.keepalived.vrid), "nothing when `vips` is set (give each VIP its `vrid`)")
+        out += _vips_problems(s, owners, services)
     elif "vips" not in s.given:
         for key, listed in services.items():
             if listed is not None:
@@ -271,6 +259,24 @@ def cross_field_problems(s: Sections) -> Problems:
         mine |= _more_owners(s)
         out += haproxy_problems(s.haproxy, mine, _node_ports(s, out))
         out += tls_findings(s.haproxy)[0]
+    return out
+
+
+def _vips_problems(s: Sections, owners: dict[IPv4Address, str], services: dict[str, list[str] | None]) -> Problems:
+    """`halb:vips` against the nodes, the network, the backends and the other sections."""
+    out = Problems()
+    version = 3 if s.mode == "bgp" else s.keepalived.version if s.keepalived is not None else 2  # BGP: no VRRP limit
+    taken = {str(a): k for a, k in owners.items() if k != "addresses.vip"} | owners6(s.nodes, s.network)
+    taken |= segment_addresses(s.network)
+    for i, svc in enumerate(s.haproxy.services if s.haproxy else []):
+        for j, srv in enumerate(svc.servers):
+            taken.setdefault(str(srv.address), f"haproxy.services[{i}].servers[{j}].address")
+    routed = s.mode == "bgp"
+    out += vips_problems(s.vips, s.network, s.nodes, version, taken, {k: v for k, v in services.items() if v}, routed)
+    if s.addresses is not None and s.addresses.vip is not None:
+        out.add("addresses.vip", show(str(s.addresses.vip)), "nothing when `vips` is set (list it there instead)")
+    if s.keepalived is not None and s.keepalived.vrid is not None:
+        out.add("keepalived.vrid", show(s.keepalived.vrid), "nothing when `vips` is set (give each VIP its `vrid`)")
     return out
 
 
@@ -332,7 +338,7 @@ def _address_problems(s: Sections, out: Problems) -> tuple[IPv4Address | None, d
     except AddressError as e:
         out += e.problems
         return None, {}
-    problems, owners = allocation_problems(s.network, s.nodes, p)
+    problems, owners = allocation_problems(s.network, s.nodes, p, routed=s.mode == "bgp")
     out += problems + dns_problems(s.network, owners)
     return p.vip, owners
 

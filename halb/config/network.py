@@ -125,3 +125,10 @@ def dns_problems(network: Network, owners: dict[IPv4Address, str]) -> Problems:
         if dns in owners:
             out.add(f"network.dnsServers[{i}]", show(str(dns)), f"a DNS server's address, not `{owners[dns]}`")
     return out
+
+
+# With `mode: bgp` a VIP is routed to the nodes by the site's routers: it lies off their segment.
+ROUTED_VIP = (
+    "an address outside `network.subnet{six}` {net}: with `mode: bgp` the routers route the VIP to the "
+    "nodes, and hosts on the segment would look for it there in vain"
+)

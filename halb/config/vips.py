@@ -15,7 +15,7 @@ from pydantic import Field
 from halb.config.base import NAME_HINT, NAME_RE, Model, patterned
 from halb.config.errors import Problems, show
 from halb.config.keepalived import SyncGroup
-from halb.config.network import Network, special_purpose
+from halb.config.network import ROUTED_VIP, Network, special_purpose
 from halb.config.nodes import Node
 from halb.config.words import AnyAddr, KeepalivedWord
 
@@ -91,6 +91,7 @@ def vips_problems(
     version: int,
     owners: dict[str, str],
     service_vips: dict[str, list[str]],
+    routed: bool = False,
 ) -> Problems:
     """Every problem of `halb:vips` at once. `owners`: addresses already taken (nodes, backends) ->
     their key; `service_vips`: each service's key -> the VIP names it lists."""
@@ -108,7 +109,7 @@ def vips_problems(
                 out.add(f"{key}.{what}", show(value), f"{expected} not already used by `vips[{first[what, value]}]`")
             if value is not None:
                 first.setdefault((what, value), i)
-        out += _vip_problems(key, v, network, version, owners)
+        out += _vip_problems(key, v, network, version, owners, routed)
         if v.preferred is not None and v.preferred not in node_names:
             out.add(f"{key}.preferred", show(v.preferred), f"one of the nodes: {', '.join(sorted(node_names))}")
     names = [v.name for v in vips]
@@ -121,8 +122,9 @@ def vips_problems(
     return out
 
 
-def _vip_problems(key: str, v: Vip, network: Network, version: int, owners: dict[str, str]) -> Problems:
-    """One VIP's address: free, inside the subnet of its family, and IPv6 only with VRRPv3."""
+def _vip_problems(key: str, v: Vip, network: Network, version: int, owners: dict[str, str], routed: bool) -> Problems:
+    """One VIP's address: free, inside the subnet of its family (outside it when `routed`, in BGP
+    mode), and IPv6 only with VRRPv3."""
     out = Problems()
     address = str(v.address)
     special = special_purpose(v.address)
@@ -133,11 +135,15 @@ def _vip_problems(key: str, v: Vip, network: Network, version: int, owners: dict
     six = v.address.version == 6
     subnet = network.subnet6 if six else network.subnet
     if subnet is None:
-        out.add(
-            f"{key}.address",
-            show(address),
-            "an IPv4 address, or `network.subnet6` set so the nodes have an IPv6 subnet to hold it in",
-        )
+        if not routed:
+            out.add(
+                f"{key}.address",
+                show(address),
+                "an IPv4 address, or `network.subnet6` set so the nodes have an IPv6 subnet to hold it in",
+            )
+    elif routed:
+        if v.address in subnet:
+            out.add(f"{key}.address", show(address), ROUTED_VIP.format(six="6" if six else "", net=subnet))
     elif v.address not in subnet:
         out.add(f"{key}.address", show(address), f"an address inside `network.subnet{'6' if six else ''}` {subnet}")
     if six and version != 3:
