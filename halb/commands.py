@@ -21,6 +21,12 @@ from halb.plan import SHARED_VRRP_DIRECTIVES
 from halb.render import PATHS, SCRIPT_USER, NodeFile, backends, haproxy_structure, step_script
 
 PACKAGES = ("keepalived", "haproxy", "curl", "socat", "python3")  # python3: vrrp-resign (raw VRRP socket)
+# BGP mode: FRR instead of keepalived; frr-pythontools has frr-reload.py (Debian; RHEL's frr has it)
+BGP_PACKAGES = {
+    "debian": ("haproxy", "frr", "frr-pythontools", "curl", "socat"),
+    "rhel": ("haproxy", "frr", "curl", "socat", "python3"),
+}
+FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
 ADMIN_SOCKET = PATHS["admin_socket"]
 STRUCTURE = PATHS["structure"]
 OWNER_DIR = PATHS["owner_dir"]
@@ -53,7 +59,9 @@ EXPORTER_PACKAGES = {"debian": "prometheus-node-exporter", "rhel": "golang-githu
 
 
 def halb_units(cfg: HalbConfig) -> list[str]:
-    """halb's own services on a node, besides haproxy and keepalived."""
+    """halb's own services on a node, besides haproxy and keepalived (BGP mode: FRR)."""
+    if cfg.mode == "bgp":
+        return [WATCH]
     return [
         WATCH,
         GUARD,
@@ -131,8 +139,15 @@ def recorded_host_key(node: str, stdout: str) -> str:
 def packages_script(cfg: HalbConfig) -> str:
     """Install what is missing of halb's packages (openssl too when a service ends TLS: the TLS
     step checks keys with it; nftables with `keepalived.handoff`), with apt or dnf/yum by `osFamily`."""
-    tls = any(svc.tls is not None for svc in cfg.haproxy.services)
-    packages = [*PACKAGES, *(["openssl"] if tls else []), *(["nftables"] if cfg.keepalived.handoff else [])]
+    tls = ["openssl"] if any(svc.tls is not None for svc in cfg.haproxy.services) else []
+    if cfg.mode == "bgp":
+        return step_script(
+            "steps/packages.sh.j2",
+            os_family=cfg.os_family,
+            debian=[*BGP_PACKAGES["debian"], *tls],
+            rhel=[*BGP_PACKAGES["rhel"], *tls],
+        )
+    packages = [*PACKAGES, *tls, *(["nftables"] if cfg.keepalived.handoff else [])]
     exporter = cfg.monitoring.node_exporter
     return step_script(
         "steps/packages.sh.j2",
@@ -315,9 +330,27 @@ def services_script(cfg: HalbConfig) -> str:
     units = halb_units(cfg)
     return step_script(
         "steps/services.sh.j2",
+        bgp=cfg.mode == "bgp",
         units=units,
         package_exporters=list(PACKAGE_EXPORTERS) if NODE_EXPORTER in units else [],
         retired=[(u, [PATHS[k] for k in keys]) for u, keys in OPTIONAL_UNITS.items() if u not in units],
+    )
+
+
+def frr_script(files: list[NodeFile]) -> str:
+    """BGP mode: stage, check (vtysh --dryrun) and apply FRR's daemons file and frr.conf
+    (templates/steps/frr.sh.j2); frr.conf comes on stdin when it holds a password."""
+    daemons = next(f for f in files if f.path == PATHS["frr_daemons"])
+    conf = next(f for f in files if f.path == PATHS["frr_conf"])
+    return step_script(
+        "steps/frr.sh.j2",
+        frr_dir=posixpath.dirname(conf.path),
+        daemons=daemons.path,
+        conf=conf.path,
+        secret=conf.secret,
+        write_daemons=Directive(_heredoc(daemons.content, '"$stage/daemons"')),
+        write_conf=Directive("" if conf.secret else _heredoc(conf.content, '"$stage/frr.conf"')),
+        reload=FRR_RELOAD,
     )
 
 

@@ -91,7 +91,7 @@ def scrape_targets(cfg: HalbConfig) -> list[dict[str, object]]:
     plan, h, m = cfg.plan, cfg.haproxy, cfg.monitoring
     nodes = [str(plan.address(n.name)) for n in cfg.nodes]
     groups: list[dict[str, object]] = []
-    if m.node_exporter:
+    if m.node_exporter and cfg.mode == "vrrp":  # BGP mode installs no node exporter yet
         groups.append({"targets": [f"{a}:{m.node_exporter_port}" for a in nodes], "labels": {"job": "halb-node"}})
     if h.metrics.enabled and not h.metrics.auth:
         groups.append(

@@ -134,6 +134,8 @@ def firewall_rules(cfg: HalbConfig, vips: tuple[ResolvedVip, ...], addresses: Al
     the service ports from anywhere, the stats port (and the node exporter's) from
     `haproxy.stats.allowFrom`. With an IPv6 VIP, also VRRP from the peer's IPv6 address and the
     ports of the services bound on IPv6."""
+    if cfg.mode == "bgp":
+        return bgp_firewall_rules(cfg, vips)
     peer = cfg.peer(node_name)
     rules = [f"vrrp {firewall_address(ip_network(addresses.nodes[peer.name]))}"]
     if peer.address6 is not None and any(v.family == 6 for v in vips):
@@ -146,4 +148,23 @@ def firewall_rules(cfg: HalbConfig, vips: tuple[ResolvedVip, ...], addresses: Al
     if cfg.monitoring.node_exporter:  # it listens on the node's IPv4 address only
         exporter = int(cfg.monitoring.node_exporter_port)
         rules += [f"tcp {exporter} {firewall_address(net)}" for net in stats_allow(cfg) if net.version == 4]
+    return rules
+
+
+BGP_PORT = 179
+BFD_PORTS = (3784, 4784)  # single-hop and multihop BFD control (RFC 5881, RFC 5883)
+
+
+def bgp_firewall_rules(cfg: HalbConfig, vips: tuple[ResolvedVip, ...]) -> list[str]:
+    """BGP mode: BGP and BFD from each peer only, the service ports from anywhere (over IPv6 too
+    with an IPv6 VIP), the stats port from `haproxy.stats.allowFrom`."""
+    assert cfg.bgp is not None
+    rules = []
+    for peer in cfg.bgp.peers:
+        source = firewall_address(ip_network(peer.address))
+        rules += [f"tcp {BGP_PORT} {source}", *(f"udp {port} {source}" for port in BFD_PORTS)]
+    rules += [f"tcp {int(s.port)} 0.0.0.0/0" for s in cfg.haproxy.services]
+    if any(v.family == 6 for v in vips):
+        rules += [f"tcp {int(s.port)} ::/0" for s in cfg.haproxy.services]
+    rules += [f"tcp {int(cfg.haproxy.stats.port)} {firewall_address(net)}" for net in stats_allow(cfg)]
     return rules

@@ -19,7 +19,7 @@ from typing import Literal, cast
 import jinja2
 
 from halb import PROJECT_DIR
-from halb.config import HalbConfig
+from halb.config import HalbConfig, Secret
 from halb.config.bgp import community_problems, multihop
 from halb.config.haproxy import Server, Service, backend_names, certificate_names
 from halb.config.tls import Certificate, key_block, read_pem
@@ -36,6 +36,7 @@ PATHS = {
     "haproxy_cfg": "/etc/haproxy/haproxy.cfg",
     "haproxy_secrets": "/etc/haproxy/halb-secrets.cfg",
     "frr_conf": "/etc/frr/frr.conf",  # mode: bgp
+    "frr_daemons": "/etc/frr/daemons",  # mode: bgp: which FRR daemons run
     "haproxy_dropin": "/etc/systemd/system/haproxy.service.d/halb.conf",
     "tmpfiles": "/etc/tmpfiles.d/halb.conf",
     "haproxy_watch": "/usr/local/libexec/halb/haproxy-watch",
@@ -74,7 +75,7 @@ METRICS_EVERY = 1  # seconds between two samples of halb-metrics
 HAPROXY_BIN = "/usr/sbin/haproxy"
 
 # Which provisioning step installs a file; each step has its validator and reload.
-Step = Literal["system", "tls", "haproxy", "keepalived"]
+Step = Literal["system", "tls", "haproxy", "keepalived", "frr"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Secrets:
     vrrp_password: str
     stats_password: str
     certificates: Mapping[str, str] = field(default_factory=dict)  # file on the node -> chain and key (PEM)
+    reveal_bgp: bool = False  # BGP mode: write the peers' passwords from the config into frr.conf
 
 
 PLACEHOLDERS = Secrets(vrrp_password="@SECRET@", stats_password="@SECRET:haproxy.stats.password@")
@@ -146,7 +148,8 @@ TARGETS = {
     "vrrp-adverts.j2": keepalived_word,
     "halb-vrrp-guard.service.j2": haproxy_word,
     "handoff.j2": shell_word,
-    "frr.conf.j2": keepalived_word,  # FRR's words: no space, and no `!` or `#` (comments)
+    "frr.conf.j2": keepalived_word,
+    "frr-daemons.j2": keepalived_word,  # FRR's words: no space, and no `!` or `#` (comments)
     "halb-handoff.service.j2": haproxy_word,
     "halb-metrics.j2": keepalived_word,
     "halb-metrics.service.j2": haproxy_word,
@@ -158,6 +161,7 @@ TARGETS = {
     "tmpfiles.d/halb.conf.j2": haproxy_word,
     # step scripts: shell words; what halb composes (a rule list) goes in as a Directive
     "steps/firewall.sh.j2": shell_word,
+    "steps/frr.sh.j2": shell_word,
     "steps/packages.sh.j2": shell_word,
     "steps/wait.sh.j2": shell_word,
     "steps/services.sh.j2": shell_word,
@@ -326,6 +330,8 @@ def context(cfg: HalbConfig, node_name: str) -> dict[str, object]:
         },
         "keepalived": k,
         "haproxy": cfg.haproxy,
+        # BGP mode: the VIPs the watcher puts on lo (host routes), which FRR announces
+        "announced": [ip_network(v.address) for v in plan.vips] if cfg.mode == "bgp" else [],
         "stats_acl_lines": stats_acl_lines(cfg),
         "stats_six": any(n.version == 6 for n in stats_allow(cfg)),
     }
@@ -341,6 +347,8 @@ def haproxy_structure(cfg: HalbConfig, node_name: str) -> str:
 def node_files(cfg: HalbConfig, node_name: str) -> list[NodeFile]:
     """Every non-secret file halb installs on `node_name`, in install order."""
     ctx = context(cfg, node_name)
+    if cfg.mode == "bgp":
+        return bgp_node_files(cfg, node_name, ctx)
     return [
         NodeFile(PATHS["tmpfiles"], _render("tmpfiles.d/halb.conf.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_state"], _render("haproxy-state.j2", **ctx), "0755", "system"),
@@ -358,6 +366,26 @@ def node_files(cfg: HalbConfig, node_name: str) -> list[NodeFile]:
         NodeFile(PATHS["haproxy_cfg"], _render("haproxy.cfg.j2", **ctx), "0644", "haproxy"),
         NodeFile(PATHS["keepalived_conf"], _render("keepalived.conf.j2", **ctx), "0644", "keepalived"),
     ]
+
+
+def bgp_node_files(cfg: HalbConfig, node_name: str, ctx: dict[str, object]) -> list[NodeFile]:
+    """BGP mode: haproxy, its watcher (which puts the VIPs on lo while haproxy answers) and FRR;
+    no VRRP. frr.conf is a secret file when a peer has a password."""
+    return [
+        NodeFile(PATHS["tmpfiles"], _render("tmpfiles.d/halb.conf.j2", **ctx), "0644", "system"),
+        NodeFile(PATHS["haproxy_state"], _render("haproxy-state.j2", **ctx), "0755", "system"),
+        NodeFile(PATHS["haproxy_watch"], _render("haproxy-watch.j2", **ctx), "0755", "system"),
+        NodeFile(PATHS["haproxy_watch_unit"], _render("halb-haproxy-watch.service.j2", **ctx), "0644", "system"),
+        NodeFile(PATHS["haproxy_dropin"], _render("haproxy.service.d/halb.conf.j2", **ctx), "0644", "system"),
+        NodeFile(PATHS["haproxy_cfg"], _render("haproxy.cfg.j2", **ctx), "0644", "haproxy"),
+        NodeFile(PATHS["frr_daemons"], _render("frr-daemons.j2"), "0640", "frr"),
+        *([] if frr_secret(cfg) else [NodeFile(PATHS["frr_conf"], frr_conf(cfg, node_name), "0640", "frr")]),
+    ]
+
+
+def frr_secret(cfg: HalbConfig) -> bool:
+    """Whether frr.conf holds a secret (a peer's password): then it travels as the frr step's stdin."""
+    return cfg.bgp is not None and any(p.password is not None for p in cfg.bgp.peers)
 
 
 def handoff_files(cfg: HalbConfig, node_name: str, ctx: dict[str, object]) -> list[NodeFile]:
@@ -414,7 +442,11 @@ def secret_files(cfg: HalbConfig, node_name: str, secrets: Secrets) -> list[Node
     for path, key, _ in certificate_files(cfg):
         content = secrets.certificates.get(path) or f"@SECRET:{key}@\n"
         files.append(NodeFile(path, content, "0600", "tls", secret=True))
-    if cfg.keepalived.version == 2:
+    if frr_secret(cfg):
+        files.append(
+            NodeFile(PATHS["frr_conf"], frr_conf(cfg, node_name, secrets.reveal_bgp), "0640", "frr", secret=True)
+        )
+    if cfg.keepalived.version == 2 and cfg.mode == "vrrp":
         files.append(
             NodeFile(
                 PATHS["keepalived_auth"],
@@ -427,10 +459,10 @@ def secret_files(cfg: HalbConfig, node_name: str, secrets: Secrets) -> list[Node
     return files
 
 
-def frr_conf(cfg: HalbConfig, node_name: str) -> str:
+def frr_conf(cfg: HalbConfig, node_name: str, reveal: bool = False) -> str:
     """The node's frr.conf in BGP mode: BFD, a session per peer, each VIP announced (as a host
     route) while it is on the node, nothing accepted; GRACEFUL_SHUTDOWN while the node drains.
-    A peer's password is a placeholder the deploy step fills in on the node."""
+    A peer's password is a marked placeholder unless `reveal` (the frr step's secret stdin)."""
     bgp = cfg.bgp
     if bgp is None:
         raise ValueError("frr.conf: only with `mode: bgp`")
@@ -442,7 +474,7 @@ def frr_conf(cfg: HalbConfig, node_name: str) -> str:
             "asn": p.asn,
             "version": p.address.version,
             "multihop": multihop(p.address, subnets),
-            "password": Directive(f"@SECRET:bgp.peers[{i}].password@") if p.password is not None else None,
+            "password": _bgp_password(i, p.password, reveal) if p.password is not None else None,
         }
         for i, p in enumerate(bgp.peers)
     ]
@@ -476,6 +508,14 @@ def frr_conf(cfg: HalbConfig, node_name: str) -> str:
     )
 
 
+def _bgp_password(i: int, password: Secret, reveal: bool) -> str | Directive:
+    """A peer's password as frr.conf takes it: the value (checked as one word at render time, like
+    any config value), or a marked placeholder."""
+    if reveal and password.value is not None:
+        return password.value
+    return Directive(f"@SECRET:bgp.peers[{i}].password@")
+
+
 def community_words(communities: list[str]) -> list[str]:
     """The communities as FRR takes them, checked again here (a model built in code skips the config's check)."""
     for c in communities:
@@ -493,8 +533,6 @@ def write_tree(cfg: HalbConfig, out: Path, secrets: Secrets = PLACEHOLDERS) -> l
     written = []
     for node in cfg.nodes:
         files = [(f.path, f.content, f.mode) for f in all_files(cfg, node.name, secrets)]
-        if cfg.mode == "bgp":  # rendered for review; no deploy step installs it yet
-            files.append((PATHS["frr_conf"], frr_conf(cfg, node.name), "0640"))
         for path, content, mode in files:
             dest = out / node.name / path.lstrip("/")
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from halb.status.remote import Questions, Reach, SshTarget, probe
+from halb.status.remote import Questions, Reach, SshTarget, probe, ssh_run
 from halb.status.verdict import NodeState, Verdict, assess, parse_probe
 
 
@@ -31,11 +31,12 @@ class Spec:
     maintenance: list[str]  # nodes that must not hold the VIP
     host_keys: dict[str, str]  # name -> pinned SSH host key (nodes[].hostKey), where set
     others: list[str] = field(default_factory=list)  # the other VIPs (`halb:vips`): one holder each too
+    peers: list[str] = field(default_factory=list)  # BGP mode: the routers every node must have a session with
 
     def to_json(self) -> str:
-        """Without `others` when there are none: the verify command of a one-VIP stack carries no
-        key for a feature it does not use (so a halb upgrade shows no change in its preview)."""
-        d = {k: v for k, v in vars(self).items() if k != "others" or v}
+        """Without `others` and `peers` when there are none: the verify command of a one-VIP VRRP
+        stack carries no key for a feature it does not use (a halb upgrade shows no change in its preview)."""
+        d = {k: v for k, v in vars(self).items() if k not in ("others", "peers") or v}
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -52,6 +53,7 @@ class Spec:
             d.get("maintenance", []),
             d.get("host_keys", {}),
             d.get("others", []),
+            d.get("peers", []),
         )
 
 
@@ -76,7 +78,57 @@ def answers(vip: str, port: int, mode: str, timeout: float = 2.0) -> str:
         return e.strerror or str(e)
 
 
+# BGP mode: on each node, the VIPs on lo and FRR's view of its sessions (one line of JSON).
+BGP_PROBE = (
+    "ip -o addr show dev lo; sudo=; [ \"$(id -u)\" = 0 ] || sudo='sudo -n'; "
+    "$sudo vtysh -c 'show bgp neighbors json' | tr -d '\\n'; echo"
+)
+
+
+def bgp_node(name: str, output: str, spec: Spec) -> str:
+    """'' when a node serves as BGP mode wants (every VIP on lo unless in maintenance, every peer's
+    session Established), else what is wrong."""
+    lines = output.strip().splitlines()
+    try:
+        neighbors = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        return f"{name}: FRR did not answer (`vtysh -c 'show bgp neighbors json'`)"
+    down = [p for p in spec.peers if neighbors.get(p, {}).get("bgpState") != "Established"]
+    if down:
+        return f"{name}: no BGP session with {', '.join(down)}"
+    held = {w.split("/")[0] for line in lines[:-1] for w in line.split()[3:4]}
+    missing = [v for v in [spec.vip, *spec.others] if v not in held]
+    if name not in spec.maintenance and missing:
+        return f"{name}: {', '.join(missing)} not on lo (haproxy not answering its watcher?)"
+    return ""
+
+
+def check_bgp(spec: Spec, key_path: str | None) -> tuple[bool, str]:
+    """BGP mode: every node serves (VIPs on lo, sessions up) and every service answers through the VIP."""
+    target = SshTarget(spec.user, spec.port, key_path)
+
+    def ask(node: tuple[str, str]) -> str:
+        name, address = node
+        rc, out, err = ssh_run(Reach(target, address, spec.host_keys.get(name), strict_host_keys=False), BGP_PROBE)
+        return bgp_node(name, out, spec) if rc == 0 else f"{name}: unreachable over SSH ({err.strip()[-120:]})"
+
+    with ThreadPoolExecutor(max_workers=len(spec.nodes)) as pool:
+        wrong = [w for w in pool.map(ask, spec.nodes.items()) if w]
+    if wrong:
+        return False, "; ".join(wrong)
+    failing = [f"{n}:{p} ({why})" for n, p, m in spec.services if (why := answers(spec.vip, p, m))]
+    if failing:
+        return False, f"every node announces the VIP, but services do not answer through it: {', '.join(failing)}"
+    serving = len(spec.nodes) - len(spec.maintenance)
+    return (
+        True,
+        f"{serving} node(s) announce the VIP {spec.vip} to {', '.join(spec.peers)}; {len(spec.services)} service(s) answer through it",
+    )
+
+
 def check(spec: Spec, key_path: str | None) -> tuple[bool, str]:
+    if spec.peers:
+        return check_bgp(spec, key_path)
     target = SshTarget(spec.user, spec.port, key_path)
 
     def ask(node: tuple[str, str]) -> NodeState:

@@ -47,12 +47,12 @@ class HaLoadBalancer(pulumi.ComponentResource):
         )
         self.vrrp_password = (
             self._password(name, "vrrp-password", cfg.keepalived.auth_password, VRRP_PASSWORD.generated)
-            if cfg.keepalived.version == 2
-            else pulumi.Output.secret("")  # VRRPv3 has no authentication
+            if cfg.keepalived.version == 2 and cfg.mode == "vrrp"
+            else pulumi.Output.secret("")  # VRRPv3 has no authentication; BGP mode no VRRP
         )
         self.vms, self.nodes = self._machines_and_nodes(name, cfg, args, plan, key)
         self.host_keys = {n: p.host_key for n, p in self.nodes.items()}
-        self.rollout = self._rollout(name, cfg)
+        self.rollout = self._rollout(name, cfg) if cfg.mode == "vrrp" else None  # BGP mode: each node on its own
         self.verify = self._verify(name, cfg, key) if cfg.verify else None
         self._outputs(cfg, plan)
         self.register_outputs(
@@ -179,8 +179,8 @@ class HaLoadBalancer(pulumi.ComponentResource):
             host_keys=self.host_keys,
             host_ids=[p.host_id for p in self.nodes.values()],
             follows=follows,
-            secrets_digest=self.rollout.secret_digest,
-            after=self.rollout.done,
+            secrets_digest=self.rollout.secret_digest if self.rollout else None,
+            after=self.rollout.done if self.rollout else [p.done for p in self.nodes.values()],
         )
         return verify_command(name, args, pulumi.ResourceOptions(parent=self))
 

@@ -31,11 +31,15 @@ from halb.render import NodeFile, Secrets, certificate_files, certificate_texts,
 
 STEPS = ("wait", "teardown", "packages", "vrid", "system", "haproxy", "keepalived", "services")
 TLS_STEPS = ("wait", "teardown", "packages", "vrid", "system", "tls", "haproxy", "keepalived", "services")
+BGP_STEPS = ("wait", "teardown", "packages", "system", "haproxy", "frr", "services")  # no VRRP
 
 
 def steps_of(cfg: HalbConfig) -> tuple[str, ...]:
-    """The steps of a node: `tls` (the certificates) only when a service ends TLS."""
-    return TLS_STEPS if certificate_files(cfg) else STEPS
+    """The steps of a node: `tls` (the certificates) only when a service ends TLS, before haproxy's."""
+    steps: tuple[str, ...] = BGP_STEPS if cfg.mode == "bgp" else STEPS
+    if certificate_files(cfg):
+        steps = (*steps[: steps.index("haproxy")], "tls", *steps[steps.index("haproxy") :])
+    return steps
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def _secret_file(cfg: HalbConfig, node: str, secrets: pulumi.Output[list[str]], 
     """The content of one secret file, rendered inside apply (pure) and kept secret."""
 
     def render(values: list[str]) -> str:
-        files = secret_files(cfg, node, Secrets(vrrp_password=values[0], stats_password=values[1]))
+        files = secret_files(cfg, node, Secrets(vrrp_password=values[0], stats_password=values[1], reveal_bgp=True))
         return next(f.content for f in files if f.path == path)
 
     return pulumi.Output.secret(secrets.apply(render))
@@ -68,19 +72,19 @@ def _scripts(cfg: HalbConfig, node: str, owner: str, steps: tuple[str, ...]) -> 
     """Each step's script (pure): what it installs, validates and reloads on `node`."""
     files: list[NodeFile] = node_files(cfg, node)
     placeholders = secret_files(cfg, node, Secrets("x", "x"))  # which secret files exist, not their content
-    scripts = {
-        "wait": commands.wait_script(),
-        "teardown": commands.owner_script(owner),
-        "packages": commands.packages_script(cfg),
-        "vrid": commands.vrid_script(files, cfg.keepalived.vrid_probe_seconds),
-        "system": commands.system_script(cfg, node, files),
-        "haproxy": commands.haproxy_script(files + placeholders, cfg, node),
-        "keepalived": commands.keepalived_script(files + placeholders, str(cfg.plan.vip)),
-        "services": commands.services_script(cfg),
+    scripts: dict[str, Callable[[], str]] = {
+        "wait": commands.wait_script,
+        "teardown": lambda: commands.owner_script(owner),
+        "packages": lambda: commands.packages_script(cfg),
+        "vrid": lambda: commands.vrid_script(files, cfg.keepalived.vrid_probe_seconds),
+        "system": lambda: commands.system_script(cfg, node, files),
+        "tls": lambda: commands.tls_script(placeholders),
+        "haproxy": lambda: commands.haproxy_script(files + placeholders, cfg, node),
+        "keepalived": lambda: commands.keepalived_script(files + placeholders, str(cfg.plan.vip)),
+        "frr": lambda: commands.frr_script(files + placeholders),
+        "services": lambda: commands.services_script(cfg),
     }
-    if "tls" in steps:
-        scripts["tls"] = commands.tls_script(placeholders)
-    return scripts
+    return {step: scripts[step]() for step in steps}
 
 
 def _secret_stdin(

@@ -32,6 +32,7 @@ def verify_spec(cfg: HalbConfig, host_keys: dict[str, str]) -> Spec:
         maintenance=[n.name for n in cfg.nodes if n.maintenance],
         host_keys=host_keys,
         others=[str(v.address) for v in cfg.plan.vips if v.address != plan.vip],
+        peers=[str(p.address) for p in cfg.bgp.peers] if cfg.bgp is not None and cfg.mode == "bgp" else [],
     )
 
 
@@ -42,7 +43,7 @@ class VerifyArgs:
     host_keys: dict[str, pulumi.Output[str]]  # each node's host key, configured or recorded on first use
     host_ids: list[pulumi.Input[str]]  # a new host replaces the check
     follows: dict[str, str]  # resource name -> script hash of every step it follows
-    secrets_digest: pulumi.Output[str]  # secret: a changed password runs it again
+    secrets_digest: pulumi.Output[str] | None  # secret: a changed password runs it again (none in BGP mode)
     after: list[pulumi.Resource]
 
 
@@ -66,7 +67,7 @@ def verify_command(name: str, args: VerifyArgs, opts: pulumi.ResourceOptions) ->
         f"{name}-verify",
         create=pulumi.Output.all(**args.host_keys).apply(script),
         stdin=key if inline_key else None,
-        environment={"HALB_SECRETS_DIGEST": args.secrets_digest},
+        environment={"HALB_SECRETS_DIGEST": args.secrets_digest} if args.secrets_digest is not None else None,
         triggers=args.host_ids,
         logging=local.Logging.STDOUT_AND_STDERR,
         add_previous_output_in_env=False,
