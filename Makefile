@@ -8,7 +8,7 @@ STACK ?= lab
 
 up: deps venv engine  ## the main job: on the lab, bring it up and `pulumi up` the lab stack (STACK=lab-vsphere: as VMs of the simulated vCenter); STACK=dev: check, then pulumi up
 	@case "$(STACK)" in \
-	  lab|lab-vsphere|lab-multi|lab-tls) $(PY) -m halb_lab up && $(PY) -m halb_lab deploy --stack $(STACK) ;; \
+	  lab|lab-vsphere|lab-multi|lab-tls|lab-bgp) $(PY) -m halb_lab up && $(PY) -m halb_lab deploy --stack $(STACK) ;; \
 	  *) $(PY) -m halb check --stack $(STACK) && \
 	     export PATH="$(CURDIR)/.engine/bin:$$PATH" && \
 	     pulumi up --stack $(STACK) && pulumi stack output --stack $(STACK) ;; \

@@ -10,7 +10,6 @@ from typing import Any
 import pulumi
 
 from halb.config import PROJECT, ConfigError, HalbConfig, load_config
-from halb.config.errors import Problem
 from halb.config.vsphere import provider_problems
 
 
@@ -30,16 +29,6 @@ def _parse(value: str) -> Any:
         return value
 
 
-# BGP mode is validated and rendered (`halb check` runs FRR's checker on each node's frr.conf), but
-# no step installs FRR yet: `pulumi up` refuses it rather than deploy a VRRP pair in its place.
-BGP_NOT_DEPLOYED = Problem(
-    "mode",
-    "'bgp'",
-    "`vrrp` for `pulumi up`: BGP mode is checked by `halb check` and its frr.conf rendered by `halb render`, "
-    "but halb does not deploy it yet (docs/development/bgp-mode.md)",
-)
-
-
 def load_stack_config() -> HalbConfig:
     """Every `halb:*` key, validated; all problems reported before any resource exists."""
     from pulumi.runtime.config import CONFIG, get_config_env, get_config_secret_keys_env, is_config_secret
@@ -55,8 +44,6 @@ def load_stack_config() -> HalbConfig:
         cfg = load_config(raw, refuse_plaintext=True, secret_tops=tops, extra=extra)
     except ConfigError as e:
         raise pulumi.RunError(str(e)) from None
-    if cfg.mode == "bgp":
-        raise pulumi.RunError(str(ConfigError([BGP_NOT_DEPLOYED])))
     for warning in certificate_warnings(cfg):  # shown by preview and up; nothing is refused
         pulumi.log.warn(warning)
     return cfg

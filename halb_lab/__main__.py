@@ -41,6 +41,8 @@ def _engine(args: argparse.Namespace) -> int:
     from halb_lab.automation.vault import VaultLocked
 
     try:
+        if args.command in ("deploy", "preview"):
+            lab.prepare(args.stack)
         if args.command == "deploy":
             result = lab_stack.deploy(
                 args.stack_file, args.set, args.set_secret, progress=_say, replace=args.replace, stack=args.stack
@@ -72,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "command", choices=["up", "down", "status", "deploy", "preview", "refresh", "destroy", "password"]
     )
-    parser.add_argument("--stack", default="lab", choices=["lab", "lab-vsphere", "lab-multi", "lab-tls"])
+    parser.add_argument("--stack", default="lab", choices=["lab", "lab-vsphere", "lab-multi", "lab-tls", "lab-bgp"])
     parser.add_argument("--stack-file", type=Path, default=None, help="default: Pulumi.STACK.yaml")
     parser.add_argument("--vcenter", action="store_true", help="password: the simulated vCenter's")
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")

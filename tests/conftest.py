@@ -61,8 +61,10 @@ def stack_deployed(stack: str) -> Any:
     @pytest.fixture(scope="module")
     def deployed(lab_up: None) -> Iterator[Any]:
         from halb_lab.automation.stack import deploy, destroy
+        from halb_lab.infra import lab
         from halb_lab.scenarios.drills import quiet
 
+        lab.prepare(stack)
         result = deploy(stack=stack, progress=quiet)
         yield result
         destroy(stack=stack, progress=quiet)

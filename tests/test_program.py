@@ -45,7 +45,7 @@ def deploy(raw: dict[str, Any], secrets_in_config: bool = True, stack: str = "de
             "vsphere:vsphereServer": "vcenter.example.com",
         },
     )
-    secret_keys = ["vsphere:password", "halb:ssh", "halb:keepalived", "halb:haproxy"]
+    secret_keys = ["vsphere:password", "halb:ssh", "halb:keepalived", "halb:haproxy", "halb:bgp"]
     return run_main(config, secret_keys, stack=stack)
 
 
@@ -449,16 +449,34 @@ def test_bad_config_fails_before_any_resource_is_created() -> None:
     assert isinstance(err.value, pulumi.RunError) or "RunError" in repr(err.value)
 
 
-def test_bgp_mode_stops_the_program_before_any_resource() -> None:
-    """BGP mode is checked and rendered, not deployed yet: `pulumi up` names the key rather than
-    deploy a VRRP pair in its place."""
+def bgp_dev() -> dict[str, Any]:
+    """The dev stack in BGP mode: three nodes, the VIP routed to them, one router."""
     raw = dev(mode="bgp", bgp={"asn": 64512, "peers": [{"address": "192.168.4.1", "asn": 64513}]})
-    raw = set_in(raw, "addresses.vip", "192.168.40.10")  # routed: off the segment
-    raw = delete_in(raw, "keepalived")
-    raw["nodes"] = [{"name": n["name"], "address": n["address"]} for n in raw["nodes"]]
-    with pytest.raises(Exception) as err:
-        deploy(raw)
-    assert "halb:mode: got 'bgp'" in str(err.value) and "does not deploy it yet" in str(err.value), str(err.value)
+    raw = set_in(delete_in(raw, "keepalived"), "addresses.vip", "192.168.40.10")
+    raw["nodes"] = [{"name": f"lb{i}", "address": f"192.168.4.{60 + i}"} for i in (1, 2, 3)]
+    return raw
+
+
+def test_bgp_mode_provisions_every_node_with_frr_and_no_vrrp() -> None:
+    run = deploy(bgp_dev())
+    names = set(run.resources)
+    for node in ("lb1", "lb2", "lb3"):
+        steps = {n.rsplit("-", 1)[1] for n in names if n.startswith(f"halb-{node}-")}
+        assert {"packages", "system", "haproxy", "frr", "services"} <= steps, f"halb-{node}: {sorted(steps)}"
+        assert not steps & {"vrid", "keepalived"}, f"halb-{node}: VRRP steps in BGP mode: {sorted(steps)}"
+    assert not [n for n in names if n.startswith("halb-vrrp")], "BGP mode: no VRRP rollout"
+    frr = run.resources["halb-lb2-frr"].inputs["create"]
+    assert "vtysh --dryrun" in frr and "neighbor 192.168.4.1 remote-as 64513" in frr, "halb-lb2-frr"
+    verify = run.resources["halb-verify"].inputs["create"]
+    assert '"peers":["192.168.4.1"]' in verify, f"halb-verify: {verify}"
+
+
+def test_a_bgp_peers_password_reaches_its_node_only_as_a_secret() -> None:
+    raw = set_in(bgp_dev(), "bgp.peers[0].password", "md5-Pa55word")
+    run = deploy(raw)
+    frr = run.resources["halb-lb1-frr"]
+    assert "md5-Pa55word" not in json.dumps(frr.inputs["create"]), "halb-lb1-frr: the password in the script"
+    assert SECRET_SIG in json.dumps(frr.inputs.get("stdin")), "halb-lb1-frr: frr.conf on stdin, as a secret"
 
 
 def test_unknown_key_is_an_error_in_the_program_too() -> None:

@@ -27,6 +27,8 @@ PACKAGES = [
     "openssl",  # as on a standard VM template (halb's TLS step checks keys with it)
     "prometheus-node-exporter",  # what halb's packages step installs (monitoring.nodeExporter)
     "nftables",  # likewise (keepalived.handoff)
+    "frr",  # likewise, in BGP mode (stack lab-bgp)
+    "frr-pythontools",  # frr-reload.py
     "util-linux",
     "sudo",
 ]

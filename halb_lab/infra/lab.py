@@ -11,7 +11,7 @@ from pathlib import Path
 
 from halb.status.remote import Questions, probe_script
 from halb.status.verdict import Verdict, assess, parse_probe
-from halb_lab.infra import ca, image, net, nodes, vcenter, worker
+from halb_lab.infra import ca, image, net, nodes, router, vcenter, worker
 from halb_lab.infra.topology import (
     CLIENT,
     HOST_ADDRESS,
@@ -125,12 +125,20 @@ def boot_spares() -> None:
         nodes.wait_ssh(node)
 
 
+def prepare(stack: str) -> None:
+    """What a stack needs of the lab beyond the pair: lab-bgp runs on lb1-lb3 behind the router."""
+    if stack == "lab-bgp":
+        boot_spares()
+        router.up()
+
+
 def remove_spares() -> None:
     for node in SPARE_NODES:
         nodes.remove(node)
 
 
 def down() -> None:
+    router.down()
     vcenter.stop()
     for host in WORKERS:
         stop_worker(host)

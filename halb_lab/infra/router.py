@@ -1,0 +1,197 @@
+"""The lab's upstream router for BGP mode (stack lab-bgp): FRR in a namespace of its own on the lab
+bridge, peering with every node (a dynamic neighbor range, BFD), spreading flows to the VIP over
+them by ECMP with the L4 hash; and a client behind it on its own subnet.
+
+    bridge 198.18.0.0/24 --- router 198.18.0.2 (AS 64513) --- 198.18.2.1 | client 198.18.2.30
+
+The nodes learn the client's subnet as the site's network would give it to them: a static route
+via the router (halb does not route). The lab machine reaches the VIPs through the router too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from halb_lab.infra import net
+from halb_lab.infra.topology import HOST_LINK, NODES, SPARE_NODES, SUBNET, Host
+
+ROUTER = Host("router", "198.18.0.2", "router")
+ASN = 64513  # the router's; the nodes' is the stack's `bgp.asn`
+NODES_ASN = 64512
+CLIENT_SUBNET = "198.18.2.0/24"
+CLIENT_GATEWAY = "198.18.2.1"
+BGP_CLIENT = Host("bclient", "198.18.2.30", "client")
+VIP_RANGE = "198.18.1.0/24"  # where lab-bgp's VIPs live: routed, off the nodes' segment
+DAEMONS = ("zebra", "bfdd", "bgpd")
+RUN = Path("/run/frr") / ROUTER.netns  # FRR's pathspace for the router (-N): its sockets, pids, config
+SYSCTLS = {
+    "net.ipv4.ip_forward": "1",
+    "net.ipv4.fib_multipath_hash_policy": "1",  # L4: a flow's 5-tuple picks its next hop
+}
+
+
+def frr_conf() -> str:
+    """The router: any node of the segment may peer (a listen range), each with BFD; up to 8 next
+    hops per prefix; it announces nothing to the nodes."""
+    return f"""frr defaults datacenter
+hostname router
+!
+bfd
+ profile lab
+  detect-multiplier 3
+  receive-interval 100
+  transmit-interval 100
+ exit
+exit
+!
+router bgp {ASN}
+ bgp router-id {ROUTER.address}
+ no bgp default ipv4-unicast
+ neighbor halb peer-group
+ neighbor halb remote-as {NODES_ASN}
+ neighbor halb bfd profile lab
+ bgp listen range {SUBNET} peer-group halb
+ !
+ address-family ipv4 unicast
+  neighbor halb activate
+  maximum-paths 8
+ exit-address-family
+exit
+!
+"""
+
+
+def _in_router(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return net.sh("ip", "netns", "exec", ROUTER.netns, *args, check=check)
+
+
+def vtysh(command: str) -> str:
+    return net.sh("vtysh", "-N", ROUTER.netns, "-c", command).stdout
+
+
+def is_up() -> bool:
+    return net.netns_exists(ROUTER.netns) and all(_pid(d) is not None for d in DAEMONS)
+
+
+def up() -> None:
+    """The router, its client, FRR, and the routes to and from the client's subnet and the VIPs."""
+    if is_up():
+        return
+    down()
+    net.attach(ROUTER)
+    _client_leg()
+    for key, value in SYSCTLS.items():
+        _in_router("sh", "-c", f"echo {value} > /proc/sys/{key.replace('.', '/')}")
+    _start_frr()
+    for node in [*NODES, *SPARE_NODES]:  # the route the site's network gives the nodes
+        net.sh("ip", "-n", node.netns, "route", "replace", CLIENT_SUBNET, "via", ROUTER.address, check=False)
+    net.sh("ip", "route", "replace", VIP_RANGE, "via", ROUTER.address, "dev", HOST_LINK)
+
+
+def _client_leg() -> None:
+    net.sh("ip", "netns", "add", BGP_CLIENT.netns)
+    net.sh("ip", "-n", BGP_CLIENT.netns, "link", "set", "lo", "up")
+    net.sh(
+        "ip",
+        "link",
+        "add",
+        "eth1",
+        "netns",
+        ROUTER.netns,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        BGP_CLIENT.netns,
+    )
+    net.sh("ip", "-n", ROUTER.netns, "addr", "add", f"{CLIENT_GATEWAY}/24", "dev", "eth1")
+    net.sh("ip", "-n", ROUTER.netns, "link", "set", "eth1", "up")
+    net.sh("ip", "-n", BGP_CLIENT.netns, "addr", "add", f"{BGP_CLIENT.address}/24", "dev", "eth0")
+    net.sh("ip", "-n", BGP_CLIENT.netns, "link", "set", "eth0", "up")
+    net.sh("ip", "-n", BGP_CLIENT.netns, "route", "add", "default", "via", CLIENT_GATEWAY)
+    for key, value in net.CLIENT_SYSCTLS.items():
+        net.sh(
+            "ip",
+            "netns",
+            "exec",
+            BGP_CLIENT.netns,
+            "sh",
+            "-c",
+            f"printf '%s\\n' '{value}' > /proc/sys/{key.replace('.', '/')}",
+        )
+
+
+def _start_frr() -> None:
+    RUN.mkdir(parents=True, exist_ok=True)
+    shutil.chown(RUN, "frr", "frr")
+    conf = RUN / "frr.conf"
+    conf.write_text(frr_conf())
+    shutil.chown(conf, "frr", "frr")
+    for daemon in DAEMONS:
+        _in_router(
+            f"/usr/lib/frr/{daemon}",
+            "-d",
+            "-N",
+            ROUTER.netns,
+            "-f",
+            "/dev/null",
+            "-i",
+            str(RUN / f"{daemon}.pid"),
+            "--vty_socket",
+            str(RUN),
+        )
+    deadline = time.monotonic() + 10
+    while not all(Path(RUN / f"{d}.vty").exists() for d in DAEMONS):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the lab router's FRR did not start: {sorted(p.name for p in RUN.iterdir())}")
+        time.sleep(0.1)
+    net.sh("vtysh", "-N", ROUTER.netns, "--config_dir", "/run/frr", "-b")
+
+
+def _pid(daemon: str) -> int | None:
+    try:
+        pid = int((RUN / f"{daemon}.pid").read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def down() -> None:
+    for daemon in reversed(DAEMONS):
+        pid = _pid(daemon)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(RUN, ignore_errors=True)
+    net.sh("ip", "route", "del", VIP_RANGE, check=False)
+    for host in (BGP_CLIENT, ROUTER):
+        if net.netns_exists(host.netns):
+            net.sh("ip", "netns", "del", host.netns)
+    net.sh("ip", "-n", net.BRIDGE_NS, "link", "del", ROUTER.bridge_port, check=False)
+
+
+def next_hops(prefix: str) -> list[str]:
+    """The router's next hops for `prefix` (e.g. a VIP's /32), from its kernel table."""
+    out = _in_router("ip", "-j", "route", "show", prefix, check=False).stdout
+    routes = json.loads(out) if out.strip() else []
+    hops = []
+    for r in routes:
+        if "nexthops" in r:
+            hops += [h["gateway"] for h in r["nexthops"]]
+        elif "gateway" in r:
+            hops.append(r["gateway"])
+    return sorted(hops)
+
+
+def sessions() -> dict[str, str]:
+    """Each BGP neighbor's state, as the router sees it."""
+    data = json.loads(vtysh("show bgp neighbors json") or "{}")
+    return {peer: info.get("bgpState", "") for peer, info in data.items()}
