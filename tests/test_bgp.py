@@ -194,3 +194,12 @@ def test_halb_check_runs_frrs_checker_in_bgp_mode(tmp_path: Path) -> None:
     require(tool("vtysh") is not None, "vtysh (FRR)")
     refused, skipped = rendered_problems(dual_stack())
     assert (refused, skipped) == ([], None), f"halb check, BGP mode: {refused or skipped}"
+
+
+def test_the_lab_routers_frr_conf_passes_frrs_checker() -> None:
+    from halb.validate import frr_check, tool
+    from halb_lab.infra import router
+
+    require(tool("vtysh") is not None, "vtysh (FRR)")
+    result = frr_check(router.frr_conf())
+    assert result.rc == 0, f"the lab router's frr.conf: {result.output}"

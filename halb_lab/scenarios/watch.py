@@ -240,11 +240,18 @@ def client_context() -> ssl.SSLContext:
 
 
 async def _watch(
-    vip: str, port: int, out: Path, stop: asyncio.Event, also: list[str], tls: bool = False, keepalives: int = 0
+    vip: str,
+    port: int,
+    out: Path,
+    stop: asyncio.Event,
+    also: list[str],
+    tls: bool = False,
+    keepalives: int = 0,
+    client: str = CLIENT.netns,
 ) -> None:
     context = client_context() if tls else None
     socks = {n.name: _netlink_in(n.netns) for n in NODES}
-    _setns(f"/run/netns/{CLIENT.netns}")  # from here on this thread's sockets are the client's
+    _setns(f"/run/netns/{client}")  # from here on this thread's sockets are the client's
     requests: list[tuple[float, bool]] = []
     samples: list[tuple[float, list[str]]] = []
     tracked: list[tuple[float, dict[str, list[str]]]] = []  # `also`: other VIPs' holders, same dumps
@@ -286,6 +293,7 @@ def main() -> None:
     parser.add_argument("--also", action="append", default=[], help="another VIP whose holders are sampled too")
     parser.add_argument("--tls", action="store_true", help=f"HTTPS to {TLS_NAME}, verified against the lab's CA")
     parser.add_argument("--keepalives", type=int, default=0, help="long-lived HTTP/1.1 connections to watch too")
+    parser.add_argument("--client", default=CLIENT.netns, help="the client's namespace (lab-bgp: behind the router)")
     args = parser.parse_args()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -293,7 +301,7 @@ def main() -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     print("watching", flush=True)
     vip, also = ip_address(args.vip).compressed, [ip_address(a).compressed for a in args.also]
-    loop.run_until_complete(_watch(vip, args.port, args.out, stop, also, args.tls, args.keepalives))
+    loop.run_until_complete(_watch(vip, args.port, args.out, stop, also, args.tls, args.keepalives, args.client))
 
 
 # --------------------------------------------------------------------------- the caller's side
@@ -310,8 +318,10 @@ class Watch:
         also: tuple[str, ...] = (),
         tls: bool = False,
         keepalives: bool = False,
+        client: str = CLIENT.netns,
     ) -> None:
         self.port = port
+        self.client = client  # the client's namespace: the lab's client, or lab-bgp's behind the router
         self.tls = tls  # HTTPS (a new verified TLS session per request) instead of plain HTTP
         self.vip = vip  # the lab stack's VIP, or another of a several-VIP stack (IPv4 or IPv6)
         self.also = also  # other VIPs whose holders are sampled in the same dumps (`data["also"]`)
@@ -347,6 +357,8 @@ class Watch:
             *(["--tls"] if self.tls else []),
             "--keepalives",
             str(self.keepalives),
+            "--client",
+            self.client,
         ]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None

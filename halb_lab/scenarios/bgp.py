@@ -1,0 +1,90 @@
+"""BGP mode's drills on the lab (stack lab-bgp: lb1-lb3 behind the lab router, the client behind
+it): how new connections spread over the nodes, and what a fault on one node costs the clients."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+
+from halb.commands import ADMIN_SOCKET
+from halb_lab.infra import net, nodes, router
+from halb_lab.infra.topology import NODES, SPARE_NODES, Host
+from halb_lab.scenarios.probes import LabError, wait_until
+from halb_lab.scenarios.watch import Report, Watch
+
+VIP = "198.18.1.10"  # Pulumi.lab-bgp.yaml's
+BGP_NODES = [*NODES, SPARE_NODES[0]]  # lb1, lb2, lb3
+FRONTEND = "http"
+
+
+def frontend_sessions(node: Host) -> int:
+    """Connections haproxy's `http` frontend has taken on `node` since it started (`stot`)."""
+    out = nodes.ssh(node, f"echo 'show stat' | socat stdio {ADMIN_SOCKET}", timeout=10, check=True).stdout
+    header = out.splitlines()[0].lstrip("# ").split(",")
+    for line in out.splitlines()[1:]:
+        row = dict(zip(header, line.split(","), strict=False))
+        if row.get("pxname") == FRONTEND and row.get("svname") == "FRONTEND":
+            return int(row["stot"])
+    raise LabError(f"{node.name}: no `{FRONTEND}` frontend in haproxy's stats")
+
+
+def spread(connections: int) -> dict[str, int]:
+    """`connections` new connections (one request each) from the client behind the router: how
+    many each node took."""
+    before = {n.name: frontend_sessions(n) for n in BGP_NODES}
+    url = f"http://{VIP}/"
+    cmd = ["curl", "-s", "-o", "/dev/null", "-H", "Connection: close", "--max-time", "2", *[url] * connections]
+    subprocess.run(["ip", "netns", "exec", router.BGP_CLIENT.netns, *cmd], check=False, timeout=300)
+    return {n.name: frontend_sessions(n) - before[n.name] for n in BGP_NODES}
+
+
+def serving(count: int = len(BGP_NODES), timeout: float = 30) -> list[str]:
+    """Wait until the router has `count` next hops for the VIP; the next hops."""
+    if wait_until(lambda: len(router.next_hops(VIP)) == count, timeout, 0.1) is None:
+        raise LabError(f"the router has next hops {router.next_hops(VIP)} for {VIP}, not {count}")
+    return router.next_hops(VIP)
+
+
+@dataclass
+class Drill:
+    name: str
+    report: Report
+    withdrawn_s: float | None  # from the fault to the node's next hop gone from the router
+
+    def figures(self) -> dict[str, object]:
+        return {**self.report.figures(), "withdrawn_s": self.withdrawn_s}
+
+
+def _watched(name: str, node: Host, fault: str, undo: str, cut: bool = False) -> Drill:
+    """The fault on `node` under the client's load, until its next hop has left the router; then
+    the undo, until it is back."""
+    serving()
+    with Watch(vip=VIP, client=router.BGP_CLIENT.netns) as w:
+        if cut:
+            net.cut(node)
+        else:
+            nodes.ssh(node, fault, timeout=10)
+        withdrawn = wait_until(lambda: node.address not in router.next_hops(VIP), 10, 0.01)
+        time.sleep(0.5)
+        if cut:
+            net.plug(node)
+        elif undo:
+            nodes.ssh(node, undo, timeout=10)
+        serving(timeout=60)
+    return Drill(name, w.seen, None if withdrawn is None else round(withdrawn, 3))
+
+
+def haproxy_killed(node: Host = NODES[0]) -> Drill:
+    """haproxy SIGKILLed on one node (systemd restarts it after 1 s; the watcher waits its rise time)."""
+    return _watched("haproxy-killed", node, "systemctl kill -s KILL haproxy", "")
+
+
+def haproxy_hung(node: Host = NODES[0]) -> Drill:
+    """haproxy frozen (SIGSTOP) on one node: the watcher's probes time out."""
+    return _watched("haproxy-hung", node, "systemctl kill -s STOP haproxy", "systemctl kill -s CONT haproxy")
+
+
+def link_cut(node: Host = NODES[0]) -> Drill:
+    """One node unplugged from the switch: BFD takes it out of the router's table."""
+    return _watched("link-cut", node, "", "", cut=True)

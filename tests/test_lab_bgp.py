@@ -1,0 +1,56 @@
+"""Stack lab-bgp through the real engine: three nodes announce the VIP to the lab's FRR router,
+which spreads new connections over them by ECMP; a fault on one node takes it out of the router's
+table. Each drill runs under the client load from behind the router. Root only."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import stack_deployed
+from halb_lab.automation.stack import Result
+from halb_lab.infra import router
+from halb_lab.scenarios import bgp
+
+pytestmark = pytest.mark.lab
+
+deployed = stack_deployed("lab-bgp")
+CONNECTIONS = 3000
+SHARE_TOLERANCE = 0.15  # each node within ±15 % of 1/N
+
+
+def test_every_node_peers_with_the_router_and_announces_the_vip(deployed: Result) -> None:
+    hops = bgp.serving(timeout=60)
+    assert hops == sorted(n.address for n in bgp.BGP_NODES), f"router: next hops for {bgp.VIP}: {hops}"
+    sessions = router.sessions()
+    assert sorted(sessions) == sorted(n.address for n in bgp.BGP_NODES), f"router: sessions {sessions}"
+    assert set(sessions.values()) == {"Established"}, f"router: sessions {sessions}"
+    assert deployed.exports["vip"] == bgp.VIP, deployed.exports
+
+
+def test_new_connections_spread_evenly_over_the_nodes(deployed: Result) -> None:
+    bgp.serving()
+    taken = bgp.spread(CONNECTIONS)
+    total = sum(taken.values())
+    assert total >= CONNECTIONS * 0.99, f"{total} of {CONNECTIONS} connections reached a node: {taken}"
+    share = 1 / len(bgp.BGP_NODES)
+    for name, count in taken.items():
+        assert abs(count / total - share) <= share * SHARE_TOLERANCE, f"{name} took {count} of {total}: {taken}"
+
+
+def test_a_killed_haproxy_leaves_the_router_and_comes_back(deployed: Result) -> None:
+    drill = bgp.haproxy_killed()
+    print(f"bgp {drill.name}: {drill.report.summary()}, withdrawn after {drill.withdrawn_s} s")
+    assert drill.withdrawn_s is not None and drill.withdrawn_s < 1.0, f"{drill.name}: {drill.figures()}"
+    assert drill.report.longest_outage < 1.0, f"{drill.name}: {drill.report.summary()}"
+
+
+def test_a_hung_haproxy_leaves_the_router_within_the_watchers_budget(deployed: Result) -> None:
+    drill = bgp.haproxy_hung()
+    print(f"bgp {drill.name}: {drill.report.summary()}, withdrawn after {drill.withdrawn_s} s")
+    assert drill.withdrawn_s is not None and drill.withdrawn_s < 1.0, f"{drill.name}: {drill.figures()}"
+
+
+def test_a_cut_link_leaves_the_router_within_bfds_detect_time(deployed: Result) -> None:
+    drill = bgp.link_cut()
+    print(f"bgp {drill.name}: {drill.report.summary()}, withdrawn after {drill.withdrawn_s} s")
+    assert drill.withdrawn_s is not None and drill.withdrawn_s < 1.0, f"{drill.name}: {drill.figures()}"
