@@ -203,3 +203,10 @@ def test_the_lab_routers_frr_conf_passes_frrs_checker() -> None:
     require(tool("vtysh") is not None, "vtysh (FRR)")
     result = frr_check(router.frr_conf())
     assert result.rc == 0, f"the lab router's frr.conf: {result.output}"
+
+
+def test_the_failing_span_runs_from_the_first_failed_request_to_the_last() -> None:
+    from halb_lab.scenarios.bgp import failing_span
+
+    assert failing_span([(0.0, True), (0.01, False), (0.02, True), (0.05, False), (0.06, True)]) == 0.04
+    assert failing_span([(0.0, True), (0.01, True)]) == 0.0, "nothing failed"

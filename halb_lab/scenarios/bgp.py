@@ -51,16 +51,30 @@ class Drill:
     name: str
     report: Report
     withdrawn_s: float | None  # from the fault to the node's next hop gone from the router
+    failing_s: float  # from the first failed request to the last: how long the failed node's flows failed
 
     def figures(self) -> dict[str, object]:
-        return {**self.report.figures(), "withdrawn_s": self.withdrawn_s}
+        return {**self.report.figures(), "withdrawn_s": self.withdrawn_s, "failing_s": self.failing_s}
+
+    def summary(self) -> str:
+        return (
+            f"{self.name}: withdrawn after {self.withdrawn_s} s; requests failed for {self.failing_s} s "
+            f"({self.report.failed}/{self.report.requests}); {self.report.keepalive_resets} long-lived connection(s) broken"
+        )
+
+
+def failing_span(requests: list[tuple[float, bool]]) -> float:
+    """With ECMP only the flows hashed to the failed node fail, between good ones: the span from
+    the first failed request to the last (0 when none failed)."""
+    failed = [t for t, ok in requests if not ok]
+    return round(failed[-1] - failed[0], 3) if failed else 0.0
 
 
 def _watched(name: str, node: Host, fault: str, undo: str, cut: bool = False) -> Drill:
     """The fault on `node` under the client's load, until its next hop has left the router; then
     the undo, until it is back."""
     serving()
-    with Watch(vip=VIP, client=router.BGP_CLIENT.netns) as w:
+    with Watch(vip=VIP, client=router.BGP_CLIENT.netns, keepalives=True) as w:
         if cut:
             net.cut(node)
         else:
@@ -72,7 +86,8 @@ def _watched(name: str, node: Host, fault: str, undo: str, cut: bool = False) ->
         elif undo:
             nodes.ssh(node, undo, timeout=10)
         serving(timeout=60)
-    return Drill(name, w.seen, None if withdrawn is None else round(withdrawn, 3))
+    requests = [(float(t), bool(ok)) for t, ok in w.data.get("requests", [])]
+    return Drill(name, w.seen, None if withdrawn is None else round(withdrawn, 3), failing_span(requests))
 
 
 def haproxy_killed(node: Host = NODES[0]) -> Drill:
