@@ -64,14 +64,12 @@ def status(stack: str = "lab") -> dict[str, Any]:
     return answer
 
 
-def settle(owner: str = "lb1", timeout: float = 30) -> None:
-    """`owner` is the only VIP holder and serves, and its peer is ready to take over: a drill that
-    starts while the peer is still in FAULT (waiting out `healthCheck.rise` after an earlier drill)
-    measures that wait, not the drill (issue 28: a switchover once saw a sample with no holder)."""
-    if (
-        wait_until(lambda: holders() == [owner] and client_get(f"http://{VIP}/", timeout=0.5)[0] == 200, timeout)
-        is None
-    ):
+def settle(owner: str = "lb1", timeout: float = 30, url: str = f"http://{VIP}/") -> None:
+    """`owner` is the only VIP holder and serves `url` (lab-tls: https, its http redirects), and its
+    peer is ready to take over: a drill that starts while the peer is still in FAULT (waiting out
+    `healthCheck.rise` after an earlier drill) measures that wait, not the drill (issue 28: a
+    switchover once saw a sample with no holder)."""
+    if wait_until(lambda: holders() == [owner] and client_get(url, timeout=0.5)[0] == 200, timeout) is None:
         raise LabError(f"{owner} did not settle as the only VIP holder: {holders()}")
     peer = next(n.name for n in NODES if n.name != owner)
     # UNKNOWN: no halb on the node (the benchmark's other profiles), nothing to wait for.
