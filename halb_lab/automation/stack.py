@@ -31,7 +31,8 @@ __all__ = ["STACK_FILE", "VAULT", "DeployFailed", "Result", "deploy", "destroy",
 
 STACK_FILE = PROJECT_DIR / "Pulumi.lab.yaml"  # the default lab stack's
 _ENGINES: dict[str, Engine] = {}
-LAB_PASSWORDS = {path: charset.generated for path, charset in CHARSETS.items()}  # as the program generates them
+# The passwords the program generates when a stack sets none, as it generates them (a peer's BGP password is never generated)
+LAB_PASSWORDS = {path: charset.generated for path, charset in CHARSETS.items() if "[]" not in path}
 DeployFailed = EngineFailed
 
 
@@ -86,7 +87,8 @@ def lab_config(
         "version"
     ) == 3  # a profile may imply it
     for path, length in LAB_PASSWORDS.items():
-        if path not in secrets and not (vrrp3 and path == "keepalived.authPassword"):
+        no_vrrp_password = vrrp3 or config.get("halb:mode") == "bgp"
+        if path not in secrets and not (no_vrrp_password and path == "keepalived.authPassword"):
             secrets[path] = vault.ensure(path, length)
     if config.get("halb:platform") == "vsphere" and "vsphere:password" not in config:
         secrets.setdefault("vsphere:password", vault.ensure(vcenter.VAULT_KEY, 20))  # the simulator's
