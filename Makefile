@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BENCH_ARGS = $(if $(JSON),--json $(JSON)) $(ARGS)  # make bench-X JSON=FILE ARGS="--rounds 3": the part's options (--help)
 STACK ?= lab
 
-.PHONY: up engine deploy preview destroy bench-pair bench-engine bench-fuzz bench-holder bench-alerts bench-vsphere bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs docs-serve bench clean
+.PHONY: up engine deploy preview destroy bench-pair bench-engine bench-fuzz bench-holder bench-alerts bench-bgp bench-vsphere bench-watcher lab-up lab-down test unit lab-test lint deps venv check render golden docs docs-serve bench clean
 
 up: deps venv engine  ## the main job: on the lab, bring it up and `pulumi up` the lab stack (STACK=lab-vsphere: as VMs of the simulated vCenter); STACK=dev: check, then pulumi up
 	@case "$(STACK)" in \
@@ -97,6 +97,9 @@ bench-holder: deps venv engine  ## one VIP holder under every fault: keepalived 
 
 bench-alerts: deps venv engine  ## each alert rule's fault-to-delivery time (every alert drill x5, Prometheus and Alertmanager on the lab) and the node exporter's cost (about 50 minutes)
 	$(PY) -m bench.alerts $(BENCH_ARGS)
+
+bench-bgp: deps venv engine  ## BGP mode on lab-bgp: haproxy killed and hung, a link cut (x20 each: withdrawal and failing time), the spread of 3000 new connections over 3 nodes (about 15 minutes)
+	$(PY) -m bench.bgp $(BENCH_ARGS)
 
 bench-vips: deps venv engine  ## several VIPs on lab-multi: per-VIP failover (haproxy killed, link cut; each node, x5) and active/active throughput (about 6 minutes)
 	$(PY) -m bench.vips $(BENCH_ARGS)

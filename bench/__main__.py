@@ -34,6 +34,7 @@ PARTS: dict[str, tuple[str, str | None]] = {  # the name on the command line -> 
     "tls": ("tls", "tls"),
     "holder": ("holder", "holder"),
     "alerts": ("alerts", "alerts"),
+    "bgp": ("bgp", "bgp"),
 }
 
 

@@ -34,7 +34,7 @@ def deployed(stack: str) -> Iterator[Result]:
     from halb_lab.automation.stack import deploy, destroy, engine
 
     with on_lab():
-        for other in ("lab", "lab-multi", "lab-tls", "lab-vsphere"):
+        for other in ("lab", "lab-multi", "lab-tls", "lab-vsphere", "lab-bgp"):
             if other != stack and engine(other).resources():
                 destroy(progress=_quiet, stack=other)
         result = deploy(progress=_quiet, stack=stack)

@@ -210,3 +210,19 @@ def test_the_failing_span_runs_from_the_first_failed_request_to_the_last() -> No
 
     assert failing_span([(0.0, True), (0.01, False), (0.02, True), (0.05, False), (0.06, True)]) == 0.04
     assert failing_span([(0.0, True), (0.01, True)]) == 0.0, "nothing failed"
+
+
+def test_verify_in_bgp_mode_wants_every_session_up_and_every_vip_on_lo() -> None:
+    from halb.verify import Spec, bgp_node
+
+    spec = Spec("198.18.1.10", {"lb1": "198.18.0.11"}, [], "deploy", 22, None, [], {}, peers=["198.18.0.2"])
+    lo = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n1: lo    inet 198.18.1.10/32 scope global lo\n"
+    up = '{"198.18.0.2":{"bgpState":"Established"}}'
+    assert bgp_node("lb1", lo + up, spec) == "", "lb1: serving"
+    down = '{"198.18.0.2":{"bgpState":"Active"}}'
+    assert "no BGP session with 198.18.0.2" in bgp_node("lb1", lo + down, spec), "lb1: session down"
+    bare = "1: lo    inet 127.0.0.1/8 scope host lo\n"
+    assert "198.18.1.10 not on lo" in bgp_node("lb1", bare + up, spec), "lb1: VIP off lo"
+    resting = Spec("198.18.1.10", {"lb1": "198.18.0.11"}, [], "deploy", 22, None, ["lb1"], {}, peers=["198.18.0.2"])
+    assert bgp_node("lb1", bare + up, resting) == "", "lb1 in maintenance need not hold the VIP"
+    assert "FRR did not answer" in bgp_node("lb1", lo + "not json", spec), "lb1: vtysh failed"

@@ -1,0 +1,92 @@
+"""`make bench` key `bgp`: BGP mode on the lab-bgp stack (three nodes behind the lab's FRR router).
+
+    python -m bench.bgp [--json bgp.json] [--runs 20] [--connections 3000]
+
+  drills   each of halb_lab.scenarios.bgp's drills RUNS times on lb1, under the client load from
+           behind the router (a new connection and GET every 10 ms, 8 long-lived connections):
+           the seconds from the fault to the node's next hop gone from the router, and how long
+           requests failed (the failed node's flows; ECMP interleaves them with good ones), p50
+           and p99; the failed requests and broken long-lived connections per run.
+  spread   CONNECTIONS new connections from the client: each node's share.
+
+The seed and the kubeadm guide are one keepalived pair: they have no BGP mode. The table says so.
+This machine's 2 cores run every node, the router and the client: more nodes cannot show more
+throughput here, so the figures are the spread and the failover times, not a scaling curve.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from bench.common import Knob, deployed, percentile, standalone
+from halb_lab.infra import lab
+from halb_lab.scenarios import bgp
+
+RUNS = 20  # --runs
+CONNECTIONS = 3000  # --connections
+STACK = "lab-bgp"
+UNABLE = "one keepalived pair: no BGP mode"
+DRILLS: dict[str, Callable[[], bgp.Drill]] = {
+    "haproxy-killed": bgp.haproxy_killed,
+    "haproxy-hung": bgp.haproxy_hung,
+    "link-cut": bgp.link_cut,
+}
+
+
+def drill_figures(name: str, run: Callable[[], bgp.Drill]) -> dict[str, Any]:
+    done = []
+    for i in range(RUNS):
+        d = run()
+        print(f"bench: bgp {d.summary()} ({i + 1}/{RUNS})", flush=True)
+        done.append(d)
+    withdrawn = [d.withdrawn_s for d in done if d.withdrawn_s is not None]
+    failing = [d.failing_s for d in done]
+    return {
+        "runs": RUNS,
+        "withdrawn": len(withdrawn),
+        "withdrawn_p50_s": percentile(withdrawn, 50),
+        "withdrawn_p99_s": percentile(withdrawn, 99),
+        "failing_p50_s": percentile(failing, 50),
+        "failing_p99_s": percentile(failing, 99),
+        "failed_requests_max": max(d.report.failed for d in done),
+        "keepalive_resets_p50": percentile([d.report.keepalive_resets for d in done], 50),
+        "keepalive_resets_max": max(d.report.keepalive_resets for d in done),
+        "every_run": [d.figures() for d in done],
+    }
+
+
+def run() -> dict[str, Any]:
+    lab.prepare(STACK)
+    with deployed(STACK):
+        figures: dict[str, Any] = {"drills": {name: drill_figures(name, r) for name, r in DRILLS.items()}}
+        bgp.serving()
+        figures["spread"] = bgp.spread(CONNECTIONS)
+    figures["seed"] = figures["kubeadm"] = UNABLE
+    return figures
+
+
+def table(figures: dict[str, Any]) -> str:
+    lines = [
+        "| drill (lb1) | withdrawn p50 / p99 s | requests failing p50 / p99 s | failed requests max | long-lived broken p50 / max |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, f in figures["drills"].items():
+        lines.append(
+            f"| {name} (x{f['runs']}) | {f['withdrawn_p50_s']} / {f['withdrawn_p99_s']} | "
+            f"{f['failing_p50_s']} / {f['failing_p99_s']} | {f['failed_requests_max']} | "
+            f"{f['keepalive_resets_p50']} / {f['keepalive_resets_max']} |"
+        )
+    total = sum(figures["spread"].values())
+    shares = ", ".join(f"{n} {c} ({c / total:.1%})" for n, c in figures["spread"].items())
+    lines.append(f"\n{total} new connections: {shares}. seed, kubeadm: {figures['seed']}.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    knobs = {
+        "runs": Knob("RUNS", "runs of each drill"),
+        "connections": Knob("CONNECTIONS", "new connections whose spread is counted"),
+    }
+    sys.exit(standalone("bgp", run, table, knobs))
