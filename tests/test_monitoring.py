@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import ROOT, require, tool
@@ -25,6 +26,28 @@ def test_promtool_checks_the_rules_and_passes_their_tests() -> None:
     assert check.returncode == 0, f"monitoring/halb.rules.yml: {check.stdout}{check.stderr}"
     test = subprocess.run(["promtool", "test", "rules", str(TESTS)], capture_output=True, text=True, cwd=TESTS.parent)
     assert test.returncode == 0, f"monitoring/halb.rules.test.yml: {test.stdout}{test.stderr}"
+
+
+@pytest.mark.parametrize(
+    ("alert", "broken"),
+    [
+        ("HalbVipNoHolder", ("sum by (vip) (halb_vip_held) == 0", "sum by (vip) (halb_vip_held) == 2")),
+        ("HalbVipNoHolder", ("for: 15s", "for: 1h")),
+    ],
+)
+def test_a_broken_rule_fails_its_promtool_tests(alert: str, broken: tuple[str, str], tmp_path: Path) -> None:
+    """Negative control: the rules' tests catch a wrong expression and a `for:` too long to page."""
+    require(tool("promtool") is not None, "the `promtool` binary (Debian's prometheus)")
+    text = RULES.read_text()
+    start = text.index(f"- alert: {alert}")
+    end = text.find("- alert:", start + 1) % (len(text) + 1)  # the last rule runs to the end
+    block = text[start:end]
+    assert broken[0] in block, f"{alert}: {broken[0]!r} not in its rule"
+    (tmp_path / RULES.name).write_text(text[:start] + block.replace(broken[0], broken[1], 1) + text[end:])
+    (tmp_path / TESTS.name).write_text(TESTS.read_text())
+    test = subprocess.run(["promtool", "test", "rules", TESTS.name], capture_output=True, text=True, cwd=tmp_path)
+    assert test.returncode != 0, f"{alert} with {broken[1]!r}: promtool test rules still passed"
+    assert alert in test.stdout + test.stderr, f"{alert}: the failure names another alert: {test.stdout[-400:]}"
 
 
 def test_every_rule_is_tested_uses_declared_metrics_and_links_its_runbook() -> None:
