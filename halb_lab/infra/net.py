@@ -67,24 +67,15 @@ def client_sysctls() -> dict[str, str]:
     }
 
 
+def veth(name: str, netns: str, peer: str, peer_netns: str) -> None:
+    """A veth pair: `name` in `netns`, `peer` in `peer_netns`."""
+    sh("ip", "link", "add", name, "netns", netns, "type", "veth", "peer", "name", peer, "netns", peer_netns)
+
+
 def attach(host: Host) -> None:
     sh("ip", "netns", "add", host.netns)
     sh("ip", "-n", host.netns, "link", "set", "lo", "up")
-    sh(
-        "ip",
-        "link",
-        "add",
-        host.bridge_port,
-        "netns",
-        BRIDGE_NS,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        host.netns,
-    )
+    veth(host.bridge_port, BRIDGE_NS, "eth0", host.netns)
     sh("ip", "-n", BRIDGE_NS, "link", "set", host.bridge_port, "master", BRIDGE, "up")
     sh("ip", "-n", host.netns, "addr", "add", f"{host.address}/{PREFIX}", "dev", "eth0")
     # No duplicate address detection: the address is usable at once (the lab assigns them uniquely).

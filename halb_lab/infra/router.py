@@ -97,21 +97,7 @@ def up() -> None:
 def _client_leg() -> None:
     net.sh("ip", "netns", "add", BGP_CLIENT.netns)
     net.sh("ip", "-n", BGP_CLIENT.netns, "link", "set", "lo", "up")
-    net.sh(
-        "ip",
-        "link",
-        "add",
-        "eth1",
-        "netns",
-        ROUTER.netns,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        BGP_CLIENT.netns,
-    )
+    net.veth("eth1", ROUTER.netns, "eth0", BGP_CLIENT.netns)
     net.sh("ip", "-n", ROUTER.netns, "addr", "add", f"{CLIENT_GATEWAY}/24", "dev", "eth1")
     net.sh("ip", "-n", ROUTER.netns, "link", "set", "eth1", "up")
     net.sh("ip", "-n", BGP_CLIENT.netns, "addr", "add", f"{BGP_CLIENT.address}/24", "dev", "eth0")
