@@ -39,8 +39,9 @@ def spread(connections: int) -> dict[str, int]:
     return {n.name: frontend_sessions(n) - before[n.name] for n in BGP_NODES}
 
 
-def serving(count: int = len(BGP_NODES), timeout: float = 30) -> list[str]:
-    """Wait until the router has `count` next hops for the VIP; the next hops."""
+def serving(count: int | None = None, timeout: float = 30) -> list[str]:
+    """Wait until the router has `count` next hops for the VIP (default: every node); the next hops."""
+    count = len(BGP_NODES) if count is None else count
     if wait_until(lambda: len(router.next_hops(VIP)) == count, timeout, 0.1) is None:
         raise LabError(f"the router has next hops {router.next_hops(VIP)} for {VIP}, not {count}")
     return router.next_hops(VIP)
