@@ -2,7 +2,8 @@
 
     python -m bench.bgp [--json bgp.json] [--runs 20] [--connections 3000]
 
-  drills   each of halb_lab.scenarios.bgp's drills RUNS times on lb1, under the client load from
+  drills   haproxy killed, hung, a link cut, a peer flap RUNS times each on lb1 (a power-off and a
+           drain by `pulumi up` ONCE_RUNS times), under the client load from
            behind the router (a new connection and GET every 10 ms, 8 long-lived connections):
            the seconds from the fault to the node's next hop gone from the router, and how long
            requests failed (the failed node's flows; ECMP interleaves them with good ones), p50
@@ -26,25 +27,31 @@ from halb_lab.scenarios import bgp
 
 RUNS = 20  # --runs
 CONNECTIONS = 3000  # --connections
-STACK = "lab-bgp"
+
 UNABLE = "one keepalived pair: no BGP mode"
 DRILLS: dict[str, Callable[[], bgp.Drill]] = {
     "haproxy-killed": bgp.haproxy_killed,
     "haproxy-hung": bgp.haproxy_hung,
     "link-cut": bgp.link_cut,
+    "peer-flap": bgp.peer_flap,
 }
+ONCE: dict[str, Callable[[], bgp.Drill]] = {  # slower drills, a few runs: a node's boot, two deploys
+    "power-off": bgp.power_off,
+    "drain": bgp.drain,
+}
+ONCE_RUNS = 3  # --once-runs
 
 
-def drill_figures(name: str, run: Callable[[], bgp.Drill]) -> dict[str, Any]:
+def drill_figures(name: str, run: Callable[[], bgp.Drill], runs: int) -> dict[str, Any]:
     done = []
-    for i in range(RUNS):
+    for i in range(runs):
         d = run()
-        print(f"bench: bgp {d.summary()} ({i + 1}/{RUNS})", flush=True)
+        print(f"bench: bgp {d.summary()} ({i + 1}/{runs})", flush=True)
         done.append(d)
     withdrawn = [d.withdrawn_s for d in done if d.withdrawn_s is not None]
     failing = [d.failing_s for d in done]
     return {
-        "runs": RUNS,
+        "runs": runs,
         "withdrawn": len(withdrawn),
         "withdrawn_p50_s": percentile(withdrawn, 50),
         "withdrawn_p99_s": percentile(withdrawn, 99),
@@ -58,9 +65,10 @@ def drill_figures(name: str, run: Callable[[], bgp.Drill]) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    lab.prepare(STACK)
-    with deployed(STACK):
-        figures: dict[str, Any] = {"drills": {name: drill_figures(name, r) for name, r in DRILLS.items()}}
+    lab.prepare(bgp.STACK)
+    with deployed(bgp.STACK):
+        figures: dict[str, Any] = {"drills": {name: drill_figures(name, r, RUNS) for name, r in DRILLS.items()}}
+        figures["drills"] |= {name: drill_figures(name, r, ONCE_RUNS) for name, r in ONCE.items()}
         bgp.serving()
         figures["spread"] = bgp.spread(CONNECTIONS)
     figures["seed"] = figures["kubeadm"] = UNABLE
@@ -88,5 +96,6 @@ if __name__ == "__main__":
     knobs = {
         "runs": Knob("RUNS", "runs of each drill"),
         "connections": Knob("CONNECTIONS", "new connections whose spread is counted"),
+        "once-runs": Knob("ONCE_RUNS", "runs of the slow drills (power off, drain)"),
     }
     sys.exit(standalone("bgp", run, table, knobs))

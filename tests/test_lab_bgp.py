@@ -54,3 +54,24 @@ def test_a_cut_link_leaves_the_router_within_bfds_detect_time(deployed: Result) 
     drill = bgp.link_cut()
     print(f"bgp {drill.summary()}")
     assert drill.withdrawn_s is not None and drill.withdrawn_s < 1.0, f"{drill.name}: {drill.figures()}"
+
+
+def test_a_peer_flap_on_the_router_takes_the_node_out_and_back(deployed: Result) -> None:
+    drill = bgp.peer_flap()
+    print(f"bgp {drill.summary()}")
+    assert drill.withdrawn_s is not None, f"{drill.summary()}: the router never dropped lb1's route"
+
+
+def test_a_drained_node_leaves_the_multipath_set_and_no_request_fails(deployed: Result) -> None:
+    """`maintenance: true` by `pulumi up` under the load: GRACEFUL_SHUTDOWN makes the router
+    prefer the other nodes; new connections never fail."""
+    drill = bgp.drain()
+    print(f"bgp {drill.summary()}")
+    assert drill.withdrawn_s is not None, f"{drill.summary()}: lb1 stayed in the router's next hops"
+    assert drill.report.failed == 0, f"{drill.summary()}"
+
+
+def test_a_powered_off_node_leaves_within_bfds_detect_time_and_rejoins_after_boot(deployed: Result) -> None:
+    drill = bgp.power_off()
+    print(f"bgp {drill.summary()}")
+    assert drill.withdrawn_s is not None and drill.withdrawn_s < 1.0, f"{drill.summary()}"

@@ -38,7 +38,8 @@ SYSCTLS = {
 
 def frr_conf() -> str:
     """The router: any node of the segment may peer (a listen range), each with BFD; up to 8 next
-    hops per prefix; it announces nothing to the nodes."""
+    hops per prefix; a route with GRACEFUL_SHUTDOWN (RFC 8326: a draining node) is least preferred,
+    so it leaves the multipath set; it announces nothing to the nodes."""
     return f"""frr defaults datacenter
 hostname router
 !
@@ -48,6 +49,15 @@ bfd
   receive-interval 100
   transmit-interval 100
  exit
+exit
+!
+bgp community-list standard gshut seq 5 permit graceful-shutdown
+!
+route-map from-halb permit 10
+ match community gshut
+ set local-preference 0
+exit
+route-map from-halb permit 20
 exit
 !
 router bgp {ASN}
@@ -60,6 +70,7 @@ router bgp {ASN}
  !
  address-family ipv4 unicast
   neighbor halb activate
+  neighbor halb route-map from-halb in
   maximum-paths 8
  exit-address-family
 exit

@@ -8,11 +8,12 @@ import time
 from dataclasses import dataclass
 
 from halb.commands import ADMIN_SOCKET
-from halb_lab.infra import net, nodes, router
+from halb_lab.infra import image, net, nodes, router
 from halb_lab.infra.topology import NODES, SPARE_NODES, Host
 from halb_lab.scenarios.probes import LabError, wait_until
 from halb_lab.scenarios.watch import Report, Watch
 
+STACK = "lab-bgp"
 VIP = "198.18.1.10"  # Pulumi.lab-bgp.yaml's
 BGP_NODES = [*NODES, SPARE_NODES[0]]  # lb1, lb2, lb3
 FRONTEND = "http"
@@ -87,8 +88,7 @@ def _watched(name: str, node: Host, fault: str, undo: str, cut: bool = False) ->
         elif undo:
             nodes.ssh(node, undo, timeout=10)
         serving(timeout=60)
-    requests = [(float(t), bool(ok)) for t, ok in w.data.get("requests", [])]
-    return Drill(name, w.seen, None if withdrawn is None else round(withdrawn, 3), failing_span(requests))
+    return Drill(name, w.seen, _rounded(withdrawn), failing_span(_requests(w)))
 
 
 def haproxy_killed(node: Host = NODES[0]) -> Drill:
@@ -99,6 +99,55 @@ def haproxy_killed(node: Host = NODES[0]) -> Drill:
 def haproxy_hung(node: Host = NODES[0]) -> Drill:
     """haproxy frozen (SIGSTOP) on one node: the watcher's probes time out."""
     return _watched("haproxy-hung", node, "systemctl kill -s STOP haproxy", "systemctl kill -s CONT haproxy")
+
+
+def peer_flap(node: Host = NODES[0]) -> Drill:
+    """The router resets its session with one node (`clear bgp`): the node's routes leave and come back."""
+    serving()
+    with Watch(vip=VIP, client=router.BGP_CLIENT.netns, keepalives=True) as w:
+        router.vtysh(f"clear bgp {node.address}")
+        withdrawn = wait_until(lambda: node.address not in router.next_hops(VIP), 10, 0.01)
+        serving(timeout=60)
+    return Drill("peer-flap", w.seen, _rounded(withdrawn), failing_span(_requests(w)))
+
+
+def drain(index: int = 0) -> Drill:
+    """`nodes[index].maintenance: true` by `pulumi up` under the load: the node announces
+    GRACEFUL_SHUTDOWN, the router prefers the others; then set back."""
+    from halb_lab.automation.stack import deploy
+    from halb_lab.scenarios.drills import quiet
+
+    node = BGP_NODES[index]
+    serving()
+    with Watch(vip=VIP, client=router.BGP_CLIENT.netns, keepalives=True) as w:
+        start = time.monotonic()
+        deploy(stack=STACK, sets=[f"nodes[{index}].maintenance=true"], progress=quiet)
+        gone = wait_until(lambda: node.address not in router.next_hops(VIP), 10, 0.01)
+        withdrawn = None if gone is None else time.monotonic() - start
+        deploy(stack=STACK, progress=quiet)
+        serving(timeout=60)
+    return Drill("drain", w.seen, _rounded(withdrawn), failing_span(_requests(w)))
+
+
+def power_off(node: Host = NODES[0]) -> Drill:
+    """One node powered off (every process ends at once), then booted again."""
+    serving()
+    with Watch(vip=VIP, client=router.BGP_CLIENT.netns, keepalives=True) as w:
+        nodes.poweroff(node)
+        withdrawn = wait_until(lambda: node.address not in router.next_hops(VIP), 10, 0.01)
+        nodes.boot(node, image.image_dir())
+        nodes.wait_ssh(node)
+        net.sh("ip", "-n", node.netns, "route", "replace", router.CLIENT_SUBNET, "via", router.ROUTER.address)
+        serving(timeout=90)
+    return Drill("power-off", w.seen, _rounded(withdrawn), failing_span(_requests(w)))
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
+
+
+def _requests(w: Watch) -> list[tuple[float, bool]]:
+    return [(float(t), bool(ok)) for t, ok in w.data.get("requests", [])]
 
 
 def link_cut(node: Host = NODES[0]) -> Drill:
