@@ -122,11 +122,22 @@ def status(args: argparse.Namespace, cfg: HalbConfig) -> int:
     from halb.status.report import as_json, report
 
     outputs = stack_outputs(args.stack)
+    if cfg.mode == "bgp":
+        return bgp_status(args, cfg, outputs)
     secrets = stack_secrets(outputs)
     states, verdict = collect(
         cfg, strict_host_keys=not args.no_host_key_check, secrets=secrets, recorded=outputs.get("host_keys") or {}
     )
     print(json.dumps(as_json(cfg, states, verdict)) if args.json else report(cfg, states, verdict, secrets is not None))
+    return verdict.exit_code
+
+
+def bgp_status(args: argparse.Namespace, cfg: HalbConfig, outputs: dict[str, Any]) -> int:
+    from halb.status import bgp
+
+    nodes = bgp.collect(cfg, strict_host_keys=not args.no_host_key_check, recorded=outputs.get("host_keys") or {})
+    verdict = bgp.assess(nodes)
+    print(json.dumps(bgp.as_json(nodes, verdict)) if args.json else bgp.report(nodes, verdict))
     return verdict.exit_code
 
 

@@ -281,3 +281,44 @@ def test_without_a_pinned_key_an_ssh_failure_keeps_ssh_words(monkeypatch: pytest
     _probing(monkeypatch, error="Host key verification failed.")
     states, _ = collect(load_config(stack_raw("dev")))  # known_hosts decides: no key of halb's to blame
     assert all(s.error == "Host key verification failed." for s in states), [s.error for s in states]
+
+
+# --------------------------------------------------------------------------- BGP mode
+
+
+def bgp_probe_output(vip_on_lo: bool, state: str = "Established", bfd: str = "up") -> str:
+    from halb.status.bgp import MARK
+
+    lo = "1: lo    inet 127.0.0.1/8 scope host lo\n" + (
+        "1: lo    inet 198.18.1.10/32 scope global lo\n" if vip_on_lo else ""
+    )
+    neighbors = json.dumps({"198.18.0.2": {"bgpState": state}})
+    peers = json.dumps([{"peer": "198.18.0.2", "status": bfd}])
+    return f"active active active\n{MARK}\n{lo}{MARK}\n{neighbors}\n{MARK}\n{peers}\n"
+
+
+def test_bgp_status_reads_sessions_bfd_and_announced_vips() -> None:
+    from halb.status.bgp import parse
+
+    node = parse("lb1", bgp_probe_output(True), ["198.18.1.10"])
+    assert node.serving and node.announced == ["198.18.1.10"], node
+    assert node.sessions == {"198.18.0.2": "Established"} and node.bfd == {"198.18.0.2": "up"}, node
+    assert node.services == {"haproxy": "active", "frr": "active", "halb-haproxy-watch": "active"}, node
+    assert not parse("lb1", bgp_probe_output(False), ["198.18.1.10"]).serving, "lb1: no VIP on lo"
+    assert not parse("lb1", bgp_probe_output(True, "Active"), ["198.18.1.10"]).serving, "lb1: session down"
+    assert not parse("lb1", "", ["198.18.1.10"], "ssh: no answer").reachable, "lb1: unreachable"
+
+
+def test_bgp_verdicts_and_their_exit_codes() -> None:
+    from dataclasses import replace
+
+    from halb.status.bgp import assess, parse
+
+    up = parse("lb1", bgp_probe_output(True), ["198.18.1.10"])
+    down = parse("lb2", bgp_probe_output(False), ["198.18.1.10"])
+    gone = parse("lb3", "", ["198.18.1.10"], "no answer")
+    assert assess([up, replace(up, name="lb2")]).word == "OK"
+    assert assess([up, down]).word == "DEGRADED" and assess([up, down]).exit_code == 3
+    assert assess([down, replace(down, name="lb1")]).word == "OUTAGE"
+    assert assess([up, gone]).word == "UNREACHABLE"
+    assert assess([up, replace(down, maintenance=True)]).word == "MAINTENANCE"
