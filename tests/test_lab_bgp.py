@@ -10,6 +10,7 @@ from conftest import stack_deployed
 from halb_lab.automation.stack import Result
 from halb_lab.infra import router
 from halb_lab.scenarios import bgp
+from halb_lab.scenarios.drills import status
 
 pytestmark = pytest.mark.lab
 
@@ -25,6 +26,16 @@ def test_every_node_peers_with_the_router_and_announces_the_vip(deployed: Result
     assert sorted(sessions) == sorted(n.address for n in bgp.BGP_NODES), f"router: sessions {sessions}"
     assert set(sessions.values()) == {"Established"}, f"router: sessions {sessions}"
     assert deployed.exports["vip"] == bgp.VIP, deployed.exports
+
+
+def test_halb_status_shows_each_nodes_sessions_bfd_and_announced_vips(deployed: Result) -> None:
+    bgp.serving()
+    answer = status(bgp.STACK)
+    assert answer["verdict"] == "OK", answer
+    for node in answer["nodes"]:
+        assert node["announced"] == [bgp.VIP], f"{node['name']}: {node}"
+        assert node["sessions"] == {router.ROUTER.address: "Established"}, f"{node['name']}: {node}"
+        assert node["bfd"] == {router.ROUTER.address: "up"}, f"{node['name']}: {node}"
 
 
 def test_new_connections_spread_evenly_over_the_nodes(deployed: Result) -> None:
