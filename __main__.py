@@ -19,4 +19,5 @@ pulumi.export("frontends", lb.frontends)
 pulumi.export("host_keys", lb.host_keys)  # each node's SSH host key: configured, else recorded on first use
 pulumi.export("stats_user", lb.stats_user)
 pulumi.export("stats_password", lb.stats_password)
-pulumi.export("vrrp_password", lb.vrrp_password)
+if config.mode == "vrrp":  # BGP mode runs no VRRP
+    pulumi.export("vrrp_password", lb.vrrp_password)
