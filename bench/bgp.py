@@ -8,7 +8,8 @@
            the seconds from the fault to the node's next hop gone from the router, and how long
            requests failed (the failed node's flows; ECMP interleaves them with good ones), p50
            and p99; the failed requests and broken long-lived connections per run.
-  spread   CONNECTIONS new connections from the client: each node's share.
+  spread   for 2, 3 and 4 nodes (each a `pulumi up`), CONNECTIONS new connections from the client:
+           each node's share, and its haproxy's CPU per request.
 
 The seed and the kubeadm guide are one keepalived pair: they have no BGP mode. The table says so.
 This machine's 2 cores run every node, the router and the client: more nodes cannot show more
@@ -18,15 +19,22 @@ throughput here, so the figures are the spread and the failover times, not a sca
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from bench.common import Knob, deployed, percentile, standalone
+import yaml
+
+from bench.common import Knob, deployed, haproxy_cpu_seconds, percentile, standalone
 from halb_lab.infra import lab
+from halb_lab.infra.topology import NODES, SPARE_NODES
 from halb_lab.scenarios import bgp
 
 RUNS = 20  # --runs
 CONNECTIONS = 3000  # --connections
+SIZES = (2, 3, 4)  # the node counts whose spread is measured
+ALL_NODES = [*NODES, *SPARE_NODES]  # lb1-lb4
 
 UNABLE = "one keepalived pair: no BGP mode"
 DRILLS: dict[str, Callable[[], bgp.Drill]] = {
@@ -64,13 +72,40 @@ def drill_figures(name: str, run: Callable[[], bgp.Drill], runs: int) -> dict[st
     }
 
 
+def spread_by_size() -> dict[str, Any]:
+    """For N = 2, 3, 4 nodes (each a `pulumi up` of lab-bgp with that many), CONNECTIONS new
+    connections: each node's share, and its haproxy's CPU per request."""
+    from halb_lab.automation.stack import deploy, stack_file_of
+    from halb_lab.scenarios.drills import quiet
+
+    doc = yaml.safe_load(stack_file_of(bgp.STACK).read_text())
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="halb-bench-bgp-") as tmp:
+        for n in SIZES:
+            hosts = ALL_NODES[:n]
+            doc["config"]["halb:nodes"] = [{"name": h.name, "address": h.address} for h in hosts]
+            path = Path(tmp) / f"Pulumi.{bgp.STACK}.yaml"
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            deploy(stack_file=path, stack=bgp.STACK, progress=quiet)
+            bgp.serving(count=n, timeout=60)
+            cpu = {h.name: haproxy_cpu_seconds(h.name) for h in hosts}
+            taken = bgp.spread(CONNECTIONS, hosts)
+            used = {h.name: haproxy_cpu_seconds(h.name) - cpu[h.name] for h in hosts}
+            out[str(n)] = {
+                name: {"connections": c, "cpu_us_per_request": round(used[name] * 1e6 / c) if c else None}
+                for name, c in taken.items()
+            }
+            print(f"bench: bgp spread over {n} nodes: {out[str(n)]}", flush=True)
+    deploy(stack=bgp.STACK, progress=quiet)  # back to the stack file's nodes
+    return out
+
+
 def run() -> dict[str, Any]:
     lab.prepare(bgp.STACK)
     with deployed(bgp.STACK):
         figures: dict[str, Any] = {"drills": {name: drill_figures(name, r, RUNS) for name, r in DRILLS.items()}}
         figures["drills"] |= {name: drill_figures(name, r, ONCE_RUNS) for name, r in ONCE.items()}
-        bgp.serving()
-        figures["spread"] = bgp.spread(CONNECTIONS)
+        figures["spread"] = spread_by_size()
     figures["seed"] = figures["kubeadm"] = UNABLE
     return figures
 
@@ -86,9 +121,14 @@ def table(figures: dict[str, Any]) -> str:
             f"{f['failing_p50_s']} / {f['failing_p99_s']} | {f['failed_requests_max']} | "
             f"{f['keepalive_resets_p50']} / {f['keepalive_resets_max']} |"
         )
-    total = sum(figures["spread"].values())
-    shares = ", ".join(f"{n} {c} ({c / total:.1%})" for n, c in figures["spread"].items())
-    lines.append(f"\n{total} new connections: {shares}. seed, kubeadm: {figures['seed']}.")
+    lines += ["", "| nodes | each node's share of new connections (haproxy CPU µs per request) |", "| --- | --- |"]
+    for n, taken in figures["spread"].items():
+        total = sum(t["connections"] for t in taken.values())
+        shares = ", ".join(
+            f"{name} {t['connections'] / total:.1%} ({t['cpu_us_per_request']})" for name, t in taken.items()
+        )
+        lines.append(f"| {n} | {shares} |")
+    lines.append(f"\nseed, kubeadm: {figures['seed']}.")
     return "\n".join(lines)
 
 

@@ -30,14 +30,15 @@ def frontend_sessions(node: Host) -> int:
     raise LabError(f"{node.name}: no `{FRONTEND}` frontend in haproxy's stats")
 
 
-def spread(connections: int) -> dict[str, int]:
+def spread(connections: int, hosts: list[Host] | None = None) -> dict[str, int]:
     """`connections` new connections (one request each) from the client behind the router: how
-    many each node took."""
-    before = {n.name: frontend_sessions(n) for n in BGP_NODES}
+    many each node (of `hosts`, default BGP_NODES) took."""
+    hosts = BGP_NODES if hosts is None else hosts
+    before = {n.name: frontend_sessions(n) for n in hosts}
     url = f"http://{VIP}/"
     cmd = ["curl", "-s", "-o", "/dev/null", "-H", "Connection: close", "--max-time", "2", *[url] * connections]
     subprocess.run(["ip", "netns", "exec", router.BGP_CLIENT.netns, *cmd], check=False, timeout=300)
-    return {n.name: frontend_sessions(n) - before[n.name] for n in BGP_NODES}
+    return {n.name: frontend_sessions(n) - before[n.name] for n in hosts}
 
 
 def serving(count: int | None = None, timeout: float = 30) -> list[str]:

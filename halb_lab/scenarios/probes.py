@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from halb_lab.infra import nodes
-from halb_lab.infra.topology import CLIENT, NODES, VIP, Host
+from halb_lab.infra.topology import CLIENT, NODES, SPARE_NODES, VIP, Host
 
 
 class LabError(Exception):
@@ -16,7 +16,7 @@ class LabError(Exception):
 
 
 def node(name: str) -> Host:
-    return next(n for n in NODES if n.name == name)
+    return next(n for n in [*NODES, *SPARE_NODES] if n.name == name)
 
 
 def holders(vip: str = VIP) -> list[str]:
