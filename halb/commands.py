@@ -337,9 +337,11 @@ def services_script(cfg: HalbConfig) -> str:
     )
 
 
-def frr_script(files: list[NodeFile]) -> str:
+def frr_script(cfg: HalbConfig, node: str, files: list[NodeFile]) -> str:
     """BGP mode: stage, check (vtysh --dryrun) and apply FRR's daemons file and frr.conf
-    (templates/steps/frr.sh.j2); frr.conf comes on stdin when it holds a password."""
+    (templates/steps/frr.sh.j2); frr.conf comes on stdin when it holds a password. A node in
+    maintenance then waits for its services' connections to end (bgp.drainTimeoutS at most)."""
+    assert cfg.bgp is not None
     daemons = next(f for f in files if f.path == PATHS["frr_daemons"])
     conf = next(f for f in files if f.path == PATHS["frr_conf"])
     return step_script(
@@ -351,6 +353,10 @@ def frr_script(files: list[NodeFile]) -> str:
         write_daemons=Directive(_heredoc(daemons.content, '"$stage/daemons"')),
         write_conf=Directive("" if conf.secret else _heredoc(conf.content, '"$stage/frr.conf"')),
         reload=FRR_RELOAD,
+        drain=cfg.node(node).maintenance,
+        drain_timeout=cfg.bgp.drain_timeout_s,
+        admin_socket=ADMIN_SOCKET,
+        frontends=",".join(s.name for s in cfg.haproxy.services),
     )
 
 

@@ -226,3 +226,40 @@ def test_verify_in_bgp_mode_wants_every_session_up_and_every_vip_on_lo() -> None
     resting = Spec("198.18.1.10", {"lb1": "198.18.0.11"}, [], "deploy", 22, None, ["lb1"], {}, peers=["198.18.0.2"])
     assert bgp_node("lb1", bare + up, resting) == "", "lb1 in maintenance need not hold the VIP"
     assert "FRR did not answer" in bgp_node("lb1", lo + "not json", spec), "lb1: vtysh failed"
+
+
+@pytest.mark.parametrize("variant", ["plain", "password and drain"])
+def test_bgp_modes_step_scripts_pass_shellcheck(variant: str, tmp_path: Path) -> None:
+    import subprocess
+
+    from halb import commands
+    from halb.render import all_files
+    from halb.validate import tool
+
+    require(tool("shellcheck") is not None, "the `shellcheck` binary")
+    raw = bgp_stack()
+    if variant != "plain":
+        raw = set_in(set_in(raw, "bgp.peers[0].password", "md5-s3cret"), "nodes[0].maintenance", True)
+    cfg = load_config(raw)
+    files = all_files(cfg, "lb1")
+    scripts = {
+        "packages": commands.packages_script(cfg),
+        "system": commands.system_script(cfg, "lb1", files),
+        "frr": commands.frr_script(cfg, "lb1", files),
+        "services": commands.services_script(cfg),
+    }
+    for name, script in scripts.items():
+        path = tmp_path / f"{name}.sh"
+        path.write_text(script)
+        p = subprocess.run(
+            ["shellcheck", "--shell=sh", "--severity=warning", str(path)], capture_output=True, text=True
+        )
+        assert p.returncode == 0, f"lb1 {name} step ({variant}): {p.stdout}"
+    frr = scripts["frr"]
+    assert ('cat > "$stage/frr.conf"\n' in frr) == (variant != "plain"), (
+        f"lb1 frr step ({variant}): frr.conf from stdin"
+    )
+    assert ("drain timeout (60 s)" in frr) == (variant != "plain"), (
+        f"lb1 frr step ({variant}): waits for its connections"
+    )
+    assert "md5-s3cret" not in frr, "lb1 frr step: the password in the script"

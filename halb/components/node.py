@@ -81,7 +81,7 @@ def _scripts(cfg: HalbConfig, node: str, owner: str, steps: tuple[str, ...]) -> 
         "tls": lambda: commands.tls_script(placeholders),
         "haproxy": lambda: commands.haproxy_script(files + placeholders, cfg, node),
         "keepalived": lambda: commands.keepalived_script(files + placeholders, str(cfg.plan.vip)),
-        "frr": lambda: commands.frr_script(files + placeholders),
+        "frr": lambda: commands.frr_script(cfg, node, files + placeholders),
         "services": lambda: commands.services_script(cfg),
     }
     return {step: scripts[step]() for step in steps}
