@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from conftest import stack_raw
-from halb.config import ConfigError, HalbConfig, load_config
+from conftest import ROOT, stack_raw
+from halb.config import ConfigError, HalbConfig, load_config, load_stack_file
 from halb.config.paths import delete_in, set_in
 
 DEV = stack_raw("dev")
@@ -306,3 +306,10 @@ def test_the_fast_profile_sets_vrrp3_and_quarter_second_adverts_unless_the_stack
     assert (default.profile, default.version, default.advert_int) == ("default", 2, 1.0), default
     found = problems(set_in(set_in(DEV, "keepalived.profile", "fast"), "keepalived.version", 2))
     assert any(p.startswith("halb:keepalived.version: got 2; expected 3 with `profile: fast`") for p in found), found
+
+
+@pytest.mark.parametrize("stack", sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml")))
+def test_every_stack_file_in_the_repository_is_a_valid_config(stack: str) -> None:
+    """The dev example and every lab stack load as they are (their secrets stay encrypted)."""
+    cfg = load_stack_file(str(ROOT / f"Pulumi.{stack}.yaml"))
+    assert cfg.nodes, f"Pulumi.{stack}.yaml: no nodes"

@@ -111,7 +111,7 @@ def test_the_cli_reference_is_in_step_with_the_parsers() -> None:
     page = docs.CLI_PAGE.read_text()
     assert docs.update_cli_page(page) == page, "docs/reference/cli.md (python -m halb) is stale: run `make docs`"
     assert update_cli_page(page) == page, "docs/reference/cli.md (python -m halb_lab) is stale: run `make docs`"
-    for stack in ("lab-multi", "lab-tls", "lab-vsphere"):
+    for stack in ("lab-multi", "lab-tls", "lab-vsphere", "lab-bgp"):
         assert f"`{stack}`" in page, f"the lab's --stack choices: {stack}"
 
 
