@@ -469,6 +469,12 @@ def test_bgp_mode_provisions_every_node_with_frr_and_no_vrrp() -> None:
     assert "vtysh --dryrun" in frr and "neighbor 192.168.4.1 remote-as 64513" in frr, "halb-lb2-frr"
     verify = run.resources["halb-verify"].inputs["create"]
     assert '"peers":["192.168.4.1"]' in verify, f"halb-verify: {verify}"
+    vm_ids = sorted(run.resources[f"halb-vm-lb{i}"].id for i in (1, 2, 3))
+    rule = run.resources["halb-vm-anti-affinity"]
+    assert sorted(rule.inputs["virtualMachineIds"]) == vm_ids, "halb-vm-anti-affinity: every node's VM"
+    # one node at a time: each node's VM waits for the previous node's last step
+    assert run.deps("halb-vm-lb2") >= {"halb-lb1-services"}, f"halb-vm-lb2: {run.deps('halb-vm-lb2')}"
+    assert run.deps("halb-vm-lb3") >= {"halb-lb2-services"}, f"halb-vm-lb3: {run.deps('halb-vm-lb3')}"
 
 
 def test_a_bgp_peers_password_reaches_its_node_only_as_a_secret() -> None:
