@@ -24,8 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.common import Knob, deployed, haproxy_cpu_seconds, percentile, standalone
 from halb_lab.infra import lab
 from halb_lab.infra.topology import NODES, SPARE_NODES
@@ -46,6 +44,7 @@ DRILLS: dict[str, Callable[[], bgp.Drill]] = {
 ONCE: dict[str, Callable[[], bgp.Drill]] = {  # slower drills, a few runs: a node's boot, two deploys
     "power-off": bgp.power_off,
     "drain": bgp.drain,
+    "add-and-remove": bgp.add_and_remove,
 }
 ONCE_RUNS = 3  # --once-runs
 
@@ -75,18 +74,14 @@ def drill_figures(name: str, run: Callable[[], bgp.Drill], runs: int) -> dict[st
 def spread_by_size() -> dict[str, Any]:
     """For N = 2, 3, 4 nodes (each a `pulumi up` of lab-bgp with that many), CONNECTIONS new
     connections: each node's share, and its haproxy's CPU per request."""
-    from halb_lab.automation.stack import deploy, stack_file_of
+    from halb_lab.automation.stack import deploy
     from halb_lab.scenarios.drills import quiet
 
-    doc = yaml.safe_load(stack_file_of(bgp.STACK).read_text())
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="halb-bench-bgp-") as tmp:
         for n in SIZES:
             hosts = ALL_NODES[:n]
-            doc["config"]["halb:nodes"] = [{"name": h.name, "address": h.address} for h in hosts]
-            path = Path(tmp) / f"Pulumi.{bgp.STACK}.yaml"
-            path.write_text(yaml.safe_dump(doc, sort_keys=False))
-            deploy(stack_file=path, stack=bgp.STACK, progress=quiet)
+            deploy(stack_file=bgp.with_nodes(hosts, Path(tmp)), stack=bgp.STACK, progress=quiet)
             bgp.serving(count=n, timeout=60)
             cpu = {h.name: haproxy_cpu_seconds(h.name) for h in hosts}
             taken = bgp.spread(CONNECTIONS, hosts)

@@ -18,7 +18,7 @@ from halb.config import HalbConfig
 from halb.config.nodes import HOST_KEY_RE
 from halb.config.words import Directive
 from halb.plan import SHARED_VRRP_DIRECTIVES
-from halb.render import PATHS, SCRIPT_USER, NodeFile, backends, haproxy_structure, step_script
+from halb.render import LO_LABEL, PATHS, SCRIPT_USER, NodeFile, backends, haproxy_structure, step_script
 
 PACKAGES = ("keepalived", "haproxy", "curl", "socat", "python3")  # python3: vrrp-resign (raw VRRP socket)
 # BGP mode: FRR instead of keepalived; frr-pythontools has frr-reload.py (Debian; RHEL's frr has it)
@@ -387,11 +387,14 @@ def teardown_paths() -> dict[str, list[str]]:
     }
 
 
-def teardown_script(node: str, owner: str) -> str:
-    """The teardown resource's delete: the VIP leaves first, then haproxy stops, then halb's files go.
-    A host that another resource provisions since (a renamed node at the same address) is left alone."""
+def teardown_script(node: str, owner: str, bgp: bool = False) -> str:
+    """The teardown resource's delete: the VIP leaves first (BGP mode: FRR stops, the VIPs leave
+    lo), then haproxy stops, then halb's files go. A host that another resource provisions since
+    (a renamed node at the same address) is left alone."""
     return step_script(
         "steps/teardown.sh.j2",
+        bgp=bgp,
+        lo_label=LO_LABEL,
         owner=owner,
         node_text=Directive(node),  # a validated node name, inside the message's double quotes
         units=[WATCH, GUARD, HANDOFF, METRICS, NODE_EXPORTER],

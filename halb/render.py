@@ -29,6 +29,8 @@ from halb.plan import INSTANCE, MAINTENANCE_PRIORITY, SHARED_VRRP_DIRECTIVES, se
 
 TEMPLATES = PROJECT_DIR / "templates"
 
+LO_LABEL = "lo:halb"  # BGP mode: the label of the IPv4 VIPs the watcher puts on lo, which the teardown flushes
+
 # Where things live on a node.
 PATHS = {
     "keepalived_conf": "/etc/keepalived/keepalived.conf",
@@ -332,6 +334,7 @@ def context(cfg: HalbConfig, node_name: str) -> dict[str, object]:
         "haproxy": cfg.haproxy,
         # BGP mode: the VIPs the watcher puts on lo (host routes), which FRR announces
         "announced": [ip_network(v.address) for v in plan.vips] if cfg.mode == "bgp" else [],
+        "lo_label": LO_LABEL,
         "stats_acl_lines": stats_acl_lines(cfg),
         "stats_six": any(n.version == 6 for n in stats_allow(cfg)),
     }

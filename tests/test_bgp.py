@@ -247,13 +247,14 @@ def test_bgp_modes_step_scripts_pass_shellcheck(variant: str, tmp_path: Path) ->
         "system": commands.system_script(cfg, "lb1", files),
         "frr": commands.frr_script(cfg, "lb1", files),
         "services": commands.services_script(cfg),
+        "teardown": commands.teardown_script("lb1", "halb-lb1#0", bgp=True),
+        "watcher": next(f.content for f in files if f.path.endswith("/haproxy-watch")),
     }
     for name, script in scripts.items():
         path = tmp_path / f"{name}.sh"
         path.write_text(script)
-        p = subprocess.run(
-            ["shellcheck", "--shell=sh", "--severity=warning", str(path)], capture_output=True, text=True
-        )
+        shell = "--shell=bash" if name == "watcher" else "--shell=sh"
+        p = subprocess.run(["shellcheck", shell, "--severity=warning", str(path)], capture_output=True, text=True)
         assert p.returncode == 0, f"lb1 {name} step ({variant}): {p.stdout}"
     frr = scripts["frr"]
     assert ('cat > "$stage/frr.conf"\n' in frr) == (variant != "plain"), (
@@ -263,3 +264,6 @@ def test_bgp_modes_step_scripts_pass_shellcheck(variant: str, tmp_path: Path) ->
         f"lb1 frr step ({variant}): waits for its connections"
     )
     assert "md5-s3cret" not in frr, "lb1 frr step: the password in the script"
+    assert 'ip addr "$verb" 198.18.10.10/32 dev lo label lo:halb' in scripts["watcher"], "lb1 watcher: the VIP on lo"
+    assert "ip -4 addr flush dev lo label lo:halb" in scripts["teardown"], "lb1 teardown: the VIPs leave lo"
+    assert "frr" not in commands.teardown_script("lb1", "halb-lb1#0"), "a VRRP node's teardown leaves FRR alone"

@@ -86,3 +86,9 @@ def test_a_powered_off_node_leaves_within_bfds_detect_time_and_rejoins_after_boo
     drill = bgp.power_off()
     print(f"bgp {drill.summary()}")
     assert drill.withdrawn_s is not None and drill.withdrawn_s < 1.0, f"{drill.summary()}"
+
+
+def test_a_node_added_and_removed_by_pulumi_up_under_load(deployed: Result) -> None:
+    drill = bgp.add_and_remove()
+    print(f"bgp {drill.summary()}")
+    assert drill.withdrawn_s is not None, f"{drill.summary()}: lb4 stayed in the router's next hops"

@@ -134,7 +134,7 @@ class NodeProvisioning(pulumi.ComponentResource):
                 f"{name}-{step}",
                 connection=connection(step),
                 create=script,  # a changed script runs again as an update (`~` in the preview)
-                delete=commands.as_root(commands.teardown_script(node, owner), user)
+                delete=commands.as_root(commands.teardown_script(node, owner, cfg.mode == "bgp"), user)
                 if step == "teardown"
                 else commands.as_root(commands.certificates_removal(), user)
                 if step == "tls"

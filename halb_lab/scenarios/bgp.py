@@ -4,8 +4,12 @@ it): how new connections spread over the nodes, and what a fault on one node cos
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from halb.commands import ADMIN_SOCKET
 from halb_lab.infra import image, net, nodes, router
@@ -128,6 +132,39 @@ def drain(index: int = 0) -> Drill:
         deploy(stack=STACK, progress=quiet)
         serving(timeout=60)
     return Drill("drain", w.seen, _rounded(withdrawn), failing_span(_requests(w)))
+
+
+def with_nodes(hosts: list[Host], tmp: Path) -> Path:
+    """lab-bgp's stack file with `hosts` as its nodes, written under `tmp`."""
+    from halb_lab.automation.stack import stack_file_of
+
+    doc = yaml.safe_load(stack_file_of(STACK).read_text())
+    doc["config"]["halb:nodes"] = [{"name": h.name, "address": h.address} for h in hosts]
+    path = tmp / f"Pulumi.{STACK}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def add_and_remove() -> Drill:
+    """lb4 added by `pulumi up` under the load, then removed again: the router gains and loses a
+    next hop; `withdrawn_s` is the time from the second `pulumi up` to lb4's next hop gone."""
+    from halb_lab.automation.stack import deploy
+    from halb_lab.scenarios.drills import quiet
+
+    extra = SPARE_NODES[1]
+    serving()
+    with (
+        tempfile.TemporaryDirectory(prefix="halb-bgp-") as tmp,
+        Watch(vip=VIP, client=router.BGP_CLIENT.netns, keepalives=True) as w,
+    ):
+        deploy(stack_file=with_nodes([*BGP_NODES, extra], Path(tmp)), stack=STACK, progress=quiet)
+        serving(count=len(BGP_NODES) + 1, timeout=60)
+        start = time.monotonic()
+        deploy(stack=STACK, progress=quiet)
+        gone = wait_until(lambda: extra.address not in router.next_hops(VIP), 30, 0.01)
+        serving()
+    withdrawn = None if gone is None else time.monotonic() - start
+    return Drill("add-and-remove", w.seen, _rounded(withdrawn), failing_span(_requests(w)))
 
 
 def power_off(node: Host = NODES[0]) -> Drill:
