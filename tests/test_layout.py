@@ -128,3 +128,16 @@ def test_config_functions_stay_short() -> None:
             if isinstance(node, ast.FunctionDef) and (node.end_lineno or 0) - node.lineno > 50:
                 long.append(f"{path.name}:{node.name}")
     assert not long, f"functions over 50 lines: {long}"
+
+
+def test_no_function_in_the_product_is_over_60_lines() -> None:
+    """A newcomer reads any function of halb/ on one screen."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(parse(path)):
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and (node.end_lineno or 0) - node.lineno + 1 > 60
+            ):
+                long.append(f"{path.relative_to(PACKAGE)}:{node.name}")
+    assert not long, f"functions over 60 lines: {long}"
