@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,11 +169,15 @@ def add_and_remove() -> Drill:
 
 
 def power_off(node: Host = NODES[0]) -> Drill:
-    """One node powered off (every process ends at once), then booted again."""
+    """One node powered off (a graceful shutdown: its services stop, FRR closes its sessions), then
+    booted again; `withdrawn_s` from the poweroff's start."""
     serving()
     with Watch(vip=VIP, client=router.BGP_CLIENT.netns, keepalives=True) as w:
-        nodes.poweroff(node)
-        withdrawn = wait_until(lambda: node.address not in router.next_hops(VIP), 10, 0.01)
+        # poweroff returns once the node is down: the router is watched from a thread meanwhile
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            gone = pool.submit(wait_until, lambda: node.address not in router.next_hops(VIP), 30, 0.01)
+            nodes.poweroff(node)
+            withdrawn = gone.result()
         nodes.boot(node, image.image_dir())
         nodes.wait_ssh(node)
         net.sh("ip", "-n", node.netns, "route", "replace", router.CLIENT_SUBNET, "via", router.ROUTER.address)
