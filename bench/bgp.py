@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Knob, deployed, haproxy_cpu_seconds, percentile, standalone
-from halb_lab.infra import lab
 from halb_lab.infra.topology import NODES, SPARE_NODES
 from halb_lab.scenarios import bgp
 
@@ -96,7 +95,6 @@ def spread_by_size() -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    lab.prepare(bgp.STACK)
     with deployed(bgp.STACK):
         figures: dict[str, Any] = {"drills": {name: drill_figures(name, r, RUNS) for name, r in DRILLS.items()}}
         figures["drills"] |= {name: drill_figures(name, r, ONCE_RUNS) for name, r in ONCE.items()}

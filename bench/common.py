@@ -37,6 +37,7 @@ def deployed(stack: str) -> Iterator[Result]:
         for other in ("lab", "lab-multi", "lab-tls", "lab-vsphere", "lab-bgp"):
             if other != stack and engine(other).resources():
                 destroy(progress=_quiet, stack=other)
+        lab.prepare(stack)  # what the stack needs beyond the pair (lab-bgp: the spares, the router)
         result = deploy(progress=_quiet, stack=stack)
         try:
             yield result

@@ -25,10 +25,11 @@ PAGES = ROOT / "docs" / "benchmarks"
 
 def tables() -> dict[str, Callable[[dict[str, Any]], str]]:
     """Each generated part: its key in results.json (and its page's name) and its bench module's table."""
-    from bench import alerts, holder, iac, pair, scale, tls, vips, watcher
+    from bench import alerts, bgp, holder, iac, pair, scale, tls, vips, watcher
 
     return {
         "alerts": alerts.table,
+        "bgp": bgp.table,
         "holder": holder.table,
         "engine": iac.table,
         "scale": scale.table,

@@ -39,6 +39,7 @@ def test_a_changed_figure_changes_the_generated_tables() -> None:
 # Each benchmark page and the parts of results.json its figures come from.
 PAGE_PARTS = {
     "alerts": ["alerts"],
+    "bgp": ["bgp"],
     "engine": ["engine"],
     "faults": ["faults", "seed", "kubeadm", "halb", "timelines"],
     "holder": ["holder"],
