@@ -22,6 +22,7 @@ STACK = "lab-bgp"
 VIP = "198.18.1.10"  # Pulumi.lab-bgp.yaml's
 BGP_NODES = [*NODES, SPARE_NODES[0]]  # lb1, lb2, lb3
 FRONTEND = "http"
+RESTART = "sleep 1.5; systemctl reset-failed haproxy; systemctl is-active --quiet haproxy || systemctl start haproxy"
 
 
 def frontend_sessions(node: Host) -> int:
@@ -98,8 +99,10 @@ def _watched(name: str, node: Host, fault: str, undo: str, cut: bool = False) ->
 
 
 def haproxy_killed(node: Host = NODES[0]) -> Drill:
-    """haproxy SIGKILLed on one node (systemd restarts it after 1 s; the watcher waits its rise time)."""
-    return _watched("haproxy-killed", node, "systemctl kill -s KILL haproxy", "")
+    """haproxy SIGKILLed on one node (systemd restarts it after 1 s; the watcher waits its rise time).
+    The undo clears systemd's start counter: halb's crash-loop policy would otherwise keep haproxy
+    down from the 5th kill in 60 s on, as it should for a real crash loop."""
+    return _watched("haproxy-killed", node, "systemctl kill -s KILL haproxy", RESTART)
 
 
 def haproxy_hung(node: Host = NODES[0]) -> Drill:
