@@ -23,8 +23,7 @@ def test_every_node_peers_with_the_router_and_announces_the_vip(deployed: Result
     hops = bgp.serving(timeout=60)
     assert hops == sorted(n.address for n in bgp.BGP_NODES), f"router: next hops for {bgp.VIP}: {hops}"
     sessions = router.sessions()
-    assert sorted(sessions) == sorted(n.address for n in bgp.BGP_NODES), f"router: sessions {sessions}"
-    assert set(sessions.values()) == {"Established"}, f"router: sessions {sessions}"
+    assert all(sessions.get(n.address) == "Established" for n in bgp.BGP_NODES), f"router: sessions {sessions}"
     assert deployed.exports["vip"] == bgp.VIP, deployed.exports
 
 
@@ -61,10 +60,13 @@ def test_a_hung_haproxy_leaves_the_router_within_the_watchers_budget(deployed: R
     assert drill.withdrawn_s is not None and drill.withdrawn_s < 1.0, f"{drill.name}: {drill.figures()}"
 
 
-def test_a_cut_link_leaves_the_router_within_bfds_detect_time(deployed: Result) -> None:
-    drill = bgp.link_cut()
-    print(f"bgp {drill.summary()}")
-    assert drill.withdrawn_s is not None and drill.withdrawn_s < 1.0, f"{drill.name}: {drill.figures()}"
+def test_a_cut_link_leaves_the_router_within_bfds_detect_time_every_time(deployed: Result) -> None:
+    """Twice: BFD must come back up after the plug (with a dynamic neighbor on the router it stayed
+    down, and the second cut took the 9 s hold time)."""
+    for _ in range(2):
+        drill = bgp.link_cut()
+        print(f"bgp {drill.summary()}")
+        assert drill.withdrawn_s is not None and drill.withdrawn_s < 1.0, f"{drill.name}: {drill.figures()}"
 
 
 def test_a_peer_flap_on_the_router_takes_the_node_out_and_back(deployed: Result) -> None:

@@ -37,9 +37,14 @@ SYSCTLS = {
 
 
 def frr_conf() -> str:
-    """The router: any node of the segment may peer (a listen range), each with BFD; up to 8 next
-    hops per prefix; a route with GRACEFUL_SHUTDOWN (RFC 8326: a draining node) is least preferred,
+    """The router: a neighbor for each lab node (lb1-lb4), each with BFD; up to 8 next hops per
+    prefix; a route with GRACEFUL_SHUTDOWN (RFC 8326: a draining node) is least preferred,
     so it leaves the multipath set; it announces nothing to the nodes."""
+    # One neighbor per node, not a listen range: FRR 8.4 deletes a dynamic neighbor when its session
+    # drops and makes a new BFD session for it when it returns, while the node's bfdd keeps the old
+    # one's discriminator and stays in Init (seen in the lab: after one cut link, BFD never came up
+    # again and the next cut took the 9 s hold time).
+    neighbors = "".join(f" neighbor {n.address} peer-group halb\n" for n in [*NODES, *SPARE_NODES])
     return f"""frr defaults datacenter
 hostname router
 !
@@ -66,8 +71,7 @@ router bgp {ASN}
  neighbor halb peer-group
  neighbor halb remote-as {NODES_ASN}
  neighbor halb bfd profile lab
- bgp listen range {SUBNET} peer-group halb
- !
+{neighbors} !
  address-family ipv4 unicast
   neighbor halb activate
   neighbor halb route-map from-halb in
