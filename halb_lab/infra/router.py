@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from halb_lab.infra import net
-from halb_lab.infra.topology import HOST_LINK, NODES, SPARE_NODES, SUBNET, Host
+from halb_lab.infra.topology import HOST_LINK, NODES, SPARE_NODES, Host
 
 ROUTER = Host("router", "198.18.0.2", "router")
 ASN = 64513  # the router's; the nodes' is the stack's `bgp.asn`
