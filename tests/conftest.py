@@ -196,4 +196,3 @@ def load_script(cfg: Any, path: str, node: str = "lb1") -> dict[str, Any]:
         else:
             sys.modules["vrrp_adverts"] = saved
     return namespace
-
