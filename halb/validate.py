@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from halb.config import HalbConfig
 from halb.config.errors import printable
-from halb.render import HANDOFF_ROUTE_PROTOCOL, PATHS, SCRIPT_USER, Secrets, certificate_files, frr_conf, write_tree
+from halb.render import HANDOFF_ROUTE_PROTOCOL, PATHS, SCRIPT_USER, Secrets, certificate_files, write_tree
 
 
 @dataclass
@@ -171,14 +171,18 @@ def check_secrets(cfg: HalbConfig) -> Secrets:
     return Secrets("halbchk1", "halb-check-password-1", {path: certificate for path, _, _ in certificate_files(cfg)})
 
 
+def _tools(cfg: HalbConfig) -> list[str]:
+    """The validators this config's files need: FRR's in BGP mode, keepalived's (and nft for the
+    handoff) otherwise."""
+    if cfg.mode == "bgp":
+        return ["haproxy", "unshare", "vtysh"]
+    return [*TOOLS, *(["nft"] if cfg.keepalived.handoff else [])]
+
+
 def rendered_problems(cfg: HalbConfig) -> tuple[list[str], str | None]:
     """Both nodes' files rendered (with stand-in secrets) and run through `haproxy -c -dW` and
     `keepalived -t`: what each refused, and why the checks did not run (None when they did)."""
-    missing = [
-        t
-        for t in (*TOOLS, *(["nft"] if cfg.keepalived.handoff else []), *(["vtysh"] if cfg.mode == "bgp" else []))
-        if tool(t) is None
-    ]
+    missing = [t for t in _tools(cfg) if tool(t) is None]
     if missing:
         return (
             [],
@@ -192,7 +196,7 @@ def rendered_problems(cfg: HalbConfig) -> tuple[list[str], str | None]:
             tree = Path(out) / node.name
             checks = [("haproxy -c -dW", haproxy_check(tree))]
             if cfg.mode == "bgp":  # FRR announces the VIPs; no VRRP runs
-                checks.append(("vtysh --dryrun", frr_check(frr_conf(cfg, node.name))))
+                checks.append(("vtysh --dryrun", frr_check((tree / PATHS["frr_conf"].lstrip("/")).read_text())))
             else:
                 checks.append(("keepalived -t", keepalived_check(tree, cfg.interface(node))))
             if cfg.keepalived.handoff and cfg.mode == "vrrp":
