@@ -1,6 +1,6 @@
-"""Stack lab-bgp through the real engine: three nodes announce the VIP to the lab's FRR router,
-which spreads new connections over them by ECMP; a fault on one node takes it out of the router's
-table. Each drill runs under the client load from behind the router. Root only."""
+"""Stack lab-bgp through the real engine: three nodes announce the VIPs (IPv4 and IPv6) to the
+lab's FRR router, which spreads new connections over them by ECMP; a fault on one node takes it out
+of the router's table. Each drill runs under the client load from behind the router. Root only."""
 
 from __future__ import annotations
 
@@ -16,25 +16,31 @@ pytestmark = pytest.mark.lab
 
 deployed = stack_deployed("lab-bgp")
 CONNECTIONS = 3000
+CONNECTIONS6 = 600
 SHARE_TOLERANCE = 0.15  # each node within ±15 % of 1/N
 
 
-def test_every_node_peers_with_the_router_and_announces_the_vip(deployed: Result) -> None:
+def test_every_node_peers_with_the_router_and_announces_the_vips(deployed: Result) -> None:
     hops = bgp.serving(timeout=60)
     assert hops == sorted(n.address for n in bgp.BGP_NODES), f"router: next hops for {bgp.VIP}: {hops}"
+    hops6 = router.next_hops(bgp.VIP6)
+    assert hops6 == sorted(n.address6 for n in bgp.BGP_NODES), f"router: next hops for {bgp.VIP6}: {hops6}"
     sessions = router.sessions()
-    assert all(sessions.get(n.address) == "Established" for n in bgp.BGP_NODES), f"router: sessions {sessions}"
-    assert deployed.exports["vip"] == bgp.VIP, deployed.exports
+    for n in bgp.BGP_NODES:
+        for peer in (n.address, n.address6):
+            assert sessions.get(peer) == "Established", f"router: session with {n.name} ({peer}): {sessions}"
+    assert deployed.exports["vips"] == {"public": bgp.VIP, "public6": bgp.VIP6}, deployed.exports
 
 
 def test_halb_status_shows_each_nodes_sessions_bfd_and_announced_vips(deployed: Result) -> None:
     bgp.serving()
     answer = status(bgp.STACK)
     assert answer["verdict"] == "OK", answer
+    peers = (router.ROUTER.address, router.ROUTER.address6)
     for node in answer["nodes"]:
-        assert node["announced"] == [bgp.VIP], f"{node['name']}: {node}"
-        assert node["sessions"] == {router.ROUTER.address: "Established"}, f"{node['name']}: {node}"
-        assert node["bfd"] == {router.ROUTER.address: "up"}, f"{node['name']}: {node}"
+        assert sorted(node["announced"]) == sorted([bgp.VIP, bgp.VIP6]), f"{node['name']}: {node}"
+        assert node["sessions"] == dict.fromkeys(peers, "Established"), f"{node['name']}: {node}"
+        assert node["bfd"] == dict.fromkeys(peers, "up"), f"{node['name']}: {node}"
 
 
 def test_new_connections_spread_evenly_over_the_nodes(deployed: Result) -> None:
@@ -45,6 +51,16 @@ def test_new_connections_spread_evenly_over_the_nodes(deployed: Result) -> None:
     share = 1 / len(bgp.BGP_NODES)
     for name, count in taken.items():
         assert abs(count / total - share) <= share * SHARE_TOLERANCE, f"{name} took {count} of {total}: {taken}"
+
+
+def test_new_ipv6_connections_reach_every_node(deployed: Result) -> None:
+    """The IPv6 VIP over the IPv6 sessions: each node takes new connections (at least half its share)."""
+    bgp.serving()
+    taken = bgp.spread(CONNECTIONS6, vip=bgp.VIP6)
+    total = sum(taken.values())
+    assert total >= CONNECTIONS6 * 0.99, f"{total} of {CONNECTIONS6} IPv6 connections reached a node: {taken}"
+    for name, count in taken.items():
+        assert count >= total / len(bgp.BGP_NODES) / 2, f"{name} took {count} of {total} over IPv6: {taken}"
 
 
 def test_a_killed_haproxy_leaves_the_router_and_comes_back(deployed: Result) -> None:
@@ -67,6 +83,14 @@ def test_a_cut_link_leaves_the_router_within_bfds_detect_time_every_time(deploye
         drill = bgp.link_cut()
         print(f"bgp {drill.summary()}")
         assert drill.withdrawn_s is not None and drill.withdrawn_s < 1.0, f"{drill.name}: {drill.figures()}"
+
+
+def test_a_cut_link_leaves_the_ipv6_table_within_bfds_detect_time(deployed: Result) -> None:
+    """The IPv6 session has its own BFD session: the IPv6 VIP's clients see the same fast failover."""
+    drill = bgp.link_cut(vip=bgp.VIP6)
+    print(f"bgp {drill.summary()}")
+    assert drill.withdrawn_s is not None and drill.withdrawn_s < 1.0, f"{drill.name}: {drill.figures()}"
+    assert drill.failing_s < 1.0, f"{drill.summary()}"
 
 
 def test_a_peer_flap_on_the_router_takes_the_node_out_and_back(deployed: Result) -> None:

@@ -227,6 +227,69 @@ def test_a_foreign_router_on_the_stacks_vrid_is_a_collision_not_ok() -> None:
     assert assess([node("lb1", True), parse_probe("lb2", probe.replace(f"foreign {found}\n", ""))]).ok, "none heard: ok"
 
 
+# --------------------------------------------------------------------------- a VIP on the move
+
+
+def _answering(monkeypatch: pytest.MonkeyPatch, rounds: list[dict[str, bool]]) -> list[str]:
+    """Replace the SSH probe: in round k each node answers that it holds the VIP or not, as
+    rounds[k] says (by address); the addresses asked, in order."""
+    from halb.status import remote
+
+    monkeypatch.setattr(remote, "SETTLE_S", 0)
+    asked: list[str] = []
+
+    def probe(reach: remote.Reach, questions: remote.Questions) -> tuple[str | None, str]:
+        held = rounds[min(len(asked) // 2, len(rounds) - 1)][reach.address]
+        asked.append(reach.address)
+        state = "MASTER" if held else "BACKUP"
+        vip = "yes" if held else "no"
+        return f"state {state}\nvip {vip}\nactive.haproxy active\nactive.keepalived active\n", ""
+
+    monkeypatch.setattr(remote, "probe", probe)
+    return asked
+
+
+LB1, LB2 = "192.168.4.61", "192.168.4.62"  # the dev stack's nodes (never contacted: the probe is replaced)
+
+
+def test_a_vip_moving_between_the_answers_is_asked_again_and_not_called_an_outage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """lb1 answered before it took the VIP back, lb2 after it gave it up: no holder in that
+    snapshot. The second look, after the move, is what status reports."""
+    from conftest import stack_raw
+    from halb.config import load_config
+    from halb.status.remote import collect
+
+    asked = _answering(monkeypatch, [{LB1: False, LB2: False}, {LB1: True, LB2: False}])
+    _, verdict = collect(load_config(stack_raw("dev")))
+    assert len(asked) == 4, f"halb status: asked {asked}, expected each node twice"
+    assert verdict.ok and "lb1 holds the VIP" in verdict.summary, verdict.summary  # (files: DRIFT, no hashes faked)
+
+
+def test_an_outage_that_lasts_is_reported_after_the_second_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import stack_raw
+    from halb.config import load_config
+    from halb.status.remote import collect
+
+    asked = _answering(monkeypatch, [{LB1: False, LB2: False}])
+    _, verdict = collect(load_config(stack_raw("dev")))
+    assert len(asked) == 4 and verdict.word == "OUTAGE", (asked, verdict)
+    asked = _answering(monkeypatch, [{LB1: True, LB2: True}])
+    _, verdict = collect(load_config(stack_raw("dev")))
+    assert len(asked) == 4 and verdict.word == "SPLIT BRAIN", (asked, verdict)
+
+
+def test_a_pair_at_rest_is_asked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import stack_raw
+    from halb.config import load_config
+    from halb.status.remote import collect
+
+    asked = _answering(monkeypatch, [{LB1: True, LB2: False}])
+    _, verdict = collect(load_config(stack_raw("dev")))
+    assert sorted(asked) == [LB1, LB2] and verdict.ok, (asked, verdict)
+
+
 # --------------------------------------------------------------------------- host keys
 
 

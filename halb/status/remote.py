@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ from halb.status.verdict import UNITS, NodeState, Verdict, assess, drift, parse_
 
 if TYPE_CHECKING:
     from halb.config import HalbConfig
+    from halb.config.nodes import Node
     from halb.render import Secrets
 
 
@@ -160,40 +163,58 @@ def host_key_changed(cfg: HalbConfig, node: str, configured: bool) -> str:
     )
 
 
+MOVING = ("OUTAGE", "SPLIT BRAIN")  # what a VIP moving between two nodes' answers can look like
+SETTLE_S = 1.5  # a move (preemption, switchover) is over in less: then the nodes are asked again
+
+
 def collect(
     cfg: HalbConfig,
     strict_host_keys: bool = True,
     secrets: Secrets | None = None,
     recorded: Mapping[str, str] | None = None,
 ) -> tuple[list[NodeState], Verdict]:
-    """Each node's state over SSH. A node's host key is checked: `nodes[].hostKey`, else the key
-    the deploy `recorded` on first use (the stack output host_keys), else known_hosts (or none with
-    `strict_host_keys` off)."""
+    """Each node's state over SSH, all nodes asked at once. A node's host key is checked:
+    `nodes[].hostKey`, else the key the deploy `recorded` on first use (the stack output
+    host_keys), else known_hosts (or none with `strict_host_keys` off).
+
+    The nodes answer a few hundred milliseconds apart, so a VIP that moves meanwhile (a preferred
+    node taking it back) can look like no holder or two. Such a verdict is asked again once,
+    SETTLE_S later, and the second answer is the one reported: a real outage or split brain lasts."""
+    states = _ask_all(cfg, strict_host_keys, secrets, recorded or {})
+    verdict = assess(states)
+    if verdict.word in MOVING:
+        time.sleep(SETTLE_S)
+        states = _ask_all(cfg, strict_host_keys, secrets, recorded or {})
+        verdict = assess(states)
+    return states, verdict
+
+
+def _ask_all(
+    cfg: HalbConfig, strict_host_keys: bool, secrets: Secrets | None, recorded: Mapping[str, str]
+) -> list[NodeState]:
     from dataclasses import replace
 
     plan = cfg.plan
     target = SshTarget(cfg.ssh.user, cfg.ssh.port, cfg.ssh.private_key_path)
     prints = stack_fingerprints(cfg)
     certs = [path for path, _, _ in certificate_files(cfg)]
-    states = []
-    for node in cfg.nodes:
+    others = [str(v.address) for v in plan.vips if v.address != plan.vip]
+
+    def ask(node: Node) -> NodeState:
         expected = expected_hashes(cfg, node.name, secrets)
-        address = str(plan.address(node.name))
-        others = [str(v.address) for v in cfg.plan.vips if v.address != plan.vip]
-        host_key = node.host_key or (recorded or {}).get(node.name)
+        host_key = node.host_key or recorded.get(node.name)
         output, error = probe(
-            Reach(target, address, host_key, strict_host_keys),
+            Reach(target, str(plan.address(node.name)), host_key, strict_host_keys),
             Questions(str(plan.vip), others, sorted(expected), certs),
         )
         if host_key and any(marker in error for marker in HOST_KEY_CHANGED):
             error = host_key_changed(cfg, node.name, configured=node.host_key is not None)
         state = parse_probe(node.name, output, error)
-        states.append(
-            replace(
-                state, maintenance=node.maintenance, drift=drift(state, expected, prints) if state.reachable else []
-            )
-        )
-    return states, assess(states)
+        found = drift(state, expected, prints) if state.reachable else []
+        return replace(state, maintenance=node.maintenance, drift=found)
+
+    with ThreadPoolExecutor(max_workers=len(cfg.nodes)) as pool:
+        return list(pool.map(ask, cfg.nodes))
 
 
 def stack_fingerprints(cfg: HalbConfig) -> dict[str, str]:

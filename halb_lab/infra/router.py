@@ -1,8 +1,10 @@
 """The lab's upstream router for BGP mode (stack lab-bgp): FRR in a namespace of its own on the lab
 bridge, peering with every node (a dynamic neighbor range, BFD), spreading flows to the VIP over
-them by ECMP with the L4 hash; and a client behind it on its own subnet.
+them by ECMP with the L4 hash; and a client behind it on its own subnet. Dual stack: IPv4 and IPv6
+sessions with every node, each carrying its own family's VIPs.
 
     bridge 198.18.0.0/24 --- router 198.18.0.2 (AS 64513) --- 198.18.2.1 | client 198.18.2.30
+           2001:2::/64              2001:2::2                 2001:2:2::1 | client 2001:2:2::30
 
 The nodes learn the client's subnet as the site's network would give it to them: a static route
 via the router (halb does not route). The lab machine reaches the VIPs through the router too.
@@ -24,27 +26,33 @@ from halb_lab.infra.topology import HOST_LINK, NODES, SPARE_NODES, Host
 ROUTER = Host("router", "198.18.0.2", "router")
 ASN = 64513  # the router's; the nodes' is the stack's `bgp.asn`
 NODES_ASN = 64512
-CLIENT_SUBNET = "198.18.2.0/24"
-CLIENT_GATEWAY = "198.18.2.1"
+CLIENT_SUBNET, CLIENT_SUBNET6 = "198.18.2.0/24", "2001:2:2::/64"
+CLIENT_GATEWAY, CLIENT_GATEWAY6 = "198.18.2.1", "2001:2:2::1"
 BGP_CLIENT = Host("bclient", "198.18.2.30", "client")
-VIP_RANGE = "198.18.1.0/24"  # where lab-bgp's VIPs live: routed, off the nodes' segment
+BGP_CLIENT6 = "2001:2:2::30"  # not Host.address6: that would be the bridge client's 2001:2::30
+VIP_RANGE, VIP_RANGE6 = "198.18.1.0/24", "2001:2:1::/64"  # where lab-bgp's VIPs live: routed, off the nodes' segment
 DAEMONS = ("zebra", "bfdd", "bgpd")
 RUN = Path("/run/frr") / ROUTER.netns  # FRR's pathspace for the router (-N): its sockets, pids, config
 SYSCTLS = {
     "net.ipv4.ip_forward": "1",
     "net.ipv4.fib_multipath_hash_policy": "1",  # L4: a flow's 5-tuple picks its next hop
+    "net.ipv6.conf.all.forwarding": "1",
+    "net.ipv6.fib_multipath_hash_policy": "1",
 }
 
 
 def frr_conf() -> str:
     """The router: a neighbor for each lab node (lb1-lb4), each with BFD; up to 8 next hops per
     prefix; a route with GRACEFUL_SHUTDOWN (RFC 8326: a draining node) is least preferred,
-    so it leaves the multipath set; it announces nothing to the nodes."""
+    so it leaves the multipath set; it announces nothing to the nodes. IPv6 routes go to the
+    nodes' global addresses (not the link-local next hop BGP also sends), which the drills read."""
     # One neighbor per node, not a listen range: FRR 8.4 deletes a dynamic neighbor when its session
     # drops and makes a new BFD session for it when it returns, while the node's bfdd keeps the old
     # one's discriminator and stays in Init (seen in the lab: after one cut link, BFD never came up
     # again and the next cut took the 9 s hold time).
-    neighbors = "".join(f" neighbor {n.address} peer-group halb\n" for n in [*NODES, *SPARE_NODES])
+    nodes = [*NODES, *SPARE_NODES]
+    neighbors = "".join(f" neighbor {n.address} peer-group halb\n" for n in nodes)
+    neighbors += "".join(f" neighbor {n.address6} peer-group halb6\n" for n in nodes)
     return f"""frr defaults datacenter
 hostname router
 !
@@ -65,16 +73,34 @@ exit
 route-map from-halb permit 20
 exit
 !
+route-map from-halb6 permit 10
+ match community gshut
+ set local-preference 0
+ set ipv6 next-hop prefer-global
+exit
+route-map from-halb6 permit 20
+ set ipv6 next-hop prefer-global
+exit
+!
 router bgp {ASN}
  bgp router-id {ROUTER.address}
  no bgp default ipv4-unicast
  neighbor halb peer-group
  neighbor halb remote-as {NODES_ASN}
  neighbor halb bfd profile lab
+ neighbor halb6 peer-group
+ neighbor halb6 remote-as {NODES_ASN}
+ neighbor halb6 bfd profile lab
 {neighbors} !
  address-family ipv4 unicast
   neighbor halb activate
   neighbor halb route-map from-halb in
+  maximum-paths 8
+ exit-address-family
+ !
+ address-family ipv6 unicast
+  neighbor halb6 activate
+  neighbor halb6 route-map from-halb6 in
   maximum-paths 8
  exit-address-family
 exit
@@ -104,9 +130,17 @@ def up() -> None:
     for key, value in SYSCTLS.items():
         _in_router("sh", "-c", f"echo {value} > /proc/sys/{key.replace('.', '/')}")
     _start_frr()
-    for node in [*NODES, *SPARE_NODES]:  # the route the site's network gives the nodes
-        net.sh("ip", "-n", node.netns, "route", "replace", CLIENT_SUBNET, "via", ROUTER.address, check=False)
+    for node in [*NODES, *SPARE_NODES]:
+        route_clients(node)
     net.sh("ip", "route", "replace", VIP_RANGE, "via", ROUTER.address, "dev", HOST_LINK)
+    net.sh("ip", "-6", "route", "replace", VIP_RANGE6, "via", ROUTER.address6, "dev", HOST_LINK)
+
+
+def route_clients(node: Host) -> None:
+    """The route to the client's subnets the site's network gives a node (halb does not route);
+    again after the node boots."""
+    net.sh("ip", "-n", node.netns, "route", "replace", CLIENT_SUBNET, "via", ROUTER.address, check=False)
+    net.sh("ip", "-n", node.netns, "-6", "route", "replace", CLIENT_SUBNET6, "via", ROUTER.address6, check=False)
 
 
 def _client_leg() -> None:
@@ -114,10 +148,13 @@ def _client_leg() -> None:
     net.sh("ip", "-n", BGP_CLIENT.netns, "link", "set", "lo", "up")
     net.veth("eth1", ROUTER.netns, "eth0", BGP_CLIENT.netns)
     net.sh("ip", "-n", ROUTER.netns, "addr", "add", f"{CLIENT_GATEWAY}/24", "dev", "eth1")
+    net.sh("ip", "-n", ROUTER.netns, "addr", "add", f"{CLIENT_GATEWAY6}/64", "dev", "eth1", "nodad")
     net.sh("ip", "-n", ROUTER.netns, "link", "set", "eth1", "up")
     net.sh("ip", "-n", BGP_CLIENT.netns, "addr", "add", f"{BGP_CLIENT.address}/24", "dev", "eth0")
+    net.sh("ip", "-n", BGP_CLIENT.netns, "addr", "add", f"{BGP_CLIENT6}/64", "dev", "eth0", "nodad")
     net.sh("ip", "-n", BGP_CLIENT.netns, "link", "set", "eth0", "up")
     net.sh("ip", "-n", BGP_CLIENT.netns, "route", "add", "default", "via", CLIENT_GATEWAY)
+    net.sh("ip", "-n", BGP_CLIENT.netns, "-6", "route", "add", "default", "via", CLIENT_GATEWAY6)
     for key, value in net.CLIENT_SYSCTLS.items():
         net.sh(
             "ip",
@@ -173,6 +210,7 @@ def down() -> None:
             os.kill(pid, signal.SIGTERM)
     shutil.rmtree(RUN, ignore_errors=True)
     net.sh("ip", "route", "del", VIP_RANGE, check=False)
+    net.sh("ip", "-6", "route", "del", VIP_RANGE6, check=False)
     for host in (BGP_CLIENT, ROUTER):
         if net.netns_exists(host.netns):
             net.sh("ip", "netns", "del", host.netns)
@@ -180,8 +218,9 @@ def down() -> None:
 
 
 def next_hops(prefix: str) -> list[str]:
-    """The router's next hops for `prefix` (e.g. a VIP's /32), from its kernel table."""
-    out = _in_router("ip", "-j", "route", "show", prefix, check=False).stdout
+    """The router's next hops for `prefix` (a VIP's /32 or /128), from its kernel table."""
+    family = "-6" if ":" in prefix else "-4"
+    out = _in_router("ip", family, "-j", "route", "show", prefix, check=False).stdout
     routes = json.loads(out) if out.strip() else []
     hops = []
     for r in routes:

@@ -19,7 +19,7 @@ from halb_lab.scenarios.probes import LabError, wait_until
 from halb_lab.scenarios.watch import Report, Watch
 
 STACK = "lab-bgp"
-VIP = "198.18.1.10"  # Pulumi.lab-bgp.yaml's
+VIP, VIP6 = "198.18.1.10", "2001:2:1::10"  # Pulumi.lab-bgp.yaml's
 BGP_NODES = [*NODES, SPARE_NODES[0]]  # lb1, lb2, lb3
 FRONTEND = "http"
 RESTART = "sleep 1.5; systemctl reset-failed haproxy; systemctl is-active --quiet haproxy || systemctl start haproxy"
@@ -36,23 +36,34 @@ def frontend_sessions(node: Host) -> int:
     raise LabError(f"{node.name}: no `{FRONTEND}` frontend in haproxy's stats")
 
 
-def spread(connections: int, hosts: list[Host] | None = None) -> dict[str, int]:
-    """`connections` new connections (one request each) from the client behind the router: how
-    many each node (of `hosts`, default BGP_NODES) took."""
+def hop(node: Host, vip: str) -> str:
+    """The router's next hop to `node` for `vip`: its address of the VIP's family."""
+    return node.address6 if ":" in vip else node.address
+
+
+def spread(connections: int, hosts: list[Host] | None = None, vip: str = VIP) -> dict[str, int]:
+    """`connections` new connections (one request each) from the client behind the router to
+    `vip`: how many each node (of `hosts`, default BGP_NODES) took."""
     hosts = BGP_NODES if hosts is None else hosts
     before = {n.name: frontend_sessions(n) for n in hosts}
-    url = f"http://{VIP}/"
+    url = f"http://[{vip}]/" if ":" in vip else f"http://{vip}/"
     cmd = ["curl", "-s", "-o", "/dev/null", "-H", "Connection: close", "--max-time", "2", *[url] * connections]
     subprocess.run(["ip", "netns", "exec", router.BGP_CLIENT.netns, *cmd], check=False, timeout=300)
     return {n.name: frontend_sessions(n) - before[n.name] for n in hosts}
 
 
 def serving(count: int | None = None, timeout: float = 30) -> list[str]:
-    """Wait until the router has `count` next hops for the VIP (default: every node); the next hops."""
+    """Wait until the router has `count` next hops (default: every node) for each VIP, IPv4 and
+    IPv6; the IPv4 VIP's next hops."""
     count = len(BGP_NODES) if count is None else count
-    if wait_until(lambda: len(router.next_hops(VIP)) == count, timeout, 0.1) is None:
-        raise LabError(f"the router has next hops {router.next_hops(VIP)} for {VIP}, not {count}")
+    for vip in (VIP, VIP6):
+        _await_hops(vip, count, timeout)
     return router.next_hops(VIP)
+
+
+def _await_hops(vip: str, count: int, timeout: float) -> None:
+    if wait_until(lambda: len(router.next_hops(vip)) == count, timeout, 0.1) is None:
+        raise LabError(f"the router has next hops {router.next_hops(vip)} for {vip}, not {count}")
 
 
 @dataclass
@@ -79,16 +90,16 @@ def failing_span(requests: list[tuple[float, bool]]) -> float:
     return round(failed[-1] - failed[0], 3) if failed else 0.0
 
 
-def _watched(name: str, node: Host, fault: str, undo: str, cut: bool = False) -> Drill:
-    """The fault on `node` under the client's load, until its next hop has left the router; then
-    the undo, until it is back."""
+def _watched(name: str, node: Host, fault: str, undo: str, cut: bool = False, vip: str = VIP) -> Drill:
+    """The fault on `node` under the client's load to `vip`, until the node's next hop for it
+    has left the router; then the undo, until it is back."""
     serving()
-    with Watch(vip=VIP, client=router.BGP_CLIENT.netns, keepalives=True) as w:
+    with Watch(vip=vip, client=router.BGP_CLIENT.netns, keepalives=True) as w:
         if cut:
             net.cut(node)
         else:
             nodes.ssh(node, fault, timeout=10)
-        withdrawn = wait_until(lambda: node.address not in router.next_hops(VIP), 10, 0.01)
+        withdrawn = wait_until(lambda: hop(node, vip) not in router.next_hops(vip), 10, 0.01)
         time.sleep(0.5)
         if cut:
             net.plug(node)
@@ -143,7 +154,7 @@ def with_nodes(hosts: list[Host], tmp: Path) -> Path:
     from halb_lab.automation.stack import stack_file_of
 
     doc = yaml.safe_load(stack_file_of(STACK).read_text())
-    doc["config"]["halb:nodes"] = [{"name": h.name, "address": h.address} for h in hosts]
+    doc["config"]["halb:nodes"] = [{"name": h.name, "address": h.address, "address6": h.address6} for h in hosts]
     path = tmp / f"Pulumi.{STACK}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -183,7 +194,7 @@ def power_off(node: Host = NODES[0]) -> Drill:
             withdrawn = gone.result()
         nodes.boot(node, image.image_dir())
         nodes.wait_ssh(node)
-        net.sh("ip", "-n", node.netns, "route", "replace", router.CLIENT_SUBNET, "via", router.ROUTER.address)
+        router.route_clients(node)
         serving(timeout=90)
     return Drill("power-off", w.seen, _rounded(withdrawn), failing_span(_requests(w)))
 
@@ -196,6 +207,7 @@ def _requests(w: Watch) -> list[tuple[float, bool]]:
     return [(float(t), bool(ok)) for t, ok in w.data.get("requests", [])]
 
 
-def link_cut(node: Host = NODES[0]) -> Drill:
-    """One node unplugged from the switch: BFD takes it out of the router's table."""
-    return _watched("link-cut", node, "", "", cut=True)
+def link_cut(node: Host = NODES[0], vip: str = VIP) -> Drill:
+    """One node unplugged from the switch: BFD takes it out of the router's table (the clients
+    of `vip`, over its family's session)."""
+    return _watched("link-cut" if vip == VIP else "link-cut-ipv6", node, "", "", cut=True, vip=vip)
