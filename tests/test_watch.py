@@ -46,7 +46,10 @@ def test_the_timeline_counts_good_and_failed_requests_per_100_ms() -> None:
 
 
 def test_broken_long_lived_connections_are_counted_and_reported() -> None:
-    r = analyse([(0.0, True)], [(0.0, ["lb1"])], broken=[1.5, 1.6, 4.0])
+    r = analyse(
+        [(0.0, True)], [(0.0, ["lb1"])], broken=[(1.5, "198.18.0.11"), (1.6, "198.18.0.12"), (4.0, "198.18.0.11")]
+    )
     assert r.keepalive_resets == 3 and r.figures()["keepalive_resets"] == 3, r
+    assert r.resets_by_node == {"198.18.0.11": 2, "198.18.0.12": 1}, r.resets_by_node
     assert "3 long-lived connection(s) broken" in r.summary(), r.summary()
     assert analyse([(0.0, True)], [(0.0, ["lb1"])]).keepalive_resets == 0, "none watched: none broken"

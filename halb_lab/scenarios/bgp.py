@@ -69,17 +69,36 @@ def _await_hops(vip: str, count: int, timeout: float) -> None:
 @dataclass
 class Drill:
     name: str
+    node: Host  # the node the drill acts on
     report: Report
     withdrawn_s: float | None  # from the fault to the node's next hop gone from the router
     failing_s: float  # from the first failed request to the last: how long the failed node's flows failed
 
+    @property
+    def resets_on_node(self) -> int:
+        """Long-lived connections broken that the drilled node served."""
+        return self.report.resets_by_node.get(self.node.address, 0)
+
+    @property
+    def resets_elsewhere(self) -> int:
+        """Long-lived connections broken that another node served: flows the fault should not touch."""
+        return self.report.keepalive_resets - self.resets_on_node
+
     def figures(self) -> dict[str, object]:
-        return {**self.report.figures(), "withdrawn_s": self.withdrawn_s, "failing_s": self.failing_s}
+        return {
+            **self.report.figures(),
+            "node": self.node.name,
+            "withdrawn_s": self.withdrawn_s,
+            "failing_s": self.failing_s,
+            "resets_on_node": self.resets_on_node,
+            "resets_elsewhere": self.resets_elsewhere,
+        }
 
     def summary(self) -> str:
         return (
             f"{self.name}: withdrawn after {self.withdrawn_s} s; requests failed for {self.failing_s} s "
-            f"({self.report.failed}/{self.report.requests}); {self.report.keepalive_resets} long-lived connection(s) broken"
+            f"({self.report.failed}/{self.report.requests}); long-lived connections broken: "
+            f"{self.resets_on_node} on {self.node.name}, {self.resets_elsewhere} on the other nodes"
         )
 
 
@@ -106,7 +125,7 @@ def _watched(name: str, node: Host, fault: str, undo: str, cut: bool = False, vi
         elif undo:
             nodes.ssh(node, undo, timeout=10)
         serving(timeout=60)
-    return Drill(name, w.seen, _rounded(withdrawn), failing_span(_requests(w)))
+    return Drill(name, node, w.seen, _rounded(withdrawn), failing_span(_requests(w)))
 
 
 def haproxy_killed(node: Host = NODES[0]) -> Drill:
@@ -128,7 +147,7 @@ def peer_flap(node: Host = NODES[0]) -> Drill:
         router.vtysh(f"clear bgp {node.address}")
         withdrawn = wait_until(lambda: node.address not in router.next_hops(VIP), 10, 0.01)
         serving(timeout=60)
-    return Drill("peer-flap", w.seen, _rounded(withdrawn), failing_span(_requests(w)))
+    return Drill("peer-flap", node, w.seen, _rounded(withdrawn), failing_span(_requests(w)))
 
 
 def drain(index: int = 0) -> Drill:
@@ -146,7 +165,7 @@ def drain(index: int = 0) -> Drill:
         withdrawn = None if gone is None else time.monotonic() - start
         deploy(stack=STACK, progress=quiet)
         serving(timeout=60)
-    return Drill("drain", w.seen, _rounded(withdrawn), failing_span(_requests(w)))
+    return Drill("drain", node, w.seen, _rounded(withdrawn), failing_span(_requests(w)))
 
 
 def with_nodes(hosts: list[Host], tmp: Path) -> Path:
@@ -156,6 +175,25 @@ def with_nodes(hosts: list[Host], tmp: Path) -> Path:
     doc = yaml.safe_load(stack_file_of(STACK).read_text())
     doc["config"]["halb:nodes"] = [{"name": h.name, "address": h.address, "address6": h.address6} for h in hosts]
     path = tmp / f"Pulumi.{STACK}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+VSPHERE_STACK = "lab-bgp-vsphere"  # lab-bgp's nodes as VMs of the lab's simulated vCenter
+
+
+def vsphere_stack_file(tmp: Path) -> Path:
+    """lab-bgp as three VMs cloned in the lab's simulated vCenter (the vCenter and the VMs as
+    lab-vsphere has them; lb1-lb3 stand in for the guests), written under `tmp`."""
+    from halb_lab.automation.stack import stack_file_of
+
+    doc = yaml.safe_load(stack_file_of(STACK).read_text())
+    vsphere = yaml.safe_load(stack_file_of("lab-vsphere").read_text())["config"]
+    config = doc["config"]
+    config.update({k: v for k, v in vsphere.items() if k.startswith("vsphere:")})
+    config.update({k: vsphere[k] for k in ("halb:platform", "halb:vsphere", "halb:preflight")})
+    config["halb:network"] |= {k: vsphere["halb:network"][k] for k in ("dnsServers", "domain")}
+    path = tmp / f"Pulumi.{VSPHERE_STACK}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
@@ -179,7 +217,7 @@ def add_and_remove() -> Drill:
         gone = wait_until(lambda: extra.address not in router.next_hops(VIP), 30, 0.01)
         serving()
     withdrawn = None if gone is None else time.monotonic() - start
-    return Drill("add-and-remove", w.seen, _rounded(withdrawn), failing_span(_requests(w)))
+    return Drill("add-and-remove", extra, w.seen, _rounded(withdrawn), failing_span(_requests(w)))
 
 
 def power_off(node: Host = NODES[0]) -> Drill:
@@ -196,7 +234,7 @@ def power_off(node: Host = NODES[0]) -> Drill:
         nodes.wait_ssh(node)
         router.route_clients(node)
         serving(timeout=90)
-    return Drill("power-off", w.seen, _rounded(withdrawn), failing_span(_requests(w)))
+    return Drill("power-off", node, w.seen, _rounded(withdrawn), failing_span(_requests(w)))
 
 
 def _rounded(seconds: float | None) -> float | None:

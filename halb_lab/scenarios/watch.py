@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -69,6 +70,7 @@ class Report:
     seconds: float = 0.0
     timeline: list[tuple[float, int, int]] = field(default_factory=list)  # (bucket start s, good, failed)
     keepalive_resets: int = 0  # long-lived connections that had answered and then broke (reset, or silent 1 s)
+    resets_by_node: dict[str, int] = field(default_factory=dict)  # the broken ones by the node that served them
 
     @property
     def longest_outage(self) -> float:
@@ -85,6 +87,7 @@ class Report:
             "samples_not_one_holder": len(self.bad_samples),
             "holders_seen": self.holders_seen,
             "keepalive_resets": self.keepalive_resets,
+            "keepalive_resets_by_node": self.resets_by_node,
             "seconds": round(self.seconds, 2),
         }
 
@@ -99,9 +102,12 @@ class Report:
 
 
 def analyse(
-    requests: list[tuple[float, bool]], samples: list[tuple[float, list[str]]], broken: Sequence[float] = ()
+    requests: list[tuple[float, bool]],
+    samples: list[tuple[float, list[str]]],
+    broken: Sequence[tuple[float, str]] = (),
 ) -> Report:
-    """Outages are runs of failed requests (by start time); an outage ends at the next good request."""
+    """Outages are runs of failed requests (by start time); an outage ends at the next good request.
+    `broken`: when each long-lived connection broke, and the address of the node that served it."""
     requests = sorted(requests)
     start = min([t for t, _ in requests] + [t for t, _ in samples], default=0.0)
     end = max([t for t, _ in requests] + [t for t, _ in samples], default=0.0)
@@ -136,6 +142,7 @@ def analyse(
         seconds=end - start,
         timeline=timeline,
         keepalive_resets=len(broken),
+        resets_by_node=dict(Counter(node for _, node in broken)),
     )
 
 
@@ -202,14 +209,17 @@ async def _request(vip: str, port: int, tls: ssl.SSLContext | None = None) -> bo
         return False
 
 
-async def _keepalive(vip: str, port: int, stop: asyncio.Event, broken: list[float]) -> None:
+async def _keepalive(vip: str, port: int, stop: asyncio.Event, broken: list[tuple[float, str]]) -> None:
     """One long-lived HTTP/1.1 connection, asking every KEEPALIVE_PERIOD; when one that has answered
-    breaks (reset, closed, or no answer within KEEPALIVE_TIMEOUT), its time goes to `broken` and a
-    new one is opened (failed opens are not counted: the requests measure those)."""
+    breaks (reset, closed, or no answer within KEEPALIVE_TIMEOUT), its time goes to `broken` with
+    the node that served it, and a new one is opened (failed opens are not counted: the requests
+    measure those). It asks the workers' /whoami, whose answer names the address the request came
+    from: the node's."""
     host = f"[{vip}]" if ":" in vip else vip
-    request = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    request = f"GET /whoami HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     while not stop.is_set():
         answered = False
+        node = ""
         writer = None
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(vip, port), TIMEOUT)
@@ -220,12 +230,13 @@ async def _keepalive(vip: str, port: int, stop: asyncio.Event, broken: list[floa
                     (int(h.split(b":", 1)[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")),
                     0,
                 )
-                await asyncio.wait_for(reader.readexactly(length), KEEPALIVE_TIMEOUT)
+                body = await asyncio.wait_for(reader.readexactly(length), KEEPALIVE_TIMEOUT)
+                node = (body.split()[1:2] or [b""])[0].decode()
                 answered = True
                 await asyncio.sleep(KEEPALIVE_PERIOD)
         except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             if answered and not stop.is_set():
-                broken.append(time.monotonic())
+                broken.append((time.monotonic(), node))
             await asyncio.sleep(KEEPALIVE_PERIOD)
         finally:
             if writer is not None:
@@ -256,7 +267,7 @@ async def _watch(
     samples: list[tuple[float, list[str]]] = []
     tracked: list[tuple[float, dict[str, list[str]]]] = []  # `also`: other VIPs' holders, same dumps
     pending: set[asyncio.Task[None]] = set()
-    broken: list[float] = []  # when each long-lived connection broke
+    broken: list[tuple[float, str]] = []  # when each long-lived connection broke, and its node
 
     async def one(t: float) -> None:
         requests.append((t, await _request(vip, port, context)))
@@ -381,7 +392,8 @@ class Watch:
             if self._out.exists():
                 data = json.loads(self._out.read_text())
                 self.data = data
-                self.report = analyse([(t, ok) for t, ok in data["requests"]], data["samples"], data.get("broken", []))
+                broken = [(float(t), str(node)) for t, node in data.get("broken", [])]
+                self.report = analyse([(t, ok) for t, ok in data["requests"]], data["samples"], broken)
         finally:
             self._tmp.cleanup()
 
