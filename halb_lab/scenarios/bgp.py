@@ -48,7 +48,10 @@ def spread(connections: int, hosts: list[Host] | None = None, vip: str = VIP) ->
     before = {n.name: frontend_sessions(n) for n in hosts}
     url = f"http://[{vip}]/" if ":" in vip else f"http://{vip}/"
     cmd = ["curl", "-s", "-o", "/dev/null", "-H", "Connection: close", "--max-time", "2", *[url] * connections]
-    subprocess.run(["ip", "netns", "exec", router.BGP_CLIENT.netns, *cmd], check=False, timeout=300)
+    # (curl's -o names the first URL's output only: the rest goes to stdout, dropped here)
+    subprocess.run(
+        ["ip", "netns", "exec", router.BGP_CLIENT.netns, *cmd], check=False, timeout=300, stdout=subprocess.DEVNULL
+    )
     return {n.name: frontend_sessions(n) - before[n.name] for n in hosts}
 
 
