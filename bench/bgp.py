@@ -115,7 +115,8 @@ def table(figures: dict[str, Any]) -> str:
         lines.append(
             f"| {name} (x{f['runs']}) | {f['withdrawn_p50_s']} / {f['withdrawn_p99_s']} | "
             f"{f['failing_p50_s']} / {f['failing_p99_s']} | {f['failed_requests_max']} | "
-            f"{_resets(f, 'resets_on_node')} | {_resets(f, 'resets_elsewhere')} |"
+            f"{f['resets_on_node_p50']} / {f['resets_on_node_max']} | "
+            f"{f['resets_elsewhere_p50']} / {f['resets_elsewhere_max']} |"
         )
     lines += ["", "| nodes | each node's share of new connections (haproxy CPU µs per request) |", "| --- | --- |"]
     for n, taken in figures["spread"].items():
@@ -126,13 +127,6 @@ def table(figures: dict[str, Any]) -> str:
         lines.append(f"| {n} | {shares} |")
     lines.append(f"\nseed, kubeadm: {figures['seed']}.")
     return "\n".join(lines)
-
-
-def _resets(f: dict[str, Any], key: str) -> str:
-    """`p50 / max`; runs from before the connections were told apart by node count all as one."""
-    if f"{key}_p50" in f:
-        return f"{f[f'{key}_p50']} / {f[f'{key}_max']}"
-    return f"{f['keepalive_resets_p50']} / {f['keepalive_resets_max']} (not told apart)"
 
 
 if __name__ == "__main__":
