@@ -574,6 +574,22 @@ def test_vrrp_guard_takes_a_node_for_cut_off_only_when_nothing_arrives_while_it_
     assert len(asked) > 3 and all(verdicts[verdicts.index(True) :]), "vrrp-guard on lb1: asks every tick, stays cut off"
     assert isolation.update(6.1, 501) is False, "vrrp-guard on lb1: one frame ends it at once"
     assert isolation.update(6.2, 501) is False and isolation.update(8.0, 501) is False, "quiet again: not yet"
+    advert = guard["Instance"](next(line for line in guard["INSTANCES"].split("\n") if line.strip())).advert
+    lets_go = guard["QUIET"] * advert + guard["ISOLATED_AFTER"] + guard["TICK"]  # after the last frame
+    assert 2 * advert - lets_go >= 1.0, (  # the peer takes over 3 adverts after the last it heard
+        f"vrrp-guard on lb1 ({advert} s adverts): lets go {lets_go:.2f} s after the cut, less than 1 s "
+        f"before its peer can take over ({2 * advert} s): a stray frame would leave both holding"
+    )
+    slow = guard["Isolation"](1.0, lambda: None)  # a busy CPU: a tick every 0.26 s, not 0.1 s
+    slow_ticks = [round(t * 0.26, 2) for t in range(20)]
+    late = next(t for t in slow_ticks if slow.update(t, 500))
+    assert late <= 1.0 + guard["ISOLATED_AFTER"] + 0.26, (
+        f"vrrp-guard on lb1: with slow ticks, cut off at {late} s, not by 1 quiet s + {guard['ISOLATED_AFTER']} s + a tick"
+    )
+    stalled = guard["Isolation"](1.0, lambda: None)  # one tick after a long stall: asked once, not enough
+    assert [stalled.update(t, 500) for t in (0.0, 3.0, 3.1)] == [False, False, True], (
+        "vrrp-guard on lb1: cut off only after asking twice"
+    )
     count = iter(range(1000))  # a frame every tick (a client, an answer): never cut off, never asking
     busy = guard["Isolation"](0.5, lambda: pytest.fail("vrrp-guard on lb1 asked the LAN while frames arrive"))
     assert not any(busy.update(t, next(count)) for t in ticks), "vrrp-guard on lb1: frames arrive"
@@ -586,6 +602,16 @@ def test_vrrp_guard_takes_a_node_for_cut_off_only_when_nothing_arrives_while_it_
     held, why = guard["judge"](i, Probes(), i.last_advert + 0.1, True)
     assert held and "cut off from the LAN" in why and i.peer in why, f"vrrp-guard on lb1: {why}"
     assert guard["judge"](i, Probes(), i.last_advert + 0.1, False) == (False, ""), "adverts arrive, not cut off"
+
+    class Unanswerable:
+        def who_has(self, i: object) -> str:
+            raise AssertionError("vrrp-guard on lb1 probed a VIP while nothing arrives")
+
+    quiet_for = i.last_advert + 5 * i.hold  # adverts missing: a probe, unless nothing arrives at all
+    assert guard["judge"](i, Unanswerable(), quiet_for, False, True) == (False, ""), "silent: no probe"
+    guard["holds"] = lambda i: False  # lb1 does not hold the VIP (no interface named ens192 here)
+    held, why = guard["judge"](i, Probes(), quiet_for, False, False)
+    assert held and "answers for" in why, f"vrrp-guard on lb1: frames arrive, adverts missing: {why}"
 
 
 def test_vrrp_guard_checks_no_isolation_without_a_gateway_to_ask() -> None:
