@@ -6,10 +6,12 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from conftest import ROOT
-from halb_lab.automation.driver import _last_lines, stale_lock_pids
+from halb_lab.automation.driver import _last_lines, end_session, stale_lock_pids
 
 
 def locked(host: str, pid: int) -> str:
@@ -55,3 +57,36 @@ def test_build_engine_stops_with_one_message_when_neither_a_cli_nor_go_is_there(
     p = subprocess.run(["sh", str(ROOT / "scripts" / "build-engine")], env=env, capture_output=True, text=True)
     assert p.returncode == 1, p
     assert "no Pulumi CLI and no Go toolchain" in p.stderr and "install the Pulumi CLI" in p.stderr, p.stderr
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_end_session_ends_a_plugin_left_in_its_own_group_by_an_engine_stopped_at_once() -> None:
+    """An "engine" in a session of its own starts a "plugin" in a process group of its own (as
+    Pulumi does), prints its pid and exits: end_session ends the orphan, the session's last process."""
+    plugin = "import time; time.sleep(60)"
+    engine = (
+        "import subprocess, sys; "
+        f"p = subprocess.Popen([sys.executable, '-c', {plugin!r}], process_group=0, "
+        "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(p.pid)"
+    )
+    proc = subprocess.run([sys.executable, "-c", engine], capture_output=True, text=True, start_new_session=True)
+    orphan = int(proc.stdout)
+    try:
+        assert os.getpgid(orphan) == orphan != os.getsid(orphan), "the plugin: a group of its own, the engine's session"
+        ended = end_session(os.getsid(orphan))
+        assert ended == [orphan], f"end_session ended {ended}, not the orphaned plugin {orphan}"
+        for _ in range(100):
+            if not _running(orphan):
+                break
+            time.sleep(0.01)
+        assert not _running(orphan), f"the orphaned plugin {orphan} still runs"
+    finally:
+        if _running(orphan):
+            os.kill(orphan, 9)
+    assert end_session(-1) == [], "no such session: nothing ended"

@@ -28,6 +28,7 @@ from conftest import ROOT
 from halb.components.node import STEPS
 from halb.config.secrets import STATS_PASSWORD
 from halb.render import PATHS
+from halb_lab.automation.driver import end_session
 from halb_lab.automation.stack import (
     ENGINE,
     VAULT,
@@ -296,6 +297,7 @@ def test_an_interrupted_up_is_followed_by_one_that_converges_with_one_holder_thr
     change = "nodes[1].generation=1"
     cmd = [sys.executable, "-m", "halb_lab", "deploy", "--set", change]
     repairs: list[str] = []
+    proc = None
     try:
         with Watch() as w:
             proc = subprocess.Popen(
@@ -311,6 +313,7 @@ def test_an_interrupted_up_is_followed_by_one_that_converges_with_one_holder_thr
                     os.killpg(proc.pid, signal.SIGINT)
                     break
             proc.communicate(timeout=120)
+            end_session(proc.pid)  # the engine's plugins, which it left running
             assert any("halb-lb2-packages" in line for line in seen), "".join(seen)
             interrupted = "halb-lb2-services" not in "".join(seen)
             # What the interrupt left depends on how far the engine got: usually its lock (and
@@ -331,6 +334,9 @@ def test_an_interrupted_up_is_followed_by_one_that_converges_with_one_holder_thr
         assert report is not None and report.bad_samples == [] and report.failed == 0, w.report
         assert report.holders_seen == ["lb1"], report.summary()
     finally:
+        if proc is not None:
+            proc.kill()
+            end_session(proc.pid)
         deploy(progress=quiet)  # generation 0 again
         drills.settle()
 

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -255,6 +256,23 @@ class Engine:
         progress(f"the stack is locked by a pulumi that is gone (pid {', '.join(map(str, pids))}): pulumi cancel")
         self.stack().cancel()
         return True
+
+
+def end_session(sid: int) -> list[int]:
+    """SIGKILL what is left of session `sid`, one this lab started (`start_new_session`: the
+    session's id is its first process's); the ids it ended. The engine starts each plugin in a
+    process group of its own, so a signal to the engine's group misses them, and an engine stopped
+    at once (a second Ctrl-C) leaves them running, still in its session."""
+    ended = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            session = int(stat.read_text().rsplit(")", 1)[1].split()[3])  # after ')': state ppid pgrp session
+            if session == sid:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+                ended.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return ended
 
 
 LOCK_OWNER = re.compile(r"created by [^@\s]+@(\S+) \(pid (\d+)\)")
