@@ -188,7 +188,7 @@ def test_rolling_replacement_of_both_vms_under_the_client_load(deployed: Result)
     assert ops2.get("halb-vm-lb2") == "replace" and ops2.get("halb-lb2-packages") == "replace", lb2.steps
     assert not any(n.startswith("halb-lb1-") or n == "halb-vm-lb1" for n in ops2), f"lb1 touched: {lb2.steps}"
     assert lb2.report.holders_seen == ["lb1"] and lb2.report.failed == 0, lb2.report.summary()
-    assert lb1.report.holders_seen == ["lb1", "lb2", "lb1"], lb1.report.summary()
+    assert lb1.report.moves == ["lb1", "lb2", "lb1"], lb1.report.summary()  # the overlap: bounded above
     assert lb1.report.failed <= 2, f"at most one reset connection per switchover: {lb1.report.summary()}"
     ids = drills.vm_ids(STACK)
     assert vcenter.inventory().rules[RULE].vm_uuids == frozenset(ids.values()), f"{RULE} kept the old ids"

@@ -33,6 +33,15 @@ def test_samples_without_exactly_one_holder_are_listed_with_their_time() -> None
     assert "2/4 holder samples not exactly one" in r.summary(), r.summary()
 
 
+def test_moves_leave_out_the_overlap_of_a_preemption_but_not_a_real_move() -> None:
+    back = analyse([], [(0.0, ["lb1"]), (0.05, ["lb2"]), (0.1, ["lb1", "lb2"]), (0.15, ["lb1"])])
+    assert back.holders_seen == ["lb1", "lb2", "lb1+lb2", "lb1"] and back.moves == ["lb1", "lb2", "lb1"], back.moves
+    blink = analyse([], [(0.0, ["lb1"]), (0.05, ["lb1", "lb2"]), (0.1, ["lb1"])])
+    assert blink.moves == ["lb1"], f"an overlap is not a move: {blink.moves}"
+    flap = analyse([], [(0.0, ["lb1"]), (0.05, ["lb2"]), (0.1, ["lb1"])])
+    assert flap.moves == ["lb1", "lb2", "lb1"], flap.moves
+
+
 def test_a_clean_run_reports_zeros() -> None:
     r = analyse([(i / 100, True) for i in range(100)], [(i / 20, ["lb1"]) for i in range(20)])
     assert (r.failed, r.outages, r.bad_samples) == (0, [], [])

@@ -76,6 +76,14 @@ class Report:
     def longest_outage(self) -> float:
         return max(self.outages, default=0.0)
 
+    @property
+    def moves(self) -> list[str]:
+        """The single holders in order, without the samples where two nodes held the VIP at once
+        (a preempting node adds it milliseconds before the one stepping down removes it, and the
+        50 ms sampler can catch that); tests bound those samples separately, by `bad_samples`."""
+        single = [h for h in self.holders_seen if "+" not in h]
+        return [h for i, h in enumerate(single) if i == 0 or single[i - 1] != h]
+
     def figures(self) -> dict[str, object]:
         return {
             "requests": self.requests,
