@@ -105,7 +105,7 @@ def test_a_vrrp_partition_keeps_every_vip_ipv4_and_ipv6_on_its_own_node(deployed
     for vip, owner in PREFERRED.items():
         r = reports[vip]
         two = [t for t, h in r.bad_samples if len(h) > 1]
-        assert r.failed == 0 and r.holders_seen == [owner] and len(two) <= 1, f"{vip}: {r.summary()}"
+        assert r.failed == 0 and r.moves == [owner] and len(two) <= 1, f"{vip}: {r.summary()}"
         assert r.keepalive_resets == 0, f"{vip}: long-lived connections broken: {r.summary()}"
 
 
