@@ -8,7 +8,7 @@ delivering to a webhook receiver (halb_lab.scenarios.monitor):
   alerts    each drill of halb_lab.scenarios.alerting, RUNS times: the seconds from the fault in
             place to its alerts delivered, and from the undo to their resolution delivered (p50,
             p99, every run kept), next to the rule's `for:`. The lab stack's drills first, then
-            the certificate drill on lab-tls.
+            the certificate drill on lab-tls, then BGP mode's drills on lab-bgp.
   exporter  ROUNDS rounds, each measuring both states of halb's monitoring on both nodes (the node
             exporter and halb-metrics running and scraped every second, or both stopped), the
             state that goes first alternating: wrk -c1 (keep-alive) through the VIP and straight
@@ -27,22 +27,30 @@ from bench.common import Knob, deployed, percentile, running_vs_stopped, standal
 from halb.metrics import alert_for_seconds
 from halb_lab.infra import nodes
 from halb_lab.infra.topology import NODES, VIP, WORKERS
-from halb_lab.scenarios import alerting, drills
+from halb_lab.scenarios import alerting, bgp, drills
 from halb_lab.scenarios.monitor import EVERY, Monitor, monitoring
 from halb_lab.scenarios.probes import LabError
 
 RUNS = 5  # --runs
-STACKS = ["lab", "lab-tls"]  # --stacks: the lab stacks whose drills run (lab-tls: the certificate's)
+STACKS = ["lab", "lab-tls", "lab-bgp"]  # --stacks: the lab stacks whose drills run (lab-tls: the certificate's)
 ROUNDS = 5  # --rounds
 SECONDS = 5
 EXPORTER, WRITER = "halb-node-exporter", "halb-metrics"
 SERVED = {"lab": f"http://{VIP}/", "lab-tls": f"https://{VIP}/"}  # what a settled pair serves (lab-tls redirects http)
 
 
+def settle(stack: str) -> None:
+    """The stack back in its steady state: the pair's VIP on lb1, or every BGP node announcing."""
+    if stack == bgp.STACK:
+        bgp.serving(timeout=60)
+    else:
+        drills.settle(url=SERVED[stack])
+
+
 def drill_runs(m: Monitor, drill: alerting.AlertDrill) -> list[alerting.Seen]:
     seen = []
     for i in range(RUNS):
-        drills.settle(url=SERVED[drill.stack])
+        settle(drill.stack)
         seen.append(alerting.run(m, drill))
         print(f"bench: alerts {drill.name} {i + 1}/{RUNS}: fired {seen[-1].fired_s}, resolved {seen[-1].resolved_s}")
         if seen[-1].missing():
@@ -139,6 +147,6 @@ if __name__ == "__main__":
     knobs = {
         "runs": Knob("RUNS", "runs of each alert drill"),
         "rounds": Knob("ROUNDS", "rounds, halb's monitoring running and stopped"),
-        "stacks": Knob("STACKS", "the lab stacks whose drills run", many=True, choices=["lab", "lab-tls"]),
+        "stacks": Knob("STACKS", "the lab stacks whose drills run", many=True, choices=["lab", "lab-tls", "lab-bgp"]),
     }
     sys.exit(standalone("alerts", run, table, knobs))

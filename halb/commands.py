@@ -60,14 +60,10 @@ EXPORTER_PACKAGES = {"debian": "prometheus-node-exporter", "rhel": "golang-githu
 
 def halb_units(cfg: HalbConfig) -> list[str]:
     """halb's own services on a node, besides haproxy and keepalived (BGP mode: FRR)."""
+    monitoring = [METRICS, NODE_EXPORTER] if cfg.monitoring.node_exporter else []
     if cfg.mode == "bgp":
-        return [WATCH]
-    return [
-        WATCH,
-        GUARD,
-        *([HANDOFF] if cfg.keepalived.handoff else []),
-        *([METRICS, NODE_EXPORTER] if cfg.monitoring.node_exporter else []),
-    ]
+        return [WATCH, *monitoring]
+    return [WATCH, GUARD, *([HANDOFF] if cfg.keepalived.handoff else []), *monitoring]
 
 
 def sha256(text: str) -> str:
@@ -140,21 +136,16 @@ def packages_script(cfg: HalbConfig) -> str:
     """Install what is missing of halb's packages (openssl too when a service ends TLS: the TLS
     step checks keys with it; nftables with `keepalived.handoff`), with apt or dnf/yum by `osFamily`."""
     tls = ["openssl"] if any(svc.tls is not None for svc in cfg.haproxy.services) else []
-    if cfg.mode == "bgp":
-        return step_script(
-            "steps/packages.sh.j2",
-            os_family=cfg.os_family,
-            debian=[*BGP_PACKAGES["debian"], *tls],
-            rhel=[*BGP_PACKAGES["rhel"], *tls],
-        )
-    packages = [*PACKAGES, *tls, *(["nftables"] if cfg.keepalived.handoff else [])]
     exporter = cfg.monitoring.node_exporter
-    return step_script(
-        "steps/packages.sh.j2",
-        os_family=cfg.os_family,
-        debian=[*packages, *([EXPORTER_PACKAGES["debian"]] if exporter else [])],
-        rhel=[*packages, *([EXPORTER_PACKAGES["rhel"]] if exporter else [])],
-    )
+
+    def family(name: str) -> list[str]:
+        if cfg.mode == "bgp":
+            base = [*BGP_PACKAGES[name], *tls]
+        else:
+            base = [*PACKAGES, *tls, *(["nftables"] if cfg.keepalived.handoff else [])]
+        return [*base, *([EXPORTER_PACKAGES[name]] if exporter else [])]
+
+    return step_script("steps/packages.sh.j2", os_family=cfg.os_family, debian=family("debian"), rhel=family("rhel"))
 
 
 FIREWALL_STATE = f"{OWNER_DIR}/firewall"  # the rules halb opened, one per line

@@ -191,10 +191,10 @@ def metrics_reference() -> str:
     """halb's metrics (halb/metrics.py) as a table."""
     from halb.metrics import METRICS
 
-    lines = ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
+    lines = ["| metric | type | labels | modes | meaning |", "| --- | --- | --- | --- | --- |"]
     for m in METRICS:
         labels = ", ".join(f"`{label}`" for label in m.labels) or "—"
-        lines.append(f"| `{m.name}` | {m.kind} | {labels} | {m.help.replace('|', '/')} |")
+        lines.append(f"| `{m.name}` | {m.kind} | {labels} | {', '.join(m.modes)} | {m.help.replace('|', '/')} |")
     return "\n".join(lines)
 
 

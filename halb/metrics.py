@@ -23,12 +23,17 @@ if TYPE_CHECKING:
     from halb.config import HalbConfig
 
 
+Mode = Literal["vrrp", "bgp"]
+BOTH: tuple[Mode, ...] = ("vrrp", "bgp")
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
     kind: Literal["gauge", "counter"]
     help: str
     labels: tuple[str, ...] = ()
+    modes: tuple[Mode, ...] = ("vrrp",)  # the modes (`halb:mode`) whose nodes write it
 
 
 VRRP_STATES = ("master", "backup", "fault")
@@ -59,18 +64,21 @@ METRICS = (
         "halb_haproxy_healthy",
         "gauge",
         "1 while halb-haproxy-watch finds haproxy healthy (it answers /healthz), as keepalived sees it.",
+        modes=BOTH,
     ),
     Metric(
         "halb_backends_usable",
         "gauge",
         "Servers haproxy can send the backend's requests to now (UP: active ones, else backup ones).",
         ("backend",),
+        BOTH,
     ),
     Metric(
         "halb_certificate_not_after_seconds",
         "gauge",
         "When the certificate the service serves expires, as Unix time.",
         ("service", "fingerprint"),
+        BOTH,
     ),
     Metric(
         "halb_config_info",
@@ -78,20 +86,49 @@ METRICS = (
         "Always 1. `digest` identifies what both nodes must share (haproxy.cfg and keepalived's shared VRRP "
         "settings) as it is on this node now: two nodes with different digests run different configs.",
         ("digest",),
+        BOTH,
     ),
-    Metric("halb_maintenance", "gauge", "1 while the node is in maintenance (`nodes[i].maintenance`)."),
+    Metric("halb_maintenance", "gauge", "1 while the node is in maintenance (`nodes[i].maintenance`).", (), BOTH),
+    Metric(
+        "halb_vip_announced",
+        "gauge",
+        "1 while this node announces the VIP over BGP: the VIP is on its loopback (halb-haproxy-watch puts it "
+        "there while haproxy answers) and a BGP session of the VIP's address family is Established.",
+        ("vip",),
+        ("bgp",),
+    ),
+    Metric(
+        "halb_bgp_session_up",
+        "gauge",
+        "1 while the BGP session with the peer (`bgp.peers`) is Established; 0 otherwise, and while FRR does "
+        "not answer.",
+        ("peer",),
+        ("bgp",),
+    ),
+    Metric(
+        "halb_bfd_peer_up",
+        "gauge",
+        "1 while the BFD session with the peer is up; 0 otherwise (down, or none), and while FRR does not answer.",
+        ("peer",),
+        ("bgp",),
+    ),
 )
 NAMES = {m.name: m for m in METRICS}
 
 
+def of_mode(mode: Mode) -> tuple[Metric, ...]:
+    """The metrics a node of this mode writes."""
+    return tuple(m for m in METRICS if mode in m.modes)
+
+
 def scrape_targets(cfg: HalbConfig) -> list[dict[str, object]]:
-    """The stack output `prometheus_targets`: Prometheus `file_sd_configs` groups for both nodes'
-    node exporters (halb's metrics with the node's own) and haproxy's exporter on the stats port
+    """The stack output `prometheus_targets`: Prometheus `file_sd_configs` groups for every node's
+    node exporter (halb's metrics with the node's own) and haproxy's exporter on the stats port
     (when it needs no password: file_sd cannot carry one)."""
     plan, h, m = cfg.plan, cfg.haproxy, cfg.monitoring
     nodes = [str(plan.address(n.name)) for n in cfg.nodes]
     groups: list[dict[str, object]] = []
-    if m.node_exporter and cfg.mode == "vrrp":  # BGP mode installs no node exporter yet
+    if m.node_exporter:
         groups.append({"targets": [f"{a}:{m.node_exporter_port}" for a in nodes], "labels": {"job": "halb-node"}})
     if h.metrics.enabled and not h.metrics.auth:
         groups.append(

@@ -145,10 +145,16 @@ def firewall_rules(cfg: HalbConfig, vips: tuple[ResolvedVip, ...], addresses: Al
         six = [s for s in cfg.haproxy.services if 6 in {v.family for v in service_vips(cfg, s, vips)}]
         rules += [f"tcp {int(s.port)} ::/0" for s in six]
     rules += [f"tcp {int(cfg.haproxy.stats.port)} {firewall_address(net)}" for net in stats_allow(cfg)]
-    if cfg.monitoring.node_exporter:  # it listens on the node's IPv4 address only
-        exporter = int(cfg.monitoring.node_exporter_port)
-        rules += [f"tcp {exporter} {firewall_address(net)}" for net in stats_allow(cfg) if net.version == 4]
-    return rules
+    return rules + exporter_rules(cfg)
+
+
+def exporter_rules(cfg: HalbConfig) -> list[str]:
+    """The node exporter's port from `haproxy.stats.allowFrom`, as the stats port (it listens on the
+    node's IPv4 address only)."""
+    if not cfg.monitoring.node_exporter:
+        return []
+    exporter = int(cfg.monitoring.node_exporter_port)
+    return [f"tcp {exporter} {firewall_address(net)}" for net in stats_allow(cfg) if net.version == 4]
 
 
 BGP_PORT = 179
@@ -157,7 +163,7 @@ BFD_PORTS = (3784, 4784)  # single-hop and multihop BFD control (RFC 5881, RFC 5
 
 def bgp_firewall_rules(cfg: HalbConfig, vips: tuple[ResolvedVip, ...]) -> list[str]:
     """BGP mode: BGP and BFD from each peer only, the service ports from anywhere (over IPv6 too
-    with an IPv6 VIP), the stats port from `haproxy.stats.allowFrom`."""
+    with an IPv6 VIP), the stats port (and the node exporter's) from `haproxy.stats.allowFrom`."""
     assert cfg.bgp is not None
     rules = []
     for peer in cfg.bgp.peers:
@@ -167,4 +173,4 @@ def bgp_firewall_rules(cfg: HalbConfig, vips: tuple[ResolvedVip, ...]) -> list[s
     if any(v.family == 6 for v in vips):
         rules += [f"tcp {int(s.port)} ::/0" for s in cfg.haproxy.services]
     rules += [f"tcp {int(cfg.haproxy.stats.port)} {firewall_address(net)}" for net in stats_allow(cfg)]
-    return rules
+    return rules + exporter_rules(cfg)

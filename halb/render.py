@@ -24,7 +24,7 @@ from halb.config.bgp import community_problems, multihop
 from halb.config.haproxy import Server, Service, backend_names, certificate_names
 from halb.config.tls import Certificate, key_block, read_pem
 from halb.config.words import Directive, UnsafeValue, address, finalizer, haproxy_word, keepalived_word, shell_word
-from halb.metrics import METRICS, VRRP_STATES
+from halb.metrics import VRRP_STATES, of_mode
 from halb.plan import INSTANCE, MAINTENANCE_PRIORITY, SHARED_VRRP_DIRECTIVES, service_vips, stats_allow
 
 TEMPLATES = PROJECT_DIR / "templates"
@@ -381,6 +381,7 @@ def bgp_node_files(cfg: HalbConfig, node_name: str, ctx: dict[str, object]) -> l
         NodeFile(PATHS["haproxy_watch_unit"], _render("halb-haproxy-watch.service.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_dropin"], _render("haproxy.service.d/halb.conf.j2", **ctx), "0644", "system"),
         NodeFile(PATHS["haproxy_cfg"], _render("haproxy.cfg.j2", **ctx), "0644", "haproxy"),
+        *(metrics_files(cfg, ctx) if cfg.monitoring.node_exporter else []),
         NodeFile(PATHS["frr_daemons"], _render("frr-daemons.j2"), "0640", "frr"),
         *([] if frr_secret(cfg) else [NodeFile(PATHS["frr_conf"], frr_conf(cfg, node_name), "0640", "frr")]),
     ]
@@ -407,16 +408,21 @@ def handoff_files(cfg: HalbConfig, node_name: str, ctx: dict[str, object]) -> li
 
 
 def metrics_files(cfg: HalbConfig, ctx: dict[str, object]) -> list[NodeFile]:
-    """halb-metrics (the writer and its unit) and the node exporter's unit."""
+    """halb-metrics (the writer and its unit) and the node exporter's unit. In BGP mode the writer
+    reads FRR (the sessions with `bgp.peers`, their BFD state) and the VIPs on lo instead of VRRP."""
     node = cast("dict[str, str]", ctx["node"])["name"]
     listen = hostport(cfg.plan.address(node), cfg.monitoring.node_exporter_port)
+    bgp = cfg.mode == "bgp" and cfg.bgp is not None
     writer = {
         "metrics_every": METRICS_EVERY,
         "maintenance_priority": MAINTENANCE_PRIORITY,
         "shared_directives": Directive(repr(SHARED_VRRP_DIRECTIVES)),
         "vrrp_states": Directive(repr(VRRP_STATES)),
-        "metric_help": Directive(pformat({m.name: (m.kind, m.help) for m in METRICS}, width=110)),
+        "metric_help": Directive(pformat({m.name: (m.kind, m.help) for m in of_mode(cfg.mode)}, width=110)),
         "admin_socket": PATHS["admin_socket"],
+        "bgp": bgp,
+        "bgp_peers": [p.address for p in cfg.bgp.peers] if cfg.bgp is not None else [],
+        "bgp_vips": [v.address for v in cfg.plan.vips],
     }
     return [
         NodeFile(PATHS["metrics_writer"], _render("halb-metrics.j2", **ctx, **writer), "0755", "system"),

@@ -185,7 +185,8 @@ def load_script(cfg: Any, path: str, node: str = "lb1") -> dict[str, Any]:
     assert text.startswith("#!/usr/bin/python3\n"), f"{path}: a python3 script"
     namespace: dict[str, Any] = {"__name__": posixpath.basename(path), "__file__": path}
     adverts = types.ModuleType("vrrp_adverts")
-    exec(compile(files[PATHS["vrrp_adverts"]], PATHS["vrrp_adverts"], "exec"), adverts.__dict__)
+    if PATHS["vrrp_adverts"] in files:  # BGP mode has no VRRP
+        exec(compile(files[PATHS["vrrp_adverts"]], PATHS["vrrp_adverts"], "exec"), adverts.__dict__)
     saved = sys.modules.get("vrrp_adverts")
     sys.modules["vrrp_adverts"] = adverts
     try:

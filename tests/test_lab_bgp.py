@@ -4,13 +4,17 @@ of the router's table. Each drill runs under the client load from behind the rou
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from conftest import stack_deployed
 from halb_lab.automation.stack import Result
 from halb_lab.infra import router
-from halb_lab.scenarios import bgp
+from halb_lab.scenarios import alerting, bgp
 from halb_lab.scenarios.drills import status
+from halb_lab.scenarios.monitor import Monitor, monitoring
+from halb_lab.scenarios.probes import wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -124,3 +128,54 @@ def test_a_node_added_and_removed_by_pulumi_up_under_load(deployed: Result) -> N
     drill = bgp.add_and_remove()
     print(f"bgp {drill.summary()}")
     assert drill.withdrawn_s is not None, f"{drill.summary()}: lb4 stayed in the router's next hops"
+
+
+# --------------------------------------------------------------------------- metrics and alerts
+
+
+@pytest.fixture(scope="module")
+def monitor(deployed: Result) -> Iterator[Monitor]:
+    """Debian's Prometheus and Alertmanager in the lab's monitor namespace, scraping the stack's
+    `prometheus_targets` with monitoring/halb.rules.yml (as tests/test_lab_monitoring.py)."""
+    with monitoring(deployed.exports["prometheus_targets"]) as m:
+        yield m
+
+
+def by_node(m: Monitor, expr: str) -> dict[tuple[str, str], float]:
+    """(instance, the series' own label: peer or vip) -> value."""
+    out = {}
+    for r in m.query(expr):
+        labels = r["metric"]
+        out[(labels["instance"], labels.get("peer") or labels.get("vip") or "")] = float(r["value"][1])
+    return out
+
+
+def test_prometheus_reads_every_nodes_sessions_bfd_and_announced_vips(monitor: Monitor) -> None:
+    bgp.serving()
+    nodes = [f"{n.address}:9100" for n in bgp.BGP_NODES]
+    peers = (router.ROUTER.address, router.ROUTER.address6)
+    every = {(i, p): 1.0 for i in nodes for p in peers}
+    assert wait_until(lambda: by_node(monitor, "halb_bgp_session_up") == every, 30, 1) is not None, (
+        f"halb_bgp_session_up: {by_node(monitor, 'halb_bgp_session_up')}"
+    )
+    assert by_node(monitor, "halb_bfd_peer_up") == every, f"halb_bfd_peer_up: {by_node(monitor, 'halb_bfd_peer_up')}"
+    announced = by_node(monitor, "halb_vip_announced")
+    assert announced == {(i, v): 1.0 for i in nodes for v in (bgp.VIP, bgp.VIP6)}, f"halb_vip_announced: {announced}"
+    assert set(by_node(monitor, "halb_maintenance").values()) == {0.0}, "halb_maintenance"
+    assert set(by_node(monitor, 'node_textfile_scrape_error{job="halb-node"}').values()) == {0.0}, "halb.prom read"
+    assert monitor.query("halb_vip_held") == [], "a VRRP metric in BGP mode would fire the pair's alerts"
+
+
+BGP_DRILLS = [d for d in alerting.DRILLS.values() if d.stack == bgp.STACK]
+
+
+@pytest.mark.parametrize("drill", BGP_DRILLS, ids=[d.name for d in BGP_DRILLS])
+def test_each_bgp_fault_fires_its_alert_and_it_resolves(monitor: Monitor, drill: alerting.AlertDrill) -> None:
+    bgp.serving()
+    seen = alerting.run(monitor, drill)
+    assert seen.missing() == [], (
+        f"drill {drill.name}: {seen.missing()} not delivered in time (fired {seen.fired_s}, "
+        f"resolved {seen.resolved_s}); delivered: {monitor.alerts()[-6:]}"
+    )
+    assert "HalbBgpVipNotAnnounced" not in seen.others, f"drill {drill.name}: the others kept the VIPs: {seen.others}"
+    assert bgp.serving(timeout=60), f"after {drill.name}: not every node back in the router's table"

@@ -15,7 +15,7 @@ import pytest
 from conftest import load_script, require, stack_raw, tool, variants
 from halb.config import load_config
 from halb.config.paths import set_in
-from halb.metrics import METRICS, NAMES
+from halb.metrics import NAMES, of_mode
 from halb.render import PATHS, all_files
 from halb_lab.infra import ca
 
@@ -93,7 +93,7 @@ def test_halb_metrics_exposes_every_declared_metric_in_the_format_promtool_accep
     p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert p.returncode == 0, f"halb-metrics: promtool check metrics: {p.stdout}{p.stderr}\n{text}"
     names = set(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
-    assert names == {(x.name, x.kind) for x in METRICS}, f"halb-metrics exposes {sorted(names)}"
+    assert names == {(x.name, x.kind) for x in of_mode("vrrp")}, f"halb-metrics exposes {sorted(names)}"
     got = series(text)
     assert got['halb_vrrp_state{vrrp_instance="halb",vip="192.168.4.60",state="master"}'] == 1, text
     assert got['halb_vrrp_state{vrrp_instance="halb",vip="192.168.4.60",state="backup"}'] == 0, text
@@ -201,3 +201,127 @@ def test_halb_vip_held_follows_the_interfaces_addresses_for_every_vip() -> None:
     got = series(m["exposition"](m["sample"](m["Certificates"]())))
     held = {v: got[f'halb_vip_held{{vip="{v}"}}'] for v in vips}
     assert held == {vips[0]: 0, vips[1]: 1, vips[2]: 1}, f"halb-metrics halb_vip_held: {held}"
+
+
+# --------------------------------------------------------------------------- BGP mode
+
+NEIGHBORS = {  # `vtysh -c 'show bgp neighbors json'`, trimmed to what halb-metrics reads
+    "198.18.0.2": {"remoteAs": 64513, "bgpState": "Established"},
+    "2001:2::2": {"remoteAs": 64513, "bgpState": "Active"},
+}
+BFD_PEERS = [{"peer": "198.18.0.2", "status": "up"}, {"peer": "2001:2::2", "status": "down"}]
+LO = (
+    "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n"
+    "1: lo    inet 198.18.1.10/32 scope global lo:halb\\       valid_lft forever preferred_lft forever\n"
+    "1: lo    inet6 2001:2:1::10/128 scope global \\       valid_lft forever preferred_lft forever\n"
+)
+
+
+def stand_ins(bin_dir: Path, neighbors: object, bfd: object, lo: str = LO) -> None:
+    """`vtysh` and `ip` on PATH that answer as FRR and iproute2 do; a `vtysh` given None fails, as
+    it does while FRR is down."""
+    import json
+
+    bin_dir.mkdir(exist_ok=True)
+    answers = {"show bgp neighbors json": neighbors, "show bfd peers json": bfd}
+    cases = "".join(
+        f"    {command!r}) {'exit 1' if value is None else 'printf %s ' + repr(json.dumps(value))};;\n"
+        for command, value in answers.items()
+    )
+    (bin_dir / "vtysh").write_text(f'#!/bin/sh\n[ "$1" = -c ] || exit 2\ncase "$2" in\n{cases}    *) exit 2;;\nesac\n')
+    (bin_dir / "lo.txt").write_text(lo)
+    (bin_dir / "ip").write_text(
+        f"#!/bin/sh\n[ \"$*\" = '-o addr show dev lo' ] || exit 2\ncat '{bin_dir / 'lo.txt'}'\n"
+    )
+    for tool_ in ("vtysh", "ip"):
+        (bin_dir / tool_).chmod(0o755)
+
+
+@pytest.fixture
+def bgp_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """halb-metrics of lab-bgp's lb1 (peers 198.18.0.2 and 2001:2::2), with FRR and lo standing in."""
+    m = load_script(load_config(stack_raw("lab-bgp")), PATHS["metrics_writer"], "lb1")
+    (tmp_path / "health").write_text("0\n")
+    (tmp_path / "haproxy.cfg").write_text("global\n")
+    (tmp_path / "frr.conf").write_text("router bgp 64512\n bgp router-id 198.18.0.11\n")
+    m.update(
+        HEALTH=str(tmp_path / "health"),
+        CERTS_DIR=str(tmp_path / "no-certs"),
+        HAPROXY_CFG=str(tmp_path / "haproxy.cfg"),
+        FRR_CONF=str(tmp_path / "frr.conf"),
+        ADMIN_SOCKET=str(tmp_path / "admin.sock"),
+    )
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    return {"m": m, "tmp": tmp_path}
+
+
+def bgp_series(node: dict[str, Any]) -> dict[str, float]:
+    m = node["m"]
+    samples = m["sample"](m["Certificates"]())
+    for name, labels, _ in samples:
+        assert tuple(k for k, _ in labels) == NAMES[name].labels, f"halb-metrics (BGP): {name} labels {labels}"
+    return series(m["exposition"](samples))
+
+
+def test_bgp_mode_writes_its_metrics_in_the_format_promtool_accepts(bgp_node: dict[str, Any]) -> None:
+    """lab-bgp's lb1: the IPv4 session up with BFD, the IPv6 one not: the IPv4 VIP is announced,
+    the IPv6 VIP is on lo but has no session to go out on."""
+    require(tool("promtool") is not None, "the `promtool` binary (Debian's prometheus)")
+    stand_ins(bgp_node["tmp"] / "bin", NEIGHBORS, BFD_PEERS)
+    m = bgp_node["m"]
+    admin_socket(bgp_node["tmp"] / "admin.sock")
+    text = m["exposition"](m["sample"](m["Certificates"]()))
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert p.returncode == 0, f"halb-metrics (BGP): promtool check metrics: {p.stdout}{p.stderr}\n{text}"
+    names = set(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    declared = {(x.name, x.kind) for x in of_mode("bgp") if x.name != "halb_certificate_not_after_seconds"}
+    assert names == declared, f"halb-metrics (BGP) exposes {sorted(names)} (lab-bgp ends no TLS)"
+    got = series(text)
+    assert got['halb_bgp_session_up{peer="198.18.0.2"}'] == 1 and got['halb_bgp_session_up{peer="2001:2::2"}'] == 0
+    assert got['halb_bfd_peer_up{peer="198.18.0.2"}'] == 1 and got['halb_bfd_peer_up{peer="2001:2::2"}'] == 0
+    assert got['halb_vip_announced{vip="198.18.1.10"}'] == 1, text
+    assert got['halb_vip_announced{vip="2001:2:1::10"}'] == 0, "no IPv6 session: the IPv6 VIP is not announced"
+    assert got["halb_haproxy_healthy"] == 1 and got["halb_maintenance"] == 0, text
+    assert got['halb_backends_usable{backend="http"}'] == 1, text
+    assert not any(k.startswith(("halb_vip_held", "halb_vrrp", "halb_keepalived")) for k in got), (
+        f"halb-metrics (BGP): a VRRP metric would fire the pair's alerts: {sorted(got)}"
+    )
+
+
+def test_bgp_mode_metrics_follow_lo_frr_and_maintenance(bgp_node: dict[str, Any]) -> None:
+    tmp = bgp_node["tmp"]
+    both_up = {p: {"bgpState": "Established"} for p in NEIGHBORS}
+    stand_ins(tmp / "bin", both_up, [{"peer": p, "status": "up"} for p in NEIGHBORS], lo=LO.splitlines()[0] + "\n")
+    got = bgp_series(bgp_node)
+    assert got['halb_vip_announced{vip="198.18.1.10"}'] == 0, "haproxy down: the watcher took the VIPs off lo"
+    assert got['halb_vip_announced{vip="2001:2:1::10"}'] == 0, got
+    assert set(v for k, v in got.items() if k.startswith(("halb_bgp_session_up", "halb_bfd_peer_up"))) == {1}, got
+    (tmp / "frr.conf").write_text("router bgp 64512\n bgp router-id 198.18.0.11\n bgp graceful-shutdown\n")
+    assert bgp_series(bgp_node)["halb_maintenance"] == 1, "`bgp graceful-shutdown`: the node drains"
+    stand_ins(tmp / "bin", None, None)  # FRR down
+    got = bgp_series(bgp_node)
+    sessions = {k: v for k, v in got.items() if k.startswith(("halb_bgp_session_up", "halb_bfd_peer_up"))}
+    assert len(sessions) == 4 and set(sessions.values()) == {0}, f"FRR down: every peer's series stays, at 0: {got}"
+    assert {k: v for k, v in got.items() if k.startswith("halb_vip_announced")} == {
+        'halb_vip_announced{vip="198.18.1.10"}': 0,
+        'halb_vip_announced{vip="2001:2:1::10"}': 0,
+    }, "FRR down: on lo, but announced to nobody"
+
+
+def test_bgp_mode_installs_the_node_exporter_and_opens_its_port_to_the_stats_sources() -> None:
+    from halb import commands
+
+    cfg = load_config(stack_raw("lab-bgp"))
+    paths = {f.path for f in all_files(cfg, "lb2")}
+    assert {PATHS["metrics_writer"], PATHS["metrics_unit"], PATHS["node_exporter_unit"]} <= paths, sorted(paths)
+    assert "tcp 9100 198.18.0.0/24" in cfg.plan.firewall["lb2"], cfg.plan.firewall["lb2"]
+    assert "prometheus-node-exporter" in commands.packages_script(cfg), "the packages step"
+    assert commands.halb_units(cfg) == ["halb-haproxy-watch", "halb-metrics", "halb-node-exporter"]
+    from halb.metrics import scrape_targets
+
+    targets = scrape_targets(cfg)[0]
+    assert targets["targets"] == ["198.18.0.11:9100", "198.18.0.12:9100", "198.18.0.13:9100"], targets
+    off = load_config(set_in(stack_raw("lab-bgp"), "monitoring", {"nodeExporter": False}))
+    assert PATHS["metrics_writer"] not in {f.path for f in all_files(off, "lb2")} and "halb-metrics" not in (
+        commands.halb_units(off)
+    ), "monitoring.nodeExporter: false in BGP mode"

@@ -33,6 +33,8 @@ def test_promtool_checks_the_rules_and_passes_their_tests() -> None:
     [
         ("HalbVipNoHolder", ("sum by (vip) (halb_vip_held) == 0", "sum by (vip) (halb_vip_held) == 2")),
         ("HalbVipNoHolder", ("for: 15s", "for: 1h")),
+        ("HalbBgpNodeWithdrawn", ("halb_maintenance == 0", "halb_maintenance == 1")),
+        ("HalbBfdDown", ("halb_bgp_session_up == 1", "halb_bgp_session_up == 0")),
     ],
 )
 def test_a_broken_rule_fails_its_promtool_tests(alert: str, broken: tuple[str, str], tmp_path: Path) -> None:

@@ -112,6 +112,21 @@ def unblock_vrrp(*hosts: Host) -> None:
         sh("ip", "netns", "exec", h.netns, "nft", "delete table inet halb_lab", check=False)
 
 
+BFD_TABLE = "halb_lab_bfd"
+
+
+def block_bfd(host: Host) -> None:
+    """Drop BFD control packets (UDP 3784) arriving at the host, as a firewall without halb's rule would."""
+    ns = ["ip", "netns", "exec", host.netns, "nft"]
+    sh(*ns, f"add table inet {BFD_TABLE}")
+    sh(*ns, f"add chain inet {BFD_TABLE} input {{ type filter hook input priority 0 ; }}")
+    sh(*ns, f"add rule inet {BFD_TABLE} input udp dport 3784 drop")
+
+
+def unblock_bfd(host: Host) -> None:
+    sh("ip", "netns", "exec", host.netns, "nft", f"delete table inet {BFD_TABLE}", check=False)
+
+
 def block_ssh_from_host(host: Host) -> None:
     """Drop SSH from this machine to the host, as a slow link or a VM still rebooting would."""
     ns = ["ip", "netns", "exec", host.netns, "nft"]

@@ -116,6 +116,12 @@ def vtysh(command: str) -> str:
     return net.sh("vtysh", "-N", ROUTER.netns, "-c", command).stdout
 
 
+def configure(*lines: str) -> str:
+    """Change the router's running BGP config, as its operator would: `lines` under `router bgp`."""
+    commands = ["configure terminal", f"router bgp {ASN}", *lines]
+    return net.sh("vtysh", "-N", ROUTER.netns, *(w for c in commands for w in ("-c", c))).stdout
+
+
 def is_up() -> bool:
     return net.netns_exists(ROUTER.netns) and all(_pid(d) is not None for d in DAEMONS)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from halb.metrics import alert_for_seconds
 from halb.render import PATHS
-from halb_lab.infra import lab, net, nodes
+from halb_lab.infra import lab, net, nodes, router
 from halb_lab.infra.topology import VIP, WORKERS
 from halb_lab.scenarios.monitor import Monitor
 from halb_lab.scenarios.probes import node
@@ -107,6 +107,30 @@ DRILLS = {
             ("HalbConfigDiffers",),
             ssh("lb2", f"cp -p {_cfg} {SAVED_CFG} && echo '# hand edit' >> {_cfg}"),
             ssh("lb2", f"mv -f {SAVED_CFG} {_cfg}"),
+        ),
+        # BGP mode (lab-bgp, lb1-lb3 peering with the lab's router), each fault on lb3
+        AlertDrill(
+            "bgp-node-withdrawn",
+            ("HalbBgpNodeWithdrawn",),
+            ssh("lb3", "systemctl stop haproxy"),
+            ssh("lb3", "systemctl start haproxy"),
+            stack="lab-bgp",
+        ),
+        AlertDrill(
+            "bgp-session-down",
+            ("HalbBgpSessionDown",),
+            lambda: router.configure(f"neighbor {node('lb3').address} shutdown"),
+            lambda: router.configure(f"no neighbor {node('lb3').address} shutdown"),
+            stack="lab-bgp",
+        ),
+        # BFD dropped on its way to lb3 (a firewall without halb's rule): its sessions come back
+        # without BFD, and a failure of lb3 would take BGP's hold time to notice
+        AlertDrill(
+            "bgp-bfd-down",
+            ("HalbBfdDown",),
+            lambda: net.block_bfd(node("lb3")),
+            lambda: net.unblock_bfd(node("lb3")),
+            stack="lab-bgp",
         ),
         # a certificate valid for 5 days deployed, then a renewed one
         AlertDrill(
