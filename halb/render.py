@@ -74,6 +74,7 @@ PATHS = {
 SCRIPT_USER = "keepalived_script"
 HANDOFF_ROUTE_PROTOCOL = 186  # the routing protocol number that marks halb-handoff's routes on lo
 METRICS_EVERY = 1  # seconds between two samples of halb-metrics
+FRR_EVERY = 5  # BGP mode: seconds between two reads of FRR's state by halb-metrics (one vtysh: ~25 ms of CPU)
 HAPROXY_BIN = "/usr/sbin/haproxy"
 
 # Which provisioning step installs a file; each step has its validator and reload.
@@ -415,6 +416,7 @@ def metrics_files(cfg: HalbConfig, ctx: dict[str, object]) -> list[NodeFile]:
     bgp = cfg.mode == "bgp" and cfg.bgp is not None
     writer = {
         "metrics_every": METRICS_EVERY,
+        "frr_every": FRR_EVERY,
         "maintenance_priority": MAINTENANCE_PRIORITY,
         "shared_directives": Directive(repr(SHARED_VRRP_DIRECTIVES)),
         "vrrp_states": Directive(repr(VRRP_STATES)),

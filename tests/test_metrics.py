@@ -218,17 +218,23 @@ LO = (
 
 
 def stand_ins(bin_dir: Path, neighbors: object, bfd: object, lo: str = LO) -> None:
-    """`vtysh` and `ip` on PATH that answer as FRR and iproute2 do; a `vtysh` given None fails, as
+    """`vtysh` and `ip` on PATH that answer as FRR and iproute2 do (vtysh: one JSON document per
+    command, one after the other), counting vtysh's runs in `asked`; a `vtysh` given None fails, as
     it does while FRR is down."""
     import json
 
     bin_dir.mkdir(exist_ok=True)
-    answers = {"show bgp neighbors json": neighbors, "show bfd peers json": bfd}
-    cases = "".join(
-        f"    {command!r}) {'exit 1' if value is None else 'printf %s ' + repr(json.dumps(value))};;\n"
-        for command, value in answers.items()
+    (bin_dir / "answer.txt").write_text(
+        "" if neighbors is None else json.dumps(neighbors, indent=2) + "\n" + json.dumps(bfd, indent=2) + "\n"
     )
-    (bin_dir / "vtysh").write_text(f'#!/bin/sh\n[ "$1" = -c ] || exit 2\ncase "$2" in\n{cases}    *) exit 2;;\nesac\n')
+    (bin_dir / "asked").write_text("0\n")
+    wanted = "-c 'show bgp neighbors json' -c 'show bfd peers json'"
+    (bin_dir / "vtysh").write_text(
+        f"#!/bin/bash\nasked=$(( $(cat '{bin_dir}/asked') + 1 )); echo $asked > '{bin_dir}/asked'\n"
+        f'[ "$(printf "%q " "$@")" = "$(printf "%q " {wanted})" ] || exit 2\n'
+        f"[ -s '{bin_dir}/answer.txt' ] || {{ echo 'bgpd is not running' >&2; exit 1; }}\n"
+        f"cat '{bin_dir}/answer.txt'\n"
+    )
     (bin_dir / "lo.txt").write_text(lo)
     (bin_dir / "ip").write_text(
         f"#!/bin/sh\n[ \"$*\" = '-o addr show dev lo' ] || exit 2\ncat '{bin_dir / 'lo.txt'}'\n"
@@ -250,6 +256,7 @@ def bgp_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         HAPROXY_CFG=str(tmp_path / "haproxy.cfg"),
         FRR_CONF=str(tmp_path / "frr.conf"),
         ADMIN_SOCKET=str(tmp_path / "admin.sock"),
+        FRR_EVERY=0,  # FRR read at every sample (test_bgp_mode_reads_frr_every_frr_every_seconds: the default)
     )
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
     return {"m": m, "tmp": tmp_path}
@@ -325,3 +332,25 @@ def test_bgp_mode_installs_the_node_exporter_and_opens_its_port_to_the_stats_sou
     assert PATHS["metrics_writer"] not in {f.path for f in all_files(off, "lb2")} and "halb-metrics" not in (
         commands.halb_units(off)
     ), "monitoring.nodeExporter: false in BGP mode"
+
+
+def test_bgp_mode_reads_frr_every_frr_every_seconds_and_lo_every_second(
+    bgp_node: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One vtysh for both answers, every FRR_EVERY s; what is on lo is read at every sample."""
+    from halb.render import FRR_EVERY
+
+    m, tmp = bgp_node["m"], bgp_node["tmp"]
+    m["FRR_EVERY"] = FRR_EVERY
+    stand_ins(tmp / "bin", NEIGHBORS, BFD_PEERS)
+    clock = [1000.0]
+    monkeypatch.setattr(m["time"], "monotonic", lambda: clock[0])
+    frr = m["Frr"]()
+    for _ in range(FRR_EVERY):
+        assert m["sample_routing"](frr)[0] == ("halb_bgp_session_up", (("peer", "198.18.0.2"),), 1)
+        clock[0] += 1
+    assert (tmp / "bin" / "asked").read_text().strip() == "1", f"vtysh ran more than once in {FRR_EVERY} s"
+    (tmp / "bin" / "lo.txt").write_text(LO.splitlines()[0] + "\n")  # the watcher took the VIPs off lo
+    got = dict(((n, dict(labels).get("vip")), v) for n, labels, v in m["sample_routing"](frr))
+    assert got[("halb_vip_announced", "198.18.1.10")] == 0, "lo is read at every sample"
+    assert (tmp / "bin" / "asked").read_text().strip() == "2", f"FRR asked again after {FRR_EVERY} s"
