@@ -115,6 +115,10 @@ def run() -> dict[str, Any]:
                     figures["alerts"].update({a: {"drill": d.name, "error": str(e)} for a in d.alerts})
             if stack == "lab":
                 figures["exporter"] = exporter_cost()
+            if stack == bgp.STACK:  # halb-metrics reads FRR there (one vtysh every FRR_EVERY s)
+                figures["exporter_bgp"] = {
+                    "cpu_s_per_10s": {unit: unit_cpu_s(bgp.BGP_NODES[0].name, unit, 10) for unit in (EXPORTER, WRITER)}
+                }
     return figures
 
 
@@ -131,6 +135,8 @@ def table(f: dict[str, Any]) -> str:
             f"| {name} ({a['drill']}) | {a['for_s']} | {a['delivered']}/{a['runs']} | "
             f"{a['fired_p50_s']} / {a['fired_p99_s']} | {a['resolved_p50_s']} / {a['resolved_p99_s']} |"
         )
+    if "exporter_bgp" in f:
+        lines.append(f"BGP mode (lab-bgp, lb1): CPU per 10 s {f['exporter_bgp']['cpu_s_per_10s']}")
     if "exporter" not in f:
         return "\n".join(lines)
     e = f["exporter"]
