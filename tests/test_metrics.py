@@ -85,14 +85,20 @@ def series(text: str) -> dict[str, float]:
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] != "#"}
 
 
-def test_halb_metrics_exposes_every_declared_metric_in_the_format_promtool_accepts(node_state: dict[str, Any]) -> None:
+def promtool_checked(node: dict[str, Any], what: str) -> tuple[str, set[tuple[str, str]]]:
+    """The writer's exposition of the node's state (with an admin socket), which `promtool check
+    metrics` must accept; and the (name, type) of each metric in it."""
     require(tool("promtool") is not None, "the `promtool` binary (Debian's prometheus)")
-    m = node_state["m"]
-    admin_socket(node_state["tmp"] / "admin.sock")
+    m = node["m"]
+    admin_socket(node["tmp"] / "admin.sock")
     text = m["exposition"](m["sample"](m["Certificates"]()))
     p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
-    assert p.returncode == 0, f"halb-metrics: promtool check metrics: {p.stdout}{p.stderr}\n{text}"
-    names = set(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    assert p.returncode == 0, f"{what}: promtool check metrics: {p.stdout}{p.stderr}\n{text}"
+    return text, set(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+
+
+def test_halb_metrics_exposes_every_declared_metric_in_the_format_promtool_accepts(node_state: dict[str, Any]) -> None:
+    text, names = promtool_checked(node_state, "halb-metrics")
     assert names == {(x.name, x.kind) for x in of_mode("vrrp")}, f"halb-metrics exposes {sorted(names)}"
     got = series(text)
     assert got['halb_vrrp_state{vrrp_instance="halb",vip="192.168.4.60",state="master"}'] == 1, text
@@ -273,14 +279,8 @@ def bgp_series(node: dict[str, Any]) -> dict[str, float]:
 def test_bgp_mode_writes_its_metrics_in_the_format_promtool_accepts(bgp_node: dict[str, Any]) -> None:
     """lab-bgp's lb1: the IPv4 session up with BFD, the IPv6 one not: the IPv4 VIP is announced,
     the IPv6 VIP is on lo but has no session to go out on."""
-    require(tool("promtool") is not None, "the `promtool` binary (Debian's prometheus)")
     stand_ins(bgp_node["tmp"] / "bin", NEIGHBORS, BFD_PEERS)
-    m = bgp_node["m"]
-    admin_socket(bgp_node["tmp"] / "admin.sock")
-    text = m["exposition"](m["sample"](m["Certificates"]()))
-    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
-    assert p.returncode == 0, f"halb-metrics (BGP): promtool check metrics: {p.stdout}{p.stderr}\n{text}"
-    names = set(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    text, names = promtool_checked(bgp_node, "halb-metrics (BGP)")
     declared = {(x.name, x.kind) for x in of_mode("bgp") if x.name != "halb_certificate_not_after_seconds"}
     assert names == declared, f"halb-metrics (BGP) exposes {sorted(names)} (lab-bgp ends no TLS)"
     got = series(text)
